@@ -1,0 +1,654 @@
+//! Model files: every parameter of `docs/model.md`, read from TOML and validated.
+//!
+//! Field names follow the spec (`tau_s`, `tau_L`, `g_B`, ...). Unknown fields are rejected by
+//! serde with the field's name; out-of-range values by [`ModelConfig::validate`], which names
+//! the field as `section.field`.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The default model (784-500-10), embedded so `apical train` works without a file.
+pub const DEFAULT_MODEL_TOML: &str = include_str!("../models/guerguiev-1h.toml");
+/// Name of the default model file under `models/`.
+pub const DEFAULT_MODEL_NAME: &str = "guerguiev-1h";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read model file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("model file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("model file {path}: field `{field}` {problem}")]
+    Invalid {
+        path: String,
+        field: String,
+        problem: String,
+    },
+}
+
+/// Where hidden layers' apical compartments get their feedback from (spec section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackSource {
+    /// Every hidden layer receives the output layer's spikes (the reference default).
+    Broadcast,
+    /// Each hidden layer receives the spikes of the layer directly above it.
+    NextLayer,
+}
+
+/// How the feedback weights Y are set and changed (spec section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackMode {
+    /// Fixed random Y (the default).
+    Random,
+    /// Y = W^T of the layers above, re-set after every update (the backprop-like control).
+    Symmetric,
+    /// Y learned by the inverse rule of section 6.
+    Learned,
+    /// Hidden errors computed by backprop through W^T (no apical plateaus used).
+    Backprop,
+}
+
+/// PSP kernel evaluation (spec section 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PspKernel {
+    /// Only spikes of the current and `psp_window_steps - 1` previous steps count (reference).
+    Truncated,
+    /// The untruncated two-exponential kernel as exact traces.
+    Full,
+}
+
+/// Input spike draw per step (spec section 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputDraw {
+    /// Poisson counts per step (the reference), drawn as a Poisson process.
+    Poisson,
+    /// At most one spike per step with probability lambda.
+    Bernoulli,
+}
+
+/// Spread of the uniform weight initialisation (spec section 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitSpread {
+    /// h = 3.465 W_sd (the reference's final code; sd = 2 W_sd).
+    Final,
+    /// h = 1.7325 W_sd (earlier reference versions and the paper; sd = W_sd).
+    Narrow,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Short name, used for run directories.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub network: NetworkConfig,
+    #[serde(default)]
+    pub neuron: NeuronConfig,
+    #[serde(default)]
+    pub synapse: SynapseConfig,
+    #[serde(default)]
+    pub input: InputConfig,
+    #[serde(default)]
+    pub phases: PhaseConfig,
+    pub learning: LearningConfig,
+    #[serde(default)]
+    pub init: InitConfig,
+    #[serde(default)]
+    pub training: TrainingConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Input units, one per pixel.
+    #[serde(default = "d_n_in")]
+    pub n_in: usize,
+    /// Hidden layer sizes, bottom first (empty for 784-10).
+    pub hidden: Vec<usize>,
+    /// Output units, a multiple of 10 (k units per class).
+    #[serde(default = "d_n_out")]
+    pub n_out: usize,
+    #[serde(default = "d_feedback")]
+    pub feedback: FeedbackSource,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeuronConfig {
+    /// Maximum firing rate in spikes per step.
+    #[serde(default = "d_lambda_max")]
+    pub lambda_max: f64,
+    /// Time step in ms.
+    #[serde(default = "d_dt")]
+    pub dt: f64,
+    /// Leak conductance (1/tau_L).
+    #[serde(rename = "g_L", default = "d_g_l")]
+    pub g_l: f64,
+    /// Basal-to-soma conductance of hidden neurons.
+    #[serde(rename = "g_B", default = "d_g_b")]
+    pub g_b: f64,
+    /// Apical-to-soma conductance (0 = segregated dendrites).
+    #[serde(rename = "g_A", default)]
+    pub g_a: f64,
+    /// Dendrite-to-soma conductance of output neurons.
+    #[serde(rename = "g_D", default = "d_g_b")]
+    pub g_d: f64,
+    /// Excitatory reversal potential of the teaching current.
+    #[serde(rename = "E_E", default = "d_e_e")]
+    pub e_e: f64,
+    /// Inhibitory reversal potential of the teaching current.
+    #[serde(rename = "E_I", default = "d_e_i")]
+    pub e_i: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynapseConfig {
+    /// Long (membrane) time constant of the PSP kernel, ms.
+    #[serde(rename = "tau_L", default = "d_tau_l")]
+    pub tau_l: f64,
+    /// Short (synaptic) time constant of the PSP kernel, ms.
+    #[serde(default = "d_tau_s")]
+    pub tau_s: f64,
+    #[serde(default = "d_kernel")]
+    pub psp_kernel: PspKernel,
+    /// Steps a spike counts for with the truncated kernel (the reference's `mem`).
+    #[serde(default = "d_window")]
+    pub psp_window_steps: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    #[serde(default = "d_draw")]
+    pub spike_draw: InputDraw,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseConfig {
+    /// Forward phase length in steps (when not random).
+    #[serde(default = "d_phase")]
+    pub l_f: usize,
+    /// Target phase length in steps (when not random).
+    #[serde(default = "d_phase")]
+    pub l_t: usize,
+    /// Draw every phase length as l_f + floor(Wald(mean, shape)).
+    #[serde(default = "d_true")]
+    pub use_rand_phase_lengths: bool,
+    #[serde(default = "d_wald_mean")]
+    pub wald_mean: f64,
+    #[serde(default = "d_wald_shape")]
+    pub wald_shape: f64,
+    /// Steps at the end of each training phase that are averaged.
+    #[serde(default = "d_integration")]
+    pub integration_time: usize,
+    /// Forward phase length of a test example.
+    #[serde(default = "d_l_f_test")]
+    pub l_f_test: usize,
+    /// Steps at the end of a test phase that are averaged.
+    #[serde(default = "d_integration_test")]
+    pub integration_time_test: usize,
+    /// Draw a per-neuron plateau time near each phase end (training only).
+    #[serde(default)]
+    pub stochastic_plateau_times: bool,
+    /// sd of the normal draw of the plateau time offset.
+    #[serde(default = "d_plateau_sd")]
+    pub plateau_time_sd: f64,
+    /// Largest plateau time offset in steps.
+    #[serde(default = "d_plateau_max")]
+    pub plateau_time_max_offset: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningConfig {
+    /// Feedforward learning rates, one per layer, first hidden layer first, output last.
+    pub eta: Vec<f64>,
+    #[serde(default = "d_fb_mode")]
+    pub feedback_mode: FeedbackMode,
+    /// Fraction of feedback weights zeroed at init (0.8 for the sparse-feedback experiment).
+    #[serde(default)]
+    pub feedback_sparsity: f64,
+    /// Factor applied to the surviving feedback weights when sparse.
+    #[serde(default = "d_sparse_scale")]
+    pub feedback_sparse_scale: f64,
+    /// sd of the normal noise added to each transposed factor under symmetric feedback.
+    #[serde(default)]
+    pub symmetric_noise_sd: f64,
+    /// Feedback (inverse) learning rates, one per hidden layer, for `learned` mode.
+    #[serde(default)]
+    pub eta_feedback: Vec<f64>,
+    /// Apical bias c_m (learned with the feedback weights).
+    #[serde(default)]
+    pub feedback_bias: bool,
+    /// Whether hidden layers learn (false: the "fixed hidden weights" control).
+    #[serde(default = "d_true")]
+    pub hidden_learning: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    /// The reference's "weight optimisation"; false gives W = 0.1 U(-1,1), b = U(-1,1).
+    #[serde(default = "d_true")]
+    pub weight_optimisation: bool,
+    #[serde(rename = "V_avg", default = "d_v")]
+    pub v_avg: f64,
+    #[serde(rename = "V_sd", default = "d_v")]
+    pub v_sd: f64,
+    #[serde(default = "d_b_avg")]
+    pub b_avg: f64,
+    #[serde(default = "d_b_sd")]
+    pub b_sd: f64,
+    #[serde(default = "d_spread")]
+    pub init_spread: InitSpread,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    /// Training examples per epoch (the first n of each epoch's shuffle of all 60,000).
+    #[serde(default = "d_train_examples")]
+    pub train_examples: usize,
+    /// Test images per evaluation (a random subset when below 10,000).
+    #[serde(default = "d_test_examples")]
+    pub test_examples: usize,
+    /// Quick test of `quick_test_examples` random images every this many training examples
+    /// (0 = off). The reference does it every 1,000; it resets the network state.
+    #[serde(default)]
+    pub quick_test_every: usize,
+    #[serde(default = "d_quick_examples")]
+    pub quick_test_examples: usize,
+    /// Neurons per block: each block has its own random stream, so results do not depend on
+    /// the thread count. Changing it changes the random streams (not the model).
+    #[serde(default = "d_block")]
+    pub block_size: usize,
+}
+
+fn d_n_in() -> usize {
+    784
+}
+fn d_n_out() -> usize {
+    10
+}
+fn d_feedback() -> FeedbackSource {
+    FeedbackSource::Broadcast
+}
+fn d_lambda_max() -> f64 {
+    0.2
+}
+fn d_dt() -> f64 {
+    1.0
+}
+fn d_g_l() -> f64 {
+    0.1
+}
+fn d_g_b() -> f64 {
+    0.6
+}
+fn d_e_e() -> f64 {
+    8.0
+}
+fn d_e_i() -> f64 {
+    -8.0
+}
+fn d_tau_l() -> f64 {
+    10.0
+}
+fn d_tau_s() -> f64 {
+    3.0
+}
+fn d_kernel() -> PspKernel {
+    PspKernel::Truncated
+}
+fn d_window() -> usize {
+    10
+}
+fn d_draw() -> InputDraw {
+    InputDraw::Poisson
+}
+fn d_phase() -> usize {
+    50
+}
+fn d_true() -> bool {
+    true
+}
+fn d_wald_mean() -> f64 {
+    2.0
+}
+fn d_wald_shape() -> f64 {
+    1.0
+}
+fn d_integration() -> usize {
+    20
+}
+fn d_l_f_test() -> usize {
+    250
+}
+fn d_integration_test() -> usize {
+    220
+}
+fn d_plateau_sd() -> f64 {
+    3.0
+}
+fn d_plateau_max() -> usize {
+    5
+}
+fn d_fb_mode() -> FeedbackMode {
+    FeedbackMode::Random
+}
+fn d_sparse_scale() -> f64 {
+    5.0
+}
+fn d_v() -> f64 {
+    3.0
+}
+fn d_b_avg() -> f64 {
+    0.8
+}
+fn d_b_sd() -> f64 {
+    0.001
+}
+fn d_spread() -> InitSpread {
+    InitSpread::Final
+}
+fn d_epochs() -> usize {
+    60
+}
+fn d_train_examples() -> usize {
+    60_000
+}
+fn d_test_examples() -> usize {
+    10_000
+}
+fn d_quick_examples() -> usize {
+    100
+}
+fn d_block() -> usize {
+    256
+}
+
+macro_rules! section_default {
+    ($t:ty) => {
+        impl Default for $t {
+            fn default() -> Self {
+                toml::from_str("").expect("all fields of this section have defaults")
+            }
+        }
+    };
+}
+section_default!(NeuronConfig);
+section_default!(SynapseConfig);
+section_default!(InputConfig);
+section_default!(PhaseConfig);
+section_default!(InitConfig);
+section_default!(TrainingConfig);
+
+impl ModelConfig {
+    /// Parses and validates a model file's text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: ModelConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The embedded default model.
+    pub fn default_model() -> Self {
+        Self::from_toml_str(DEFAULT_MODEL_TOML, "models/guerguiev-1h.toml (embedded)")
+            .expect("the embedded default model is valid")
+    }
+
+    /// The model as TOML text (what a run directory stores).
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string(self).expect("a model config always serialises")
+    }
+
+    /// Layer sizes from the first hidden layer to the output layer.
+    pub fn layer_sizes(&self) -> Vec<usize> {
+        let mut v = self.network.hidden.clone();
+        v.push(self.network.n_out);
+        v
+    }
+
+    /// Checks every value range; the error names the field as `section.field`.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |field: &str, problem: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            field: field.to_string(),
+            problem,
+        };
+        let positive = |field: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(bad(
+                    field,
+                    format!("must be a positive finite number, got {v}"),
+                ))
+            }
+        };
+        let finite = |field: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(bad(field, format!("must be finite, got {v}")))
+            }
+        };
+        let nonneg = |field: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(bad(field, format!("must be >= 0 and finite, got {v}")))
+            }
+        };
+        if self.name.trim().is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(bad(
+                "name",
+                format!(
+                    "must be non-empty and use only letters, digits, '-', '_' and '.', got {:?}",
+                    self.name
+                ),
+            ));
+        }
+        let n = &self.network;
+        if n.n_in == 0 {
+            return Err(bad("network.n_in", "must be at least 1, got 0".into()));
+        }
+        if n.n_out == 0 || n.n_out % 10 != 0 {
+            return Err(bad(
+                "network.n_out",
+                format!(
+                    "must be a positive multiple of 10 (k units per class), got {}",
+                    n.n_out
+                ),
+            ));
+        }
+        if let Some(i) = n.hidden.iter().position(|&h| h == 0) {
+            return Err(bad(
+                "network.hidden",
+                format!("layer {i} has size 0; every layer needs at least one neuron"),
+            ));
+        }
+        let ne = &self.neuron;
+        positive("neuron.lambda_max", ne.lambda_max)?;
+        if ne.lambda_max > 1.0 {
+            return Err(bad(
+                "neuron.lambda_max",
+                format!(
+                    "is a rate in spikes per step and must be at most 1, got {}",
+                    ne.lambda_max
+                ),
+            ));
+        }
+        positive("neuron.dt", ne.dt)?;
+        positive("neuron.g_L", ne.g_l)?;
+        nonneg("neuron.g_B", ne.g_b)?;
+        nonneg("neuron.g_A", ne.g_a)?;
+        nonneg("neuron.g_D", ne.g_d)?;
+        finite("neuron.E_E", ne.e_e)?;
+        finite("neuron.E_I", ne.e_i)?;
+        let s = &self.synapse;
+        positive("synapse.tau_L", s.tau_l)?;
+        positive("synapse.tau_s", s.tau_s)?;
+        if (s.tau_l - s.tau_s).abs() < 1e-12 {
+            return Err(bad(
+                "synapse.tau_s",
+                "must differ from tau_L (the kernel divides by tau_L - tau_s)".into(),
+            ));
+        }
+        if s.psp_window_steps == 0 {
+            return Err(bad(
+                "synapse.psp_window_steps",
+                "must be at least 1, got 0".into(),
+            ));
+        }
+        let p = &self.phases;
+        if p.integration_time == 0 {
+            return Err(bad(
+                "phases.integration_time",
+                "must be at least 1, got 0".into(),
+            ));
+        }
+        for (field, len) in [("phases.l_f", p.l_f), ("phases.l_t", p.l_t)] {
+            if len == 0 {
+                return Err(bad(
+                    field,
+                    "is a phase length and must be at least 1, got 0".into(),
+                ));
+            }
+            if len
+                < p.integration_time
+                    + p.plateau_time_max_offset * p.stochastic_plateau_times as usize
+            {
+                return Err(bad(
+                    field,
+                    format!(
+                        "({len}) must be at least phases.integration_time ({}) plus the largest plateau time offset when stochastic plateau times are on",
+                        p.integration_time
+                    ),
+                ));
+            }
+        }
+        if p.l_f_test == 0 {
+            return Err(bad("phases.l_f_test", "must be at least 1, got 0".into()));
+        }
+        if p.integration_time_test == 0 || p.integration_time_test > p.l_f_test {
+            return Err(bad(
+                "phases.integration_time_test",
+                format!(
+                    "must be between 1 and l_f_test ({}), got {}",
+                    p.l_f_test, p.integration_time_test
+                ),
+            ));
+        }
+        if p.use_rand_phase_lengths {
+            positive("phases.wald_mean", p.wald_mean)?;
+            positive("phases.wald_shape", p.wald_shape)?;
+        }
+        nonneg("phases.plateau_time_sd", p.plateau_time_sd)?;
+        let l = &self.learning;
+        let layers = n.hidden.len() + 1;
+        if l.eta.len() != layers {
+            return Err(bad(
+                "learning.eta",
+                format!(
+                    "needs one learning rate per layer ({layers}: {} hidden + output), got {}",
+                    n.hidden.len(),
+                    l.eta.len()
+                ),
+            ));
+        }
+        for (i, &e) in l.eta.iter().enumerate() {
+            nonneg(&format!("learning.eta[{i}]"), e)?;
+        }
+        if !(0.0..1.0).contains(&l.feedback_sparsity) {
+            return Err(bad(
+                "learning.feedback_sparsity",
+                format!("must be in [0, 1), got {}", l.feedback_sparsity),
+            ));
+        }
+        finite("learning.feedback_sparse_scale", l.feedback_sparse_scale)?;
+        nonneg("learning.symmetric_noise_sd", l.symmetric_noise_sd)?;
+        if l.feedback_mode == FeedbackMode::Learned && l.eta_feedback.len() != n.hidden.len() {
+            return Err(bad(
+                "learning.eta_feedback",
+                format!(
+                    "needs one rate per hidden layer ({}) when feedback_mode = \"learned\", got {}",
+                    n.hidden.len(),
+                    l.eta_feedback.len()
+                ),
+            ));
+        }
+        for (i, &e) in l.eta_feedback.iter().enumerate() {
+            nonneg(&format!("learning.eta_feedback[{i}]"), e)?;
+        }
+        let i = &self.init;
+        finite("init.V_avg", i.v_avg)?;
+        if i.weight_optimisation && i.v_avg == 0.0 {
+            return Err(bad(
+                "init.V_avg",
+                "must be non-zero (W_avg divides by it)".into(),
+            ));
+        }
+        positive("init.V_sd", i.v_sd)?;
+        finite("init.b_avg", i.b_avg)?;
+        nonneg("init.b_sd", i.b_sd)?;
+        let t = &self.training;
+        if t.epochs == 0 {
+            return Err(bad("training.epochs", "must be at least 1, got 0".into()));
+        }
+        if t.train_examples == 0 {
+            return Err(bad(
+                "training.train_examples",
+                "must be at least 1, got 0".into(),
+            ));
+        }
+        if t.test_examples == 0 {
+            return Err(bad(
+                "training.test_examples",
+                "must be at least 1, got 0".into(),
+            ));
+        }
+        if t.quick_test_every > 0 && t.quick_test_examples == 0 {
+            return Err(bad(
+                "training.quick_test_examples",
+                "must be at least 1 when quick tests are on".into(),
+            ));
+        }
+        if t.block_size == 0 {
+            return Err(bad(
+                "training.block_size",
+                "must be at least 1, got 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}

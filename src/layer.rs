@@ -1,0 +1,377 @@
+//! A layer of neurons: its learned parameters and its state as plain arrays, split into
+//! fixed blocks of neurons. Every block owns its random stream, so a layer's update gives the
+//! same result whether its blocks run on one thread or many.
+
+use crate::neuron::{self, Dynamics};
+use crate::rng::{unit_f32, Rng};
+use crate::synapse::{add_rows, Kernel, PspTrace};
+use rand::Rng as _;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What a layer learns and the fixed weights it is given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerParams {
+    /// Presynaptic (feedforward input) units.
+    pub n_pre: usize,
+    /// Neurons.
+    pub n: usize,
+    /// Feedforward weights W, input-major: `w[j * n + i]` is the weight from input j to
+    /// neuron i, so a spike of input j adds one contiguous row.
+    pub w: Vec<f32>,
+    /// Basal (dendrite) biases b.
+    pub b: Vec<f32>,
+    /// Feedback input units (0 for the output layer).
+    pub n_fb: usize,
+    /// Feedback weights Y, feedback-input-major: `y[k * n + i]`.
+    pub y: Vec<f32>,
+    /// Apical biases c (zero unless the model has a feedback bias).
+    pub c: Vec<f32>,
+    /// Sparse feedback: which entries of `y` survive (empty when feedback is dense).
+    pub y_keep: Vec<bool>,
+}
+
+impl LayerParams {
+    /// W[i, j] in the usual (neuron, input) indexing.
+    #[inline]
+    pub fn weight(&self, i: usize, j: usize) -> f32 {
+        self.w[j * self.n + i]
+    }
+
+    /// Y[i, k] in the usual (neuron, feedback input) indexing.
+    #[inline]
+    pub fn feedback(&self, i: usize, k: usize) -> f32 {
+        self.y[k * self.n + i]
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.w
+            .iter()
+            .chain(&self.b)
+            .chain(&self.y)
+            .chain(&self.c)
+            .all(|v| v.is_finite())
+    }
+}
+
+/// Means over the integration window of one phase (eq. 5.1-5.5), one value per neuron.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PhaseMeans {
+    /// Mean somatic potential C.
+    pub c: Vec<f32>,
+    /// Mean apical potential A (hidden layers).
+    pub a: Vec<f32>,
+    /// Mean firing rate lambda_max sigma(C) in spikes per step.
+    pub rate: Vec<f32>,
+}
+
+impl PhaseMeans {
+    fn new(n: usize) -> Self {
+        PhaseMeans {
+            c: vec![0.0; n],
+            a: vec![0.0; n],
+            rate: vec![0.0; n],
+        }
+    }
+}
+
+/// The state of a contiguous block of neurons `lo..hi` of a layer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NeuronBlock {
+    pub lo: usize,
+    pub hi: usize,
+    /// Somatic potential C.
+    pub soma: Vec<f32>,
+    /// Basal (hidden) or dendritic (output) potential B.
+    pub basal: Vec<f32>,
+    /// Apical potential A (hidden layers; empty for the output layer).
+    pub apical: Vec<f32>,
+    /// Firing rate lambda_C of the current step, spikes per step.
+    pub rate: Vec<f32>,
+    /// Spike counts of the current step.
+    pub spikes: Vec<u8>,
+    /// Feedforward synaptic input history (basal dendrite).
+    pub basal_in: PspTrace,
+    /// Feedback synaptic input history (apical dendrite).
+    pub apical_in: PspTrace,
+    sum_c: Vec<f32>,
+    sum_a: Vec<f32>,
+    sum_rate: Vec<f32>,
+    /// Apical potentials of the last `hist_len` steps (stochastic plateau times only).
+    apical_hist: Vec<f32>,
+    hist_len: usize,
+    hist_head: usize,
+    pub rng: Rng,
+}
+
+impl NeuronBlock {
+    fn new(kernel: &Kernel, lo: usize, hi: usize, hidden: bool, hist_len: usize, rng: Rng) -> Self {
+        let len = hi - lo;
+        let fb_len = if hidden { len } else { 0 };
+        NeuronBlock {
+            lo,
+            hi,
+            soma: vec![0.0; len],
+            basal: vec![0.0; len],
+            apical: vec![0.0; fb_len],
+            rate: vec![0.0; len],
+            spikes: vec![0; len],
+            basal_in: PspTrace::new(kernel, len),
+            apical_in: PspTrace::new(kernel, fb_len),
+            sum_c: vec![0.0; len],
+            sum_a: vec![0.0; fb_len],
+            sum_rate: vec![0.0; len],
+            apical_hist: vec![0.0; hist_len * fb_len],
+            hist_len,
+            hist_head: 0,
+            rng,
+        }
+    }
+
+    fn reset(&mut self) {
+        for v in [
+            &mut self.soma,
+            &mut self.basal,
+            &mut self.apical,
+            &mut self.rate,
+            &mut self.sum_c,
+            &mut self.sum_a,
+            &mut self.sum_rate,
+            &mut self.apical_hist,
+        ] {
+            v.fill(0.0);
+        }
+        self.spikes.fill(0);
+        self.basal_in.reset();
+        self.apical_in.reset();
+        self.hist_head = 0;
+    }
+
+    /// One time step of this block (section 3 order: basal, apical, soma, spikes).
+    /// `teach` is the per-neuron teaching conductance g_E of the output layer's target phase.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn step(
+        &mut self,
+        p: &LayerParams,
+        kernel: &Kernel,
+        d: &Dynamics,
+        in_events: &[u32],
+        teach: Option<&[f32]>,
+        in_window: bool,
+    ) {
+        let (lo, hi) = (self.lo, self.hi);
+        // Eq. 2.3 / 3.1: B = W s + b, event-driven.
+        let u = self.basal_in.begin_step();
+        add_rows(u, &p.w, p.n, lo, in_events);
+        self.basal_in.end_step(kernel);
+        self.basal_in
+            .potential_into(kernel, &p.b[lo..hi], &mut self.basal);
+        let hidden = p.n_fb > 0;
+        if hidden {
+            // Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step.
+            self.apical_in
+                .potential_into(kernel, &p.c[lo..hi], &mut self.apical);
+            neuron::hidden_soma_step(d, &mut self.soma, &self.basal, &self.apical);
+        } else {
+            let teach = teach.map(|t| &t[lo..hi]);
+            neuron::output_soma_step(d, &mut self.soma, &self.basal, teach);
+        }
+        // Eq. 3.4: rates and Poisson spikes, two uniforms per 64-bit draw.
+        for (r, &c) in self.rate.iter_mut().zip(&self.soma) {
+            *r = neuron::firing_rate(d, c);
+        }
+        for (s, r) in self.spikes.chunks_mut(2).zip(self.rate.chunks(2)) {
+            let bits = self.rng.next_u64();
+            s[0] = neuron::poisson_count(unit_f32(bits as u32), r[0]);
+            if s.len() > 1 {
+                s[1] = neuron::poisson_count(unit_f32((bits >> 32) as u32), r[1]);
+            }
+        }
+        if hidden && self.hist_len > 0 {
+            let len = hi - lo;
+            self.hist_head = (self.hist_head + 1) % self.hist_len;
+            let h = self.hist_head * len;
+            self.apical_hist[h..h + len].copy_from_slice(&self.apical);
+        }
+        if in_window {
+            add_assign(&mut self.sum_c, &self.soma);
+            add_assign(&mut self.sum_rate, &self.rate);
+            if hidden {
+                add_assign(&mut self.sum_a, &self.apical);
+            }
+        }
+    }
+
+    /// Writes the window means into `means` and clears the sums. `offsets` (stochastic
+    /// plateau times) shifts each neuron's apical window back by that many steps.
+    fn take_means(&mut self, window: usize, means: &mut PhaseMeans, offsets: Option<&[u8]>) {
+        let inv = 1.0 / window as f32;
+        let (lo, hi) = (self.lo, self.hi);
+        for (m, s) in means.c[lo..hi].iter_mut().zip(&self.sum_c) {
+            *m = s * inv;
+        }
+        for (m, s) in means.rate[lo..hi].iter_mut().zip(&self.sum_rate) {
+            *m = s * inv;
+        }
+        if !self.apical.is_empty() {
+            match offsets {
+                None => {
+                    for (m, s) in means.a[lo..hi].iter_mut().zip(&self.sum_a) {
+                        *m = s * inv;
+                    }
+                }
+                Some(off) => {
+                    // Eq. 5.5: mean of A over the `window` steps ending `off` steps early.
+                    let len = hi - lo;
+                    for (i, m) in means.a[lo..hi].iter_mut().enumerate() {
+                        let o = off[lo + i] as usize;
+                        let mut s = 0.0;
+                        for back in o..o + window {
+                            let slot = (self.hist_head + self.hist_len - back) % self.hist_len;
+                            s += self.apical_hist[slot * len + i];
+                        }
+                        *m = s * inv;
+                    }
+                }
+            }
+        }
+        self.sum_c.fill(0.0);
+        self.sum_a.fill(0.0);
+        self.sum_rate.fill(0.0);
+    }
+}
+
+#[inline]
+fn add_assign(acc: &mut [f32], x: &[f32]) {
+    for (a, &v) in acc.iter_mut().zip(x) {
+        *a += v;
+    }
+}
+
+/// The state of one layer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayerState {
+    pub n: usize,
+    pub blocks: Vec<NeuronBlock>,
+    /// Spikes of the current step: neuron indices, repeated for counts above one.
+    pub events: Vec<u32>,
+    /// Window means of the last forward and target phases.
+    pub forward: PhaseMeans,
+    pub target: PhaseMeans,
+    /// Spikes emitted since the counter was last cleared.
+    pub spike_count: u64,
+}
+
+impl LayerState {
+    /// `rngs(b)` gives block b its stream; `hist_len` > 0 keeps apical history for
+    /// stochastic plateau times.
+    pub fn new(
+        kernel: &Kernel,
+        n: usize,
+        hidden: bool,
+        block_size: usize,
+        hist_len: usize,
+        mut rngs: impl FnMut(usize) -> Rng,
+    ) -> Self {
+        let blocks = (0..n.div_ceil(block_size))
+            .map(|b| {
+                let lo = b * block_size;
+                let hi = (lo + block_size).min(n);
+                NeuronBlock::new(kernel, lo, hi, hidden, hist_len, rngs(b))
+            })
+            .collect();
+        LayerState {
+            n,
+            blocks,
+            events: Vec::with_capacity(n),
+            forward: PhaseMeans::new(n),
+            target: PhaseMeans::new(n),
+            spike_count: 0,
+        }
+    }
+
+    /// Zero potentials, empty histories (the rng streams carry on).
+    pub fn reset(&mut self) {
+        for b in &mut self.blocks {
+            b.reset();
+        }
+        self.events.clear();
+    }
+
+    pub fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.rng = rngs(i);
+        }
+    }
+
+    /// One time step of the whole layer, blocks in parallel when `parallel`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        p: &LayerParams,
+        kernel: &Kernel,
+        d: &Dynamics,
+        in_events: &[u32],
+        teach: Option<&[f32]>,
+        in_window: bool,
+        parallel: bool,
+    ) {
+        if parallel && self.blocks.len() > 1 {
+            self.blocks
+                .par_iter_mut()
+                .for_each(|b| b.step(p, kernel, d, in_events, teach, in_window));
+        } else {
+            for b in &mut self.blocks {
+                b.step(p, kernel, d, in_events, teach, in_window);
+            }
+        }
+        self.events.clear();
+        for b in &self.blocks {
+            for (i, &s) in b.spikes.iter().enumerate() {
+                for _ in 0..s {
+                    self.events.push((b.lo + i) as u32);
+                }
+            }
+        }
+        self.spike_count += self.events.len() as u64;
+    }
+
+    /// Adds the feedback spikes of this step to the apical input history (eq. 3.2): they
+    /// reach A at the next step.
+    pub fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
+        for b in &mut self.blocks {
+            let u = b.apical_in.begin_step();
+            add_rows(u, &p.y, p.n, b.lo, fb_events);
+            b.apical_in.end_step(kernel);
+        }
+    }
+
+    /// Ends a phase: stores the window means (forward or target).
+    pub fn end_phase(&mut self, forward: bool, window: usize, offsets: Option<&[u8]>) {
+        let means = if forward {
+            &mut self.forward
+        } else {
+            &mut self.target
+        };
+        for b in &mut self.blocks {
+            b.take_means(window, means, offsets);
+        }
+    }
+
+    /// Somatic potentials of all neurons, in order.
+    pub fn soma(&self) -> impl Iterator<Item = f32> + '_ {
+        self.blocks.iter().flat_map(|b| b.soma.iter().copied())
+    }
+
+    /// Whether every potential of the layer is finite.
+    pub fn is_finite(&self) -> bool {
+        self.blocks.iter().all(|b| {
+            b.soma
+                .iter()
+                .chain(&b.basal)
+                .chain(&b.apical)
+                .all(|v| v.is_finite())
+        })
+    }
+}

@@ -1,0 +1,369 @@
+//! The `apical` command line.
+
+use anyhow::{bail, Context, Result};
+use apical::checkpoint::{self, Checkpoint};
+use apical::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
+use apical::data::{self, Mnist};
+use apical::network::{predict, Network, NoObserver};
+use apical::train::{self, EpochMetrics, Progress, RunInfo, RunOptions, TrainError, Trainer};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "apical",
+    version,
+    about = "Spiking segregated-dendrite networks that learn MNIST with local rules"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model (the default 784-500-10 model when no file is given).
+    Train(TrainArgs),
+    /// Test a saved network and print its error and confusion matrix.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Model file (TOML); default: the embedded models/guerguiev-1h.toml.
+    model: Option<PathBuf>,
+    /// Epochs in total (default: the model file's training.epochs).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training examples per epoch: the first N of each epoch's shuffle.
+    #[arg(long)]
+    train_examples: Option<usize>,
+    /// Test images per evaluation (a seeded random subset when below 10,000).
+    #[arg(long)]
+    test_examples: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run directory (default: runs/<model name>-seed<S>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Directory holding the four MNIST files (raw or .gz).
+    #[arg(long, env = "APICAL_DATA")]
+    data: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint.
+    #[arg(long, conflicts_with_all = ["model", "seed", "out", "train_examples", "test_examples"])]
+    resume: Option<PathBuf>,
+    /// Also checkpoint every N training examples.
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: usize,
+    /// Skip the SHA-256 check of the MNIST files.
+    #[arg(long)]
+    no_verify: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// A checkpoint file, or a run directory (its latest checkpoint).
+    checkpoint: PathBuf,
+    #[arg(long, default_value_t = 10_000)]
+    test_examples: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, env = "APICAL_DATA")]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long)]
+    no_verify: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd_train(a),
+        Command::Eval(a) => cmd_eval(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("cannot start the thread pool")?;
+    }
+    Ok(())
+}
+
+fn load_data(dir: Option<&Path>, no_verify: bool) -> Result<(Mnist, PathBuf)> {
+    let dir = data::find_data_dir(dir)?;
+    eprintln!("loading MNIST from {}", dir.display());
+    let m = data::load_mnist(&dir, !no_verify)?;
+    Ok((m, dir))
+}
+
+struct Bar {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Bar {
+    fn style() -> ProgressStyle {
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> ")
+    }
+}
+
+impl Progress for Bar {
+    fn start_epoch(&mut self, epoch: usize, examples: usize, done: usize) {
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::new(examples as u64);
+        bar.set_style(Self::style());
+        bar.set_prefix(epoch.to_string());
+        bar.set_position(done as u64);
+        bar.enable_steady_tick(Duration::from_millis(500));
+        self.bar = Some(bar);
+    }
+    fn example_done(&mut self, done: usize, train_error: f64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done as u64);
+            if done % 100 == 0 {
+                b.set_message(format!("train err {train_error:.1} %"));
+            }
+        }
+    }
+    fn testing(&mut self, _epoch: usize, n: usize) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("testing on {n} images ..."));
+        }
+    }
+    fn quick_test(&mut self, epoch: usize, example: usize, error: f64) {
+        let line = format!("epoch {epoch} example {example}: quick test error {error:.1} %");
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+    fn end_epoch(&mut self, m: &EpochMetrics) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        let r = &m.record;
+        let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
+        println!(
+            "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, {:.1} s ({:.3} ms/example)",
+            r.epoch,
+            r.train_error,
+            r.test_error,
+            r.test_examples,
+            rates.join(", "),
+            m.wall_seconds,
+            1000.0 * m.seconds_per_train_example
+        );
+    }
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond interrupt: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: finishing the current example and writing a checkpoint (Ctrl-C again to quit at once)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    let mut trainer_holder;
+    let data_holder: Mnist;
+    if let Some(dir) = &a.resume {
+        let info = train::RunDir::read_info(dir)?;
+        let list = checkpoint::list_checkpoints(dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?;
+        let Some((_, _, latest)) = list.last() else {
+            bail!("{} holds no checkpoint to resume from", dir.display());
+        };
+        let ck = Checkpoint::load(latest)?;
+        let data_dir = a.data.clone().unwrap_or(info.data_dir.clone());
+        let (d, _) = load_data(Some(&data_dir), a.no_verify)?;
+        data_holder = d;
+        let epochs = a.epochs.unwrap_or(info.epochs);
+        let opts = RunOptions {
+            epochs,
+            train_examples: info.train_examples,
+            test_examples: info.test_examples,
+            seed: ck.seed,
+            out_dir: dir.clone(),
+            checkpoint_every: a.checkpoint_every,
+            progress: !a.quiet,
+        };
+        eprintln!(
+            "resuming {} from {} ({} epochs done) up to {} epochs",
+            dir.display(),
+            latest.display(),
+            ck.epochs_done,
+            epochs
+        );
+        let mut info = info;
+        info.epochs = epochs;
+        train::RunDir { dir: dir.clone() }.write_info(&info)?;
+        trainer_holder = Trainer::resume(ck, &data_holder, opts)?;
+    } else {
+        let cfg = match &a.model {
+            Some(p) => ModelConfig::from_file(p)?,
+            None => ModelConfig::from_toml_str(
+                DEFAULT_MODEL_TOML,
+                &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
+            )?,
+        };
+        let (d, data_dir) = load_data(a.data.as_deref(), a.no_verify)?;
+        data_holder = d;
+        let epochs = a.epochs.unwrap_or(cfg.training.epochs);
+        let train_examples = a.train_examples.unwrap_or(cfg.training.train_examples);
+        let test_examples = a.test_examples.unwrap_or(cfg.training.test_examples);
+        if epochs == 0 || train_examples == 0 || test_examples == 0 {
+            bail!("--epochs, --train-examples and --test-examples must be at least 1");
+        }
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", cfg.name, a.seed)));
+        let info = RunInfo {
+            apical_version: env!("CARGO_PKG_VERSION").into(),
+            model: cfg.name.clone(),
+            seed: a.seed,
+            epochs,
+            train_examples,
+            test_examples,
+            data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+        };
+        let opts = RunOptions {
+            epochs,
+            train_examples,
+            test_examples,
+            seed: a.seed,
+            out_dir: out.clone(),
+            checkpoint_every: a.checkpoint_every,
+            progress: !a.quiet,
+        };
+        eprintln!(
+            "training {} ({}) for {} epoch(s) of {} examples, testing on {}; run directory {}",
+            cfg.name,
+            sizes_string(&cfg),
+            epochs,
+            train_examples,
+            test_examples,
+            out.display()
+        );
+        trainer_holder = Trainer::new(cfg, &data_holder, opts, &info)?;
+    }
+    let mut bar = Bar {
+        bar: None,
+        quiet: a.quiet,
+    };
+    match trainer_holder.run(&stop, &mut bar, &mut NoObserver) {
+        Ok(()) => {
+            println!("done: results in {}", trainer_holder.run.dir.display());
+            Ok(())
+        }
+        Err(TrainError::Interrupted {
+            epoch,
+            example,
+            checkpoint,
+        }) => {
+            if let Some(b) = bar.bar.take() {
+                b.abandon();
+            }
+            eprintln!(
+                "stopped in epoch {epoch} after {example} examples; checkpoint {}\nresume with: apical train --resume {}",
+                checkpoint.display(),
+                trainer_holder.run.dir.display()
+            );
+            std::process::exit(130);
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sizes_string(cfg: &ModelConfig) -> String {
+    let mut s = vec![cfg.network.n_in];
+    s.extend(cfg.layer_sizes());
+    s.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let path = if a.checkpoint.is_dir() {
+        let list = checkpoint::list_checkpoints(&a.checkpoint)
+            .with_context(|| format!("cannot list {}", a.checkpoint.display()))?;
+        match list.last() {
+            Some((_, _, p)) => p.clone(),
+            None => bail!("{} holds no checkpoint", a.checkpoint.display()),
+        }
+    } else {
+        a.checkpoint.clone()
+    };
+    let ck = Checkpoint::load(&path)?;
+    let cfg = ModelConfig::from_toml_str(&ck.model_toml, &format!("{} (model)", path.display()))?;
+    let (data, _) = load_data(a.data.as_deref(), a.no_verify)?;
+    if a.test_examples == 0 {
+        bail!("--test-examples must be at least 1");
+    }
+    let net = Network::from_params(apical::network::Model::new(cfg), ck.params, ck.seed);
+    let key = (2u64 << 48) | ck.epochs_done as u64;
+    let (idx, preds) = train::evaluate(&net, &data.test, a.seed, key, a.test_examples);
+    let err = train::error_percent(&data.test, &idx, &preds);
+    println!(
+        "{}: {} epochs trained; test error {:.2} % on {} images",
+        path.display(),
+        ck.epochs_done,
+        err,
+        idx.len()
+    );
+    let mut conf = [[0usize; 10]; 10];
+    for (&i, &p) in idx.iter().zip(&preds) {
+        conf[data.test.label(i) as usize][p as usize] += 1;
+    }
+    println!("confusion matrix (rows: true class, columns: predicted)");
+    print!("     ");
+    for c in 0..10 {
+        print!("{c:>6}");
+    }
+    println!();
+    for (t, row) in conf.iter().enumerate() {
+        print!("{t:>4} ");
+        for v in row {
+            print!("{v:>6}");
+        }
+        println!();
+    }
+    let _ = predict;
+    Ok(())
+}

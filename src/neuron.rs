@@ -1,0 +1,119 @@
+//! Compartment dynamics of the hidden (basal, apical, soma) and output (dendrite, soma)
+//! neurons, their firing rates and spikes, and the apical plateau potential.
+//! Equation numbers refer to docs/model.md.
+
+use crate::config::NeuronConfig;
+
+/// Constants of the somatic updates, derived once from the model file.
+#[derive(Clone, Copy, Debug)]
+pub struct Dynamics {
+    pub dt: f32,
+    pub lambda_max: f32,
+    pub g_l: f32,
+    pub g_b: f32,
+    pub g_a: f32,
+    pub g_d: f32,
+    pub e_e: f32,
+    pub e_i: f32,
+    /// Eq. 3.5: k_B = g_B / (g_L + g_B + g_A).
+    pub k_b: f32,
+    /// Eq. 4.4: k_D = g_D / (g_L + g_D).
+    pub k_d: f32,
+}
+
+impl Dynamics {
+    pub fn new(n: &NeuronConfig) -> Self {
+        Dynamics {
+            dt: n.dt as f32,
+            lambda_max: n.lambda_max as f32,
+            g_l: n.g_l as f32,
+            g_b: n.g_b as f32,
+            g_a: n.g_a as f32,
+            g_d: n.g_d as f32,
+            e_e: n.e_e as f32,
+            e_i: n.e_i as f32,
+            k_b: (n.g_b / (n.g_l + n.g_b + n.g_a)) as f32,
+            k_d: (n.g_d / (n.g_l + n.g_d)) as f32,
+        }
+    }
+}
+
+/// The logistic function sigma.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// sigma'(x) = sigma(x) (1 - sigma(x)).
+#[inline]
+pub fn sigmoid_prime(x: f32) -> f32 {
+    let s = sigmoid(x);
+    s * (1.0 - s)
+}
+
+/// Eq. 3.3: hidden soma, forward Euler:
+/// C <- C + dt (-g_L C + g_B (B - C) + g_A (A - C)).
+#[inline]
+pub fn hidden_soma_step(d: &Dynamics, c: &mut [f32], basal: &[f32], apical: &[f32]) {
+    for ((c, &b), &a) in c.iter_mut().zip(basal).zip(apical) {
+        *c += d.dt * (-d.g_l * *c + d.g_b * (b - *c) + d.g_a * (a - *c));
+    }
+}
+
+/// Eqs. 4.2-4.3: output soma, forward Euler, with the teaching current of the target phase
+/// (`g_e` = per-unit excitatory teaching conductance, g_I = 1 - g_E; None in the forward phase):
+/// C <- C + dt (-g_L C + g_D (B - C) + I), I = g_E (E_E - C) + g_I (E_I - C).
+#[inline]
+pub fn output_soma_step(d: &Dynamics, c: &mut [f32], dendrite: &[f32], g_e: Option<&[f32]>) {
+    match g_e {
+        None => {
+            for (c, &b) in c.iter_mut().zip(dendrite) {
+                *c += d.dt * (-d.g_l * *c + d.g_d * (b - *c));
+            }
+        }
+        Some(g_e) => {
+            for ((c, &b), &ge) in c.iter_mut().zip(dendrite).zip(g_e) {
+                let i = teaching_current(d, *c, ge);
+                *c += d.dt * (-d.g_l * *c + d.g_d * (b - *c) + i);
+            }
+        }
+    }
+}
+
+/// Eq. 4.3: I = g_E (E_E - C) + g_I (E_I - C), g_I = 1 - g_E.
+#[inline]
+pub fn teaching_current(d: &Dynamics, c: f32, g_e: f32) -> f32 {
+    g_e * (d.e_e - c) + (1.0 - g_e) * (d.e_i - c)
+}
+
+/// Eq. 3.4: lambda_C = lambda_max sigma(C), spikes per step.
+#[inline]
+pub fn firing_rate(d: &Dynamics, c: f32) -> f32 {
+    d.lambda_max * sigmoid(c)
+}
+
+/// Eq. 3.4: a Poisson count of mean `lambda` from one uniform `u` in [0, 1), by inversion.
+#[inline]
+pub fn poisson_count(u: f32, lambda: f32) -> u8 {
+    let mut p = (-lambda).exp();
+    let mut cdf = p;
+    let mut k = 0u8;
+    while u >= cdf && k < u8::MAX {
+        k += 1;
+        p *= lambda / k as f32;
+        let next = cdf + p;
+        if next <= cdf {
+            // The remaining tail is below f32 resolution.
+            break;
+        }
+        cdf = next;
+    }
+    k
+}
+
+/// Eq. 5.2: the apical plateau potential alpha = sigma(mean apical potential over the
+/// integration window).
+#[inline]
+pub fn plateau_potential(mean_apical: f32) -> f32 {
+    sigmoid(mean_apical)
+}

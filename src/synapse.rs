@@ -1,0 +1,268 @@
+//! Postsynaptic potentials: the PSP kernel (eq. 2.1) and its event-driven evaluation.
+//!
+//! A layer never forms per-input PSPs. Each step the weight rows of the inputs that spiked
+//! are summed into u(t) (one contiguous row per spike), and the dendritic potential is
+//! B(t) = sum_{d=1..mem} kappa(d) u(t-d+1) + b (eq. 2.3), a short sum over a ring buffer of
+//! u. With the full kernel the same sum is two exponential traces (eq. 2.4).
+
+use crate::config::{PspKernel, SynapseConfig};
+use serde::{Deserialize, Serialize};
+
+/// Eq. 2.1: kappa(t) = (exp(-t/tau_L) - exp(-t/tau_s)) / (tau_L - tau_s).
+pub fn kappa(t: f64, tau_l: f64, tau_s: f64) -> f64 {
+    ((-t / tau_l).exp() - (-t / tau_s).exp()) / (tau_l - tau_s)
+}
+
+/// The kernel as the simulation uses it: kappa at lags 1..=mem steps (eq. 2.2: a spike at
+/// step k contributes kappa(1) at step k), or the trace decays of the full kernel.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pub kind: PspKernel,
+    /// kappa(d * dt) for d = 1..=mem (truncated kernel).
+    pub taps: Vec<f32>,
+    /// exp(-dt/tau_L), exp(-dt/tau_s) (full kernel).
+    pub decay_l: f32,
+    pub decay_s: f32,
+    /// 1 / (tau_L - tau_s).
+    pub norm: f32,
+    tau_l: f64,
+    tau_s: f64,
+    dt: f64,
+}
+
+impl Kernel {
+    pub fn new(cfg: &SynapseConfig, dt: f64) -> Self {
+        let taps = (1..=cfg.psp_window_steps)
+            .map(|d| kappa(d as f64 * dt, cfg.tau_l, cfg.tau_s) as f32)
+            .collect();
+        Kernel {
+            kind: cfg.psp_kernel,
+            taps,
+            decay_l: (-dt / cfg.tau_l).exp() as f32,
+            decay_s: (-dt / cfg.tau_s).exp() as f32,
+            norm: (1.0 / (cfg.tau_l - cfg.tau_s)) as f32,
+            tau_l: cfg.tau_l,
+            tau_s: cfg.tau_s,
+            dt,
+        }
+    }
+
+    /// kappa at lag d steps (d >= 1) as this kernel counts it: 0 beyond the window when
+    /// truncated.
+    pub fn at_lag(&self, d: usize) -> f64 {
+        match self.kind {
+            PspKernel::Truncated if d > self.taps.len() => 0.0,
+            _ => kappa(d as f64 * self.dt, self.tau_l, self.tau_s),
+        }
+    }
+
+    /// Eq. 5.6: weight of a spike emitted `q` steps before the last step of a phase in the
+    /// mean PSP over that phase's last `window` steps: (1/window) sum of kappa(d) over the
+    /// lags d at which the spike is seen inside the window. Zero once q >= window + mem - 1.
+    pub fn window_weights(&self, window: usize) -> Vec<f32> {
+        let mem = self.taps.len();
+        (0..window + mem - 1)
+            .map(|q| {
+                let lo = (q + 2).saturating_sub(window).max(1);
+                let hi = (q + 1).min(mem);
+                (lo..=hi).map(|d| self.at_lag(d)).sum::<f64>() as f32 / window as f32
+            })
+            .collect()
+    }
+}
+
+/// The synaptic input history of one block of neurons (one dendritic compartment).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PspTrace {
+    /// Ring of the last `mem` summed inputs u(t); `head` is the newest slot.
+    Ring {
+        n: usize,
+        slots: Vec<f32>,
+        head: usize,
+    },
+    /// Exponential traces of the full kernel and the input u(t) of the current step.
+    Exact {
+        a_l: Vec<f32>,
+        a_s: Vec<f32>,
+        u: Vec<f32>,
+    },
+}
+
+impl PspTrace {
+    pub fn new(kernel: &Kernel, n: usize) -> Self {
+        match kernel.kind {
+            PspKernel::Truncated => PspTrace::Ring {
+                n,
+                slots: vec![0.0; n * kernel.taps.len()],
+                head: 0,
+            },
+            PspKernel::Full => PspTrace::Exact {
+                a_l: vec![0.0; n],
+                a_s: vec![0.0; n],
+                u: vec![0.0; n],
+            },
+        }
+    }
+
+    /// Forgets every past spike.
+    pub fn reset(&mut self) {
+        match self {
+            PspTrace::Ring { slots, head, .. } => {
+                slots.fill(0.0);
+                *head = 0;
+            }
+            PspTrace::Exact { a_l, a_s, u } => {
+                a_l.fill(0.0);
+                a_s.fill(0.0);
+                u.fill(0.0);
+            }
+        }
+    }
+
+    /// Opens the current step's input u(t), zeroed, for spikes to be summed into.
+    #[inline]
+    pub fn begin_step(&mut self) -> &mut [f32] {
+        match self {
+            PspTrace::Ring { n, slots, head } => {
+                let mem = slots.len() / (*n).max(1);
+                *head = (*head + 1) % mem.max(1);
+                let s = &mut slots[*head * *n..(*head + 1) * *n];
+                s.fill(0.0);
+                s
+            }
+            PspTrace::Exact { u, .. } => {
+                u.fill(0.0);
+                u
+            }
+        }
+    }
+
+    /// Closes the step: the full kernel folds u(t) into its traces (eq. 2.4).
+    #[inline]
+    pub fn end_step(&mut self, kernel: &Kernel) {
+        if let PspTrace::Exact { a_l, a_s, u } = self {
+            for ((l, s), &x) in a_l.iter_mut().zip(a_s.iter_mut()).zip(u.iter()) {
+                *l = kernel.decay_l * (*l + x);
+                *s = kernel.decay_s * (*s + x);
+            }
+        }
+    }
+
+    /// Eq. 2.3: out = bias + sum_{d=1..mem} kappa(d) u(t-d+1), with t the newest step.
+    #[inline]
+    pub fn potential_into(&self, kernel: &Kernel, bias: &[f32], out: &mut [f32]) {
+        match self {
+            PspTrace::Ring { n, slots, head } => {
+                let n = *n;
+                out.copy_from_slice(bias);
+                if n == 0 {
+                    return;
+                }
+                let mem = slots.len() / n;
+                for (d, &k) in kernel.taps.iter().enumerate() {
+                    let slot = (*head + mem - d) % mem;
+                    let s = &slots[slot * n..(slot + 1) * n];
+                    for (o, &x) in out.iter_mut().zip(s) {
+                        *o += k * x;
+                    }
+                }
+            }
+            PspTrace::Exact { a_l, a_s, .. } => {
+                for (((o, &b), &l), &s) in out.iter_mut().zip(bias).zip(a_l).zip(a_s) {
+                    *o = b + kernel.norm * (l - s);
+                }
+            }
+        }
+    }
+}
+
+/// Sums weight rows of the spiking inputs into u: u += W[j, lo..hi] for each event j.
+/// `w` is input-major (row j holds the weights from input j to all `n` neurons).
+#[inline]
+pub fn add_rows(u: &mut [f32], w: &[f32], n: usize, lo: usize, events: &[u32]) {
+    let len = u.len();
+    for &j in events {
+        let start = j as usize * n + lo;
+        let row = &w[start..start + len];
+        for (x, &wv) in u.iter_mut().zip(row) {
+            *x += wv;
+        }
+    }
+}
+
+/// Eq. 5.6: the mean over a phase's integration window of each presynaptic unit's PSP
+/// (s_f in the learning rules), accumulated event by event.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PresynapticWindow {
+    /// The window mean so far, per presynaptic unit.
+    pub mean: Vec<f32>,
+    /// Window weight of a spike q steps before the phase's last step (truncated kernel).
+    weights: Vec<f32>,
+    /// Full kernel: every unit's traces, updated every step.
+    traces: Option<(Vec<f32>, Vec<f32>)>,
+    window: usize,
+}
+
+impl PresynapticWindow {
+    pub fn new(kernel: &Kernel, n_pre: usize, window: usize) -> Self {
+        let traces = match kernel.kind {
+            PspKernel::Truncated => None,
+            PspKernel::Full => Some((vec![0.0; n_pre], vec![0.0; n_pre])),
+        };
+        PresynapticWindow {
+            mean: vec![0.0; n_pre],
+            weights: kernel.window_weights(window),
+            traces,
+            window,
+        }
+    }
+
+    /// Starts a new phase's mean (the full kernel's traces carry on).
+    pub fn start_phase(&mut self) {
+        self.mean.fill(0.0);
+    }
+
+    /// Forgets every past spike.
+    pub fn reset(&mut self) {
+        self.mean.fill(0.0);
+        if let Some((l, s)) = &mut self.traces {
+            l.fill(0.0);
+            s.fill(0.0);
+        }
+    }
+
+    /// Adds one step's presynaptic spikes; `steps_to_end` = (last step of the phase) - (this
+    /// step). The truncated kernel only needs the steps with steps_to_end < window + mem - 1.
+    #[inline]
+    pub fn add_step(&mut self, kernel: &Kernel, events: &[u32], steps_to_end: usize) {
+        match &mut self.traces {
+            None => {
+                if let Some(&wq) = self.weights.get(steps_to_end) {
+                    for &j in events {
+                        self.mean[j as usize] += wq;
+                    }
+                }
+            }
+            Some((l, s)) => {
+                for &j in events {
+                    l[j as usize] += 1.0;
+                    s[j as usize] += 1.0;
+                }
+                // The traces now hold sum_k exp(-(t - t_k)/tau) over spikes up to t; the PSP
+                // at t is norm * (decay_l * l - decay_s * s) (eq. 2.4).
+                if steps_to_end < self.window {
+                    let inv = 1.0 / self.window as f32;
+                    for ((m, &lv), &sv) in self.mean.iter_mut().zip(l.iter()).zip(s.iter()) {
+                        *m += inv * kernel.norm * (kernel.decay_l * lv - kernel.decay_s * sv);
+                    }
+                }
+                for v in l.iter_mut() {
+                    *v *= kernel.decay_l;
+                }
+                for v in s.iter_mut() {
+                    *v *= kernel.decay_s;
+                }
+            }
+        }
+    }
+}

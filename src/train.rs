@@ -1,0 +1,481 @@
+//! Training runs: epochs of online learning, per-epoch tests, metrics and checkpoints in a
+//! run directory. A run is a pure function of (model, data, seed): every random stream is
+//! keyed by the seed and the epoch, and each epoch starts from a reset state.
+
+use crate::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
+use crate::config::ModelConfig;
+use crate::data::{Mnist, MnistSet};
+use crate::network::{phase_lengths, Network, Observer};
+use crate::rng::{stream, Purpose};
+use rand::seq::index::sample;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "the simulation diverged: a potential or weight became NaN or infinite in epoch {epoch} at training example {example}; the last good checkpoint is kept"
+    )]
+    NonFinite { epoch: usize, example: usize },
+    #[error("interrupted in epoch {epoch} after {example} examples; state saved to {checkpoint}")]
+    Interrupted {
+        epoch: usize,
+        example: usize,
+        checkpoint: PathBuf,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What to run; the model file gives the defaults.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub epochs: usize,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    /// Write a mid-epoch checkpoint every this many examples (0: only at epoch ends).
+    pub checkpoint_every: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Metrics of one epoch as written to metrics.csv / metrics.json.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    #[serde(flatten)]
+    pub record: EpochRecord,
+    /// Wall-clock seconds of the epoch (training and test).
+    pub wall_seconds: f64,
+    /// Wall-clock seconds per training example.
+    pub seconds_per_train_example: f64,
+}
+
+/// The first `n` of an epoch's shuffle of the whole training set (section 8).
+pub fn epoch_order(seed: u64, epoch: usize, total: usize, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..total).collect();
+    order.shuffle(&mut stream(seed, Purpose::Shuffle, &[epoch as u64]));
+    order.truncate(n.min(total));
+    order
+}
+
+/// Test images for an evaluation: all of them, or a seeded random subset (section 8).
+pub fn test_subset(seed: u64, key: &[u64], total: usize, n: usize) -> Vec<usize> {
+    if n >= total {
+        return (0..total).collect();
+    }
+    sample(&mut stream(seed, Purpose::TestSubset, key), total, n).into_vec()
+}
+
+/// Percent of `predictions` that differ from the labels of `indices`.
+pub fn error_percent(set: &MnistSet, indices: &[usize], predictions: &[u8]) -> f64 {
+    let wrong = indices
+        .iter()
+        .zip(predictions)
+        .filter(|(&i, &p)| set.label(i) != p)
+        .count();
+    100.0 * wrong as f64 / indices.len().max(1) as f64
+}
+
+/// Tests `net` on `n` test images (a seeded subset when n < 10,000); returns
+/// (indices, predictions).
+pub fn evaluate(
+    net: &Network,
+    test: &MnistSet,
+    seed: u64,
+    key: u64,
+    n: usize,
+) -> (Vec<usize>, Vec<u8>) {
+    let idx = test_subset(seed, &[key], test.len(), n);
+    let preds = net.evaluate(seed, key, &idx, |i| test.image(i));
+    (idx, preds)
+}
+
+/// Key of the end-of-epoch test of `epoch` (1-based).
+fn epoch_test_key(epoch: usize) -> u64 {
+    epoch as u64
+}
+
+/// Key of quick test `q` inside epoch `epoch`.
+fn quick_test_key(epoch: usize, q: usize) -> u64 {
+    (1 << 48) | ((epoch as u64) << 24) | q as u64
+}
+
+/// Run metadata stored beside the checkpoints (run.json).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub apical_version: String,
+    pub model: String,
+    pub seed: u64,
+    pub epochs: usize,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub data_dir: PathBuf,
+}
+
+/// A run directory: model copy, run.json, metrics, checkpoints.
+pub struct RunDir {
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    /// Creates a fresh run directory; refuses one that already holds checkpoints.
+    pub fn create(dir: &Path, cfg_toml: &str, info: &RunInfo) -> Result<Self, TrainError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if !checkpoint::list_checkpoints(dir)
+            .map_err(io_err(dir))?
+            .is_empty()
+        {
+            return Err(TrainError::Invalid(format!(
+                "run directory {} already holds checkpoints; continue it with `apical train --resume {}` or choose another --out",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        let rd = RunDir {
+            dir: dir.to_path_buf(),
+        };
+        let model_path = dir.join("model.toml");
+        checkpoint::write_atomic(&model_path, cfg_toml.as_bytes()).map_err(io_err(&model_path))?;
+        rd.write_info(info)?;
+        Ok(rd)
+    }
+
+    pub fn write_info(&self, info: &RunInfo) -> Result<(), TrainError> {
+        let p = self.dir.join("run.json");
+        let text = serde_json::to_string_pretty(info).expect("run info serialises");
+        checkpoint::write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
+    }
+
+    pub fn read_info(dir: &Path) -> Result<RunInfo, TrainError> {
+        let p = dir.join("run.json");
+        let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
+        serde_json::from_str(&text)
+            .map_err(|e| TrainError::Invalid(format!("{}: {e}", p.display())))
+    }
+
+    /// Wall times of earlier epochs from metrics.json (for resumed runs).
+    pub fn read_wall_times(&self) -> Vec<f64> {
+        std::fs::read_to_string(self.dir.join("metrics.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Vec<EpochMetrics>>(&t).ok())
+            .map(|m| m.iter().map(|e| e.wall_seconds).collect())
+            .unwrap_or_default()
+    }
+
+    /// Rewrites metrics.csv and metrics.json with every epoch so far.
+    pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<(), TrainError> {
+        let layers = metrics.first().map_or(0, |m| m.record.rates_hz.len());
+        let mut csv = String::from("epoch,train_examples,train_error,test_examples,test_error,wall_seconds,seconds_per_train_example");
+        for l in 0..layers {
+            csv.push_str(&format!(",rate_hz_layer{l}"));
+        }
+        csv.push('\n');
+        for m in metrics {
+            let r = &m.record;
+            csv.push_str(&format!(
+                "{},{},{:.4},{},{:.4},{:.3},{:.6e}",
+                r.epoch,
+                r.train_examples,
+                r.train_error,
+                r.test_examples,
+                r.test_error,
+                m.wall_seconds,
+                m.seconds_per_train_example
+            ));
+            for hz in &r.rates_hz {
+                csv.push_str(&format!(",{hz:.3}"));
+            }
+            csv.push('\n');
+        }
+        let p = self.dir.join("metrics.csv");
+        checkpoint::write_atomic(&p, csv.as_bytes()).map_err(io_err(&p))?;
+        let p = self.dir.join("metrics.json");
+        let json = serde_json::to_string_pretty(metrics).expect("metrics serialise");
+        checkpoint::write_atomic(&p, json.as_bytes()).map_err(io_err(&p))
+    }
+}
+
+/// Called as training goes (progress bars, logs).
+pub trait Progress {
+    fn start_epoch(&mut self, _epoch: usize, _examples: usize, _done: usize) {}
+    fn example_done(&mut self, _done: usize, _train_error: f64) {}
+    fn testing(&mut self, _epoch: usize, _n: usize) {}
+    fn quick_test(&mut self, _epoch: usize, _example: usize, _error: f64) {}
+    fn end_epoch(&mut self, _m: &EpochMetrics) {}
+}
+
+/// No progress output.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// A training run in progress.
+pub struct Trainer<'a> {
+    pub net: Network,
+    pub data: &'a Mnist,
+    pub opts: RunOptions,
+    pub run: RunDir,
+    pub model_toml: String,
+    pub history: Vec<EpochRecord>,
+    pub wall: Vec<f64>,
+    /// Position inside the next epoch, when resuming from a mid-epoch checkpoint.
+    pub resume_progress: Option<EpochProgress>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A fresh run.
+    pub fn new(
+        cfg: ModelConfig,
+        data: &'a Mnist,
+        opts: RunOptions,
+        info: &RunInfo,
+    ) -> Result<Self, TrainError> {
+        check_data(&cfg, data)?;
+        let model_toml = cfg.to_toml_string();
+        let run = RunDir::create(&opts.out_dir, &model_toml, info)?;
+        let net = Network::new(cfg, opts.seed);
+        Ok(Trainer {
+            net,
+            data,
+            opts,
+            run,
+            model_toml,
+            history: Vec::new(),
+            wall: Vec::new(),
+            resume_progress: None,
+        })
+    }
+
+    /// Continues from the latest checkpoint of a run directory.
+    pub fn resume(ck: Checkpoint, data: &'a Mnist, opts: RunOptions) -> Result<Self, TrainError> {
+        let cfg = ModelConfig::from_toml_str(&ck.model_toml, "checkpoint model")
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+        check_data(&cfg, data)?;
+        let run = RunDir {
+            dir: opts.out_dir.clone(),
+        };
+        let mut net = Network::from_params(crate::network::Model::new(cfg), ck.params, ck.seed);
+        net.feedback_rng = ck.feedback_rng;
+        let mut wall = run.read_wall_times();
+        wall.resize(ck.history.len(), f64::NAN);
+        Ok(Trainer {
+            net,
+            data,
+            opts,
+            run,
+            model_toml: ck.model_toml,
+            history: ck.history,
+            wall,
+            resume_progress: ck.progress,
+        })
+    }
+
+    fn checkpoint(&self, epochs_done: usize, progress: Option<EpochProgress>) -> Checkpoint {
+        Checkpoint {
+            model_sha256: checkpoint::sha256_hex(self.model_toml.as_bytes()),
+            model_toml: self.model_toml.clone(),
+            seed: self.opts.seed,
+            epochs_done,
+            progress,
+            params: self.net.params.clone(),
+            feedback_rng: self.net.feedback_rng.clone(),
+            history: self.history.clone(),
+        }
+    }
+
+    fn metrics(&self) -> Vec<EpochMetrics> {
+        self.history
+            .iter()
+            .zip(&self.wall)
+            .map(|(r, &w)| EpochMetrics {
+                record: r.clone(),
+                wall_seconds: w,
+                seconds_per_train_example: w / r.train_examples.max(1) as f64,
+            })
+            .collect()
+    }
+
+    /// Trains up to `opts.epochs` epochs in total. `stop` is polled after every example.
+    pub fn run<P: Progress, O: Observer>(
+        &mut self,
+        stop: &AtomicBool,
+        progress: &mut P,
+        obs: &mut O,
+    ) -> Result<(), TrainError> {
+        let seed = self.opts.seed;
+        let cfg = self.net.model.cfg.clone();
+        let train = &self.data.train;
+        let n_train = self.opts.train_examples.min(train.len());
+        let dt_ms = cfg.neuron.dt;
+        while self.history.len() < self.opts.epochs {
+            let epoch = self.history.len() + 1;
+            let started = Instant::now();
+            let order = epoch_order(seed, epoch, train.len(), n_train);
+            let (l_f, l_t) = phase_lengths(
+                &cfg,
+                n_train,
+                &mut stream(seed, Purpose::PhaseLengths, &[epoch as u64]),
+            );
+            let (mut start, mut correct, mut steps) = (0, 0, 0u64);
+            match self.resume_progress.take() {
+                Some(p) => {
+                    start = p.example;
+                    correct = p.correct;
+                    steps = p.steps;
+                    self.net.state = p.state;
+                }
+                None => {
+                    self.net.start_epoch(seed, epoch);
+                    for l in &mut self.net.state.layers {
+                        l.spike_count = 0;
+                    }
+                }
+            }
+            progress.start_epoch(epoch, n_train, start);
+            let quick = cfg.training.quick_test_every;
+            for k in start..n_train {
+                let idx = order[k];
+                let out =
+                    self.net
+                        .train_example(train.image(idx), train.label(idx), l_f[k], l_t[k], obs);
+                steps += (l_f[k] + l_t[k]) as u64;
+                if out.predicted == train.label(idx) {
+                    correct += 1;
+                }
+                if !self.net.state.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        epoch,
+                        example: k + 1,
+                    });
+                }
+                let done = k + 1;
+                progress.example_done(done, 100.0 * (done - correct) as f64 / done as f64);
+                if quick > 0 && done % quick == 0 && done < n_train {
+                    let n = cfg.training.quick_test_examples;
+                    let key = quick_test_key(epoch, done / quick);
+                    let (idx, preds) = evaluate(&self.net, &self.data.test, seed, key, n);
+                    progress.quick_test(epoch, done, error_percent(&self.data.test, &idx, &preds));
+                    // Every test resets the state; training resumes from zero (section 5).
+                    self.net.state.reset();
+                }
+                let interrupted = stop.load(Ordering::SeqCst);
+                let periodic = self.opts.checkpoint_every > 0
+                    && done % self.opts.checkpoint_every == 0
+                    && done < n_train;
+                if (interrupted || periodic) && done < n_train {
+                    let ck = self.checkpoint(
+                        epoch - 1,
+                        Some(EpochProgress {
+                            example: done,
+                            correct,
+                            steps,
+                            state: self.net.state.clone(),
+                        }),
+                    );
+                    let path = self
+                        .run
+                        .dir
+                        .join(checkpoint::progress_file_name(epoch, done));
+                    ck.save(&path)?;
+                    if interrupted {
+                        return Err(TrainError::Interrupted {
+                            epoch,
+                            example: done,
+                            checkpoint: path,
+                        });
+                    }
+                }
+            }
+            if !self.net.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    example: n_train,
+                });
+            }
+            let rates_hz = self
+                .net
+                .state
+                .layers
+                .iter()
+                .map(|l| l.spike_count as f64 / (l.n as f64 * steps.max(1) as f64) * 1000.0 / dt_ms)
+                .collect();
+            progress.testing(epoch, self.opts.test_examples);
+            let (idx, preds) = evaluate(
+                &self.net,
+                &self.data.test,
+                seed,
+                epoch_test_key(epoch),
+                self.opts.test_examples,
+            );
+            let record = EpochRecord {
+                epoch,
+                train_examples: n_train,
+                train_error: 100.0 * (n_train - correct) as f64 / n_train.max(1) as f64,
+                test_examples: idx.len(),
+                test_error: error_percent(&self.data.test, &idx, &preds),
+                rates_hz,
+            };
+            self.history.push(record);
+            self.wall.push(started.elapsed().as_secs_f64());
+            // The test reset the state: the next epoch starts from zero.
+            self.net.state.reset();
+            let ck = self.checkpoint(epoch, None);
+            ck.save(&self.run.dir.join(checkpoint::epoch_file_name(epoch)))?;
+            // Mid-epoch files of this epoch are superseded by the epoch's checkpoint.
+            if let Ok(list) = checkpoint::list_checkpoints(&self.run.dir) {
+                for (e, k, p) in list {
+                    if k > 0 && e < epoch {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+            }
+            let metrics = self.metrics();
+            self.run.write_metrics(&metrics)?;
+            if let Some(m) = metrics.last() {
+                progress.end_epoch(m);
+            }
+            if stop.load(Ordering::SeqCst) && self.history.len() < self.opts.epochs {
+                return Err(TrainError::Interrupted {
+                    epoch,
+                    example: n_train,
+                    checkpoint: self.run.dir.join(checkpoint::epoch_file_name(epoch)),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_data(cfg: &ModelConfig, data: &Mnist) -> Result<(), TrainError> {
+    let pixels = data.train.rows * data.train.cols;
+    if pixels != cfg.network.n_in || data.test.rows * data.test.cols != cfg.network.n_in {
+        return Err(TrainError::Invalid(format!(
+            "the model has network.n_in = {} inputs but the images have {} pixels",
+            cfg.network.n_in, pixels
+        )));
+    }
+    if data.train.is_empty() || data.test.is_empty() {
+        return Err(TrainError::Invalid(
+            "the training or test set is empty".into(),
+        ));
+    }
+    Ok(())
+}
