@@ -172,14 +172,15 @@ impl Progress for Bar {
         let r = &m.record;
         let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
         println!(
-            "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, {:.1} s ({:.3} ms/example)",
+            "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, train {:.1} s ({:.3} ms/example), test {:.1} s",
             r.epoch,
             r.train_error,
             r.test_error,
             r.test_examples,
             rates.join(", "),
-            m.wall_seconds,
-            1000.0 * m.seconds_per_train_example
+            m.train_seconds,
+            1000.0 * m.seconds_per_train_example,
+            m.test_seconds
         );
     }
 }

@@ -65,7 +65,11 @@ pub struct EpochMetrics {
     pub record: EpochRecord,
     /// Wall-clock seconds of the epoch (training and test).
     pub wall_seconds: f64,
-    /// Wall-clock seconds per training example.
+    /// Wall-clock seconds of the training part (learning included, test excluded).
+    pub train_seconds: f64,
+    /// Wall-clock seconds of the test at the end of the epoch.
+    pub test_seconds: f64,
+    /// Wall-clock seconds per training example (train_seconds / train_examples).
     pub seconds_per_train_example: f64,
 }
 
@@ -173,18 +177,24 @@ impl RunDir {
     }
 
     /// Wall times of earlier epochs from metrics.json (for resumed runs).
-    pub fn read_wall_times(&self) -> Vec<f64> {
+    pub fn read_wall_times(&self) -> Vec<[f64; 2]> {
         std::fs::read_to_string(self.dir.join("metrics.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<Vec<EpochMetrics>>(&t).ok())
-            .map(|m| m.iter().map(|e| e.wall_seconds).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|e| [e.train_seconds, e.test_seconds])
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Rewrites metrics.csv and metrics.json with every epoch so far.
     pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<(), TrainError> {
         let layers = metrics.first().map_or(0, |m| m.record.rates_hz.len());
-        let mut csv = String::from("epoch,train_examples,train_error,test_examples,test_error,wall_seconds,seconds_per_train_example");
+        let mut csv = String::from(
+            "epoch,train_examples,train_error,test_examples,test_error,wall_seconds,train_seconds,test_seconds,seconds_per_train_example",
+        );
         for l in 0..layers {
             csv.push_str(&format!(",rate_hz_layer{l}"));
         }
@@ -235,7 +245,8 @@ pub struct Trainer<'a> {
     pub run: RunDir,
     pub model_toml: String,
     pub history: Vec<EpochRecord>,
-    pub wall: Vec<f64>,
+    /// Wall-clock seconds of each epoch: [training, test].
+    pub wall: Vec<[f64; 2]>,
     /// Position inside the next epoch, when resuming from a mid-epoch checkpoint.
     pub resume_progress: Option<EpochProgress>,
 }
@@ -275,7 +286,7 @@ impl<'a> Trainer<'a> {
         let mut net = Network::from_params(crate::network::Model::new(cfg), ck.params, ck.seed);
         net.feedback_rng = ck.feedback_rng;
         let mut wall = run.read_wall_times();
-        wall.resize(ck.history.len(), f64::NAN);
+        wall.resize(ck.history.len(), [f64::NAN; 2]);
         Ok(Trainer {
             net,
             data,
@@ -305,10 +316,12 @@ impl<'a> Trainer<'a> {
         self.history
             .iter()
             .zip(&self.wall)
-            .map(|(r, &w)| EpochMetrics {
+            .map(|(r, &[train, test])| EpochMetrics {
                 record: r.clone(),
-                wall_seconds: w,
-                seconds_per_train_example: w / r.train_examples.max(1) as f64,
+                wall_seconds: train + test,
+                train_seconds: train,
+                test_seconds: test,
+                seconds_per_train_example: train / r.train_examples.max(1) as f64,
             })
             .collect()
     }
@@ -417,6 +430,8 @@ impl<'a> Trainer<'a> {
                 .iter()
                 .map(|l| l.spike_count as f64 / (l.n as f64 * steps.max(1) as f64) * 1000.0 / dt_ms)
                 .collect();
+            let train_seconds = started.elapsed().as_secs_f64();
+            let test_started = Instant::now();
             progress.testing(epoch, self.opts.test_examples);
             let (idx, preds) = evaluate(
                 &self.net,
@@ -434,7 +449,8 @@ impl<'a> Trainer<'a> {
                 rates_hz,
             };
             self.history.push(record);
-            self.wall.push(started.elapsed().as_secs_f64());
+            self.wall
+                .push([train_seconds, test_started.elapsed().as_secs_f64()]);
             // The test reset the state: the next epoch starts from zero.
             self.net.state.reset();
             let ck = self.checkpoint(epoch, None);

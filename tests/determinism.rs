@@ -1,0 +1,83 @@
+//! A run is a pure function of (model, data, seed): the same weights at any thread count.
+
+use apical::config::ModelConfig;
+use apical::network::{phase_lengths, Network, NoObserver};
+use apical::rng::{stream, Purpose};
+
+/// A synthetic image set (no data files needed): bars whose position encodes the class.
+fn images(n: usize) -> Vec<(Vec<u8>, u8)> {
+    (0..n)
+        .map(|i| {
+            let label = (i % 10) as u8;
+            let mut img = vec![0u8; 784];
+            for r in 0..28 {
+                for c in 0..3 {
+                    img[r * 28 + 2 + 2 * label as usize + c] = 200 + (i % 50) as u8;
+                }
+            }
+            (img, label)
+        })
+        .collect()
+}
+
+/// Trains 30 examples with hidden blocks of 64 neurons updated in parallel (when the pool
+/// has more than one thread), then tests 40 images; returns the weights and predictions.
+fn run(threads: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut cfg = ModelConfig::default_model();
+        cfg.network.hidden = vec![300];
+        cfg.training.block_size = 64;
+        let mut net = Network::new(cfg.clone(), 5);
+        net.parallel_min = 1;
+        let data = images(40);
+        let (l_f, l_t) = phase_lengths(&cfg, 30, &mut stream(5, Purpose::PhaseLengths, &[1]));
+        net.start_epoch(5, 1);
+        for k in 0..30 {
+            net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k], &mut NoObserver);
+        }
+        let idx: Vec<usize> = (0..40).collect();
+        let preds = net.evaluate(5, 1, &idx, |i| &data[i].0);
+        let weights = net
+            .params
+            .iter()
+            .flat_map(|p| [p.w.clone(), p.b.clone()])
+            .collect();
+        (weights, preds)
+    })
+}
+
+#[test]
+fn same_seed_gives_bit_identical_weights_at_1_and_2_threads() {
+    let (w1, p1) = run(1);
+    let (w2, p2) = run(2);
+    assert_eq!(p1, p2, "test predictions differ between 1 and 2 threads");
+    for (a, b) in w1.iter().zip(&w2) {
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "weights differ"
+        );
+    }
+    // The weights moved (the comparison is not between two untouched initialisations).
+    let fresh = Network::new(
+        {
+            let mut c = ModelConfig::default_model();
+            c.network.hidden = vec![300];
+            c.training.block_size = 64;
+            c
+        },
+        5,
+    );
+    assert_ne!(fresh.params[0].w, w1[0]);
+}
+
+#[test]
+fn different_seeds_give_different_weights() {
+    let cfg = ModelConfig::default_model();
+    let a = Network::new(cfg.clone(), 1);
+    let b = Network::new(cfg, 2);
+    assert_ne!(a.params[0].w, b.params[0].w);
+}

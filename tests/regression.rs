@@ -1,0 +1,230 @@
+//! End to end through the `apical` binary: the default model learns MNIST like the
+//! reference, runs are reproducible byte for byte, and bad input is reported.
+
+use apical::checkpoint::Checkpoint;
+use apical::data::find_data_dir;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn apical() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_apical"))
+}
+
+fn data_dir() -> Option<PathBuf> {
+    match find_data_dir(None) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            None
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("apical runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "apical failed:\n{text}");
+    text
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
+    serde_json::from_str(&text).expect("metrics.json parses")
+}
+
+/// The regression setting of the reference: 784-500-10, one epoch of the first 10,000 of a
+/// shuffle of the 60,000 training images, tested on a seeded random 2,000 test images.
+///
+/// Threshold from repeated real runs of this setting (`apical train --train-examples 10000
+/// --test-examples 2000 --epochs 1 --seed S`): seeds 0-5 gave 16.75, 20.70, 15.15, 18.00,
+/// 15.05, 18.80 % (mean 17.4, sd 2.2; the reference: 16.45 / 17.10 / 19.75 %). The test runs
+/// seed 0 and fails above 23 %: the worst run plus a margin of 2.3 points, about mean + 2.5 sd.
+#[test]
+fn default_model_learns_like_the_reference_after_10000_examples() {
+    let Some(data) = data_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let log = run_ok(
+        apical()
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--train-examples",
+                "10000",
+                "--test-examples",
+                "2000",
+                "--seed",
+                "0",
+                "--quiet",
+                "--out",
+            ])
+            .arg(&run)
+            .arg("--data")
+            .arg(&data),
+    );
+    eprintln!("{log}");
+    let m = metrics(&run);
+    assert_eq!(m.len(), 1);
+    let test_error = m[0]["test_error"].as_f64().unwrap();
+    let train_error = m[0]["train_error"].as_f64().unwrap();
+    assert_eq!(m[0]["test_examples"].as_u64(), Some(2000));
+    assert!(
+        test_error < 23.0,
+        "test error {test_error} % is above the 23 % threshold"
+    );
+    // Learning starts slowly: the online training error over the epoch is 44-47 % in the
+    // reference (seeds 0-5 here: 42.9-46.0 %).
+    assert!(
+        (38.0..52.0).contains(&train_error),
+        "train error {train_error} %"
+    );
+    // Firing rates during training: hidden ~95-135 Hz, output ~18-22 Hz in the reference.
+    let rates = m[0]["rates_hz"].as_array().unwrap();
+    let hidden = rates[0].as_f64().unwrap();
+    let output = rates[1].as_f64().unwrap();
+    assert!((85.0..140.0).contains(&hidden), "hidden rate {hidden} Hz");
+    assert!((15.0..25.0).contains(&output), "output rate {output} Hz");
+    // The run directory: model copy, run info, metrics, a loadable checkpoint.
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(csv.starts_with("epoch,train_examples,train_error,test_examples,test_error"));
+    assert_eq!(csv.lines().count(), 2);
+    let ck = Checkpoint::load(&run.join("checkpoint-epoch-1.bin")).unwrap();
+    assert_eq!(ck.epochs_done, 1);
+    assert_eq!(ck.seed, 0);
+    assert_eq!(ck.history[0].test_error, test_error);
+    assert!(run.join("model.toml").exists() && run.join("run.json").exists());
+}
+
+#[test]
+fn equal_runs_give_byte_identical_checkpoints_at_1_and_2_threads() {
+    let Some(data) = data_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for threads in ["1", "2"] {
+        let run = out.path().join(format!("t{threads}"));
+        run_ok(
+            apical()
+                .args([
+                    "train",
+                    "--epochs",
+                    "2",
+                    "--train-examples",
+                    "150",
+                    "--test-examples",
+                    "100",
+                    "--seed",
+                    "3",
+                    "--quiet",
+                    "--threads",
+                    threads,
+                    "--out",
+                ])
+                .arg(&run)
+                .arg("--data")
+                .arg(&data),
+        );
+        files.push((
+            std::fs::read(run.join("checkpoint-epoch-2.bin")).unwrap(),
+            metrics(&run),
+        ));
+    }
+    assert!(
+        files[0].0 == files[1].0,
+        "checkpoints differ between 1 and 2 threads"
+    );
+    for (a, b) in files[0].1.iter().zip(&files[1].1) {
+        assert_eq!(a["test_error"], b["test_error"]);
+        assert_eq!(a["train_error"], b["train_error"]);
+    }
+}
+
+#[test]
+fn refuses_to_overwrite_a_run_and_reports_bad_model_files() {
+    let Some(data) = data_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let args = [
+        "train",
+        "--epochs",
+        "1",
+        "--train-examples",
+        "20",
+        "--test-examples",
+        "20",
+        "--quiet",
+        "--out",
+    ];
+    run_ok(apical().args(args).arg(&run).arg("--data").arg(&data));
+    let again = apical()
+        .args(args)
+        .arg(&run)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let msg = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        msg.contains("already holds checkpoints") && msg.contains("--resume"),
+        "{msg}"
+    );
+
+    let bad = out.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"b\"\n[network]\nhidden = [500]\n[synapse]\ntau_s = -3.0\n[learning]\neta = [0.2, 0.2]\n").unwrap();
+    let r = apical()
+        .arg("train")
+        .arg(&bad)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let msg = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        msg.contains("bad.toml") && msg.contains("synapse.tau_s"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn malformed_idx_file_is_reported_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        // A labels header where an images file is expected, then nothing.
+        std::fs::write(dir.path().join(name), [0u8, 0, 8, 1, 0, 0, 0, 5]).unwrap();
+    }
+    // With checksums on (the default) the file is rejected as not the original MNIST ...
+    let r = apical()
+        .args(["train", "--quiet", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let msg = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        msg.contains("train-images-idx3-ubyte") && msg.contains("corrupt"),
+        "{msg}"
+    );
+    // ... and without them the parser names the wrong magic number.
+    let r = apical()
+        .args(["train", "--quiet", "--no-verify", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let msg = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        msg.contains("train-images-idx3-ubyte") && msg.contains("magic"),
+        "{msg}"
+    );
+}
