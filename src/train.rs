@@ -24,9 +24,18 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(
-        "the simulation diverged: a potential or weight became NaN or infinite in epoch {epoch} at training example {example}; the last good checkpoint is kept"
+        "the simulation diverged: a potential or weight became NaN or infinite in epoch {epoch} at training example {example}; {}",
+        match last_checkpoint {
+            Some(p) => format!("the last good checkpoint, {}, is kept (nothing after it was saved); lower the learning rates (learning.eta) or check the model's constants", p.display()),
+            None => "no checkpoint was written; lower the learning rates (learning.eta) or check the model's constants".to_string(),
+        }
     )]
-    NonFinite { epoch: usize, example: usize },
+    NonFinite {
+        epoch: usize,
+        /// 1-based training example of the epoch after which the values were found.
+        example: usize,
+        last_checkpoint: Option<PathBuf>,
+    },
     #[error("interrupted in epoch {epoch} after {example} examples; state saved to {checkpoint}")]
     Interrupted {
         epoch: usize,
@@ -129,6 +138,9 @@ pub struct RunInfo {
     pub train_examples: usize,
     pub test_examples: usize,
     pub data_dir: PathBuf,
+    /// Mid-epoch checkpoint interval in examples (0: epoch ends only).
+    #[serde(default)]
+    pub checkpoint_every: usize,
 }
 
 /// A run directory: model copy, run.json, metrics, checkpoints.
@@ -264,16 +276,23 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Continues from the latest checkpoint of a run directory.
-    pub fn resume(ck: Checkpoint, data: &'a Mnist, opts: RunOptions) -> Result<Self, TrainError> {
-        let cfg = ModelConfig::from_toml_str(&ck.model_toml, "checkpoint model")
-            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    /// Continues from a checkpoint of the run directory `opts.out_dir`. The seed and the
+    /// numbers of training and test examples are the checkpoint's (they override `opts`), so
+    /// the continued run is the run that wrote the checkpoint.
+    pub fn resume(
+        ck: Checkpoint,
+        data: &'a Mnist,
+        mut opts: RunOptions,
+    ) -> Result<Self, TrainError> {
+        let cfg = ck.check(&opts.out_dir)?;
         check_data(&cfg, data)?;
+        opts.seed = ck.seed;
+        opts.train_examples = ck.train_examples;
+        opts.test_examples = ck.test_examples;
         let run = RunDir {
             dir: opts.out_dir.clone(),
         };
-        let mut net = Network::from_params(crate::network::Model::new(cfg), ck.params, ck.seed);
-        net.feedback_rng = ck.feedback_rng;
+        let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
         let mut wall = run.read_wall_times();
         wall.resize(ck.history.len(), f64::NAN);
         Ok(Trainer {
@@ -293,6 +312,8 @@ impl<'a> Trainer<'a> {
             model_sha256: checkpoint::sha256_hex(self.model_toml.as_bytes()),
             model_toml: self.model_toml.clone(),
             seed: self.opts.seed,
+            train_examples: self.opts.train_examples,
+            test_examples: self.opts.test_examples,
             epochs_done,
             progress,
             params: self.net.params.clone(),
@@ -360,11 +381,10 @@ impl<'a> Trainer<'a> {
                 if out.predicted == train.label(idx) {
                     correct += 1;
                 }
-                if !self.net.state.is_finite() {
-                    return Err(TrainError::NonFinite {
-                        epoch,
-                        example: k + 1,
-                    });
+                // Weights too: a NaN weight of an input that never spikes would otherwise go
+                // unnoticed (and be saved) until it is used.
+                if !self.net.is_finite() {
+                    return Err(self.non_finite(epoch, k + 1));
                 }
                 let done = k + 1;
                 progress.example_done(done, 100.0 * (done - correct) as f64 / done as f64);
@@ -396,6 +416,8 @@ impl<'a> Trainer<'a> {
                         .join(checkpoint::progress_file_name(epoch, done));
                     ck.save(&path)?;
                     if interrupted {
+                        // Calling `run` again continues exactly where this call stopped.
+                        self.resume_progress = ck.progress;
                         return Err(TrainError::Interrupted {
                             epoch,
                             example: done,
@@ -405,10 +427,7 @@ impl<'a> Trainer<'a> {
                 }
             }
             if !self.net.is_finite() {
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    example: n_train,
-                });
+                return Err(self.non_finite(epoch, n_train));
             }
             let rates_hz = self
                 .net
@@ -461,6 +480,19 @@ impl<'a> Trainer<'a> {
             }
         }
         Ok(())
+    }
+}
+
+impl Trainer<'_> {
+    fn non_finite(&self, epoch: usize, example: usize) -> TrainError {
+        let last = checkpoint::list_checkpoints(&self.run.dir)
+            .ok()
+            .and_then(|l| l.last().map(|(_, _, p)| p.clone()));
+        TrainError::NonFinite {
+            epoch,
+            example,
+            last_checkpoint: last,
+        }
     }
 }
 
