@@ -396,7 +396,9 @@ fn damaged_mnist_files_are_reported_by_the_binary() {
     let mut short = labels[..10_007].to_vec();
     short[4..8].copy_from_slice(&9_999u32.to_be_bytes());
     let gz = gzip(&labels);
-    let cases: Vec<(&str, Option<Vec<u8>>, bool, Vec<&str>)> = vec![
+    // (name, replacement labels file or None for missing, --no-verify, expected parts)
+    type Case<'a> = (&'a str, Option<Vec<u8>>, bool, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "missing",
             None,
