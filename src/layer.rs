@@ -44,13 +44,13 @@ impl LayerParams {
         self.y[k * self.n + i]
     }
 
-    /// Whether every weight and bias is finite. Checked after every training example, so it
-    /// is a branch-free reduction the compiler can vectorise.
     pub fn is_finite(&self) -> bool {
-        fn all_finite(v: &[f32]) -> bool {
-            v.iter().fold(true, |ok, x| ok & x.is_finite())
-        }
-        all_finite(&self.w) && all_finite(&self.b) && all_finite(&self.y) && all_finite(&self.c)
+        self.w
+            .iter()
+            .chain(&self.b)
+            .chain(&self.y)
+            .chain(&self.c)
+            .all(|v| v.is_finite())
     }
 }
 

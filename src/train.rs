@@ -24,7 +24,7 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(
-        "the simulation diverged: a potential or weight became NaN or infinite in epoch {epoch} at training example {example}; {}",
+        "the simulation diverged: a potential or weight was NaN or infinite in epoch {epoch} after training example {example}; {}",
         match last_checkpoint {
             Some(p) => format!("the last good checkpoint, {}, is kept (nothing after it was saved); lower the learning rates (learning.eta) or check the model's constants", p.display()),
             None => "no checkpoint was written; lower the learning rates (learning.eta) or check the model's constants".to_string(),
@@ -381,9 +381,9 @@ impl<'a> Trainer<'a> {
                 if out.predicted == train.label(idx) {
                     correct += 1;
                 }
-                // Weights too: a NaN weight of an input that never spikes would otherwise go
-                // unnoticed (and be saved) until it is used.
-                if !self.net.is_finite() {
+                // Cheap per-example check (potentials, errors, presynaptic means: a few
+                // thousand values); the weights (~400k) are checked before every save.
+                if !example_is_finite(&self.net) {
                     return Err(self.non_finite(epoch, k + 1));
                 }
                 let done = k + 1;
@@ -401,6 +401,10 @@ impl<'a> Trainer<'a> {
                     && done % self.opts.checkpoint_every == 0
                     && done < n_train;
                 if (interrupted || periodic) && done < n_train {
+                    // Never save non-finite values: the previous checkpoint stays the last.
+                    if !self.net.is_finite() {
+                        return Err(self.non_finite(epoch, done));
+                    }
                     let ck = self.checkpoint(
                         epoch - 1,
                         Some(EpochProgress {
@@ -494,6 +498,22 @@ impl Trainer<'_> {
             last_checkpoint: last,
         }
     }
+}
+
+/// Whether the values one training example computes are finite: potentials, the errors of
+/// every layer and the presynaptic window means the weight updates are made of. A weight
+/// can only become non-finite through non-finite terms here or by overflow, which makes the
+/// next example's potentials infinite; [`Network::is_finite`] covers the rest before saves.
+fn example_is_finite(net: &Network) -> bool {
+    let st = &net.state;
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    st.is_finite()
+        && st.errors.iter().all(|e| finite(e))
+        && st
+            .presyn
+            .iter()
+            .chain(&st.presyn_fb)
+            .all(|p| finite(&p.mean))
 }
 
 fn check_data(cfg: &ModelConfig, data: &Mnist) -> Result<(), TrainError> {

@@ -473,33 +473,55 @@ fn nan_weights_stop_the_run_and_keep_the_last_good_checkpoint() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut t = new_trainer(&small_model_toml(), data, opts(dir.path(), 1, 50, 0));
+    let mut t = new_trainer(&small_model_toml(), data, opts(dir.path(), 1, 50, 20));
     let stop = AtomicBool::new(false);
     t.run(&stop, &mut Quiet, &mut NoObserver).unwrap();
     let good = bytes(&dir.path().join(epoch_file_name(1)));
-    // Input 0 is a corner pixel, dark in every MNIST image: its weights are never used by the
-    // dynamics, so only the weight check can see this.
-    t.net.params[0].w[0] = f32::NAN;
+    let saved = t.net.params.clone();
+
+    // (a) A NaN bias reaches the potentials at once: caught after the first example.
+    t.net.params[0].b[3] = f32::NAN;
     t.opts.epochs = 2;
+    let err = t.run(&stop, &mut Quiet, &mut NoObserver).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::NonFinite {
+                epoch: 2,
+                example: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // (b) Input 0 is a corner pixel, dark in every MNIST image: a NaN weight there never
+    // reaches a potential. The weight check before the periodic save (every 20 examples)
+    // catches it, so no file with a NaN is written.
+    t.net.params = saved;
+    t.net.params[0].w[0] = f32::NAN;
     let err = t.run(&stop, &mut Quiet, &mut NoObserver).unwrap_err();
     match &err {
         TrainError::NonFinite {
             epoch: 2,
-            example: 1,
+            example: 20,
             last_checkpoint: Some(p),
         } => assert!(p.ends_with(epoch_file_name(1))),
-        other => panic!("expected divergence at epoch 2 example 1, got {other:?}"),
+        other => panic!("expected divergence at epoch 2 example 20, got {other:?}"),
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("NaN or infinite in epoch 2 at training example 1")
+        msg.contains("NaN or infinite in epoch 2 after training example 20")
             && msg.contains("checkpoint-epoch-1.bin, is kept"),
         "{msg}"
     );
     assert_eq!(bytes(&dir.path().join(epoch_file_name(1))), good);
-    assert!(!dir.path().join(epoch_file_name(2)).exists());
     let names: Vec<_> = list_checkpoints(dir.path()).unwrap();
-    assert_eq!(names.len(), 1, "nothing saved after the divergence");
+    assert_eq!(
+        names.len(),
+        1,
+        "nothing saved after the divergence: {names:?}"
+    );
 }
 
 #[test]

@@ -554,7 +554,7 @@ fn a_diverging_model_stops_with_epoch_and_example() {
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let err = run_err(&a);
     assert!(
-        err.contains("diverged") && err.contains("in epoch 1 at training example"),
+        err.contains("diverged") && err.contains("in epoch 1 after training example"),
         "{err}"
     );
     assert!(list_checkpoints(&out).unwrap().is_empty());
