@@ -184,12 +184,17 @@ impl RunDir {
             .map_err(|e| TrainError::Invalid(format!("{}: {e}", p.display())))
     }
 
-    /// Wall times of earlier epochs from metrics.json (for resumed runs).
+    /// Wall times of earlier epochs from metrics.json (for resumed runs); NaN where unknown
+    /// (metrics.json writes an unknown time as null).
     pub fn read_wall_times(&self) -> Vec<f64> {
         std::fs::read_to_string(self.dir.join("metrics.json"))
             .ok()
-            .and_then(|t| serde_json::from_str::<Vec<EpochMetrics>>(&t).ok())
-            .map(|m| m.iter().map(|e| e.wall_seconds).collect())
+            .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
+            .map(|m| {
+                m.iter()
+                    .map(|e| e["wall_seconds"].as_f64().unwrap_or(f64::NAN))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -295,7 +300,7 @@ impl<'a> Trainer<'a> {
         let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
         let mut wall = run.read_wall_times();
         wall.resize(ck.history.len(), f64::NAN);
-        Ok(Trainer {
+        let t = Trainer {
             net,
             data,
             opts,
@@ -304,7 +309,12 @@ impl<'a> Trainer<'a> {
             history: ck.history,
             wall,
             resume_progress: ck.progress,
-        })
+        };
+        // A run killed between its checkpoint and its metrics left them one epoch short.
+        if !t.history.is_empty() {
+            t.run.write_metrics(&t.metrics())?;
+        }
+        Ok(t)
     }
 
     fn checkpoint(&self, epochs_done: usize, progress: Option<EpochProgress>) -> Checkpoint {

@@ -553,3 +553,39 @@ fn an_absurd_learning_rate_diverges_with_a_clear_error() {
         assert!(ck.params.iter().all(|l| l.is_finite()), "{}", p.display());
     }
 }
+
+#[test]
+fn resume_repairs_metrics_left_short_by_a_kill() {
+    let Some(data) = mnist() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    train(&small_model_toml(), data, opts(dir.path(), 2, 40, 0));
+    let want = metrics_without_wall(dir.path());
+    assert_eq!(want.len(), 3, "header and two epochs");
+    // As if killed after checkpoint-epoch-2.bin was written but before the metrics were.
+    let csv = fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    let short: Vec<&str> = csv.lines().take(2).collect();
+    fs::write(dir.path().join("metrics.csv"), short.join("\n") + "\n").unwrap();
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    let first_wall = json[0]["wall_seconds"].as_f64().unwrap();
+    fs::write(
+        dir.path().join("metrics.json"),
+        serde_json::to_string(&json[..1]).unwrap(),
+    )
+    .unwrap();
+
+    let ck = Checkpoint::load(&dir.path().join(epoch_file_name(2))).unwrap();
+    let mut t = Trainer::resume(ck, data, opts(dir.path(), 2, 40, 0)).unwrap();
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
+        .unwrap();
+    assert_eq!(metrics_without_wall(dir.path()), want);
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(json.len(), 2);
+    assert_eq!(json[0]["wall_seconds"].as_f64(), Some(first_wall), "kept");
+    assert!(json[1]["wall_seconds"].is_null(), "unknown, not invented");
+}
