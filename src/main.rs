@@ -230,7 +230,9 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         let Some((_, _, latest)) = list.last() else {
             bail!("{} holds no checkpoint to resume from", dir.display());
         };
-        let ck = Checkpoint::load(latest).map_err(|e| {
+        // Checked here too (Trainer::resume checks again) so the error names the file.
+        let loaded = Checkpoint::load(latest).and_then(|ck| ck.check(latest).map(|_| ck));
+        let ck = loaded.map_err(|e| {
             let previous = match list.len() {
                 0 | 1 => String::new(),
                 n => format!(
@@ -249,7 +251,13 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
                 ck.epochs_done
             );
         }
-        let data_dir = a.data.clone().unwrap_or(info.data_dir.clone());
+        // --data / APICAL_DATA, else the run's data directory, else the usual places (a run
+        // directory copied from another machine).
+        let data_dir = match &a.data {
+            Some(d) => d.clone(),
+            None if info.data_dir.is_dir() => info.data_dir.clone(),
+            None => data::find_data_dir(None)?,
+        };
         let (d, _) = load_data(Some(&data_dir), a.no_verify)?;
         data_holder = d;
         let checkpoint_every = a.checkpoint_every.unwrap_or(info.checkpoint_every);
@@ -278,11 +286,11 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             latest.display(),
             epochs
         );
+        trainer_holder = Trainer::resume(ck, &data_holder, opts)?;
         let mut info = info;
         info.epochs = epochs;
         info.checkpoint_every = checkpoint_every;
-        train::RunDir { dir: dir.clone() }.write_info(&info)?;
-        trainer_holder = Trainer::resume(ck, &data_holder, opts)?;
+        trainer_holder.run.write_info(&info)?;
     } else {
         let cfg = match &a.model {
             Some(p) => ModelConfig::from_file(p)?,

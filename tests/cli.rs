@@ -344,6 +344,25 @@ fn resume_problems_are_explained() {
         "--quiet".into(),
     ]);
     assert!(run.join(epoch_file_name(2)).exists());
+
+    // A run directory whose recorded data directory is gone (copied from another machine)
+    // finds MNIST in the usual places.
+    let info_path = run.join("run.json");
+    let mut info: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&info_path).unwrap()).unwrap();
+    info["data_dir"] = "/nonexistent/mnist".into();
+    fs::write(&info_path, info.to_string()).unwrap();
+    run_ok(&[
+        "train".into(),
+        "--resume".into(),
+        s(&run).into(),
+        "--epochs".into(),
+        "3".into(),
+        "--quiet".into(),
+    ]);
+    assert!(run.join(epoch_file_name(3)).exists());
+    let info = fs::read_to_string(&info_path).unwrap();
+    assert!(info.contains("\"epochs\": 3"), "{info}");
 }
 
 // ---------------------------------------------------------------- bad MNIST files
