@@ -4,11 +4,14 @@
 //! SHA-256 of the payload (32 bytes), then the payload: a bincode 2 (serde, standard
 //! configuration) encoding of [`Checkpoint`]. No timestamps or paths are stored, so equal runs
 //! give byte-identical files. Files are written atomically: a temporary file in the same
-//! directory, fsync, rename, fsync of the directory.
+//! directory, fsync, rename, fsync of the directory. docs/checkpoints.md describes the format,
+//! resuming and every error a user can meet.
 
+use crate::config::ModelConfig;
+use crate::init::init_params;
 use crate::layer::LayerParams;
 use crate::network::NetState;
-use crate::rng::Rng;
+use crate::rng::{stream, Purpose, Rng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -16,7 +19,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"APICALCK";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the run's `train_examples` and `test_examples`.
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,11 @@ pub struct Checkpoint {
     /// SHA-256 of `model_toml`, hex.
     pub model_sha256: String,
     pub seed: u64,
+    /// Training examples per epoch of the run (a mid-epoch position only means something
+    /// with the same number).
+    pub train_examples: usize,
+    /// Test images per end-of-epoch evaluation of the run.
+    pub test_examples: usize,
     /// Epochs completed.
     pub epochs_done: usize,
     /// Set when the checkpoint was taken inside epoch `epochs_done + 1`.
@@ -191,6 +200,83 @@ impl Checkpoint {
         Ok(ck)
     }
 
+    /// Parses the stored model and checks that everything else fits it: parameter shapes,
+    /// the history length and the mid-epoch position. A file that passes its checksum can
+    /// only fail here if it was made by hand (or by a buggy writer); this turns what would
+    /// be an index panic later into an error naming the file.
+    pub fn check(&self, path: &Path) -> Result<ModelConfig, CheckpointError> {
+        let corrupt = |problem: String| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let cfg = ModelConfig::from_toml_str(&self.model_toml, "the stored model")
+            .map_err(|e| corrupt(e.to_string()))?;
+        // Shapes only: the values of a reference initialisation do not matter.
+        let reference = init_params(&cfg, &mut stream(0, Purpose::Init, &[]));
+        if self.params.len() != reference.len() {
+            return Err(corrupt(format!(
+                "{} parameter layers for a model with {}",
+                self.params.len(),
+                reference.len()
+            )));
+        }
+        for (m, (p, r)) in self.params.iter().zip(&reference).enumerate() {
+            let shape = |q: &LayerParams| {
+                [
+                    q.n_pre,
+                    q.n,
+                    q.n_fb,
+                    q.w.len(),
+                    q.b.len(),
+                    q.y.len(),
+                    q.c.len(),
+                    q.y_keep.len(),
+                ]
+            };
+            if shape(p) != shape(r) {
+                return Err(corrupt(format!(
+                    "layer {m} parameters have shape {:?}, the model needs {:?} \
+                     (n_pre, n, n_fb, |W|, |b|, |Y|, |c|, |Y mask|)",
+                    shape(p),
+                    shape(r)
+                )));
+            }
+        }
+        if self.history.len() != self.epochs_done {
+            return Err(corrupt(format!(
+                "{} epochs done but {} epoch records",
+                self.epochs_done,
+                self.history.len()
+            )));
+        }
+        if self.train_examples == 0 || self.test_examples == 0 {
+            return Err(corrupt("zero training or test examples per epoch".into()));
+        }
+        if let Some(p) = &self.progress {
+            if p.example == 0 || p.example >= self.train_examples || p.correct > p.example {
+                return Err(corrupt(format!(
+                    "mid-epoch position {} ({} correct) does not fit {} examples per epoch",
+                    p.example, p.correct, self.train_examples
+                )));
+            }
+            let sizes = cfg.layer_sizes();
+            let ok = p.state.layers.len() == sizes.len()
+                && p.state.layers.iter().zip(&sizes).all(|(l, &n)| {
+                    l.n == n
+                        && l.blocks.last().map_or(0, |b| b.hi) == n
+                        && l.blocks
+                            .iter()
+                            .all(|b| b.lo <= b.hi && b.soma.len() == b.hi - b.lo)
+                });
+            if !ok {
+                return Err(corrupt(
+                    "the saved network state does not fit the model".into(),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
         let bytes = fs::read(path).map_err(|source| CheckpointError::Read {
             path: path.to_path_buf(),
@@ -207,6 +293,22 @@ impl Checkpoint {
             source,
         })
     }
+}
+
+/// The network a checkpoint holds: its parameters exactly as saved and the feedback noise
+/// stream where the run left it. (`Network::from_params` alone would re-draw symmetric
+/// feedback weights from a fresh stream; the saved ones are the ones the run used.)
+pub fn restore_network(
+    cfg: ModelConfig,
+    params: Vec<LayerParams>,
+    seed: u64,
+    feedback_rng: Rng,
+) -> crate::network::Network {
+    let mut net =
+        crate::network::Network::from_params(crate::network::Model::new(cfg), params.clone(), seed);
+    net.params = params;
+    net.feedback_rng = feedback_rng;
+    net
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename.

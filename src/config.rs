@@ -9,6 +9,14 @@ use std::path::Path;
 
 /// The default model (784-500-10), embedded so `apical train` works without a file.
 pub const DEFAULT_MODEL_TOML: &str = include_str!("../models/guerguiev-1h.toml");
+/// Largest layer (units) a model file may ask for.
+pub const MAX_LAYER_SIZE: usize = 1_000_000;
+/// Most weights per layer (4 GiB of f32).
+pub const MAX_WEIGHTS: usize = 1 << 30;
+/// Most hidden layers a model file may ask for.
+pub const MAX_LAYERS: usize = 64;
+/// Longest phase or PSP window, in steps.
+pub const MAX_STEPS: usize = 1_000_000;
 /// Name of the default model file under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "guerguiev-1h";
 
@@ -482,6 +490,40 @@ impl ModelConfig {
         if n.n_in == 0 {
             return Err(bad("network.n_in", "must be at least 1, got 0".into()));
         }
+        // Far beyond any model of the paper, small enough that sizes cannot overflow or ask
+        // for absurd memory before anything runs.
+        for (field, v) in std::iter::once(("network.n_in", n.n_in))
+            .chain(std::iter::once(("network.n_out", n.n_out)))
+            .chain(n.hidden.iter().map(|&h| ("network.hidden", h)))
+        {
+            if v > MAX_LAYER_SIZE {
+                return Err(bad(
+                    field,
+                    format!("{v} is too large: at most {MAX_LAYER_SIZE} units per layer"),
+                ));
+            }
+        }
+        let mut n_pre = n.n_in;
+        for (m, &size) in n.hidden.iter().chain(std::iter::once(&n.n_out)).enumerate() {
+            if n_pre * size > MAX_WEIGHTS {
+                return Err(bad(
+                    "network.hidden",
+                    format!(
+                        "layer {m} would have {n_pre} x {size} weights; at most {MAX_WEIGHTS} per layer are supported"
+                    ),
+                ));
+            }
+            n_pre = size;
+        }
+        if n.hidden.len() > MAX_LAYERS {
+            return Err(bad(
+                "network.hidden",
+                format!(
+                    "has {} layers; at most {MAX_LAYERS} are supported",
+                    n.hidden.len()
+                ),
+            ));
+        }
         if n.n_out == 0 || n.n_out % 10 != 0 {
             return Err(bad(
                 "network.n_out",
@@ -531,6 +573,28 @@ impl ModelConfig {
             ));
         }
         let p = &self.phases;
+        for (field, v) in [
+            ("phases.l_f", p.l_f),
+            ("phases.l_t", p.l_t),
+            ("phases.l_f_test", p.l_f_test),
+            ("synapse.psp_window_steps", s.psp_window_steps),
+        ] {
+            if v > MAX_STEPS {
+                return Err(bad(
+                    field,
+                    format!("{v} steps is too long: at most {MAX_STEPS}"),
+                ));
+            }
+        }
+        if p.plateau_time_max_offset > u8::MAX as usize {
+            return Err(bad(
+                "phases.plateau_time_max_offset",
+                format!(
+                    "must be at most 255 steps, got {}",
+                    p.plateau_time_max_offset
+                ),
+            ));
+        }
         if p.integration_time == 0 {
             return Err(bad(
                 "phases.integration_time",
@@ -546,7 +610,7 @@ impl ModelConfig {
             }
             if len
                 < p.integration_time
-                    + p.plateau_time_max_offset * p.stochastic_plateau_times as usize
+                    .saturating_add(p.plateau_time_max_offset * p.stochastic_plateau_times as usize)
             {
                 return Err(bad(
                     field,

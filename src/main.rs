@@ -4,11 +4,12 @@ use anyhow::{bail, Context, Result};
 use apical::checkpoint::{self, Checkpoint};
 use apical::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
 use apical::data::{self, Mnist};
-use apical::network::{predict, Network, NoObserver};
+use apical::network::NoObserver;
 use apical::train::{self, EpochMetrics, Progress, RunInfo, RunOptions, TrainError, Trainer};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,9 +60,10 @@ struct TrainArgs {
     /// Continue the run in this directory from its latest checkpoint.
     #[arg(long, conflicts_with_all = ["model", "seed", "out", "train_examples", "test_examples"])]
     resume: Option<PathBuf>,
-    /// Also checkpoint every N training examples.
-    #[arg(long, default_value_t = 0)]
-    checkpoint_every: usize,
+    /// Also checkpoint every N training examples (0: only at epoch ends). A resumed run keeps
+    /// the run's setting unless this is given.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
     /// Skip the SHA-256 check of the MNIST files.
     #[arg(long)]
     no_verify: bool,
@@ -86,16 +88,37 @@ struct EvalArgs {
     no_verify: bool,
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),
-        Command::Eval(a) => cmd_eval(a),
+        Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    // Returning (rather than `process::exit`) drops everything first: trace files close.
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", error_text(&e));
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// The error and its causes, joined by ": ", leaving out a cause whose text the message
+/// already contains (library errors name their I/O cause in their own text).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn set_threads(threads: Option<usize>) -> Result<()> {
@@ -185,7 +208,7 @@ impl Progress for Bar {
     }
 }
 
-fn cmd_train(a: TrainArgs) -> Result<()> {
+fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -208,31 +231,67 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         let Some((_, _, latest)) = list.last() else {
             bail!("{} holds no checkpoint to resume from", dir.display());
         };
-        let ck = Checkpoint::load(latest)?;
-        let data_dir = a.data.clone().unwrap_or(info.data_dir.clone());
+        // Checked here too (Trainer::resume checks again) so the error names the file.
+        let loaded = Checkpoint::load(latest).and_then(|ck| ck.check(latest).map(|_| ck));
+        let ck = loaded.map_err(|e| {
+            let previous = match list.len() {
+                0 | 1 => String::new(),
+                n => format!(
+                    "; to resume from the checkpoint before it, move {} away (the previous one is {})",
+                    latest.display(),
+                    list[n - 2].2.display()
+                ),
+            };
+            anyhow::anyhow!("cannot resume: {e}{previous}")
+        })?;
+        let epochs = a.epochs.unwrap_or(info.epochs);
+        if epochs < ck.epochs_done {
+            bail!(
+                "{} already has {} epochs; --epochs gives the total and must be at least that",
+                dir.display(),
+                ck.epochs_done
+            );
+        }
+        // --data / APICAL_DATA, else the run's data directory, else the usual places (a run
+        // directory copied from another machine).
+        let data_dir = match &a.data {
+            Some(d) => d.clone(),
+            None if info.data_dir.is_dir() => info.data_dir.clone(),
+            None => data::find_data_dir(None)?,
+        };
         let (d, _) = load_data(Some(&data_dir), a.no_verify)?;
         data_holder = d;
-        let epochs = a.epochs.unwrap_or(info.epochs);
+        let checkpoint_every = a.checkpoint_every.unwrap_or(info.checkpoint_every);
         let opts = RunOptions {
             epochs,
-            train_examples: info.train_examples,
-            test_examples: info.test_examples,
+            // The checkpoint's seed and example counts replace these (Trainer::resume).
+            train_examples: ck.train_examples,
+            test_examples: ck.test_examples,
             seed: ck.seed,
             out_dir: dir.clone(),
-            checkpoint_every: a.checkpoint_every,
+            checkpoint_every,
             progress: !a.quiet,
         };
+        let at = match &ck.progress {
+            Some(p) => format!(
+                "{} epochs and {} examples of epoch {} done",
+                ck.epochs_done,
+                p.example,
+                ck.epochs_done + 1
+            ),
+            None => format!("{} epochs done", ck.epochs_done),
+        };
         eprintln!(
-            "resuming {} from {} ({} epochs done) up to {} epochs",
+            "resuming {} from {} ({at}) up to {} epochs",
             dir.display(),
             latest.display(),
-            ck.epochs_done,
             epochs
         );
+        trainer_holder = Trainer::resume(ck, &data_holder, opts)?;
         let mut info = info;
         info.epochs = epochs;
-        train::RunDir { dir: dir.clone() }.write_info(&info)?;
-        trainer_holder = Trainer::resume(ck, &data_holder, opts)?;
+        info.checkpoint_every = checkpoint_every;
+        trainer_holder.run.write_info(&info)?;
     } else {
         let cfg = match &a.model {
             Some(p) => ModelConfig::from_file(p)?,
@@ -261,6 +320,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             train_examples,
             test_examples,
             data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+            checkpoint_every: a.checkpoint_every.unwrap_or(0),
         };
         let opts = RunOptions {
             epochs,
@@ -268,7 +328,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             test_examples,
             seed: a.seed,
             out_dir: out.clone(),
-            checkpoint_every: a.checkpoint_every,
+            checkpoint_every: a.checkpoint_every.unwrap_or(0),
             progress: !a.quiet,
         };
         eprintln!(
@@ -289,7 +349,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     match trainer_holder.run(&stop, &mut bar, &mut NoObserver) {
         Ok(()) => {
             println!("done: results in {}", trainer_holder.run.dir.display());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Err(TrainError::Interrupted {
             epoch,
@@ -304,7 +364,8 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
                 checkpoint.display(),
                 trainer_holder.run.dir.display()
             );
-            std::process::exit(130);
+            // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
+            Ok(ExitCode::from(130))
         }
         Err(e) => Err(e.into()),
     }
@@ -331,13 +392,21 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     } else {
         a.checkpoint.clone()
     };
-    let ck = Checkpoint::load(&path)?;
-    let cfg = ModelConfig::from_toml_str(&ck.model_toml, &format!("{} (model)", path.display()))?;
-    let (data, _) = load_data(a.data.as_deref(), a.no_verify)?;
     if a.test_examples == 0 {
         bail!("--test-examples must be at least 1");
     }
-    let net = Network::from_params(apical::network::Model::new(cfg), ck.params, ck.seed);
+    let ck = Checkpoint::load(&path)?;
+    let cfg = ck.check(&path)?;
+    let (data, _) = load_data(a.data.as_deref(), a.no_verify)?;
+    let pixels = data.test.rows * data.test.cols;
+    if pixels != cfg.network.n_in {
+        bail!(
+            "the model in {} has network.n_in = {} inputs but the test images have {pixels} pixels",
+            path.display(),
+            cfg.network.n_in
+        );
+    }
+    let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
     let key = (2u64 << 48) | ck.epochs_done as u64;
     let (idx, preds) = train::evaluate(&net, &data.test, a.seed, key, a.test_examples);
     let err = train::error_percent(&data.test, &idx, &preds);
@@ -365,6 +434,5 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         }
         println!();
     }
-    let _ = predict;
     Ok(())
 }

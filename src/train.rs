@@ -24,9 +24,18 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(
-        "the simulation diverged: a potential or weight became NaN or infinite in epoch {epoch} at training example {example}; the last good checkpoint is kept"
+        "the simulation diverged: a potential or weight was NaN or infinite in epoch {epoch} after training example {example}; {}",
+        match last_checkpoint {
+            Some(p) => format!("the last good checkpoint, {}, is kept (nothing after it was saved); lower the learning rates (learning.eta) or check the model's constants", p.display()),
+            None => "no checkpoint was written; lower the learning rates (learning.eta) or check the model's constants".to_string(),
+        }
     )]
-    NonFinite { epoch: usize, example: usize },
+    NonFinite {
+        epoch: usize,
+        /// 1-based training example of the epoch after which the values were found.
+        example: usize,
+        last_checkpoint: Option<PathBuf>,
+    },
     #[error("interrupted in epoch {epoch} after {example} examples; state saved to {checkpoint}")]
     Interrupted {
         epoch: usize,
@@ -133,6 +142,9 @@ pub struct RunInfo {
     pub train_examples: usize,
     pub test_examples: usize,
     pub data_dir: PathBuf,
+    /// Mid-epoch checkpoint interval in examples (0: epoch ends only).
+    #[serde(default)]
+    pub checkpoint_every: usize,
 }
 
 /// A run directory: model copy, run.json, metrics, checkpoints.
@@ -176,14 +188,20 @@ impl RunDir {
             .map_err(|e| TrainError::Invalid(format!("{}: {e}", p.display())))
     }
 
-    /// Wall times of earlier epochs from metrics.json (for resumed runs).
+    /// Wall times [train, test] of earlier epochs from metrics.json (for resumed runs); NaN
+    /// where unknown (metrics.json writes an unknown time as null).
     pub fn read_wall_times(&self) -> Vec<[f64; 2]> {
         std::fs::read_to_string(self.dir.join("metrics.json"))
             .ok()
-            .and_then(|t| serde_json::from_str::<Vec<EpochMetrics>>(&t).ok())
+            .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
             .map(|m| {
                 m.iter()
-                    .map(|e| [e.train_seconds, e.test_seconds])
+                    .map(|e| {
+                        [
+                            e["train_seconds"].as_f64().unwrap_or(f64::NAN),
+                            e["test_seconds"].as_f64().unwrap_or(f64::NAN),
+                        ]
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -275,19 +293,26 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Continues from the latest checkpoint of a run directory.
-    pub fn resume(ck: Checkpoint, data: &'a Mnist, opts: RunOptions) -> Result<Self, TrainError> {
-        let cfg = ModelConfig::from_toml_str(&ck.model_toml, "checkpoint model")
-            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    /// Continues from a checkpoint of the run directory `opts.out_dir`. The seed and the
+    /// numbers of training and test examples are the checkpoint's (they override `opts`), so
+    /// the continued run is the run that wrote the checkpoint.
+    pub fn resume(
+        ck: Checkpoint,
+        data: &'a Mnist,
+        mut opts: RunOptions,
+    ) -> Result<Self, TrainError> {
+        let cfg = ck.check(&opts.out_dir)?;
         check_data(&cfg, data)?;
+        opts.seed = ck.seed;
+        opts.train_examples = ck.train_examples;
+        opts.test_examples = ck.test_examples;
         let run = RunDir {
             dir: opts.out_dir.clone(),
         };
-        let mut net = Network::from_params(crate::network::Model::new(cfg), ck.params, ck.seed);
-        net.feedback_rng = ck.feedback_rng;
+        let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
         let mut wall = run.read_wall_times();
         wall.resize(ck.history.len(), [f64::NAN; 2]);
-        Ok(Trainer {
+        let t = Trainer {
             net,
             data,
             opts,
@@ -296,7 +321,12 @@ impl<'a> Trainer<'a> {
             history: ck.history,
             wall,
             resume_progress: ck.progress,
-        })
+        };
+        // A run killed between its checkpoint and its metrics left them one epoch short.
+        if !t.history.is_empty() {
+            t.run.write_metrics(&t.metrics())?;
+        }
+        Ok(t)
     }
 
     fn checkpoint(&self, epochs_done: usize, progress: Option<EpochProgress>) -> Checkpoint {
@@ -304,6 +334,8 @@ impl<'a> Trainer<'a> {
             model_sha256: checkpoint::sha256_hex(self.model_toml.as_bytes()),
             model_toml: self.model_toml.clone(),
             seed: self.opts.seed,
+            train_examples: self.opts.train_examples,
+            test_examples: self.opts.test_examples,
             epochs_done,
             progress,
             params: self.net.params.clone(),
@@ -373,11 +405,10 @@ impl<'a> Trainer<'a> {
                 if out.predicted == train.label(idx) {
                     correct += 1;
                 }
-                if !self.net.state.is_finite() {
-                    return Err(TrainError::NonFinite {
-                        epoch,
-                        example: k + 1,
-                    });
+                // Cheap per-example check (potentials, errors, presynaptic means: a few
+                // thousand values); the weights (~400k) are checked before every save.
+                if !example_is_finite(&self.net) {
+                    return Err(self.non_finite(epoch, k + 1));
                 }
                 let done = k + 1;
                 progress.example_done(done, 100.0 * (done - correct) as f64 / done as f64);
@@ -394,6 +425,10 @@ impl<'a> Trainer<'a> {
                     && done % self.opts.checkpoint_every == 0
                     && done < n_train;
                 if (interrupted || periodic) && done < n_train {
+                    // Never save non-finite values: the previous checkpoint stays the last.
+                    if !self.net.is_finite() {
+                        return Err(self.non_finite(epoch, done));
+                    }
                     let ck = self.checkpoint(
                         epoch - 1,
                         Some(EpochProgress {
@@ -409,6 +444,8 @@ impl<'a> Trainer<'a> {
                         .join(checkpoint::progress_file_name(epoch, done));
                     ck.save(&path)?;
                     if interrupted {
+                        // Calling `run` again continues exactly where this call stopped.
+                        self.resume_progress = ck.progress;
                         return Err(TrainError::Interrupted {
                             epoch,
                             example: done,
@@ -418,10 +455,7 @@ impl<'a> Trainer<'a> {
                 }
             }
             if !self.net.is_finite() {
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    example: n_train,
-                });
+                return Err(self.non_finite(epoch, n_train));
             }
             let rates_hz = self
                 .net
@@ -478,6 +512,35 @@ impl<'a> Trainer<'a> {
         }
         Ok(())
     }
+}
+
+impl Trainer<'_> {
+    fn non_finite(&self, epoch: usize, example: usize) -> TrainError {
+        let last = checkpoint::list_checkpoints(&self.run.dir)
+            .ok()
+            .and_then(|l| l.last().map(|(_, _, p)| p.clone()));
+        TrainError::NonFinite {
+            epoch,
+            example,
+            last_checkpoint: last,
+        }
+    }
+}
+
+/// Whether the values one training example computes are finite: potentials, the errors of
+/// every layer and the presynaptic window means the weight updates are made of. A weight
+/// can only become non-finite through non-finite terms here or by overflow, which makes the
+/// next example's potentials infinite; [`Network::is_finite`] covers the rest before saves.
+fn example_is_finite(net: &Network) -> bool {
+    let st = &net.state;
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    st.is_finite()
+        && st.errors.iter().all(|e| finite(e))
+        && st
+            .presyn
+            .iter()
+            .chain(&st.presyn_fb)
+            .all(|p| finite(&p.mean))
 }
 
 fn check_data(cfg: &ModelConfig, data: &Mnist) -> Result<(), TrainError> {

@@ -1,0 +1,591 @@
+//! Checkpoints through the library: the file format's error handling (truncation, flipped
+//! bytes, versions, foreign files, hand-made inconsistent files), atomic writes that fail
+//! (full disk, unwritable directory), resume equal to an uninterrupted run bit for bit (at an
+//! epoch boundary, from a periodic mid-epoch checkpoint, after an interrupt), and divergence
+//! (NaN weights, an absurd learning rate) stopping with the last good checkpoint kept.
+
+mod common;
+
+use apical::checkpoint::{
+    self, epoch_file_name, list_checkpoints, Checkpoint, CheckpointError, FORMAT_VERSION, MAGIC,
+};
+use apical::config::ModelConfig;
+use apical::data::Mnist;
+use apical::network::NoObserver;
+use apical::train::{Progress, Quiet, RunInfo, RunOptions, TrainError, Trainer};
+use common::{mnist, small_model_toml, small_model_with};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn opts(dir: &Path, epochs: usize, train: usize, every: usize) -> RunOptions {
+    RunOptions {
+        epochs,
+        train_examples: train,
+        test_examples: 100,
+        seed: 7,
+        out_dir: dir.to_path_buf(),
+        checkpoint_every: every,
+        progress: false,
+    }
+}
+
+fn info(o: &RunOptions) -> RunInfo {
+    RunInfo {
+        apical_version: "test".into(),
+        model: "small".into(),
+        seed: o.seed,
+        epochs: o.epochs,
+        train_examples: o.train_examples,
+        test_examples: o.test_examples,
+        data_dir: PathBuf::from("unused"),
+        checkpoint_every: o.checkpoint_every,
+    }
+}
+
+fn new_trainer<'a>(model: &str, data: &'a Mnist, o: RunOptions) -> Trainer<'a> {
+    let cfg = ModelConfig::from_toml_str(model, "test model").expect("valid test model");
+    let i = info(&o);
+    Trainer::new(cfg, data, o, &i).expect("trainer starts")
+}
+
+/// Trains a fresh run to completion.
+fn train(model: &str, data: &Mnist, o: RunOptions) {
+    let mut t = new_trainer(model, data, o);
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
+        .expect("run completes");
+}
+
+/// metrics.csv without its wall-clock columns.
+fn metrics_without_wall(dir: &Path) -> Vec<String> {
+    let text = fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let wall: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.contains("seconds"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(wall.len(), 4, "four wall-clock columns in {header:?}");
+    text.lines()
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| !wall.contains(i))
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// A small trained checkpoint file (1 epoch of 60 examples), made once per test binary.
+fn small_checkpoint() -> Option<(Vec<u8>, PathBuf)> {
+    use std::sync::OnceLock;
+    static CK: OnceLock<Option<(Vec<u8>, PathBuf)>> = OnceLock::new();
+    CK.get_or_init(|| {
+        let data = mnist()?;
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        train(&small_model_toml(), data, opts(&dir, 1, 60, 0));
+        let p = dir.join(epoch_file_name(1));
+        Some((bytes(&p), p))
+    })
+    .clone()
+}
+
+#[test]
+fn checkpoint_round_trips_and_holds_the_run() {
+    let Some((raw, path)) = small_checkpoint() else {
+        return;
+    };
+    let ck = Checkpoint::from_bytes(&raw, &path).expect("loads");
+    assert_eq!(ck.to_bytes(), raw, "decode + encode gives the same bytes");
+    assert_eq!(&raw[..8], MAGIC);
+    assert_eq!(
+        u32::from_le_bytes(raw[8..12].try_into().unwrap()),
+        FORMAT_VERSION
+    );
+    assert_eq!(ck.epochs_done, 1);
+    assert_eq!(ck.history.len(), 1);
+    assert_eq!(ck.history[0].train_examples, 60);
+    assert_eq!((ck.seed, ck.train_examples, ck.test_examples), (7, 60, 100));
+    assert!(ck.progress.is_none());
+    assert_eq!(
+        ck.model_sha256,
+        checkpoint::sha256_hex(ck.model_toml.as_bytes())
+    );
+    let cfg = ck.check(&path).expect("consistent");
+    assert_eq!(cfg.network.hidden, vec![20]);
+}
+
+#[test]
+fn truncated_at_every_byte_is_an_error_naming_the_file() {
+    let Some((raw, path)) = small_checkpoint() else {
+        return;
+    };
+    for len in 0..raw.len() {
+        match Checkpoint::from_bytes(&raw[..len], &path) {
+            Err(e @ CheckpointError::Truncated { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("truncated"), "{msg}");
+                assert!(msg.contains(&path.display().to_string()), "{msg}");
+            }
+            Err(e) => panic!("truncated at {len}: expected a truncation error, got {e}"),
+            Ok(_) => panic!(
+                "a checkpoint truncated to {len} of {} bytes loaded",
+                raw.len()
+            ),
+        }
+    }
+    // And a truncated file on disk through `load`.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cut.bin");
+    fs::write(&p, &raw[..raw.len() / 2]).unwrap();
+    let msg = Checkpoint::load(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("cut.bin") && msg.contains("truncated"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn flipped_bytes_are_detected() {
+    let Some((raw, path)) = small_checkpoint() else {
+        return;
+    };
+    // Every header byte and a spread of payload bytes (each payload check hashes the file).
+    let positions: Vec<usize> = (0..52).chain((52..raw.len()).step_by(211)).collect();
+    for &i in &positions {
+        let mut bad = raw.clone();
+        bad[i] ^= 0x5a;
+        let err = match Checkpoint::from_bytes(&bad, &path) {
+            Err(e) => e,
+            Ok(_) => panic!("a checkpoint with byte {i} flipped loaded"),
+        };
+        let msg = err.to_string();
+        match i {
+            0..=7 => assert!(
+                matches!(err, CheckpointError::NotACheckpoint { .. }),
+                "{msg}"
+            ),
+            8..=11 => assert!(matches!(err, CheckpointError::Version { .. }), "{msg}"),
+            // The length: too long reads as truncated, too short leaves trailing bytes.
+            12..=19 => assert!(
+                matches!(
+                    err,
+                    CheckpointError::Truncated { .. } | CheckpointError::Corrupt { .. }
+                ),
+                "{msg}"
+            ),
+            _ => assert!(msg.contains("checksum mismatch"), "byte {i}: {msg}"),
+        }
+    }
+    // Appended bytes.
+    let mut long = raw.clone();
+    long.push(0);
+    let msg = Checkpoint::from_bytes(&long, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("trailing bytes"), "{msg}");
+}
+
+#[test]
+fn old_versions_and_foreign_files_get_clear_errors() {
+    let Some((raw, _)) = small_checkpoint() else {
+        return;
+    };
+    let p = Path::new("runs/x/checkpoint-epoch-1.bin");
+    let mut old = raw.clone();
+    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let msg = Checkpoint::from_bytes(&old, p).unwrap_err().to_string();
+    assert!(
+        msg.contains("format version 1")
+            && msg.contains(&format!("reads version {FORMAT_VERSION}"))
+            && msg.contains("runs/x/checkpoint-epoch-1.bin"),
+        "{msg}"
+    );
+    for foreign in [
+        &b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..],
+        b"name = \"guerguiev-1h\"\n[network]\n",
+        &[0u8; 100][..],
+    ] {
+        let msg = Checkpoint::from_bytes(foreign, p).unwrap_err().to_string();
+        assert!(msg.contains("is not an apical checkpoint"), "{msg}");
+    }
+    let msg = Checkpoint::from_bytes(b"", p).unwrap_err().to_string();
+    assert!(msg.contains("truncated: 0 bytes"), "{msg}");
+    let msg = Checkpoint::load(Path::new("/nonexistent/ck.bin"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("cannot read checkpoint /nonexistent/ck.bin"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn hand_made_inconsistent_checkpoints_fail_the_check() {
+    let Some((raw, path)) = small_checkpoint() else {
+        return;
+    };
+    let good = Checkpoint::from_bytes(&raw, &path).unwrap();
+    // Re-encoded with a valid checksum, so only the consistency check can catch these.
+    let reload = |ck: &Checkpoint| Checkpoint::from_bytes(&ck.to_bytes(), &path);
+
+    let mut ck = good.clone();
+    ck.params[0].w.pop();
+    let msg = reload(&ck).unwrap().check(&path).unwrap_err().to_string();
+    assert!(msg.contains("layer 0 parameters have shape"), "{msg}");
+
+    let mut ck = good.clone();
+    ck.params.pop();
+    let msg = reload(&ck).unwrap().check(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("1 parameter layers for a model with 2"),
+        "{msg}"
+    );
+
+    let mut ck = good.clone();
+    ck.epochs_done = 3;
+    let msg = reload(&ck).unwrap().check(&path).unwrap_err().to_string();
+    assert!(msg.contains("3 epochs done but 1 epoch records"), "{msg}");
+
+    let mut ck = good.clone();
+    ck.model_toml = ck.model_toml.replace("tau_s = 3.0", "tau_s = -3.0");
+    ck.model_sha256 = checkpoint::sha256_hex(ck.model_toml.as_bytes());
+    let msg = reload(&ck).unwrap().check(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("synapse.tau_s") && msg.contains(&path.display().to_string()),
+        "{msg}"
+    );
+
+    let mut ck = good.clone();
+    ck.model_toml.push_str("\n# edited\n");
+    let msg = reload(&ck).unwrap_err().to_string();
+    assert!(msg.contains("model text does not match its hash"), "{msg}");
+}
+
+#[test]
+fn failed_writes_name_the_path_and_keep_the_previous_file() {
+    let Some((raw, _)) = small_checkpoint() else {
+        return;
+    };
+    let ck = Checkpoint::from_bytes(&raw, Path::new("x")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // A directory that cannot exist: a path under a regular file.
+    let file = dir.path().join("plain-file");
+    fs::write(&file, b"not a directory").unwrap();
+    let target = file.join("checkpoint-epoch-1.bin");
+    let msg = ck.save(&target).unwrap_err().to_string();
+    assert!(
+        msg.contains("cannot write checkpoint") && msg.contains(&target.display().to_string()),
+        "{msg}"
+    );
+    assert_eq!(bytes(&file), b"not a directory");
+
+    // A full disk: the temporary file is a link to /dev/full, so the write fails with
+    // ENOSPC half-way through an atomic write; the previous checkpoint must survive.
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipping the full-disk part: no /dev/full");
+        return;
+    }
+    let path = dir.path().join("checkpoint-epoch-1.bin");
+    fs::write(&path, b"previous checkpoint").unwrap();
+    let tmp = dir.path().join(".checkpoint-epoch-1.bin.tmp");
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+    let err = ck.save(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains("No space left on device"),
+        "{msg}"
+    );
+    assert_eq!(bytes(&path), b"previous checkpoint", "previous file intact");
+    assert!(
+        fs::symlink_metadata(&tmp).is_err(),
+        "the temporary file is cleaned up"
+    );
+    assert!(Path::new("/dev/full").exists());
+    // The plain write_atomic reports the same I/O error.
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+    let e = checkpoint::write_atomic(&path, &raw).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
+    assert_eq!(bytes(&path), b"previous checkpoint");
+}
+
+#[test]
+fn resume_at_an_epoch_boundary_equals_the_straight_run() {
+    resume_at_epoch_boundary(&small_model_toml());
+}
+
+/// Symmetric feedback re-draws its noise after every update from a stream the checkpoint
+/// must carry, and the saved Y must not be re-drawn on loading.
+#[test]
+fn resume_with_noisy_symmetric_feedback_equals_the_straight_run() {
+    resume_at_epoch_boundary(&small_model_with(
+        "feedback_mode = \"random\"",
+        "feedback_mode = \"symmetric\"\nsymmetric_noise_sd = 0.05",
+    ));
+}
+
+fn resume_at_epoch_boundary(model: &str) {
+    let Some(data) = mnist() else {
+        return;
+    };
+    let straight = tempfile::tempdir().unwrap();
+    train(model, data, opts(straight.path(), 2, 300, 0));
+
+    let split = tempfile::tempdir().unwrap();
+    train(model, data, opts(split.path(), 1, 300, 0));
+    assert!(!split.path().join(epoch_file_name(2)).exists());
+    let ck = Checkpoint::load(&split.path().join(epoch_file_name(1))).unwrap();
+    // Options other than the epochs come from the checkpoint, whatever is passed.
+    let mut o = opts(split.path(), 2, 999, 0);
+    o.seed = 12345;
+    o.test_examples = 5;
+    let mut t = Trainer::resume(ck, data, o).unwrap();
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
+        .unwrap();
+
+    for e in 1..=2 {
+        let f = epoch_file_name(e);
+        assert!(
+            bytes(&straight.path().join(&f)) == bytes(&split.path().join(&f)),
+            "{f} differs between the straight and the resumed run"
+        );
+    }
+    assert_eq!(
+        metrics_without_wall(straight.path()),
+        metrics_without_wall(split.path())
+    );
+}
+
+/// Stops the run (as Ctrl-C does) once `example` examples of `epoch` are done.
+struct StopAt<'s> {
+    epoch: usize,
+    example: usize,
+    current: usize,
+    stop: &'s AtomicBool,
+}
+
+impl Progress for StopAt<'_> {
+    fn start_epoch(&mut self, epoch: usize, _examples: usize, _done: usize) {
+        self.current = epoch;
+    }
+    fn example_done(&mut self, done: usize, _train_error: f64) {
+        if self.current == self.epoch && done == self.example {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn resume_from_mid_epoch_checkpoints_equals_the_straight_run() {
+    let Some(data) = mnist() else {
+        return;
+    };
+    // Quick tests reset the state mid-epoch: resuming must get that right too.
+    let model = small_model_with(
+        "quick_test_every = 0",
+        "quick_test_every = 100\nquick_test_examples = 20",
+    );
+    let straight = tempfile::tempdir().unwrap();
+    train(&model, data, opts(straight.path(), 2, 300, 0));
+    let want = bytes(&straight.path().join(epoch_file_name(2)));
+
+    // Periodic checkpoints every 70 examples; "Ctrl-C" after 150 examples of epoch 2.
+    let split = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(false);
+    let mut t = new_trainer(&model, data, opts(split.path(), 2, 300, 70));
+    let mut p = StopAt {
+        epoch: 2,
+        example: 150,
+        current: 0,
+        stop: &stop,
+    };
+    match t.run(&stop, &mut p, &mut NoObserver) {
+        Err(TrainError::Interrupted {
+            epoch: 2,
+            example: 150,
+            checkpoint,
+        }) => assert!(checkpoint.ends_with("checkpoint-epoch-2-example-150.bin")),
+        other => panic!("expected an interrupt at epoch 2 example 150, got {other:?}"),
+    }
+    let names: Vec<String> = list_checkpoints(split.path())
+        .unwrap()
+        .iter()
+        .map(|(_, _, p)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    // Epoch 1's mid-epoch files were removed when epoch 1 ended.
+    assert_eq!(
+        names,
+        [
+            "checkpoint-epoch-1.bin",
+            "checkpoint-epoch-2-example-70.bin",
+            "checkpoint-epoch-2-example-140.bin",
+            "checkpoint-epoch-2-example-150.bin"
+        ]
+    );
+
+    // (a) The same Trainer, run again, carries on from where it stopped.
+    stop.store(false, Ordering::SeqCst);
+    let snapshot = tempfile::tempdir().unwrap();
+    for (_, _, p) in list_checkpoints(split.path()).unwrap() {
+        fs::copy(&p, snapshot.path().join(p.file_name().unwrap())).unwrap();
+    }
+    t.run(&stop, &mut Quiet, &mut NoObserver).unwrap();
+    assert!(
+        bytes(&split.path().join(epoch_file_name(2))) == want,
+        "continued run differs"
+    );
+    assert_eq!(
+        metrics_without_wall(straight.path()),
+        metrics_without_wall(split.path())
+    );
+
+    // (b) Resumed from each saved mid-epoch file (the interrupt's and a periodic one).
+    for name in [
+        "checkpoint-epoch-2-example-150.bin",
+        "checkpoint-epoch-2-example-70.bin",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = Checkpoint::load(&snapshot.path().join(name)).unwrap();
+        assert_eq!(ck.epochs_done, 1);
+        let at = ck.progress.as_ref().expect("mid-epoch").example;
+        assert_eq!(format!("checkpoint-epoch-2-example-{at}.bin"), name);
+        let mut t = Trainer::resume(ck, data, opts(dir.path(), 2, 300, 0)).unwrap();
+        t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
+            .unwrap();
+        assert!(
+            bytes(&dir.path().join(epoch_file_name(2))) == want,
+            "resumed from {name}: epoch 2 checkpoint differs"
+        );
+    }
+}
+
+#[test]
+fn nan_weights_stop_the_run_and_keep_the_last_good_checkpoint() {
+    let Some(data) = mnist() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = new_trainer(&small_model_toml(), data, opts(dir.path(), 1, 50, 20));
+    let stop = AtomicBool::new(false);
+    t.run(&stop, &mut Quiet, &mut NoObserver).unwrap();
+    let good = bytes(&dir.path().join(epoch_file_name(1)));
+    let saved = t.net.params.clone();
+
+    // (a) A NaN bias reaches the potentials at once: caught after the first example.
+    t.net.params[0].b[3] = f32::NAN;
+    t.opts.epochs = 2;
+    let err = t.run(&stop, &mut Quiet, &mut NoObserver).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::NonFinite {
+                epoch: 2,
+                example: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // (b) Input 0 is a corner pixel, dark in every MNIST image: a NaN weight there never
+    // reaches a potential. The weight check before the periodic save (every 20 examples)
+    // catches it, so no file with a NaN is written.
+    t.net.params = saved;
+    t.net.params[0].w[0] = f32::NAN;
+    let err = t.run(&stop, &mut Quiet, &mut NoObserver).unwrap_err();
+    match &err {
+        TrainError::NonFinite {
+            epoch: 2,
+            example: 20,
+            last_checkpoint: Some(p),
+        } => assert!(p.ends_with(epoch_file_name(1))),
+        other => panic!("expected divergence at epoch 2 example 20, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("NaN or infinite in epoch 2 after training example 20")
+            && msg.contains("checkpoint-epoch-1.bin, is kept"),
+        "{msg}"
+    );
+    assert_eq!(bytes(&dir.path().join(epoch_file_name(1))), good);
+    let names: Vec<_> = list_checkpoints(dir.path()).unwrap();
+    assert_eq!(
+        names.len(),
+        1,
+        "nothing saved after the divergence: {names:?}"
+    );
+}
+
+#[test]
+fn an_absurd_learning_rate_diverges_with_a_clear_error() {
+    let Some(data) = mnist() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model_with("eta = [0.21, 0.21]", "eta = [1e300, 1e300]");
+    let mut t = new_trainer(&model, data, opts(dir.path(), 1, 100, 10));
+    let err = t
+        .run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
+        .unwrap_err();
+    let TrainError::NonFinite {
+        epoch: 1, example, ..
+    } = err
+    else {
+        panic!("expected divergence in epoch 1, got {err:?}");
+    };
+    assert!((1..=100).contains(&example), "example {example}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("diverged") && msg.contains("learning.eta"),
+        "{msg}"
+    );
+    // Any checkpoint written before the divergence holds finite values only.
+    for (_, _, p) in list_checkpoints(dir.path()).unwrap() {
+        let ck = Checkpoint::load(&p).unwrap();
+        assert!(ck.params.iter().all(|l| l.is_finite()), "{}", p.display());
+    }
+}
+
+#[test]
+fn resume_repairs_metrics_left_short_by_a_kill() {
+    let Some(data) = mnist() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    train(&small_model_toml(), data, opts(dir.path(), 2, 40, 0));
+    let want = metrics_without_wall(dir.path());
+    assert_eq!(want.len(), 3, "header and two epochs");
+    // As if killed after checkpoint-epoch-2.bin was written but before the metrics were.
+    let csv = fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    let short: Vec<&str> = csv.lines().take(2).collect();
+    fs::write(dir.path().join("metrics.csv"), short.join("\n") + "\n").unwrap();
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    let first_wall = json[0]["wall_seconds"].as_f64().unwrap();
+    fs::write(
+        dir.path().join("metrics.json"),
+        serde_json::to_string(&json[..1]).unwrap(),
+    )
+    .unwrap();
+
+    let ck = Checkpoint::load(&dir.path().join(epoch_file_name(2))).unwrap();
+    let mut t = Trainer::resume(ck, data, opts(dir.path(), 2, 40, 0)).unwrap();
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
+        .unwrap();
+    assert_eq!(metrics_without_wall(dir.path()), want);
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(json.len(), 2);
+    assert_eq!(json[0]["wall_seconds"].as_f64(), Some(first_wall), "kept");
+    assert!(json[1]["wall_seconds"].is_null(), "unknown, not invented");
+}

@@ -1,0 +1,610 @@
+//! The `apical` binary facing interruptions and bad input: a run killed between epochs and
+//! resumed, Ctrl-C (SIGINT) mid-epoch, `apical eval`, damaged MNIST files, bad model files,
+//! unwritable output directories and a diverging model. Each error must name the problem
+//! and leave what was already written intact.
+
+mod common;
+
+use apical::checkpoint::{epoch_file_name, list_checkpoints, Checkpoint};
+use common::{apical, data_dir, run_apical, s, small_model_toml, small_model_with, write_file};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn bytes(p: &Path) -> Vec<u8> {
+    fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// metrics.csv without the wall-clock columns.
+fn metrics_without_wall(dir: &Path) -> Vec<String> {
+    let text = fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
+    text.lines()
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| *i != 5 && *i != 6)
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// Small model file in `dir`.
+fn small_model_file(dir: &Path) -> PathBuf {
+    write_file(dir, "small.toml", small_model_toml().as_bytes())
+}
+
+/// `apical train MODEL --train-examples N --test-examples 100 --epochs E --out OUT --quiet`.
+fn train_args(model: &Path, train: usize, epochs: usize, out: &Path) -> Vec<String> {
+    [
+        "train",
+        s(model),
+        "--train-examples",
+        &train.to_string(),
+        "--test-examples",
+        "100",
+        "--epochs",
+        &epochs.to_string(),
+        "--out",
+        s(out),
+        "--quiet",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+fn run_ok(args: &[String]) -> String {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = run_apical(&a);
+    assert_eq!(code, Some(0), "apical {args:?} failed:\n{out}\n{err}");
+    err
+}
+
+/// Runs apical expecting failure (exit status 1); returns stderr.
+fn run_err(args: &[&str]) -> String {
+    let (code, out, err) = run_apical(args);
+    assert_eq!(code, Some(1), "apical {args:?} should fail:\n{out}\n{err}");
+    assert!(
+        err.starts_with("error: ") || err.contains("\nerror: "),
+        "{err}"
+    );
+    err
+}
+
+fn wait_for(path: &Path, child: &mut std::process::Child, limit: Duration) {
+    let t0 = Instant::now();
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "apical exited ({status}) before {} appeared",
+                path.display()
+            );
+        }
+        assert!(t0.elapsed() < limit, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn killed_between_epochs_then_resumed_equals_the_straight_run() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = small_model_file(tmp.path());
+    let killed = tmp.path().join("killed");
+    // Many epochs requested: the process is killed long before it could finish.
+    let args = train_args(&model, 2000, 50, &killed);
+    let mut child = apical()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        &killed.join(epoch_file_name(1)),
+        &mut child,
+        Duration::from_secs(120),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.join(epoch_file_name(2)).exists(),
+        "the kill came too late to test anything (epoch 2 already done)"
+    );
+
+    let err = run_ok(&[
+        "train".into(),
+        "--resume".into(),
+        s(&killed).into(),
+        "--epochs".into(),
+        "2".into(),
+        "--quiet".into(),
+    ]);
+    assert!(
+        err.contains("resuming") && err.contains("(1 epochs done) up to 2 epochs"),
+        "{err}"
+    );
+    let info = fs::read_to_string(killed.join("run.json")).unwrap();
+    assert!(info.contains("\"epochs\": 2"), "{info}");
+
+    let straight = tmp.path().join("straight");
+    run_ok(&train_args(&model, 2000, 2, &straight));
+    assert!(
+        bytes(&killed.join(epoch_file_name(2))) == bytes(&straight.join(epoch_file_name(2))),
+        "resumed and straight runs differ"
+    );
+    assert_eq!(
+        metrics_without_wall(&killed),
+        metrics_without_wall(&straight)
+    );
+
+    // Asking for fewer epochs than are done is refused; asking for as many does nothing.
+    let err = run_err(&["train", "--resume", s(&killed), "--epochs", "1", "--quiet"]);
+    assert!(err.contains("already has 2 epochs"), "{err}");
+    run_ok(&[
+        "train".into(),
+        "--resume".into(),
+        s(&killed).into(),
+        "--quiet".into(),
+        "--epochs".into(),
+        "2".into(),
+    ]);
+    assert!(!killed.join(epoch_file_name(3)).exists());
+
+    // A fresh run may not reuse a run directory: nothing in it is overwritten.
+    let before = bytes(&killed.join(epoch_file_name(1)));
+    let a = train_args(&model, 100, 1, &killed);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let err = run_err(&a);
+    assert!(
+        err.contains("already holds checkpoints") && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(bytes(&killed.join(epoch_file_name(1))), before);
+}
+
+#[test]
+fn ctrl_c_writes_a_mid_epoch_checkpoint_and_resume_completes_the_run() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = small_model_file(tmp.path());
+    let run = tmp.path().join("run");
+    let args = train_args(&model, 3000, 50, &run);
+    let mut child = apical()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The handler is installed before the data loads; "training ..." comes just before the
+    // first example.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no training line: {seen}"
+        );
+        seen.push_str(&line);
+        if line.starts_with("training small") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "stderr: {seen}{rest}");
+    let resume_hint = format!("resume with: apical train --resume {}", run.display());
+    assert!(rest.contains(&resume_hint), "{rest}");
+    assert!(rest.contains("stopped in epoch 1 after"), "{rest}");
+
+    let list = list_checkpoints(&run).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let (done, example, path) = &list[0];
+    assert_eq!(*done, 0, "interrupted inside epoch 1");
+    assert!(*example > 0 && *example < 3000, "mid-epoch: {example}");
+    let ck = Checkpoint::load(path).unwrap();
+    assert_eq!(ck.progress.as_ref().map(|p| p.example), Some(*example));
+    assert!(rest.contains(&path.display().to_string()), "{rest}");
+
+    let err = run_ok(&[
+        "train".into(),
+        "--resume".into(),
+        s(&run).into(),
+        "--epochs".into(),
+        "1".into(),
+        "--quiet".into(),
+    ]);
+    assert!(
+        err.contains(&format!("{example} examples of epoch 1 done")),
+        "{err}"
+    );
+    let straight = tmp.path().join("straight");
+    run_ok(&train_args(&model, 3000, 1, &straight));
+    assert!(
+        bytes(&run.join(epoch_file_name(1))) == bytes(&straight.join(epoch_file_name(1))),
+        "resumed and straight runs differ"
+    );
+    // The mid-epoch file was superseded and removed.
+    assert_eq!(list_checkpoints(&run).unwrap().len(), 1);
+}
+
+#[test]
+fn eval_reports_error_and_confusion_matrix() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = small_model_file(tmp.path());
+    let run = tmp.path().join("run");
+    run_ok(&train_args(&model, 300, 1, &run));
+    let ck = run.join(epoch_file_name(1));
+    for target in [&ck, &run] {
+        let (code, out, err) = run_apical(&["eval", s(target), "--test-examples", "200"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("1 epochs trained; test error"), "{out}");
+        assert!(out.contains("on 200 images"), "{out}");
+        let rows: Vec<Vec<usize>> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("confusion matrix"))
+            .skip(2)
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .map(|v| v.parse().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rows.len(), 10, "{out}");
+        assert!(rows.iter().all(|r| r.len() == 10), "{out}");
+        let total: usize = rows.iter().flatten().sum();
+        assert_eq!(total, 200);
+        // The reported error is the off-diagonal share.
+        let wrong: usize = (0..10)
+            .map(|t| rows[t].iter().sum::<usize>() - rows[t][t])
+            .sum();
+        let want = format!("test error {:.2} %", 100.0 * wrong as f64 / 200.0);
+        assert!(out.contains(&want), "{want} in {out}");
+    }
+    // Damaged, foreign or missing checkpoints.
+    let mut raw = bytes(&ck);
+    let mid = raw.len() / 2;
+    raw[mid] ^= 1;
+    let bad = write_file(tmp.path(), "flipped.bin", &raw);
+    let err = run_err(&["eval", s(&bad)]);
+    assert!(
+        err.contains("flipped.bin") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+    let cut = write_file(tmp.path(), "cut.bin", &bytes(&ck)[..1000]);
+    let err = run_err(&["eval", s(&cut)]);
+    assert!(
+        err.contains("cut.bin") && err.contains("truncated"),
+        "{err}"
+    );
+    let err = run_err(&["eval", s(&model)]);
+    assert!(
+        err.contains("small.toml is not an apical checkpoint"),
+        "{err}"
+    );
+    let err = run_err(&["eval", s(&tmp.path().join("none.bin"))]);
+    assert!(
+        err.contains("cannot read checkpoint") && err.contains("none.bin"),
+        "{err}"
+    );
+    let err = run_err(&["eval", s(tmp.path())]);
+    assert!(err.contains("holds no checkpoint"), "{err}");
+}
+
+#[test]
+fn resume_problems_are_explained() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = small_model_file(tmp.path());
+    let err = run_err(&["train", "--resume", s(tmp.path())]);
+    assert!(err.contains("run.json"), "{err}");
+
+    let run = tmp.path().join("run");
+    run_ok(&train_args(&model, 100, 2, &run));
+    // A damaged latest checkpoint: the error says which earlier one to fall back on.
+    let latest = run.join(epoch_file_name(2));
+    let mut raw = bytes(&latest);
+    raw.truncate(raw.len() - 10);
+    fs::write(&latest, &raw).unwrap();
+    let err = run_err(&["train", "--resume", s(&run), "--epochs", "3", "--quiet"]);
+    assert!(
+        err.contains("checkpoint-epoch-2.bin is truncated")
+            && err.contains("move")
+            && err.contains("checkpoint-epoch-1.bin"),
+        "{err}"
+    );
+    fs::rename(&latest, tmp.path().join("moved.bin")).unwrap();
+    run_ok(&[
+        "train".into(),
+        "--resume".into(),
+        s(&run).into(),
+        "--epochs".into(),
+        "2".into(),
+        "--quiet".into(),
+    ]);
+    assert!(run.join(epoch_file_name(2)).exists());
+
+    // A run directory whose recorded data directory is gone (copied from another machine)
+    // finds MNIST in the usual places.
+    let info_path = run.join("run.json");
+    let mut info: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&info_path).unwrap()).unwrap();
+    info["data_dir"] = "/nonexistent/mnist".into();
+    fs::write(&info_path, info.to_string()).unwrap();
+    run_ok(&[
+        "train".into(),
+        "--resume".into(),
+        s(&run).into(),
+        "--epochs".into(),
+        "3".into(),
+        "--quiet".into(),
+    ]);
+    assert!(run.join(epoch_file_name(3)).exists());
+    let info = fs::read_to_string(&info_path).unwrap();
+    assert!(info.contains("\"epochs\": 3"), "{info}");
+}
+
+// ---------------------------------------------------------------- bad MNIST files
+
+fn gunzip(p: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(p).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+/// A data directory linking the real files, with `t10k-labels` replaced by `labels`
+/// (raw bytes written as `t10k-labels-idx1-ubyte`), or left out when None.
+fn data_dir_with_labels(real: &Path, dir: &Path, labels: Option<&[u8]>) {
+    fs::create_dir_all(dir).unwrap();
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+    ] {
+        std::os::unix::fs::symlink(real.join(name), dir.join(name)).unwrap();
+    }
+    if let Some(l) = labels {
+        fs::write(dir.join("t10k-labels-idx1-ubyte"), l).unwrap();
+    }
+}
+
+#[test]
+fn damaged_mnist_files_are_reported_by_the_binary() {
+    let Some(real) = data_dir() else {
+        return;
+    };
+    let real = fs::canonicalize(real).unwrap();
+    let labels = gunzip(&real.join("t10k-labels-idx1-ubyte.gz"));
+    assert_eq!(labels.len(), 10_008);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = small_model_file(tmp.path());
+
+    let mut flipped = labels.clone();
+    flipped[5000] = (flipped[5000] + 1) % 10;
+    let mut magic = labels.clone();
+    magic[3] = 3;
+    let mut short = labels[..10_007].to_vec();
+    short[4..8].copy_from_slice(&9_999u32.to_be_bytes());
+    let gz = gzip(&labels);
+    // (name, replacement labels file or None for missing, --no-verify, expected parts)
+    type Case<'a> = (&'a str, Option<Vec<u8>>, bool, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "missing",
+            None,
+            false,
+            vec!["MNIST file t10k-labels-idx1-ubyte not found in"],
+        ),
+        (
+            "checksum",
+            Some(flipped),
+            false,
+            vec!["t10k-labels-idx1-ubyte: SHA-256", "corrupt"],
+        ),
+        (
+            "truncated",
+            Some(labels[..5_000].to_vec()),
+            true,
+            vec!["t10k-labels-idx1-ubyte: IDX file is truncated"],
+        ),
+        (
+            "truncated-gz",
+            Some(gz[..gz.len() / 2].to_vec()),
+            true,
+            vec!["t10k-labels-idx1-ubyte", "gzip"],
+        ),
+        (
+            "magic",
+            Some(magic),
+            true,
+            vec!["t10k-labels-idx1-ubyte: bad IDX magic number 0x00000803"],
+        ),
+        (
+            "count",
+            Some(short),
+            true,
+            vec!["count mismatch", "10000 images", "9999 labels"],
+        ),
+    ];
+    for (name, file, no_verify, want) in cases {
+        let dir = tmp.path().join(name);
+        data_dir_with_labels(&real, &dir, file.as_deref());
+        let out = tmp.path().join(format!("out-{name}"));
+        let mut args = vec![
+            "train",
+            s(&model),
+            "--epochs",
+            "1",
+            "--train-examples",
+            "10",
+            "--data",
+            s(&dir),
+            "--out",
+            s(&out),
+            "--quiet",
+        ];
+        if no_verify {
+            args.push("--no-verify");
+        }
+        let err = run_err(&args);
+        for w in want {
+            assert!(err.contains(w), "{name}: {w:?} not in {err}");
+        }
+        assert!(
+            !out.exists(),
+            "{name}: nothing is written before the data loads"
+        );
+    }
+    let err = run_err(&["eval", "x.bin", "--data", "/nonexistent/mnist"]);
+    assert!(err.contains("x.bin"), "the checkpoint is read first: {err}");
+    let err = run_err(&["train", s(&model), "--data", "/nonexistent/mnist"]);
+    assert!(err.contains("data directory /nonexistent/mnist"), "{err}");
+}
+
+// ---------------------------------------------------------------- bad model files
+
+#[test]
+fn bad_model_files_are_reported_by_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            small_model_with("g_B = 0.6", "g_B = 0.6\ng_X = 1.0"),
+            vec!["unknown field `g_X`", "line 19"],
+        ),
+        (
+            small_model_with("tau_L = 10.0", "tau_L = \"ten\""),
+            vec!["invalid type", "tau_L", "line 25"],
+        ),
+        (
+            small_model_with("tau_s = 3.0", "tau_s = -3.0"),
+            vec!["field `synapse.tau_s`", "-3"],
+        ),
+        (
+            small_model_with("l_t = 50", "l_t = 0"),
+            vec!["field `phases.l_t`", "phase length", "got 0"],
+        ),
+        (
+            small_model_with("hidden = [20]", "hidden = [20, 0]\n")
+                .replace("eta = [0.21, 0.21]", "eta = [0.2, 0.2, 0.2]"),
+            vec!["field `network.hidden`", "layer 1 has size 0"],
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let p = write_file(tmp.path(), &format!("bad{i}.toml"), text.as_bytes());
+        let out = tmp.path().join(format!("out{i}"));
+        let err = run_err(&["train", s(&p), "--out", s(&out), "--quiet"]);
+        assert!(err.contains(&format!("bad{i}.toml")), "{err}");
+        for w in want {
+            assert!(err.contains(w), "case {i}: {w:?} not in {err}");
+        }
+        assert!(!out.exists());
+    }
+    let err = run_err(&["train", s(&tmp.path().join("absent.toml"))]);
+    assert!(
+        err.contains("cannot read model file") && err.contains("absent.toml"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- output and divergence
+
+#[test]
+fn an_unwritable_output_directory_is_named() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = small_model_file(tmp.path());
+    let file = write_file(tmp.path(), "a-file", b"keep me");
+    let out = file.join("run");
+    let a = train_args(&model, 10, 1, &out);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let err = run_err(&a);
+    assert!(err.contains(&out.display().to_string()), "{err}");
+    assert_eq!(
+        err.matches("Not a directory").count(),
+        1,
+        "said once: {err}"
+    );
+    assert_eq!(bytes(&file), b"keep me");
+
+    // A disk that fills up at the second epoch's checkpoint: its temporary file is a link to
+    // /dev/full. The run stops naming the file; epoch 1's checkpoint is intact and resumable.
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipping the full-disk part: no /dev/full");
+        return;
+    }
+    let run = tmp.path().join("full");
+    fs::create_dir(&run).unwrap();
+    std::os::unix::fs::symlink("/dev/full", run.join(".checkpoint-epoch-2.bin.tmp")).unwrap();
+    let a = train_args(&model, 30, 2, &run);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let err = run_err(&a);
+    let target = run.join(epoch_file_name(2));
+    assert!(
+        err.contains(&format!("cannot write checkpoint {}", target.display()))
+            && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert!(!target.exists());
+    let ck = Checkpoint::load(&run.join(epoch_file_name(1))).unwrap();
+    assert_eq!(ck.epochs_done, 1);
+    run_ok(&[
+        "train".into(),
+        "--resume".into(),
+        s(&run).into(),
+        "--quiet".into(),
+    ]);
+    assert_eq!(Checkpoint::load(&target).unwrap().epochs_done, 2);
+}
+
+#[test]
+fn a_diverging_model_stops_with_epoch_and_example() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = write_file(
+        tmp.path(),
+        "wild.toml",
+        small_model_with("eta = [0.21, 0.21]", "eta = [1e300, 1e300]").as_bytes(),
+    );
+    let out = tmp.path().join("run");
+    let a = train_args(&model, 50, 1, &out);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let err = run_err(&a);
+    assert!(
+        err.contains("diverged") && err.contains("in epoch 1 after training example"),
+        "{err}"
+    );
+    assert!(list_checkpoints(&out).unwrap().is_empty());
+}

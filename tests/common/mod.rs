@@ -1,0 +1,77 @@
+//! Helpers shared by the robustness tests: a small model, MNIST (skipping when absent) and
+//! the built `apical` binary.
+#![allow(dead_code)]
+
+use apical::data::{find_data_dir, load_mnist, Mnist};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The default model file's text.
+pub const MODEL_1H: &str = include_str!("../../models/guerguiev-1h.toml");
+
+/// A 784-20-10 version of the default model (fast: ~0.2 ms per training example).
+pub fn small_model_toml() -> String {
+    let t = MODEL_1H
+        .replace("hidden = [500]", "hidden = [20]")
+        .replace("name = \"guerguiev-1h\"", "name = \"small\"");
+    assert!(t.contains("hidden = [20]") && t.contains("name = \"small\""));
+    t
+}
+
+/// The small model with every occurrence of `from` replaced by `to` (which must occur).
+pub fn small_model_with(from: &str, to: &str) -> String {
+    let t = small_model_toml();
+    assert!(t.contains(from), "the model text has no {from:?}");
+    t.replace(from, to)
+}
+
+/// The MNIST directory, or None (with a message) when it is absent.
+pub fn data_dir() -> Option<PathBuf> {
+    match find_data_dir(None) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipping: MNIST not available ({e})");
+            None
+        }
+    }
+}
+
+/// MNIST, loaded once per test binary; None (with a message) when it is absent.
+pub fn mnist() -> Option<&'static Mnist> {
+    static DATA: OnceLock<Option<Mnist>> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = data_dir()?;
+        Some(load_mnist(&dir, false).expect("MNIST in the data directory loads"))
+    })
+    .as_ref()
+}
+
+/// A command running the built `apical` binary with MNIST found automatically.
+pub fn apical() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_apical"));
+    c.env_remove("APICAL_DATA");
+    c
+}
+
+/// Runs `apical args...`; returns (exit code, stdout, stderr).
+pub fn run_apical(args: &[&str]) -> (Option<i32>, String, String) {
+    let out: Output = apical().args(args).output().expect("apical runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write test file");
+    p
+}
+
+/// A path as &str (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 test path")
+}
