@@ -4,7 +4,7 @@
 
 use crate::neuron::{self, Dynamics};
 use crate::rng::{unit_f32, Rng};
-use crate::synapse::{add_rows, Kernel, PspTrace};
+use crate::synapse::{add_rows, DenseInput, Kernel, PspTrace};
 use rand::Rng as _;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -156,17 +156,22 @@ impl NeuronBlock {
         p: &LayerParams,
         kernel: &Kernel,
         d: &Dynamics,
-        in_events: &[u32],
+        input: BasalInput<'_>,
         teach: Option<&[f32]>,
         in_window: bool,
     ) {
         let (lo, hi) = (self.lo, self.hi);
-        // Eq. 2.3 / 3.1: B = W s + b, event-driven.
-        let u = self.basal_in.begin_step();
-        add_rows(u, &p.w, p.n, lo, in_events);
-        self.basal_in.end_step(kernel);
-        self.basal_in
-            .potential_into(kernel, &p.b[lo..hi], &mut self.basal);
+        match input {
+            BasalInput::Events(in_events) => {
+                // Eq. 2.3 / 3.1: B = W s + b, event-driven.
+                let u = self.basal_in.begin_step();
+                add_rows(u, &p.w, p.n, lo, in_events);
+                self.basal_in.end_step(kernel);
+                self.basal_in
+                    .potential_into(kernel, &p.b[lo..hi], &mut self.basal);
+            }
+            BasalInput::Dense(psp) => dense_basal(p, psp, lo, &mut self.basal),
+        }
         let hidden = p.n_fb > 0;
         if hidden {
             // Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step.
@@ -242,6 +247,28 @@ impl NeuronBlock {
     }
 }
 
+/// Where a block's basal input comes from in one step.
+#[derive(Clone, Copy)]
+enum BasalInput<'a> {
+    /// The presynaptic spikes of this step (event-driven, the default).
+    Events(&'a [u32]),
+    /// The per-input PSPs s of this step (dense baseline).
+    Dense(&'a [f32]),
+}
+
+/// The dense baseline of eq. 3.1, as the reference computes it: B = W s + b with a full
+/// matrix-vector product over every input, zero PSPs included.
+fn dense_basal(p: &LayerParams, psp: &[f32], lo: usize, out: &mut [f32]) {
+    let len = out.len();
+    out.copy_from_slice(&p.b[lo..lo + len]);
+    for (j, &s) in psp.iter().enumerate() {
+        let row = &p.w[j * p.n + lo..j * p.n + lo + len];
+        for (o, &w) in out.iter_mut().zip(row) {
+            *o += w * s;
+        }
+    }
+}
+
 #[inline]
 fn add_assign(acc: &mut [f32], x: &[f32]) {
     for (a, &v) in acc.iter_mut().zip(x) {
@@ -261,6 +288,9 @@ pub struct LayerState {
     pub target: PhaseMeans,
     /// Spikes emitted since the counter was last cleared.
     pub spike_count: u64,
+    /// The dense baseline's per-input PSPs (None: event-driven, the default). Never saved.
+    #[serde(skip)]
+    pub dense: Option<DenseInput>,
 }
 
 impl LayerState {
@@ -288,6 +318,7 @@ impl LayerState {
             forward: PhaseMeans::new(n),
             target: PhaseMeans::new(n),
             spike_count: 0,
+            dense: None,
         }
     }
 
@@ -297,6 +328,15 @@ impl LayerState {
             b.reset();
         }
         self.events.clear();
+        if let Some(d) = &mut self.dense {
+            d.reset();
+        }
+    }
+
+    /// Switches the dense baseline on (per-input PSPs of `n_pre` inputs, B = W s + b every
+    /// step) or off (event-driven). The input history starts empty.
+    pub fn set_dense(&mut self, kernel: &Kernel, n_pre: Option<usize>) {
+        self.dense = n_pre.map(|n| DenseInput::new(kernel, n));
     }
 
     pub fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
@@ -317,13 +357,17 @@ impl LayerState {
         in_window: bool,
         parallel: bool,
     ) {
+        let input = match &mut self.dense {
+            Some(dense) => BasalInput::Dense(dense.step(kernel, in_events)),
+            None => BasalInput::Events(in_events),
+        };
         if parallel && self.blocks.len() > 1 {
             self.blocks
                 .par_iter_mut()
-                .for_each(|b| b.step(p, kernel, d, in_events, teach, in_window));
+                .for_each(|b| b.step(p, kernel, d, input, teach, in_window));
         } else {
             for b in &mut self.blocks {
-                b.step(p, kernel, d, in_events, teach, in_window);
+                b.step(p, kernel, d, input, teach, in_window);
             }
         }
         self.events.clear();
@@ -357,6 +401,11 @@ impl LayerState {
         for b in &mut self.blocks {
             b.take_means(window, means, offsets);
         }
+    }
+
+    /// Basal (dendritic) potentials B of all neurons, in order.
+    pub fn basal(&self) -> impl Iterator<Item = f32> + '_ {
+        self.blocks.iter().flat_map(|b| b.basal.iter().copied())
     }
 
     /// Somatic potentials of all neurons, in order.

@@ -7,6 +7,7 @@
 //! initialisation), [`learning`] (local rules), [`network`] (phases), [`data`] (MNIST),
 //! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files).
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

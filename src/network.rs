@@ -19,6 +19,9 @@ pub struct Model {
     pub cfg: ModelConfig,
     pub dynamics: Dynamics,
     pub kernel: Kernel,
+    /// Dense baseline (benchmarks only): B = W s every step over all inputs, as the
+    /// reference computes it, instead of the event-driven update. Same model.
+    pub dense: bool,
 }
 
 impl Model {
@@ -29,6 +32,7 @@ impl Model {
             cfg,
             dynamics,
             kernel,
+            dense: false,
         }
     }
 
@@ -109,7 +113,7 @@ impl NetState {
         let m_layers = sizes.len();
         let hist = model.hist_len();
         let block = cfg.training.block_size;
-        let layers = sizes
+        let mut layers: Vec<LayerState> = sizes
             .iter()
             .enumerate()
             .map(|(m, &n)| {
@@ -124,6 +128,16 @@ impl NetState {
                 )
             })
             .collect();
+        if model.dense {
+            for (m, l) in layers.iter_mut().enumerate() {
+                let n_pre = if m == 0 {
+                    cfg.network.n_in
+                } else {
+                    sizes[m - 1]
+                };
+                l.set_dense(&model.kernel, Some(n_pre));
+            }
+        }
         let window = cfg.phases.integration_time;
         let presyn = (0..m_layers)
             .map(|m| {
@@ -396,6 +410,22 @@ impl Network {
             net.symmetrize();
         }
         net
+    }
+
+    /// Switches the dense baseline on or off (see [`Model::dense`]); the state's input
+    /// histories start empty.
+    pub fn set_dense(&mut self, on: bool) {
+        self.model.dense = on;
+        let cfg = &self.model.cfg;
+        let sizes = cfg.layer_sizes();
+        for (m, l) in self.state.layers.iter_mut().enumerate() {
+            let n_pre = if m == 0 {
+                cfg.network.n_in
+            } else {
+                sizes[m - 1]
+            };
+            l.set_dense(&self.model.kernel, on.then_some(n_pre));
+        }
     }
 
     /// Resets the state and gives it the training streams of `epoch`.

@@ -190,6 +190,43 @@ pub fn add_rows(u: &mut [f32], w: &[f32], n: usize, lo: usize, events: &[u32]) {
     }
 }
 
+/// The dense baseline's view of a layer's input: every presynaptic unit's PSP s_j(t)
+/// (eq. 2.2), formed from its spike counts each step as the reference does.
+#[derive(Clone, Debug)]
+pub struct DenseInput {
+    counts: PspTrace,
+    zero: Vec<f32>,
+    /// s_j of the current step.
+    pub psp: Vec<f32>,
+}
+
+impl DenseInput {
+    pub fn new(kernel: &Kernel, n_pre: usize) -> Self {
+        DenseInput {
+            counts: PspTrace::new(kernel, n_pre),
+            zero: vec![0.0; n_pre],
+            psp: vec![0.0; n_pre],
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.counts.reset();
+        self.psp.fill(0.0);
+    }
+
+    /// Adds this step's spikes and returns every input's PSP.
+    pub fn step(&mut self, kernel: &Kernel, events: &[u32]) -> &[f32] {
+        let u = self.counts.begin_step();
+        for &j in events {
+            u[j as usize] += 1.0;
+        }
+        self.counts.end_step(kernel);
+        self.counts
+            .potential_into(kernel, &self.zero, &mut self.psp);
+        &self.psp
+    }
+}
+
 /// Eq. 5.6: the mean over a phase's integration window of each presynaptic unit's PSP
 /// (s_f in the learning rules), accumulated event by event.
 #[derive(Clone, Debug, Serialize, Deserialize)]
