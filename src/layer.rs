@@ -4,7 +4,7 @@
 
 use crate::neuron::{self, Dynamics};
 use crate::rng::{unit_f32, Rng};
-use crate::synapse::{add_rows, DenseInput, Kernel, PspTrace};
+use crate::synapse::{DenseInput, Kernel, PspTrace};
 use rand::Rng as _;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,16 @@ pub struct NeuronBlock {
     hist_len: usize,
     hist_head: usize,
     pub rng: Rng,
+    /// Scratch of the spike draw: uniforms and e^-lambda of the current step.
+    #[serde(skip)]
+    uniforms: Vec<f32>,
+    #[serde(skip)]
+    p0: Vec<f32>,
+    #[serde(skip)]
+    cand: Vec<u32>,
+    /// Spikes of the current step as neuron indices of the layer (see LayerState::events).
+    #[serde(skip)]
+    events: Vec<u32>,
 }
 
 impl NeuronBlock {
@@ -125,6 +135,10 @@ impl NeuronBlock {
             hist_len,
             hist_head: 0,
             rng,
+            uniforms: vec![0.0; len],
+            p0: vec![0.0; len],
+            cand: vec![0; len],
+            events: Vec::with_capacity(len),
         }
     }
 
@@ -142,6 +156,7 @@ impl NeuronBlock {
             v.fill(0.0);
         }
         self.spikes.fill(0);
+        self.events.clear();
         self.basal_in.reset();
         self.apical_in.reset();
         self.hist_head = 0;
@@ -150,7 +165,7 @@ impl NeuronBlock {
     /// One time step of this block (section 3 order: basal, apical, soma, spikes).
     /// `teach` is the per-neuron teaching conductance g_E of the output layer's target phase.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn step(
         &mut self,
         p: &LayerParams,
@@ -164,9 +179,7 @@ impl NeuronBlock {
         match input {
             BasalInput::Events(in_events) => {
                 // Eq. 2.3 / 3.1: B = W s + b, event-driven.
-                let u = self.basal_in.begin_step();
-                add_rows(u, &p.w, p.n, lo, in_events);
-                self.basal_in.end_step(kernel);
+                self.basal_in.push_rows(kernel, &p.w, p.n, lo, in_events);
                 self.basal_in
                     .potential_into(kernel, &p.b[lo..hi], &mut self.basal);
             }
@@ -183,15 +196,34 @@ impl NeuronBlock {
             neuron::output_soma_step(d, &mut self.soma, &self.basal, teach);
         }
         // Eq. 3.4: rates and Poisson spikes, two uniforms per 64-bit draw.
-        for (r, &c) in self.rate.iter_mut().zip(&self.soma) {
-            *r = neuron::firing_rate(d, c);
+        let len = hi - lo;
+        if self.uniforms.len() != len {
+            // Scratch is not saved in checkpoints: size it on first use.
+            self.uniforms.resize(len, 0.0);
+            self.p0.resize(len, 0.0);
+            self.cand.resize(len, 0);
         }
-        for (s, r) in self.spikes.chunks_mut(2).zip(self.rate.chunks(2)) {
+        for u in self.uniforms.chunks_mut(2) {
             let bits = self.rng.next_u64();
-            s[0] = neuron::poisson_count(unit_f32(bits as u32), r[0]);
-            if s.len() > 1 {
-                s[1] = neuron::poisson_count(unit_f32((bits >> 32) as u32), r[1]);
+            u[0] = unit_f32(bits as u32);
+            if u.len() > 1 {
+                u[1] = unit_f32((bits >> 32) as u32);
             }
+        }
+        self.events.clear();
+        neuron::rates_and_spikes(
+            d,
+            &self.soma,
+            &self.uniforms,
+            &mut self.rate,
+            &mut self.p0,
+            &mut self.cand,
+            &mut self.events,
+            lo as u32,
+        );
+        self.spikes.fill(0);
+        for &i in &self.events {
+            self.spikes[i as usize - lo] += 1;
         }
         if hidden && self.hist_len > 0 {
             let len = hi - lo;
@@ -269,7 +301,7 @@ fn dense_basal(p: &LayerParams, psp: &[f32], lo: usize, out: &mut [f32]) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn add_assign(acc: &mut [f32], x: &[f32]) {
     for (a, &v) in acc.iter_mut().zip(x) {
         *a += v;
@@ -347,6 +379,7 @@ impl LayerState {
 
     /// One time step of the whole layer, blocks in parallel when `parallel`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn step(
         &mut self,
         p: &LayerParams,
@@ -372,22 +405,17 @@ impl LayerState {
         }
         self.events.clear();
         for b in &self.blocks {
-            for (i, &s) in b.spikes.iter().enumerate() {
-                for _ in 0..s {
-                    self.events.push((b.lo + i) as u32);
-                }
-            }
+            self.events.extend_from_slice(&b.events);
         }
         self.spike_count += self.events.len() as u64;
     }
 
     /// Adds the feedback spikes of this step to the apical input history (eq. 3.2): they
     /// reach A at the next step.
+    #[inline(always)]
     pub fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
         for b in &mut self.blocks {
-            let u = b.apical_in.begin_step();
-            add_rows(u, &p.y, p.n, b.lo, fb_events);
-            b.apical_in.end_step(kernel);
+            b.apical_in.push_rows(kernel, &p.y, p.n, b.lo, fb_events);
         }
     }
 

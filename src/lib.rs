@@ -18,5 +18,6 @@ pub mod learning;
 pub mod network;
 pub mod neuron;
 pub mod rng;
+pub mod simd;
 pub mod synapse;
 pub mod train;

@@ -249,8 +249,53 @@ pub fn predict(c_mean: &[f32], per_class: usize) -> u8 {
 
 /// Runs one phase of `len` steps on the image already set on the input.
 /// `learn` keeps the presynaptic window means s_f (forward phase of training).
+///
+/// On x86-64 CPUs with AVX2 the same code is run compiled for AVX2 (wider vectors, no FMA:
+/// every operation rounds as in the SSE2 build, so the results are bit-identical; see
+/// [`crate::simd`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_phase<O: Observer>(
+    model: &Model,
+    params: &[LayerParams],
+    state: &mut NetState,
+    phase: Phase,
+    len: usize,
+    window: usize,
+    parallel_min: usize,
+    obs: &mut O,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx2() {
+        // SAFETY: the CPU supports AVX2, checked at run time by simd::avx2.
+        unsafe { run_phase_avx2(model, params, state, phase, len, window, parallel_min, obs) };
+        return;
+    }
+    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+}
+
+/// [`run_phase`] compiled for AVX2.
+///
+/// # Safety
+/// Only call on a CPU that supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_phase_avx2<O: Observer>(
+    model: &Model,
+    params: &[LayerParams],
+    state: &mut NetState,
+    phase: Phase,
+    len: usize,
+    window: usize,
+    parallel_min: usize,
+    obs: &mut O,
+) {
+    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_phase_impl<O: Observer>(
     model: &Model,
     params: &[LayerParams],
     state: &mut NetState,
