@@ -107,10 +107,20 @@ impl Observer for EventCounter {
     }
 }
 
+/// CPU time of the calling thread in seconds (/proc/thread-self/schedstat), when known.
+/// On a busy machine it tells the cost of the work apart from the time spent waiting.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 * 1e-9)
+}
+
 /// One training measurement.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrainSample {
     pub seconds: f64,
+    /// CPU seconds of the training thread (None where /proc does not tell).
+    pub cpu_seconds: Option<f64>,
     pub examples: usize,
     pub steps: u64,
     pub events: u64,
@@ -138,6 +148,7 @@ pub fn time_training(
         &mut stream(seed, Purpose::PhaseLengths, &[1]),
     );
     let mut counter = EventCounter::new(&net.model);
+    let cpu0 = thread_cpu_seconds();
     let t0 = Instant::now();
     for (k, &idx) in order.iter().enumerate() {
         net.train_example(
@@ -149,8 +160,13 @@ pub fn time_training(
         );
     }
     let seconds = t0.elapsed().as_secs_f64();
+    let cpu_seconds = match (cpu0, thread_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     TrainSample {
         seconds,
+        cpu_seconds,
         examples: order.len(),
         steps: counter.steps,
         events: counter.events,
@@ -202,6 +218,8 @@ pub struct BenchRow {
     pub sizes: String,
     /// Training, ms per example (learning included), serial.
     pub train_ms: f64,
+    /// The same in CPU time of the training thread.
+    pub train_cpu_ms: Option<f64>,
     /// Simulated seconds per wall second in training.
     pub sim_per_wall: f64,
     /// Synaptic events per wall second in training.
@@ -269,6 +287,7 @@ pub fn bench_model(
         o.train_examples
     ));
     let mut ms = Vec::new();
+    let mut cpu = Vec::new();
     let mut spw = Vec::new();
     let mut eps = Vec::new();
     for r in 0..reps {
@@ -284,6 +303,9 @@ pub fn bench_model(
         });
         let sim_s = s.steps as f64 * cfg.neuron.dt / 1000.0;
         ms.push(1000.0 * s.seconds / s.examples.max(1) as f64);
+        if let Some(c) = s.cpu_seconds {
+            cpu.push(1000.0 * c / s.examples.max(1) as f64);
+        }
         spw.push(sim_s / s.seconds);
         eps.push(s.events as f64 / s.seconds);
     }
@@ -347,6 +369,7 @@ pub fn bench_model(
         name: name.to_string(),
         sizes,
         train_ms: median(&ms),
+        train_cpu_ms: (cpu.len() == reps).then(|| median(&cpu)),
         sim_per_wall: median(&spw),
         events_per_s: median(&eps),
         train_par_ms,
@@ -371,22 +394,24 @@ pub fn format_table(rows: &[BenchRow]) -> String {
         .first()
         .map(|r| r.test_ms.iter().map(|t| t.0).collect())
         .unwrap_or_default();
-    s.push_str("| model | sizes | train ms/example | sim s / wall s | wall s / sim s | synaptic events/s | train ms/ex, parallel blocks |");
+    s.push_str("| model | sizes | train ms/example | train CPU ms/example | sim s / wall s | wall s / sim s | synaptic events/s | train ms/ex, parallel blocks |");
     for t in &threads {
         s.push_str(&format!(" test ms/ex, {t} thr |"));
     }
     s.push_str(" test speed-up | dense ms/example | dense / event-driven | peak MiB |\n");
-    s.push_str("|---|---|---|---|---|---|---|");
+    s.push_str("|---|---|---|---|---|---|---|---|");
     for _ in &threads {
         s.push_str("---|");
     }
     s.push_str("---|---|---|---|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {:.3} | {:.1} | {:.5} | {:.3e} | {} |",
+            "| {} | {} | {:.3} | {} | {:.1} | {:.5} | {:.3e} | {} |",
             r.name,
             r.sizes,
             r.train_ms,
+            r.train_cpu_ms
+                .map_or("-".to_string(), |v| format!("{v:.3}")),
             r.sim_per_wall,
             r.wall_per_sim(),
             r.events_per_s,
@@ -405,4 +430,71 @@ pub fn format_table(rows: &[BenchRow]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_MODEL_TOML;
+    use crate::data::MnistSet;
+
+    fn synthetic(n: usize) -> MnistSet {
+        let images = (0..n * 784)
+            .map(|i| if (i % 784) % 9 < 2 { 180 } else { 0 })
+            .collect();
+        MnistSet {
+            images,
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            rows: 28,
+            cols: 28,
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn fan_out_counts_feedforward_and_broadcast_feedback() {
+        let cfg = ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, "default").unwrap();
+        let c = EventCounter::new(&Model::new(cfg));
+        // Input -> 500 hidden; hidden -> 10 outputs; outputs -> 500 apical compartments.
+        assert_eq!(c.fan_out, vec![500, 10, 500]);
+    }
+
+    #[test]
+    fn training_measurement_counts_steps_and_events() {
+        let cfg = ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, "default").unwrap();
+        let data = Mnist {
+            train: synthetic(4),
+            test: synthetic(2),
+        };
+        let s = time_training(&cfg, &data, 3, 0, false, usize::MAX);
+        let (l_f, l_t) = phase_lengths(&cfg, 3, &mut stream(0, Purpose::PhaseLengths, &[1]));
+        let steps: usize = l_f.iter().chain(&l_t).sum();
+        assert_eq!(s.examples, 3);
+        assert_eq!(s.steps, steps as u64);
+        // About 174 active pixels at 0.14 spikes per step, 500 targets each: far above 0.
+        assert!(
+            s.events > s.steps * 1000,
+            "{} events in {} steps",
+            s.events,
+            s.steps
+        );
+        let net = Network::new(cfg, 0);
+        assert!(time_test(&net, &data, 2, 1, 0) > 0.0);
+        let row = BenchRow {
+            name: "x".into(),
+            test_ms: vec![(1, 2.0), (2, 1.0)],
+            train_ms: 1.0,
+            dense_train_ms: 5.0,
+            ..Default::default()
+        };
+        assert_eq!(row.thread_ratio(), 2.0);
+        assert_eq!(row.dense_ratio(), 5.0);
+        assert!(format_table(&[row]).contains("| 2.00x |"));
+    }
 }

@@ -142,6 +142,22 @@ pub fn fast_exp(x: f32) -> f32 {
     p * scale
 }
 
+/// e^x for x in [-0.5, 0.5] by its Taylor polynomial of degree 8 (truncation error below
+/// 6e-9, relative error below 1.5e-7 in f32 with rounding; tests/perf.rs): the spike
+/// threshold e^-lambda when lambda_max <= 0.5, cheaper than [`fast_exp`].
+#[inline(always)]
+pub fn exp_small(x: f32) -> f32 {
+    let mut p = 1.0 / 40320.0;
+    p = p * x + 1.0 / 5040.0;
+    p = p * x + 1.0 / 720.0;
+    p = p * x + 1.0 / 120.0;
+    p = p * x + 1.0 / 24.0;
+    p = p * x + 1.0 / 6.0;
+    p = p * x + 0.5;
+    p = p * x + 1.0;
+    p * x + 1.0
+}
+
 /// Eq. 3.4 with [`fast_exp`]: lambda_max sigma(C), as the simulation step computes it.
 #[inline(always)]
 pub fn fast_rate(d: &Dynamics, c: f32) -> f32 {
@@ -166,10 +182,18 @@ pub fn rates_and_spikes(
     events: &mut Vec<u32>,
     base: u32,
 ) {
-    for ((r, q), &c) in rate.iter_mut().zip(p0.iter_mut()).zip(soma) {
-        let l = fast_rate(d, c);
-        *r = l;
-        *q = fast_exp(-l);
+    if d.lambda_max <= 0.5 {
+        for ((r, q), &c) in rate.iter_mut().zip(p0.iter_mut()).zip(soma) {
+            let l = fast_rate(d, c);
+            *r = l;
+            *q = exp_small(-l);
+        }
+    } else {
+        for ((r, q), &c) in rate.iter_mut().zip(p0.iter_mut()).zip(soma) {
+            let l = fast_rate(d, c);
+            *r = l;
+            *q = fast_exp(-l);
+        }
     }
     let mut k = 0;
     for (i, (&u, &q)) in uniforms.iter().zip(p0.iter()).enumerate() {

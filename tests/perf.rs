@@ -3,7 +3,9 @@
 
 use apical::config::{ModelConfig, DEFAULT_MODEL_TOML};
 use apical::network::{Network, NoObserver};
-use apical::neuron::{fast_exp, poisson_count, poisson_tail, rates_and_spikes, Dynamics};
+use apical::neuron::{
+    exp_small, fast_exp, poisson_count, poisson_tail, rates_and_spikes, Dynamics,
+};
 
 /// fast_exp against f64 exp over the whole clamped range, every 2^-10 and at random points:
 /// relative error below 1.5e-7 (measured: 9.8e-8, about one f32 ulp).
@@ -23,6 +25,19 @@ fn fast_exp_relative_error_is_below_1_5e_minus_7() {
     assert_eq!(fast_exp(0.0), 1.0);
     assert!(fast_exp(200.0).is_finite() && fast_exp(200.0) > 1e38);
     assert!(fast_exp(-200.0) > 0.0 && fast_exp(-200.0) < 1e-37);
+}
+
+/// exp_small on [-0.5, 0.5]: relative error below 1.5e-7.
+#[test]
+fn exp_small_relative_error_is_below_1_5e_minus_7() {
+    let mut worst = 0.0f64;
+    for i in -50_000..=50_000 {
+        let x = i as f32 * 1e-5;
+        let e = (x as f64).exp();
+        worst = worst.max(((exp_small(x) as f64 - e) / e).abs());
+    }
+    eprintln!("exp_small: worst relative error {worst:e}");
+    assert!(worst < 1.5e-7, "worst relative error {worst}");
 }
 
 /// The block spike draw gives the same counts as the scalar inversion with the same
