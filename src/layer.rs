@@ -3,9 +3,8 @@
 //! same result whether its blocks run on one thread or many.
 
 use crate::neuron::{self, Dynamics};
-use crate::rng::{unit_f32, Rng};
+use crate::rng::{LaneRng, Rng};
 use crate::synapse::{DenseInput, Kernel, PspTrace};
-use rand::Rng as _;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +100,7 @@ pub struct NeuronBlock {
     apical_hist: Vec<f32>,
     hist_len: usize,
     hist_head: usize,
-    pub rng: Rng,
+    pub rng: LaneRng,
     /// Scratch of the spike draw: uniforms and e^-lambda of the current step.
     #[serde(skip)]
     uniforms: Vec<f32>,
@@ -134,7 +133,7 @@ impl NeuronBlock {
             apical_hist: vec![0.0; hist_len * fb_len],
             hist_len,
             hist_head: 0,
-            rng,
+            rng: LaneRng::new(rng),
             uniforms: vec![0.0; len],
             p0: vec![0.0; len],
             cand: vec![0; len],
@@ -195,7 +194,7 @@ impl NeuronBlock {
             let teach = teach.map(|t| &t[lo..hi]);
             neuron::output_soma_step(d, &mut self.soma, &self.basal, teach);
         }
-        // Eq. 3.4: rates and Poisson spikes, two uniforms per 64-bit draw.
+        // Eq. 3.4: rates and Poisson spikes, one uniform per neuron from the block's lanes.
         let len = hi - lo;
         if self.uniforms.len() != len {
             // Scratch is not saved in checkpoints: size it on first use.
@@ -203,13 +202,7 @@ impl NeuronBlock {
             self.p0.resize(len, 0.0);
             self.cand.resize(len, 0);
         }
-        for u in self.uniforms.chunks_mut(2) {
-            let bits = self.rng.next_u64();
-            u[0] = unit_f32(bits as u32);
-            if u.len() > 1 {
-                u[1] = unit_f32((bits >> 32) as u32);
-            }
-        }
+        self.rng.fill_uniforms(&mut self.uniforms);
         self.events.clear();
         neuron::rates_and_spikes(
             d,
@@ -373,7 +366,7 @@ impl LayerState {
 
     pub fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
         for (i, b) in self.blocks.iter_mut().enumerate() {
-            b.rng = rngs(i);
+            b.rng = LaneRng::new(rngs(i));
         }
     }
 
