@@ -303,7 +303,8 @@ pub fn bench_model(
         });
         let sim_s = s.steps as f64 * cfg.neuron.dt / 1000.0;
         ms.push(1000.0 * s.seconds / s.examples.max(1) as f64);
-        if let Some(c) = s.cpu_seconds {
+        // The scheduler's count moves at ticks: a reading of 0 means "too short to tell".
+        if let Some(c) = s.cpu_seconds.filter(|&c| c > 0.0) {
             cpu.push(1000.0 * c / s.examples.max(1) as f64);
         }
         spw.push(sim_s / s.seconds);
