@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"APICALCK";
 /// Version 2 added the run's `train_examples` and `test_examples`.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
 #[derive(Debug, thiserror::Error)]

@@ -65,7 +65,7 @@ impl PoissonInput {
     }
 
     /// Draws one step's spikes into `events`.
-    #[inline]
+    #[inline(always)]
     pub fn step(&mut self, rng: &mut Rng) -> &[u32] {
         self.events.clear();
         match self.draw {

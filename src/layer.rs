@@ -3,9 +3,8 @@
 //! same result whether its blocks run on one thread or many.
 
 use crate::neuron::{self, Dynamics};
-use crate::rng::{unit_f32, Rng};
-use crate::synapse::{add_rows, Kernel, PspTrace};
-use rand::Rng as _;
+use crate::rng::{LaneRng, Rng};
+use crate::synapse::{DenseInput, Kernel, PspTrace};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +100,17 @@ pub struct NeuronBlock {
     apical_hist: Vec<f32>,
     hist_len: usize,
     hist_head: usize,
-    pub rng: Rng,
+    pub rng: LaneRng,
+    /// Scratch of the spike draw: uniforms and e^-lambda of the current step.
+    #[serde(skip)]
+    uniforms: Vec<f32>,
+    #[serde(skip)]
+    p0: Vec<f32>,
+    #[serde(skip)]
+    cand: Vec<u32>,
+    /// Spikes of the current step as neuron indices of the layer (see LayerState::events).
+    #[serde(skip)]
+    events: Vec<u32>,
 }
 
 impl NeuronBlock {
@@ -124,7 +133,11 @@ impl NeuronBlock {
             apical_hist: vec![0.0; hist_len * fb_len],
             hist_len,
             hist_head: 0,
-            rng,
+            rng: LaneRng::new(rng),
+            uniforms: vec![0.0; len],
+            p0: vec![0.0; len],
+            cand: vec![0; len],
+            events: Vec::with_capacity(len),
         }
     }
 
@@ -142,6 +155,7 @@ impl NeuronBlock {
             v.fill(0.0);
         }
         self.spikes.fill(0);
+        self.events.clear();
         self.basal_in.reset();
         self.apical_in.reset();
         self.hist_head = 0;
@@ -150,23 +164,26 @@ impl NeuronBlock {
     /// One time step of this block (section 3 order: basal, apical, soma, spikes).
     /// `teach` is the per-neuron teaching conductance g_E of the output layer's target phase.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn step(
         &mut self,
         p: &LayerParams,
         kernel: &Kernel,
         d: &Dynamics,
-        in_events: &[u32],
+        input: BasalInput<'_>,
         teach: Option<&[f32]>,
         in_window: bool,
     ) {
         let (lo, hi) = (self.lo, self.hi);
-        // Eq. 2.3 / 3.1: B = W s + b, event-driven.
-        let u = self.basal_in.begin_step();
-        add_rows(u, &p.w, p.n, lo, in_events);
-        self.basal_in.end_step(kernel);
-        self.basal_in
-            .potential_into(kernel, &p.b[lo..hi], &mut self.basal);
+        match input {
+            BasalInput::Events(in_events) => {
+                // Eq. 2.3 / 3.1: B = W s + b, event-driven.
+                self.basal_in.push_rows(kernel, &p.w, p.n, lo, in_events);
+                self.basal_in
+                    .potential_into(kernel, &p.b[lo..hi], &mut self.basal);
+            }
+            BasalInput::Dense(psp) => dense_basal(p, psp, lo, &mut self.basal),
+        }
         let hidden = p.n_fb > 0;
         if hidden {
             // Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step.
@@ -177,16 +194,29 @@ impl NeuronBlock {
             let teach = teach.map(|t| &t[lo..hi]);
             neuron::output_soma_step(d, &mut self.soma, &self.basal, teach);
         }
-        // Eq. 3.4: rates and Poisson spikes, two uniforms per 64-bit draw.
-        for (r, &c) in self.rate.iter_mut().zip(&self.soma) {
-            *r = neuron::firing_rate(d, c);
+        // Eq. 3.4: rates and Poisson spikes, one uniform per neuron from the block's lanes.
+        let len = hi - lo;
+        if self.uniforms.len() != len {
+            // Scratch is not saved in checkpoints: size it on first use.
+            self.uniforms.resize(len, 0.0);
+            self.p0.resize(len, 0.0);
+            self.cand.resize(len, 0);
         }
-        for (s, r) in self.spikes.chunks_mut(2).zip(self.rate.chunks(2)) {
-            let bits = self.rng.next_u64();
-            s[0] = neuron::poisson_count(unit_f32(bits as u32), r[0]);
-            if s.len() > 1 {
-                s[1] = neuron::poisson_count(unit_f32((bits >> 32) as u32), r[1]);
-            }
+        self.rng.fill_uniforms(&mut self.uniforms);
+        self.events.clear();
+        neuron::rates_and_spikes(
+            d,
+            &self.soma,
+            &self.uniforms,
+            &mut self.rate,
+            &mut self.p0,
+            &mut self.cand,
+            &mut self.events,
+            lo as u32,
+        );
+        self.spikes.fill(0);
+        for &i in &self.events {
+            self.spikes[i as usize - lo] += 1;
         }
         if hidden && self.hist_len > 0 {
             let len = hi - lo;
@@ -242,7 +272,29 @@ impl NeuronBlock {
     }
 }
 
-#[inline]
+/// Where a block's basal input comes from in one step.
+#[derive(Clone, Copy)]
+enum BasalInput<'a> {
+    /// The presynaptic spikes of this step (event-driven, the default).
+    Events(&'a [u32]),
+    /// The per-input PSPs s of this step (dense baseline).
+    Dense(&'a [f32]),
+}
+
+/// The dense baseline of eq. 3.1, as the reference computes it: B = W s + b with a full
+/// matrix-vector product over every input, zero PSPs included.
+fn dense_basal(p: &LayerParams, psp: &[f32], lo: usize, out: &mut [f32]) {
+    let len = out.len();
+    out.copy_from_slice(&p.b[lo..lo + len]);
+    for (j, &s) in psp.iter().enumerate() {
+        let row = &p.w[j * p.n + lo..j * p.n + lo + len];
+        for (o, &w) in out.iter_mut().zip(row) {
+            *o += w * s;
+        }
+    }
+}
+
+#[inline(always)]
 fn add_assign(acc: &mut [f32], x: &[f32]) {
     for (a, &v) in acc.iter_mut().zip(x) {
         *a += v;
@@ -261,6 +313,9 @@ pub struct LayerState {
     pub target: PhaseMeans,
     /// Spikes emitted since the counter was last cleared.
     pub spike_count: u64,
+    /// The dense baseline's per-input PSPs (None: event-driven, the default). Never saved.
+    #[serde(skip)]
+    pub dense: Option<DenseInput>,
 }
 
 impl LayerState {
@@ -288,6 +343,7 @@ impl LayerState {
             forward: PhaseMeans::new(n),
             target: PhaseMeans::new(n),
             spike_count: 0,
+            dense: None,
         }
     }
 
@@ -297,16 +353,26 @@ impl LayerState {
             b.reset();
         }
         self.events.clear();
+        if let Some(d) = &mut self.dense {
+            d.reset();
+        }
+    }
+
+    /// Switches the dense baseline on (per-input PSPs of `n_pre` inputs, B = W s + b every
+    /// step) or off (event-driven). The input history starts empty.
+    pub fn set_dense(&mut self, kernel: &Kernel, n_pre: Option<usize>) {
+        self.dense = n_pre.map(|n| DenseInput::new(kernel, n));
     }
 
     pub fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
         for (i, b) in self.blocks.iter_mut().enumerate() {
-            b.rng = rngs(i);
+            b.rng = LaneRng::new(rngs(i));
         }
     }
 
     /// One time step of the whole layer, blocks in parallel when `parallel`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn step(
         &mut self,
         p: &LayerParams,
@@ -317,33 +383,32 @@ impl LayerState {
         in_window: bool,
         parallel: bool,
     ) {
+        let input = match &mut self.dense {
+            Some(dense) => BasalInput::Dense(dense.step(kernel, in_events)),
+            None => BasalInput::Events(in_events),
+        };
         if parallel && self.blocks.len() > 1 {
             self.blocks
                 .par_iter_mut()
-                .for_each(|b| b.step(p, kernel, d, in_events, teach, in_window));
+                .for_each(|b| b.step(p, kernel, d, input, teach, in_window));
         } else {
             for b in &mut self.blocks {
-                b.step(p, kernel, d, in_events, teach, in_window);
+                b.step(p, kernel, d, input, teach, in_window);
             }
         }
         self.events.clear();
         for b in &self.blocks {
-            for (i, &s) in b.spikes.iter().enumerate() {
-                for _ in 0..s {
-                    self.events.push((b.lo + i) as u32);
-                }
-            }
+            self.events.extend_from_slice(&b.events);
         }
         self.spike_count += self.events.len() as u64;
     }
 
     /// Adds the feedback spikes of this step to the apical input history (eq. 3.2): they
     /// reach A at the next step.
+    #[inline(always)]
     pub fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
         for b in &mut self.blocks {
-            let u = b.apical_in.begin_step();
-            add_rows(u, &p.y, p.n, b.lo, fb_events);
-            b.apical_in.end_step(kernel);
+            b.apical_in.push_rows(kernel, &p.y, p.n, b.lo, fb_events);
         }
     }
 
@@ -357,6 +422,11 @@ impl LayerState {
         for b in &mut self.blocks {
             b.take_means(window, means, offsets);
         }
+    }
+
+    /// Basal (dendritic) potentials B of all neurons, in order.
+    pub fn basal(&self) -> impl Iterator<Item = f32> + '_ {
+        self.blocks.iter().flat_map(|b| b.basal.iter().copied())
     }
 
     /// Somatic potentials of all neurons, in order.

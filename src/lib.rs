@@ -7,6 +7,7 @@
 //! initialisation), [`learning`] (local rules), [`network`] (phases), [`data`] (MNIST),
 //! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files).
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -17,5 +18,6 @@ pub mod learning;
 pub mod network;
 pub mod neuron;
 pub mod rng;
+pub mod simd;
 pub mod synapse;
 pub mod train;

@@ -31,6 +31,35 @@ enum Command {
     Train(TrainArgs),
     /// Test a saved network and print its error and confusion matrix.
     Eval(EvalArgs),
+    /// Measure simulation speed on real MNIST images (docs/performance.md).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// A few seconds in all, for CI: checks that the harness runs, never the speed.
+    #[arg(long)]
+    quick: bool,
+    /// Repetitions of every measurement (medians are reported).
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Training examples per repetition.
+    #[arg(long)]
+    train_examples: Option<usize>,
+    /// Test examples per repetition.
+    #[arg(long)]
+    test_examples: Option<usize>,
+    /// Training examples per repetition of the dense baseline.
+    #[arg(long)]
+    dense_examples: Option<usize>,
+    /// Only the default model (784-500-10).
+    #[arg(long)]
+    default_only: bool,
+    /// Directory of the model files (models/guerguiev-{0,1,2}h.toml).
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    #[arg(long, env = "APICAL_DATA")]
+    data: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +122,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
+        Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
     };
     // Returning (rather than `process::exit`) drops everything first: trace files close.
     match result {
@@ -378,6 +408,51 @@ fn sizes_string(cfg: &ModelConfig) -> String {
         .map(|n| n.to_string())
         .collect::<Vec<_>>()
         .join("-")
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    use apical::bench;
+    let mut o = if a.quick {
+        bench::BenchOptions::quick()
+    } else {
+        bench::BenchOptions::full()
+    };
+    o.reps = a.reps.unwrap_or(o.reps);
+    o.train_examples = a.train_examples.unwrap_or(o.train_examples);
+    o.test_examples = a.test_examples.unwrap_or(o.test_examples);
+    o.dense_examples = a.dense_examples.unwrap_or(o.dense_examples);
+    if o.reps == 0 || o.train_examples == 0 || o.test_examples == 0 || o.dense_examples == 0 {
+        bail!("--reps, --train-examples, --test-examples and --dense-examples must be at least 1");
+    }
+    let (data, _) = load_data(a.data.as_deref(), true)?;
+    let default = ModelConfig::from_toml_str(
+        DEFAULT_MODEL_TOML,
+        &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
+    )?;
+    let mut models: Vec<(String, ModelConfig)> = Vec::new();
+    if a.default_only {
+        models.push((default.name.clone(), default.clone()));
+    } else {
+        for h in ["0h", "1h", "2h"] {
+            let path = a.models.join(format!("guerguiev-{h}.toml"));
+            let cfg = ModelConfig::from_file(&path)?;
+            models.push((cfg.name.clone(), cfg));
+        }
+        let wide = bench::wide_model(&default, 2000);
+        models.push((wide.name.clone(), wide));
+    }
+    let mut rows = Vec::new();
+    for (name, cfg) in &models {
+        rows.push(bench::bench_model(name, cfg, &data, &o, &mut |m| {
+            eprintln!("{m}")
+        }));
+    }
+    println!(
+        "apical bench: medians of {} repetitions; training {} examples (dense baseline {}), test {} images; 1 thread unless stated",
+        o.reps, o.train_examples, o.dense_examples, o.test_examples
+    );
+    print!("{}", bench::format_table(&rows));
+    Ok(())
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {

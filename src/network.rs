@@ -19,6 +19,9 @@ pub struct Model {
     pub cfg: ModelConfig,
     pub dynamics: Dynamics,
     pub kernel: Kernel,
+    /// Dense baseline (benchmarks only): B = W s every step over all inputs, as the
+    /// reference computes it, instead of the event-driven update. Same model.
+    pub dense: bool,
 }
 
 impl Model {
@@ -29,6 +32,7 @@ impl Model {
             cfg,
             dynamics,
             kernel,
+            dense: false,
         }
     }
 
@@ -109,7 +113,7 @@ impl NetState {
         let m_layers = sizes.len();
         let hist = model.hist_len();
         let block = cfg.training.block_size;
-        let layers = sizes
+        let mut layers: Vec<LayerState> = sizes
             .iter()
             .enumerate()
             .map(|(m, &n)| {
@@ -124,6 +128,16 @@ impl NetState {
                 )
             })
             .collect();
+        if model.dense {
+            for (m, l) in layers.iter_mut().enumerate() {
+                let n_pre = if m == 0 {
+                    cfg.network.n_in
+                } else {
+                    sizes[m - 1]
+                };
+                l.set_dense(&model.kernel, Some(n_pre));
+            }
+        }
         let window = cfg.phases.integration_time;
         let presyn = (0..m_layers)
             .map(|m| {
@@ -235,8 +249,53 @@ pub fn predict(c_mean: &[f32], per_class: usize) -> u8 {
 
 /// Runs one phase of `len` steps on the image already set on the input.
 /// `learn` keeps the presynaptic window means s_f (forward phase of training).
+///
+/// On x86-64 CPUs with AVX2 the same code is run compiled for AVX2 (wider vectors, no FMA:
+/// every operation rounds as in the SSE2 build, so the results are bit-identical; see
+/// [`crate::simd`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_phase<O: Observer>(
+    model: &Model,
+    params: &[LayerParams],
+    state: &mut NetState,
+    phase: Phase,
+    len: usize,
+    window: usize,
+    parallel_min: usize,
+    obs: &mut O,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx2() {
+        // SAFETY: the CPU supports AVX2, checked at run time by simd::avx2.
+        unsafe { run_phase_avx2(model, params, state, phase, len, window, parallel_min, obs) };
+        return;
+    }
+    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+}
+
+/// [`run_phase`] compiled for AVX2.
+///
+/// # Safety
+/// Only call on a CPU that supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_phase_avx2<O: Observer>(
+    model: &Model,
+    params: &[LayerParams],
+    state: &mut NetState,
+    phase: Phase,
+    len: usize,
+    window: usize,
+    parallel_min: usize,
+    obs: &mut O,
+) {
+    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_phase_impl<O: Observer>(
     model: &Model,
     params: &[LayerParams],
     state: &mut NetState,
@@ -396,6 +455,22 @@ impl Network {
             net.symmetrize();
         }
         net
+    }
+
+    /// Switches the dense baseline on or off (see [`Model::dense`]); the state's input
+    /// histories start empty.
+    pub fn set_dense(&mut self, on: bool) {
+        self.model.dense = on;
+        let cfg = &self.model.cfg;
+        let sizes = cfg.layer_sizes();
+        for (m, l) in self.state.layers.iter_mut().enumerate() {
+            let n_pre = if m == 0 {
+                cfg.network.n_in
+            } else {
+                sizes[m - 1]
+            };
+            l.set_dense(&self.model.kernel, on.then_some(n_pre));
+        }
     }
 
     /// Resets the state and gives it the training streams of `epoch`.

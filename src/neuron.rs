@@ -53,7 +53,7 @@ pub fn sigmoid_prime(x: f32) -> f32 {
 
 /// Eq. 3.3: hidden soma, forward Euler:
 /// C <- C + dt (-g_L C + g_B (B - C) + g_A (A - C)).
-#[inline]
+#[inline(always)]
 pub fn hidden_soma_step(d: &Dynamics, c: &mut [f32], basal: &[f32], apical: &[f32]) {
     for ((c, &b), &a) in c.iter_mut().zip(basal).zip(apical) {
         *c += d.dt * (-d.g_l * *c + d.g_b * (b - *c) + d.g_a * (a - *c));
@@ -63,7 +63,7 @@ pub fn hidden_soma_step(d: &Dynamics, c: &mut [f32], basal: &[f32], apical: &[f3
 /// Eqs. 4.2-4.3: output soma, forward Euler, with the teaching current of the target phase
 /// (`g_e` = per-unit excitatory teaching conductance, g_I = 1 - g_E; None in the forward phase):
 /// C <- C + dt (-g_L C + g_D (B - C) + I), I = g_E (E_E - C) + g_I (E_I - C).
-#[inline]
+#[inline(always)]
 pub fn output_soma_step(d: &Dynamics, c: &mut [f32], dendrite: &[f32], g_e: Option<&[f32]>) {
     match g_e {
         None => {
@@ -104,6 +104,123 @@ pub fn poisson_count(u: f32, lambda: f32) -> u8 {
         let next = cdf + p;
         if next <= cdf {
             // The remaining tail is below f32 resolution.
+            break;
+        }
+        cdf = next;
+    }
+    k
+}
+
+/// exp(x) in f32 by a fixed recipe: x = n ln 2 + r with n = round(x / ln 2) and |r| <=
+/// ln 2 / 2 (Cody-Waite, ln 2 split in two so that n ln2_hi is exact), e^r by its Taylor
+/// polynomial of degree 7, then 2^n from the exponent bits. Only f32 multiplications,
+/// additions and integer bit operations, no table and no branch: loops over slices
+/// auto-vectorise (SSE2 and up) and give bit-identical results on every x86-64 CPU.
+/// The argument is clamped to [-87, 88]. Relative error below 1e-7 (about one ulp;
+/// tested against f64 in tests/perf.rs); libm's expf is within 1 ulp. See
+/// docs/performance.md.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // 1.5 * 2^23 + 127: adding it rounds to an integer and leaves n + 127 in the low bits.
+    const MAGIC: f32 = 12_582_912.0 + 127.0;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let scale = f32::from_bits(t.to_bits() << 23);
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    p * scale
+}
+
+/// e^x for x in [-0.5, 0.5] by its Taylor polynomial of degree 8 (truncation error below
+/// 6e-9, relative error below 1.5e-7 in f32 with rounding; tests/perf.rs): the spike
+/// threshold e^-lambda when lambda_max <= 0.5, cheaper than [`fast_exp`].
+#[inline(always)]
+pub fn exp_small(x: f32) -> f32 {
+    let mut p = 1.0 / 40320.0;
+    p = p * x + 1.0 / 5040.0;
+    p = p * x + 1.0 / 720.0;
+    p = p * x + 1.0 / 120.0;
+    p = p * x + 1.0 / 24.0;
+    p = p * x + 1.0 / 6.0;
+    p = p * x + 0.5;
+    p = p * x + 1.0;
+    p * x + 1.0
+}
+
+/// Eq. 3.4 with [`fast_exp`]: lambda_max sigma(C), as the simulation step computes it.
+#[inline(always)]
+pub fn fast_rate(d: &Dynamics, c: f32) -> f32 {
+    d.lambda_max / (1.0 + fast_exp(-c))
+}
+
+/// Eq. 3.4 for a block of neurons: rates lambda_C = lambda_max sigma(C) and Poisson spike
+/// counts from one uniform per neuron, by inversion. The first comparison, u >= e^-lambda
+/// (at least one spike), is done for the whole block without branches (vectorisable rates,
+/// then a branch-free compaction of the spiking neurons into `cand`); only the few neurons
+/// that spike go on in [`poisson_tail`]. Spikes are pushed to `events` in neuron order
+/// (index `base + i`, repeated for counts above one). `cand` needs `soma.len()` entries.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn rates_and_spikes(
+    d: &Dynamics,
+    soma: &[f32],
+    uniforms: &[f32],
+    rate: &mut [f32],
+    p0: &mut [f32],
+    cand: &mut [u32],
+    events: &mut Vec<u32>,
+    base: u32,
+) {
+    if d.lambda_max <= 0.5 {
+        for ((r, q), &c) in rate.iter_mut().zip(p0.iter_mut()).zip(soma) {
+            let l = fast_rate(d, c);
+            *r = l;
+            *q = exp_small(-l);
+        }
+    } else {
+        for ((r, q), &c) in rate.iter_mut().zip(p0.iter_mut()).zip(soma) {
+            let l = fast_rate(d, c);
+            *r = l;
+            *q = fast_exp(-l);
+        }
+    }
+    let mut k = 0;
+    for (i, (&u, &q)) in uniforms.iter().zip(p0.iter()).enumerate() {
+        cand[k] = i as u32;
+        k += (u >= q) as usize;
+    }
+    for &i in &cand[..k] {
+        let i = i as usize;
+        let n = poisson_tail(uniforms[i], rate[i], p0[i]);
+        for _ in 0..n {
+            events.push(base + i as u32);
+        }
+    }
+}
+
+/// The Poisson count of mean `lambda` for a uniform `u` >= p0 = e^-lambda (so at least one):
+/// the inversion of [`poisson_count`] continued from k = 1.
+#[inline]
+pub fn poisson_tail(u: f32, lambda: f32, p0: f32) -> u8 {
+    let mut p = p0;
+    let mut cdf = p0;
+    let mut k = 0u8;
+    while u >= cdf && k < u8::MAX {
+        k += 1;
+        p *= lambda / k as f32;
+        let next = cdf + p;
+        if next <= cdf {
             break;
         }
         cdf = next;

@@ -79,6 +79,10 @@ pub enum PspTrace {
         n: usize,
         slots: Vec<f32>,
         head: usize,
+        /// Whether each slot may hold a non-zero input (false: known to be all zeros, so
+        /// it is neither cleared nor summed). Not saved: empty means "all may".
+        #[serde(skip)]
+        live: Vec<bool>,
     },
     /// Exponential traces of the full kernel and the input u(t) of the current step.
     Exact {
@@ -95,6 +99,7 @@ impl PspTrace {
                 n,
                 slots: vec![0.0; n * kernel.taps.len()],
                 head: 0,
+                live: vec![false; kernel.taps.len()],
             },
             PspKernel::Full => PspTrace::Exact {
                 a_l: vec![0.0; n],
@@ -107,9 +112,12 @@ impl PspTrace {
     /// Forgets every past spike.
     pub fn reset(&mut self) {
         match self {
-            PspTrace::Ring { slots, head, .. } => {
+            PspTrace::Ring {
+                slots, head, live, ..
+            } => {
                 slots.fill(0.0);
                 *head = 0;
+                live.fill(false);
             }
             PspTrace::Exact { a_l, a_s, u } => {
                 a_l.fill(0.0);
@@ -120,14 +128,34 @@ impl PspTrace {
     }
 
     /// Opens the current step's input u(t), zeroed, for spikes to be summed into.
-    #[inline]
+    #[inline(always)]
     pub fn begin_step(&mut self) -> &mut [f32] {
+        self.open(true)
+    }
+
+    /// Opens the current step's input; `nonzero` false promises that nothing will be added.
+    #[inline(always)]
+    fn open(&mut self, nonzero: bool) -> &mut [f32] {
         match self {
-            PspTrace::Ring { n, slots, head } => {
+            PspTrace::Ring {
+                n,
+                slots,
+                head,
+                live,
+            } => {
                 let mem = slots.len() / (*n).max(1);
-                *head = (*head + 1) % mem.max(1);
+                if live.len() != mem {
+                    *live = vec![true; mem];
+                }
+                if mem == 0 {
+                    return &mut slots[..0];
+                }
+                *head = (*head + 1) % mem;
                 let s = &mut slots[*head * *n..(*head + 1) * *n];
-                s.fill(0.0);
+                if live[*head] {
+                    s.fill(0.0);
+                }
+                live[*head] = nonzero;
                 s
             }
             PspTrace::Exact { u, .. } => {
@@ -138,7 +166,7 @@ impl PspTrace {
     }
 
     /// Closes the step: the full kernel folds u(t) into its traces (eq. 2.4).
-    #[inline]
+    #[inline(always)]
     pub fn end_step(&mut self, kernel: &Kernel) {
         if let PspTrace::Exact { a_l, a_s, u } = self {
             for ((l, s), &x) in a_l.iter_mut().zip(a_s.iter_mut()).zip(u.iter()) {
@@ -148,24 +176,55 @@ impl PspTrace {
         }
     }
 
+    /// One step of input: u(t) = sum of the weight rows `w[j * stride + lo..]` of the
+    /// spiking inputs j in `events` (see [`add_rows`]).
+    #[inline(always)]
+    pub fn push_rows(
+        &mut self,
+        kernel: &Kernel,
+        w: &[f32],
+        stride: usize,
+        lo: usize,
+        events: &[u32],
+    ) {
+        let u = self.open(!events.is_empty());
+        add_rows(u, w, stride, lo, events);
+        self.end_step(kernel);
+    }
+
     /// Eq. 2.3: out = bias + sum_{d=1..mem} kappa(d) u(t-d+1), with t the newest step.
-    #[inline]
+    /// Each neuron's sum is formed in that order (bias, then d = 1, 2, ...); slots known to
+    /// be zero are skipped, and up to four taps are summed per pass over `out`.
+    #[inline(always)]
     pub fn potential_into(&self, kernel: &Kernel, bias: &[f32], out: &mut [f32]) {
         match self {
-            PspTrace::Ring { n, slots, head } => {
+            PspTrace::Ring {
+                n,
+                slots,
+                head,
+                live,
+            } => {
                 let n = *n;
                 out.copy_from_slice(bias);
                 if n == 0 {
                     return;
                 }
                 let mem = slots.len() / n;
-                for (d, &k) in kernel.taps.iter().enumerate() {
+                let mut rows: [(&[f32], f32); 4] = [(&[], 0.0); 4];
+                let mut k = 0;
+                for (d, &kd) in kernel.taps.iter().enumerate() {
                     let slot = (*head + mem - d) % mem;
-                    let s = &slots[slot * n..(slot + 1) * n];
-                    for (o, &x) in out.iter_mut().zip(s) {
-                        *o += k * x;
+                    if !live.get(slot).copied().unwrap_or(true) {
+                        continue;
+                    }
+                    rows[k] = (&slots[slot * n..(slot + 1) * n], kd);
+                    k += 1;
+                    if k == 4 {
+                        weighted_sum(out, &rows);
+                        k = 0;
                     }
                 }
+                weighted_sum(out, &rows[..k]);
             }
             PspTrace::Exact { a_l, a_s, .. } => {
                 for (((o, &b), &l), &s) in out.iter_mut().zip(bias).zip(a_l).zip(a_s) {
@@ -176,17 +235,105 @@ impl PspTrace {
     }
 }
 
+/// out[i] += k_1 r_1[i] + ... (up to four rows, added one after the other, in order).
+#[inline(always)]
+fn weighted_sum(out: &mut [f32], rows: &[(&[f32], f32)]) {
+    let len = out.len();
+    match *rows {
+        [] => {}
+        [(r0, k0)] => {
+            for (o, &a) in out.iter_mut().zip(&r0[..len]) {
+                *o += k0 * a;
+            }
+        }
+        [(r0, k0), (r1, k1)] => {
+            for ((o, &a), &b) in out.iter_mut().zip(&r0[..len]).zip(&r1[..len]) {
+                *o = (*o + k0 * a) + k1 * b;
+            }
+        }
+        [(r0, k0), (r1, k1), (r2, k2)] => {
+            for (((o, &a), &b), &c) in out
+                .iter_mut()
+                .zip(&r0[..len])
+                .zip(&r1[..len])
+                .zip(&r2[..len])
+            {
+                *o = ((*o + k0 * a) + k1 * b) + k2 * c;
+            }
+        }
+        _ => {
+            let [(r0, k0), (r1, k1), (r2, k2), (r3, k3)] = [rows[0], rows[1], rows[2], rows[3]];
+            for ((((o, &a), &b), &c), &e) in out
+                .iter_mut()
+                .zip(&r0[..len])
+                .zip(&r1[..len])
+                .zip(&r2[..len])
+                .zip(&r3[..len])
+            {
+                *o = (((*o + k0 * a) + k1 * b) + k2 * c) + k3 * e;
+            }
+        }
+    }
+}
+
 /// Sums weight rows of the spiking inputs into u: u += W[j, lo..hi] for each event j.
-/// `w` is input-major (row j holds the weights from input j to all `n` neurons).
-#[inline]
+/// `w` is input-major (row j holds the weights from input j to all `n` neurons). Rows are
+/// added in event order, four per pass over u.
+#[inline(always)]
 pub fn add_rows(u: &mut [f32], w: &[f32], n: usize, lo: usize, events: &[u32]) {
     let len = u.len();
-    for &j in events {
+    let row = |j: u32| {
         let start = j as usize * n + lo;
-        let row = &w[start..start + len];
-        for (x, &wv) in u.iter_mut().zip(row) {
+        &w[start..start + len]
+    };
+    let mut quads = events.chunks_exact(4);
+    for q in &mut quads {
+        let (r0, r1, r2, r3) = (row(q[0]), row(q[1]), row(q[2]), row(q[3]));
+        for ((((x, &a), &b), &c), &d) in u.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            *x = (((*x + a) + b) + c) + d;
+        }
+    }
+    for &j in quads.remainder() {
+        for (x, &wv) in u.iter_mut().zip(row(j)) {
             *x += wv;
         }
+    }
+}
+
+/// The dense baseline's view of a layer's input: every presynaptic unit's PSP s_j(t)
+/// (eq. 2.2), formed from its spike counts each step as the reference does.
+#[derive(Clone, Debug)]
+pub struct DenseInput {
+    counts: PspTrace,
+    zero: Vec<f32>,
+    /// s_j of the current step.
+    pub psp: Vec<f32>,
+}
+
+impl DenseInput {
+    pub fn new(kernel: &Kernel, n_pre: usize) -> Self {
+        DenseInput {
+            counts: PspTrace::new(kernel, n_pre),
+            zero: vec![0.0; n_pre],
+            psp: vec![0.0; n_pre],
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.counts.reset();
+        self.psp.fill(0.0);
+    }
+
+    /// Adds this step's spikes and returns every input's PSP.
+    pub fn step(&mut self, kernel: &Kernel, events: &[u32]) -> &[f32] {
+        let u = self.counts.begin_step();
+        for &j in events {
+            u[j as usize] += 1.0;
+        }
+        self.counts.end_step(kernel);
+        self.counts
+            .potential_into(kernel, &self.zero, &mut self.psp);
+        &self.psp
     }
 }
 

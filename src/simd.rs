@@ -1,0 +1,51 @@
+//! Run-time choice of the vector instruction set of the simulation step.
+//!
+//! The step is written as plain loops over f32 slices that LLVM vectorises. The portable
+//! build uses SSE2 (every x86-64 CPU); where the CPU has AVX2 the same code, compiled for
+//! AVX2, runs instead. Both use only IEEE additions, multiplications, divisions and
+//! comparisons in the same order (no fused multiply-add), so they give bit-identical
+//! results: a run stays a pure function of (model, data, seed) on any x86-64 machine.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+const UNKNOWN: u8 = 0;
+const WIDE: u8 = 1;
+const BASELINE: u8 = 2;
+
+static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Whether the AVX2 build of the step is used.
+#[inline]
+pub fn avx2() -> bool {
+    match MODE.load(Ordering::Relaxed) {
+        WIDE => true,
+        BASELINE => false,
+        _ => {
+            let on = detect() && std::env::var_os("APICAL_NO_AVX2").is_none();
+            MODE.store(if on { WIDE } else { BASELINE }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Forces the portable (SSE2) build (`true`), or goes back to detecting the CPU (`false`).
+/// For tests and benchmarks; the results do not depend on it.
+pub fn force_baseline(baseline: bool) {
+    let mode = if baseline || !detect() {
+        BASELINE
+    } else {
+        WIDE
+    };
+    MODE.store(mode, Ordering::Relaxed);
+}
+
+fn detect() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
