@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod reproduce_cli;
+
 #[derive(Parser)]
 #[command(
     name = "apical",
@@ -30,6 +32,10 @@ enum Command {
     Train(TrainArgs),
     /// Test a saved network and print its error and confusion matrix.
     Eval(EvalArgs),
+    /// Run the paper's experiments and write the results page (docs/results.md).
+    Reproduce(reproduce_cli::ReproduceArgs),
+    /// Plots of a run directory into RUN_DIR/plots/.
+    Plot(reproduce_cli::PlotArgs),
 }
 
 #[derive(clap::Args)]
@@ -91,6 +97,8 @@ fn main() {
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a),
+        Command::Reproduce(a) => reproduce_cli::cmd_reproduce(a),
+        Command::Plot(a) => reproduce_cli::cmd_plot(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
