@@ -111,8 +111,8 @@ pub const EXPERIMENTS: &[Experiment] = &[
         name: "guerguiev-1h-fixed-hidden",
         model_toml: include_str!("../models/guerguiev-1h-fixed-hidden.toml"),
         what: "784-500-10, hidden weights fixed (shallow control)",
-        figure: "Fig. 6 (control)",
-        paper: "no number; between 784-10 (8.3 %) and 784-500-10",
+        figure: "control",
+        paper: "no number; worse than the learning 784-500-10",
         paper_error: None,
     },
 ];
@@ -225,18 +225,27 @@ fn budget(
     Ok((cfg, ep, tr, te))
 }
 
-/// A finished run with the same settings in `dir`, if there is one; an error if `dir` holds
-/// anything else.
+/// What a run directory holds for the requested run.
+enum Existing {
+    /// Nothing (or no checkpoint yet): start from scratch.
+    Fresh,
+    /// Finished: the metrics of its first `epochs` epochs.
+    Done(Vec<EpochMetrics>),
+    /// Same settings, fewer epochs done: continue from the latest checkpoint.
+    Resume,
+}
+
+/// Checks `dir` against the requested run: the same model text, seed and example counts.
 fn existing(
     dir: &Path,
-    name: &str,
+    cfg: &ModelConfig,
     seed: u64,
     epochs: usize,
     train: usize,
     test: usize,
-) -> Result<Option<Vec<EpochMetrics>>, ReproduceError> {
+) -> Result<Existing, ReproduceError> {
     if !dir.join("run.json").exists() {
-        return Ok(None);
+        return Ok(Existing::Fresh);
     }
     let mismatch = |problem: String| ReproduceError::Mismatch {
         dir: dir.to_path_buf(),
@@ -249,21 +258,28 @@ fn existing(
         info.train_examples,
         info.test_examples,
     );
-    if settings != (name, seed, train, test) || info.epochs < epochs {
+    if settings != (cfg.name.as_str(), seed, train, test) {
         return Err(mismatch(format!(
-            "model {}, seed {}, {} epochs of {} examples, {} test images",
-            info.model, info.seed, info.epochs, info.train_examples, info.test_examples
+            "model {}, seed {}, {} examples per epoch, {} test images",
+            info.model, info.seed, info.train_examples, info.test_examples
         )));
     }
-    let metrics = plot::read_metrics(dir).map_err(|e| mismatch(e.to_string()))?;
-    if metrics.len() < epochs {
-        return Err(mismatch(format!(
-            "only {} of {epochs} epochs done; continue it with `apical train --resume {}`",
-            metrics.len(),
-            dir.display()
-        )));
+    let model = std::fs::read_to_string(dir.join("model.toml")).unwrap_or_default();
+    if model != cfg.to_toml_string() {
+        return Err(mismatch(
+            "its model.toml differs from the current model file".into(),
+        ));
     }
-    Ok(Some(metrics[..epochs].to_vec()))
+    let checkpoints =
+        crate::checkpoint::list_checkpoints(dir).map_err(|e| mismatch(e.to_string()))?;
+    if checkpoints.is_empty() {
+        return Ok(Existing::Fresh);
+    }
+    let metrics = plot::read_metrics(dir).unwrap_or_default();
+    if metrics.len() >= epochs {
+        return Ok(Existing::Done(metrics[..epochs].to_vec()));
+    }
+    Ok(Existing::Resume)
 }
 
 /// Runs every (experiment, seed) not already done, `opts.jobs` at a time. `log` gets one
@@ -326,7 +342,8 @@ fn run_one(
 ) -> Result<RunSummary, ReproduceError> {
     let (cfg, epochs, train_examples, test_examples) = budget(e, opts)?;
     let dir = run_dir(&opts.out_dir, e.name, seed);
-    if let Some(metrics) = existing(&dir, e.name, seed, epochs, train_examples, test_examples)? {
+    let state = existing(&dir, &cfg, seed, epochs, train_examples, test_examples)?;
+    if let Existing::Done(metrics) = state {
         log(format!(
             "{} seed {seed}: already done in {}",
             e.name,
@@ -369,7 +386,27 @@ fn run_one(
         dir.display()
     ));
     let started = Instant::now();
-    let mut trainer = Trainer::new(cfg, data, ropts, &info).map_err(train_err)?;
+    let mut trainer = if matches!(state, Existing::Resume) {
+        let list =
+            crate::checkpoint::list_checkpoints(&dir).map_err(|source| ReproduceError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        let latest = &list.last().expect("checked: the run has a checkpoint").2;
+        let ck = crate::checkpoint::Checkpoint::load(latest)
+            .map_err(|err| train_err(TrainError::Checkpoint(err)))?;
+        log(format!(
+            "{} seed {seed}: resuming from {}",
+            e.name,
+            latest.display()
+        ));
+        RunDir { dir: dir.clone() }
+            .write_info(&info)
+            .map_err(train_err)?;
+        Trainer::resume(ck, data, ropts).map_err(train_err)?
+    } else {
+        Trainer::new(cfg, data, ropts, &info).map_err(train_err)?
+    };
     trainer
         .run(stop, &mut Quiet, &mut NoObserver)
         .map_err(train_err)?;
@@ -398,6 +435,15 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
         0.0
     };
     (mean, sd)
+}
+
+/// Mean test error after epoch `k` (0-based) over the runs that have it.
+fn epoch_mean(rs: &[&RunSummary], k: usize) -> f64 {
+    let v: Vec<f64> = rs
+        .iter()
+        .filter_map(|r| r.metrics.get(k).map(|m| m.record.test_error))
+        .collect();
+    mean_sd(&v).0
 }
 
 /// Runs grouped by experiment, in table order.
@@ -432,12 +478,18 @@ pub fn render_plots(
     let mut files = Vec::new();
     let curves: Vec<Series> = groups
         .iter()
-        .map(|(e, rs)| plot::learning_series(e.name, &rs[0].metrics, e.paper_error))
+        .map(|(e, rs)| {
+            let mut s = plot::learning_series(e.name, &rs[0].metrics, e.paper_error);
+            for (k, p) in s.points.iter_mut().enumerate() {
+                p.1 = epoch_mean(rs, k);
+            }
+            s
+        })
         .collect();
     let p = img_dir.join("learning_curves.png");
     plot::line_chart(
         &p,
-        "Test error after each epoch (first seed; triangles: the paper after 60 epochs)",
+        "Test error after each epoch (mean over seeds; triangles: the paper after 60 epochs)",
         "training examples seen (thousands)",
         "test error (%)",
         &curves,
@@ -524,8 +576,8 @@ pub fn render_results(
     s.push_str("Command:\n\n```sh\n");
     s.push_str(command);
     s.push_str("\n```\n\n");
-    s.push_str("| experiment | network | paper (60 epochs) | apical test error (mean ± sd over seeds) | per seed | epochs × examples | test images | seeds | wall time (s, per run) |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| experiment | network | paper (60 epochs) | apical test error (mean ± sd over seeds) | per seed | after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     let groups = by_experiment(runs);
     for e in EXPERIMENTS {
         let g = groups.iter().find(|(ge, _)| ge.name == e.name);
@@ -538,8 +590,11 @@ pub fn render_results(
                 let walls: Vec<f64> = rs.iter().map(|r| r.wall_seconds()).collect();
                 let (wall, _) = mean_sd(&walls);
                 let last = rs[0].metrics.last();
+                let curve: Vec<String> = (0..rs[0].metrics.len())
+                    .map(|k| format!("{:.2}", epoch_mean(rs, k)))
+                    .collect();
                 s.push_str(&format!(
-                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} | {} × {} | {} | {} | {:.0} |\n",
+                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} | {} | {} × {} | {} | {} | {:.0} |\n",
                     e.name,
                     e.what,
                     e.paper,
@@ -547,6 +602,7 @@ pub fn render_results(
                     mean,
                     sd,
                     per.join(", "),
+                    curve.join(" → "),
                     rs[0].metrics.len(),
                     last.map_or(0, |m| m.record.train_examples),
                     last.map_or(0, |m| m.record.test_examples),
@@ -555,7 +611,7 @@ pub fn render_results(
                 ));
             }
             None => s.push_str(&format!(
-                "| `{}` | {} | {} ({}) | not run | | | | | |\n",
+                "| `{}` | {} | {} ({}) | not run | | | | | | |\n",
                 e.name, e.what, e.paper, e.figure
             )),
         }

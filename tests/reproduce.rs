@@ -54,13 +54,13 @@ fn check_png(path: &Path, width: u32, height: u32) {
     assert_eq!(&bytes[bytes.len() - 8..bytes.len() - 4], b"IEND");
 }
 
-fn reproduce_cmd(out: &Path, train: &str) -> Command {
+fn reproduce_cmd(out: &Path, train: &str, epochs: &str) -> Command {
     let mut c = apical();
     c.args([
         "reproduce",
         "0h,1h-fixed-hidden",
         "--epochs",
-        "1",
+        epochs,
         "--train-examples",
         train,
         "--test-examples",
@@ -84,7 +84,7 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "50"));
+    let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "50", "1"));
     assert!(ok, "reproduce failed:\n{log}");
     let runs = tmp.path().join("runs");
     for name in ["guerguiev-0h", "guerguiev-1h-fixed-hidden"] {
@@ -142,11 +142,11 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
     }
 
     // The same command again reuses the finished runs.
-    let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "50"));
+    let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "50", "1"));
     assert!(ok, "{log}");
     assert_eq!(log.matches("(reused)").count(), 2, "{log}");
     // Another budget in the same directories is refused, naming the directory.
-    let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "60"));
+    let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "60", "1"));
     assert!(!ok);
     assert!(
         log.contains("other settings") && log.contains("seed0"),
