@@ -76,6 +76,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// A reference value drawn as a marker at the right edge (the paper's number).
     pub reference: Option<f64>,
+    /// Palette index (default: the series' position), to keep colours across charts.
+    pub color: Option<usize>,
 }
 
 const SIZE: (u32, u32) = (900, 520);
@@ -159,7 +161,7 @@ pub fn line_chart(
         .draw()
         .map_err(draw_err(path))?;
     for (i, s) in series.iter().enumerate() {
-        let c = color(i);
+        let c = color(s.color.unwrap_or(i));
         let pts: Vec<(f64, f64)> = s
             .points
             .iter()
@@ -425,6 +427,7 @@ pub fn learning_series(name: &str, metrics: &[EpochMetrics], reference: Option<f
         name: name.to_string(),
         points,
         reference,
+        color: None,
     }
 }
 
@@ -438,6 +441,7 @@ pub fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -
             .map(|r| (r.epoch as f64, r.update_angle_deg))
             .collect(),
         reference: None,
+        color: None,
     }
 }
 
@@ -538,6 +542,7 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
                     .map(|r| (r.epoch as f64, r.feedback_angle_deg))
                     .collect(),
                 reference: None,
+                color: None,
             });
         }
         let p = out.join("alignment.png");

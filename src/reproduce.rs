@@ -437,6 +437,11 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, sd)
 }
 
+/// The same colour for an experiment in every chart.
+fn palette_index(e: &Experiment) -> Option<usize> {
+    EXPERIMENTS.iter().position(|x| x.name == e.name)
+}
+
 /// Mean test error after epoch `k` (0-based) over the runs that have it.
 fn epoch_mean(rs: &[&RunSummary], k: usize) -> f64 {
     let v: Vec<f64> = rs
@@ -483,6 +488,7 @@ pub fn render_plots(
             for (k, p) in s.points.iter_mut().enumerate() {
                 p.1 = epoch_mean(rs, k);
             }
+            s.color = palette_index(e);
             s
         })
         .collect();
@@ -500,7 +506,10 @@ pub fn render_plots(
         .iter()
         .filter_map(|(e, rs)| {
             let recs = plot::read_alignment(&rs[0].dir);
-            (!recs.is_empty()).then(|| plot::alignment_series(e.name, &recs, 0))
+            (!recs.is_empty()).then(|| Series {
+                color: palette_index(e),
+                ..plot::alignment_series(e.name, &recs, 0)
+            })
         })
         .collect();
     if !angles.is_empty() {
