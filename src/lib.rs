@@ -7,6 +7,7 @@
 //! initialisation), [`learning`] (local rules), [`network`] (phases), [`data`] (MNIST),
 //! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files).
 
+pub mod alignment;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod layer;
 pub mod learning;
 pub mod network;
 pub mod neuron;
+pub mod plot;
+pub mod reproduce;
 pub mod rng;
 pub mod simd;
 pub mod synapse;

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod reproduce_cli;
+
 #[derive(Parser)]
 #[command(
     name = "apical",
@@ -33,6 +35,10 @@ enum Command {
     Eval(EvalArgs),
     /// Measure simulation speed on real MNIST images (docs/performance.md).
     Bench(BenchArgs),
+    /// Run the paper's experiments and write the results page (docs/results.md).
+    Reproduce(reproduce_cli::ReproduceArgs),
+    /// Plots of a run directory into RUN_DIR/plots/.
+    Plot(reproduce_cli::PlotArgs),
 }
 
 #[derive(clap::Args)]
@@ -123,6 +129,8 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
+        Command::Reproduce(a) => reproduce_cli::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
+        Command::Plot(a) => reproduce_cli::cmd_plot(a).map(|()| ExitCode::SUCCESS),
     };
     // Returning (rather than `process::exit`) drops everything first: trace files close.
     match result {

@@ -2,6 +2,7 @@
 //! run directory. A run is a pure function of (model, data, seed): every random stream is
 //! keyed by the seed and the epoch, and each epoch starts from a reset state.
 
+use crate::alignment::AlignmentLog;
 use crate::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
 use crate::config::ModelConfig;
 use crate::data::{Mnist, MnistSet};
@@ -220,13 +221,15 @@ impl RunDir {
         for m in metrics {
             let r = &m.record;
             csv.push_str(&format!(
-                "{},{},{:.4},{},{:.4},{:.3},{:.6e}",
+                "{},{},{:.4},{},{:.4},{:.3},{:.3},{:.3},{:.6e}",
                 r.epoch,
                 r.train_examples,
                 r.train_error,
                 r.test_examples,
                 r.test_error,
                 m.wall_seconds,
+                m.train_seconds,
+                m.test_seconds,
                 m.seconds_per_train_example
             ));
             for hz in &r.rates_hz {
@@ -370,6 +373,8 @@ impl<'a> Trainer<'a> {
         let train = &self.data.train;
         let n_train = self.opts.train_examples.min(train.len());
         let dt_ms = cfg.neuron.dt;
+        // Feedback alignment diagnostics (read-only: they do not change the run).
+        let mut align = AlignmentLog::load(&self.run.dir, self.history.len());
         while self.history.len() < self.opts.epochs {
             let epoch = self.history.len() + 1;
             let started = Instant::now();
@@ -398,9 +403,16 @@ impl<'a> Trainer<'a> {
             let quick = cfg.training.quick_test_every;
             for k in start..n_train {
                 let idx = order[k];
+                let probe = AlignmentLog::probes(k, n_train);
+                if probe {
+                    align.before_example(&self.net);
+                }
                 let out =
                     self.net
                         .train_example(train.image(idx), train.label(idx), l_f[k], l_t[k], obs);
+                if probe {
+                    align.after_example(&self.net);
+                }
                 steps += (l_f[k] + l_t[k]) as u64;
                 if out.predicted == train.label(idx) {
                     correct += 1;
@@ -497,6 +509,8 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
+            align.end_epoch(epoch, &self.net);
+            align.write(&self.run.dir).map_err(io_err(&self.run.dir))?;
             let metrics = self.metrics();
             self.run.write_metrics(&metrics)?;
             if let Some(m) = metrics.last() {

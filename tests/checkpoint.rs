@@ -13,7 +13,7 @@ use apical::config::ModelConfig;
 use apical::data::Mnist;
 use apical::network::NoObserver;
 use apical::train::{Progress, Quiet, RunInfo, RunOptions, TrainError, Trainer};
-use common::{mnist, small_model_toml, small_model_with};
+use common::{metrics_without_wall, mnist, small_model_toml, small_model_with};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,29 +54,6 @@ fn train(model: &str, data: &Mnist, o: RunOptions) {
     let mut t = new_trainer(model, data, o);
     t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
         .expect("run completes");
-}
-
-/// metrics.csv without its wall-clock columns.
-fn metrics_without_wall(dir: &Path) -> Vec<String> {
-    let text = fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
-    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
-    let wall: Vec<usize> = header
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| h.contains("seconds"))
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(wall.len(), 4, "four wall-clock columns in {header:?}");
-    text.lines()
-        .map(|l| {
-            l.split(',')
-                .enumerate()
-                .filter(|(i, _)| !wall.contains(i))
-                .map(|(_, v)| v)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect()
 }
 
 fn bytes(p: &Path) -> Vec<u8> {

@@ -6,7 +6,10 @@
 mod common;
 
 use apical::checkpoint::{epoch_file_name, list_checkpoints, Checkpoint};
-use common::{apical, data_dir, run_apical, s, small_model_toml, small_model_with, write_file};
+use common::{
+    apical, data_dir, metrics_without_wall, run_apical, s, small_model_toml, small_model_with,
+    write_file,
+};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,21 +18,6 @@ use std::time::{Duration, Instant};
 
 fn bytes(p: &Path) -> Vec<u8> {
     fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
-}
-
-/// metrics.csv without the wall-clock columns.
-fn metrics_without_wall(dir: &Path) -> Vec<String> {
-    let text = fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
-    text.lines()
-        .map(|l| {
-            l.split(',')
-                .enumerate()
-                .filter(|(i, _)| *i != 5 && *i != 6)
-                .map(|(_, v)| v)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect()
 }
 
 /// Small model file in `dir`.

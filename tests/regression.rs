@@ -95,6 +95,26 @@ fn default_model_learns_like_the_reference_after_10000_examples() {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(csv.starts_with("epoch,train_examples,train_error,test_examples,test_error"));
     assert_eq!(csv.lines().count(), 2);
+    // Every row has a value under every header column, and they agree with metrics.json.
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(
+        header.len(),
+        row.len(),
+        "metrics.csv columns: {header:?} vs {row:?}"
+    );
+    let col = |name: &str| -> f64 {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        row[i].parse().unwrap()
+    };
+    assert!((col("test_error") - test_error).abs() < 1e-3);
+    assert!((col("rate_hz_layer0") - hidden).abs() < 1e-2);
+    let (train_s, test_s) = (col("train_seconds"), col("test_seconds"));
+    assert!(train_s > 0.0 && test_s > 0.0);
+    assert!((col("wall_seconds") - (train_s + test_s)).abs() < 0.01);
     let ck = Checkpoint::load(&run.join("checkpoint-epoch-1.bin")).unwrap();
     assert_eq!(ck.epochs_done, 1);
     assert_eq!(ck.seed, 0);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use apical::data::{find_data_dir, load_mnist, Mnist};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -74,4 +75,27 @@ pub fn write_file(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
 /// A path as &str (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 test path")
+}
+
+/// metrics.csv without its wall-clock columns.
+pub fn metrics_without_wall(dir: &Path) -> Vec<String> {
+    let text = fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let wall: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.contains("seconds"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(wall.len(), 4, "four wall-clock columns in {header:?}");
+    text.lines()
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| !wall.contains(i))
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
 }

@@ -1,0 +1,314 @@
+//! Feedback alignment diagnostics, recorded per epoch into `alignment.csv` of a run
+//! directory (Guerguiev et al. 2017, Fig. 7):
+//!
+//! - `update_angle_deg`: the angle between a hidden layer's update and the update backprop
+//!   would make, averaged over the last [`PROBE_EXAMPLES`] training examples of the epoch.
+//!   Both updates are an error vector times the same s_f^T (eq. 6.5), so the angle between
+//!   the updates is the angle between E_m (eq. 6.2) and the backprop error (eq. 6.8)
+//!   computed from W_{m+1} as it was before the example's update and the error E_{m+1} the
+//!   layer above actually used.
+//! - `feedback_angle_deg`: the angle (Frobenius cosine) between the feedback weights Y_m and
+//!   the transposed forward weights of the path they stand in for: W_{m+1}^T when feedback
+//!   comes from the layer above (or Y_m belongs to the last hidden layer), and the product
+//!   W_{m+1}^T ... W_{M-1}^T for broadcast feedback from the output to a deeper layer.
+//!
+//! Everything here only reads the network: no random draws, no writes to its state, so a
+//! run is bit-identical with or without it.
+
+use crate::checkpoint::write_atomic;
+use crate::config::FeedbackSource;
+use crate::layer::LayerParams;
+use crate::learning::backprop_error;
+use crate::network::Network;
+use std::path::Path;
+
+/// Training examples at the end of each epoch whose updates are compared with backprop.
+pub const PROBE_EXAMPLES: usize = 100;
+
+/// File name of the diagnostics in a run directory.
+pub const FILE_NAME: &str = "alignment.csv";
+
+const HEADER: &str = "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg";
+
+/// One hidden layer's diagnostics at the end of one epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlignmentRecord {
+    pub epoch: usize,
+    /// Hidden layer index, 0 = first hidden layer.
+    pub layer: usize,
+    /// Mean angle between the hidden update and the backprop update, degrees (NaN when no
+    /// example of the window had an error to compare).
+    pub update_angle_deg: f64,
+    /// Examples that entered the mean.
+    pub update_examples: usize,
+    /// Angle between Y_m and the transposed forward path, degrees.
+    pub feedback_angle_deg: f64,
+}
+
+/// Cosine of the angle between two vectors (f64 accumulation); None if either is zero.
+pub fn cosine(a: &[f32], b: &[f32]) -> Option<f64> {
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na > 0.0 && nb > 0.0 {
+        Some((dot / (na.sqrt() * nb.sqrt())).clamp(-1.0, 1.0))
+    } else {
+        None
+    }
+}
+
+/// Angle in degrees from a cosine.
+pub fn degrees(cos: f64) -> f64 {
+    cos.clamp(-1.0, 1.0).acos().to_degrees()
+}
+
+/// The matrix Y_m should be compared with, as `t[i * n_fb + k]` (neuron i of layer m, feedback
+/// input k): W_{m+1}^T, or W_{m+1}^T ... W_{M-1}^T for broadcast feedback.
+pub fn transposed_forward_path(
+    params: &[LayerParams],
+    m: usize,
+    source: FeedbackSource,
+) -> Vec<f32> {
+    let m_layers = params.len();
+    let last = match source {
+        FeedbackSource::Broadcast => m_layers - 1,
+        FeedbackSource::NextLayer => m + 1,
+    };
+    // W_{m+1}^T is n_m x n_{m+1}; w[j * na + i] is W_{m+1}[i][j], i.e. already row-major W^T.
+    let mut cur = params[m + 1].w.clone();
+    let mut cols = params[m + 1].n;
+    for p in &params[m + 2..=last] {
+        let rows = cur.len() / cols;
+        let mut next = vec![0.0f32; rows * p.n];
+        for r in 0..rows {
+            let out = &mut next[r * p.n..(r + 1) * p.n];
+            for (j, &v) in cur[r * cols..(r + 1) * cols].iter().enumerate() {
+                if v != 0.0 {
+                    for (o, &w) in out.iter_mut().zip(&p.w[j * p.n..(j + 1) * p.n]) {
+                        *o += v * w;
+                    }
+                }
+            }
+        }
+        cur = next;
+        cols = p.n;
+    }
+    cur
+}
+
+/// Y_m of hidden layer m in (neuron, feedback input) row-major order.
+fn feedback_row_major(p: &LayerParams) -> Vec<f32> {
+    let mut t = vec![0.0f32; p.n * p.n_fb];
+    for k in 0..p.n_fb {
+        for i in 0..p.n {
+            t[i * p.n_fb + k] = p.y[k * p.n + i];
+        }
+    }
+    t
+}
+
+/// Angle between Y_m and its transposed forward path, degrees (NaN if either is zero or
+/// their shapes differ).
+pub fn feedback_angle_deg(net: &Network, m: usize) -> f64 {
+    let t = transposed_forward_path(&net.params, m, net.model.cfg.network.feedback);
+    let y = feedback_row_major(&net.params[m]);
+    if t.len() != y.len() {
+        return f64::NAN;
+    }
+    cosine(&y, &t).map_or(f64::NAN, degrees)
+}
+
+/// Collects the diagnostics of a training run, epoch by epoch.
+#[derive(Debug, Default)]
+pub struct AlignmentLog {
+    pub records: Vec<AlignmentRecord>,
+    /// W_{m+1} (and the rest of its parameters) before the current example, per hidden m.
+    saved: Vec<LayerParams>,
+    sum_angle: Vec<f64>,
+    counted: Vec<usize>,
+    e_bp: Vec<Vec<f32>>,
+}
+
+impl AlignmentLog {
+    /// Earlier epochs' records from `dir/alignment.csv` (up to `epochs_done`), if any.
+    pub fn load(dir: &Path, epochs_done: usize) -> Self {
+        let records = std::fs::read_to_string(dir.join(FILE_NAME))
+            .map(|t| parse_csv(&t))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.epoch <= epochs_done)
+            .collect();
+        AlignmentLog {
+            records,
+            ..Default::default()
+        }
+    }
+
+    /// Whether example `k` (0-based) of `n` is in the probe window at the end of the epoch.
+    pub fn probes(k: usize, n: usize) -> bool {
+        k + PROBE_EXAMPLES >= n
+    }
+
+    /// Remembers the forward weights the backprop comparison needs (call before training
+    /// the example).
+    pub fn before_example(&mut self, net: &Network) {
+        let hidden = net.params.len() - 1;
+        if self.saved.len() != hidden {
+            self.saved = net.params[1..].to_vec();
+            self.sum_angle = vec![0.0; hidden];
+            self.counted = vec![0; hidden];
+            self.e_bp = net.params[..hidden]
+                .iter()
+                .map(|p| vec![0.0; p.n])
+                .collect();
+        } else {
+            for (s, p) in self.saved.iter_mut().zip(&net.params[1..]) {
+                s.w.copy_from_slice(&p.w);
+            }
+        }
+    }
+
+    /// Compares the errors the example just used with backprop's (call after training it).
+    pub fn after_example(&mut self, net: &Network) {
+        let st = &net.state;
+        for m in 0..self.saved.len() {
+            if st.errors[m + 1].iter().all(|&e| e == 0.0) {
+                continue;
+            }
+            backprop_error(
+                &net.model.dynamics,
+                &self.saved[m],
+                &st.errors[m + 1],
+                &st.layers[m].forward.c,
+                &mut self.e_bp[m],
+            );
+            if let Some(c) = cosine(&st.errors[m], &self.e_bp[m]) {
+                self.sum_angle[m] += degrees(c);
+                self.counted[m] += 1;
+            }
+        }
+    }
+
+    /// Closes an epoch: one record per hidden layer; the probe sums start again.
+    pub fn end_epoch(&mut self, epoch: usize, net: &Network) {
+        let hidden = net.params.len() - 1;
+        self.records.retain(|r| r.epoch < epoch);
+        for m in 0..hidden {
+            let n = self.counted.get(m).copied().unwrap_or(0);
+            let mean = if n > 0 {
+                self.sum_angle[m] / n as f64
+            } else {
+                f64::NAN
+            };
+            self.records.push(AlignmentRecord {
+                epoch,
+                layer: m,
+                update_angle_deg: mean,
+                update_examples: n,
+                feedback_angle_deg: feedback_angle_deg(net, m),
+            });
+        }
+        self.saved.clear();
+        self.sum_angle.clear();
+        self.counted.clear();
+    }
+
+    /// Writes every record so far to `dir/alignment.csv` (atomically).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let mut s = String::from(HEADER);
+        s.push('\n');
+        for r in &self.records {
+            s.push_str(&format!(
+                "{},{},{:.4},{},{:.4}\n",
+                r.epoch, r.layer, r.update_angle_deg, r.update_examples, r.feedback_angle_deg
+            ));
+        }
+        write_atomic(&dir.join(FILE_NAME), s.as_bytes())
+    }
+}
+
+/// Parses alignment.csv; malformed lines are skipped.
+pub fn parse_csv(text: &str) -> Vec<AlignmentRecord> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() != 5 {
+                return None;
+            }
+            Some(AlignmentRecord {
+                epoch: f[0].parse().ok()?,
+                layer: f[1].parse().ok()?,
+                update_angle_deg: f[2].parse().ok()?,
+                update_examples: f[3].parse().ok()?,
+                feedback_angle_deg: f[4].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(n_pre: usize, n: usize, w: Vec<f32>) -> LayerParams {
+        LayerParams {
+            n_pre,
+            n,
+            w,
+            b: vec![0.0; n],
+            n_fb: 0,
+            y: Vec::new(),
+            c: Vec::new(),
+            y_keep: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn cosine_and_degrees_of_known_vectors() {
+        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 0.0]), None);
+        assert!((degrees(cosine(&[1.0, 0.0], &[1.0, 1.0]).unwrap()) - 45.0).abs() < 1e-9);
+        assert!((degrees(cosine(&[1.0, 2.0], &[-2.0, -4.0]).unwrap()) - 180.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn transposed_path_is_the_hand_computed_product() {
+        // Layer 1: 2 -> 3, W1[i][j] = w[j * 3 + i]; layer 2: 3 -> 1.
+        let w1 = layer(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let w2 = layer(3, 1, vec![1.0, 0.5, -1.0]);
+        let l0 = layer(4, 2, vec![0.0; 8]);
+        let params = vec![l0, w1, w2];
+        // Next-layer feedback: W1^T (2 x 3) row-major = w1.w.
+        let t = transposed_forward_path(&params, 0, FeedbackSource::NextLayer);
+        assert_eq!(t, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        // Broadcast: W1^T W2^T (2 x 1): [1 + 1 - 3, 4 + 2.5 - 6] = [-1, 0.5].
+        let t = transposed_forward_path(&params, 0, FeedbackSource::Broadcast);
+        assert_eq!(t, vec![-1.0, 0.5]);
+    }
+
+    #[test]
+    fn csv_round_trip() {
+        let r = AlignmentRecord {
+            epoch: 2,
+            layer: 1,
+            update_angle_deg: 71.25,
+            update_examples: 99,
+            feedback_angle_deg: 88.5,
+        };
+        let log = AlignmentLog {
+            records: vec![r.clone()],
+            ..Default::default()
+        };
+        let dir = std::env::temp_dir().join(format!("apical-align-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        log.write(&dir).unwrap();
+        let back = AlignmentLog::load(&dir, 5).records;
+        assert_eq!(back, vec![r]);
+        assert!(AlignmentLog::load(&dir, 1).records.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

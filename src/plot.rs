@@ -1,0 +1,561 @@
+//! PNG plots of runs (plotters, bitmap backend, no Python): learning curves, feedback
+//! alignment over training, the distribution of plateau differences alpha_t - alpha_f, and a
+//! hidden-layer spike raster. The two last ones simulate a few examples from a checkpoint on
+//! a copy of the network (`diagnostics`), so they need no trace file.
+//!
+//! Text is drawn with a TrueType font read at run time: `$APICAL_FONT`, else DejaVu Sans from
+//! Debian's `fonts-dejavu-core` (scripts/setup.sh installs it) or the usual other places.
+
+use crate::alignment::{self, AlignmentRecord};
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::ModelConfig;
+use crate::data::MnistSet;
+use crate::network::{phase_lengths, Model, NetState, Network, Observer, Phase, StepInfo};
+use crate::neuron::plateau_potential;
+use crate::rng::{stream, Purpose};
+use crate::train::EpochMetrics;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error(
+        "no TrueType font found for plot text: set APICAL_FONT to a .ttf file or install fonts-dejavu-core (scripts/setup.sh does); tried {0}"
+    )]
+    NoFont(String),
+    #[error("cannot draw {path}: {problem}")]
+    Draw { path: PathBuf, problem: String },
+    #[error("{path}: {problem}")]
+    Input { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+}
+
+const FONT_PLACES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/local/share/fonts/DejaVuSans.ttf",
+];
+
+/// Registers the plot font once per process.
+pub fn ensure_font() -> Result<(), PlotError> {
+    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let mut tried: Vec<String> = Vec::new();
+        let env = std::env::var_os("APICAL_FONT").map(PathBuf::from);
+        for p in env.into_iter().chain(FONT_PLACES.iter().map(PathBuf::from)) {
+            tried.push(p.display().to_string());
+            if let Ok(bytes) = std::fs::read(&p) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        Err(tried.join(", "))
+    })
+    .clone()
+    .map_err(PlotError::NoFont)
+}
+
+fn draw_err<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> PlotError + '_ {
+    move |e| PlotError::Draw {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    }
+}
+
+/// A named line of (x, y) points.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    /// A reference value drawn as a marker at the right edge (the paper's number).
+    pub reference: Option<f64>,
+    /// Palette index (default: the series' position), to keep colours across charts.
+    pub color: Option<usize>,
+}
+
+const SIZE: (u32, u32) = (900, 520);
+
+fn color(i: usize) -> RGBColor {
+    const C: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    C[i % C.len()]
+}
+
+fn range_of(values: impl Iterator<Item = f64>, pad_to_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if pad_to_zero {
+        lo = lo.min(0.0);
+    }
+    if hi - lo < 1e-9 {
+        hi = lo + 1.0;
+    }
+    let pad = 0.05 * (hi - lo);
+    (if pad_to_zero { lo } else { lo - pad }, hi + pad)
+}
+
+/// Lines of `series` against x; each series' reference value is marked at the right edge
+/// with a triangle of its colour.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    y_range: Option<(f64, f64)>,
+) -> Result<(), PlotError> {
+    ensure_font()?;
+    let (x0, mut x1) = range_of(
+        series.iter().flat_map(|s| s.points.iter().map(|p| p.0)),
+        true,
+    );
+    let has_ref = series.iter().any(|s| s.reference.is_some());
+    if has_ref {
+        x1 += 0.08 * (x1 - x0);
+    }
+    let (y0, y1) = y_range.unwrap_or_else(|| {
+        range_of(
+            series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.reference)),
+            true,
+        )
+    });
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err(path))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(draw_err(path))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(draw_err(path))?;
+    for (i, s) in series.iter().enumerate() {
+        let c = color(s.color.unwrap_or(i));
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(draw_err(path))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .map_err(draw_err(path))?;
+        if let Some(r) = s.reference {
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new((x1, r), 6, c.filled())))
+                .map_err(draw_err(path))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(draw_err(path))?;
+    root.present().map_err(draw_err(path))?;
+    Ok(())
+}
+
+/// A histogram of `values` in `bins` equal bins, with the mean and sd in the title.
+pub fn histogram(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    values: &[f64],
+    bins: usize,
+) -> Result<(), PlotError> {
+    ensure_font()?;
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = range_of(finite.iter().copied(), false);
+    let bins = bins.max(1);
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for &v in &finite {
+        let b = (((v - lo) / width) as usize).min(bins - 1);
+        counts[b] += 1;
+    }
+    let n = finite.len().max(1) as f64;
+    let mean = finite.iter().sum::<f64>() / n;
+    let sd = (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err(path))?;
+    let caption = format!("{title} (n = {}, mean {mean:.4}, sd {sd:.4})", finite.len());
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(lo..hi, 0.0..top)
+        .map_err(draw_err(path))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("count")
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(draw_err(path))?;
+    chart
+        .draw_series(counts.iter().enumerate().map(|(b, &c)| {
+            let x = lo + b as f64 * width;
+            Rectangle::new([(x, 0.0), (x + width, c as f64)], color(0).filled())
+        }))
+        .map_err(draw_err(path))?;
+    root.present().map_err(draw_err(path))?;
+    Ok(())
+}
+
+/// Spikes of one layer over a few simulated examples, with the phases shaded.
+#[derive(Clone, Debug, Default)]
+pub struct Raster {
+    /// (time step, neuron) of every spike of the recorded neurons.
+    pub spikes: Vec<(u64, u32)>,
+    /// Neurons recorded: 0..neurons.
+    pub neurons: u32,
+    /// (first step, last step + 1, phase) of every phase.
+    pub phases: Vec<(u64, u64, Phase)>,
+    pub layer: usize,
+}
+
+/// Draws a raster (one dot per spike; forward phases white, target phases shaded).
+pub fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), PlotError> {
+    ensure_font()?;
+    let t1 = r.phases.last().map_or(1, |p| p.1).max(1);
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err(path))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0u64..t1, 0u32..r.neurons.max(1))
+        .map_err(draw_err(path))?;
+    chart
+        .configure_mesh()
+        .x_desc("time step (ms); shaded: target phases")
+        .y_desc(format!("neuron of layer {}", r.layer))
+        .disable_mesh()
+        .draw()
+        .map_err(draw_err(path))?;
+    let shade = RGBColor(255, 200, 120).mix(0.35);
+    chart
+        .draw_series(
+            r.phases
+                .iter()
+                .filter(|p| p.2 == Phase::Target)
+                .map(|&(a, b, _)| Rectangle::new([(a, 0), (b, r.neurons.max(1))], shade.filled())),
+        )
+        .map_err(draw_err(path))?;
+    chart
+        .draw_series(
+            r.spikes
+                .iter()
+                .map(|&(t, i)| Rectangle::new([(t, i), (t + 1, i + 1)], BLACK.filled())),
+        )
+        .map_err(draw_err(path))?;
+    root.present().map_err(draw_err(path))?;
+    Ok(())
+}
+
+/// Collects the spikes of neurons `0..neurons` of one layer, and the phase boundaries.
+struct RasterObserver {
+    r: Raster,
+    t: u64,
+    phase_start: u64,
+}
+
+impl Observer for RasterObserver {
+    fn on_step(&mut self, info: &StepInfo<'_>) {
+        for &i in &info.state.layers[self.r.layer].events {
+            if i < self.r.neurons {
+                self.r.spikes.push((self.t, i));
+            }
+        }
+        self.t += 1;
+    }
+    fn on_phase_end(&mut self, phase: Phase, _state: &NetState) {
+        self.r.phases.push((self.phase_start, self.t, phase));
+        self.phase_start = self.t;
+    }
+}
+
+/// Streams of the diagnostic simulations: apart from every stream of a run.
+const DIAG_KEY: u64 = u64::MAX - 7;
+
+/// Prepares a copy of `net` for diagnostic training examples: reset state, own streams.
+fn diagnostic_copy(net: &Network, seed: u64) -> Network {
+    let mut n = net.clone();
+    n.state.reset();
+    n.state.reseed(seed, Purpose::TrainSpikes, &[DIAG_KEY]);
+    n
+}
+
+/// Simulates `examples` training examples (learning included, on a copy) and records the
+/// spikes of the first `neurons` neurons of `layer` (the first hidden layer for plots).
+pub fn simulate_raster(
+    net: &Network,
+    train: &MnistSet,
+    seed: u64,
+    examples: usize,
+    layer: usize,
+    neurons: usize,
+) -> Raster {
+    let mut n = diagnostic_copy(net, seed);
+    let neurons = neurons.min(n.params[layer].n) as u32;
+    let (l_f, l_t) = phase_lengths(
+        &n.model.cfg,
+        examples,
+        &mut stream(seed, Purpose::PhaseLengths, &[DIAG_KEY]),
+    );
+    let mut obs = RasterObserver {
+        r: Raster {
+            neurons,
+            layer,
+            ..Default::default()
+        },
+        t: 0,
+        phase_start: 0,
+    };
+    for k in 0..examples.min(train.len()) {
+        n.train_example(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
+    }
+    obs.r
+}
+
+/// alpha_t - alpha_f (eq. 5.2) of every neuron of each hidden layer over `examples`
+/// training examples simulated on a copy of `net` (learning included, as in training).
+pub fn plateau_differences(
+    net: &Network,
+    train: &MnistSet,
+    seed: u64,
+    examples: usize,
+) -> Vec<Vec<f64>> {
+    let mut n = diagnostic_copy(net, seed);
+    let hidden = n.params.len() - 1;
+    let mut out = vec![Vec::new(); hidden];
+    let (l_f, l_t) = phase_lengths(
+        &n.model.cfg,
+        examples,
+        &mut stream(seed, Purpose::PhaseLengths, &[DIAG_KEY]),
+    );
+    let mut obs = crate::network::NoObserver;
+    for k in 0..examples.min(train.len()) {
+        n.train_example(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
+        for (m, o) in out.iter_mut().enumerate() {
+            let l = &n.state.layers[m];
+            o.extend(
+                l.target
+                    .a
+                    .iter()
+                    .zip(&l.forward.a)
+                    .map(|(&t, &f)| (plateau_potential(t) - plateau_potential(f)) as f64),
+            );
+        }
+    }
+    out
+}
+
+/// Per-epoch metrics of a run directory (metrics.json).
+pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
+    let p = dir.join("metrics.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| PlotError::Input {
+        path: p.clone(),
+        problem: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| PlotError::Input {
+        path: p,
+        problem: format!("not a metrics file: {e}"),
+    })
+}
+
+/// Alignment records of a run directory (alignment.csv; empty if absent).
+pub fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
+    std::fs::read_to_string(dir.join(alignment::FILE_NAME))
+        .map(|t| alignment::parse_csv(&t))
+        .unwrap_or_default()
+}
+
+/// Test error against training examples seen (thousands), from a run's metrics.
+pub fn learning_series(name: &str, metrics: &[EpochMetrics], reference: Option<f64>) -> Series {
+    let mut seen = 0usize;
+    let points = metrics
+        .iter()
+        .map(|m| {
+            seen += m.record.train_examples;
+            (seen as f64 / 1000.0, m.record.test_error)
+        })
+        .collect();
+    Series {
+        name: name.to_string(),
+        points,
+        reference,
+        color: None,
+    }
+}
+
+/// The update angle of hidden layer `layer` per epoch.
+pub fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -> Series {
+    Series {
+        name: name.to_string(),
+        points: records
+            .iter()
+            .filter(|r| r.layer == layer)
+            .map(|r| (r.epoch as f64, r.update_angle_deg))
+            .collect(),
+        reference: None,
+        color: None,
+    }
+}
+
+/// The network of a run's latest checkpoint.
+pub fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
+    let list = checkpoint::list_checkpoints(dir).map_err(|e| PlotError::Input {
+        path: dir.to_path_buf(),
+        problem: e.to_string(),
+    })?;
+    let Some((_, _, p)) = list.last() else {
+        return Err(PlotError::Input {
+            path: dir.to_path_buf(),
+            problem: "holds no checkpoint".into(),
+        });
+    };
+    let ck = Checkpoint::load(p)?;
+    let cfg = ModelConfig::from_toml_str(&ck.model_toml, &format!("{} (model)", p.display()))
+        .map_err(|e| PlotError::Input {
+            path: p.clone(),
+            problem: e.to_string(),
+        })?;
+    let net = Network::from_params(Model::new(cfg), ck.params.clone(), ck.seed);
+    Ok((net, ck))
+}
+
+/// Plateau-difference histogram and hidden raster of a trained network (the first hidden
+/// layer; the output layer's raster for a network without hidden layers). Returns the files.
+pub fn network_plots(
+    net: &Network,
+    train: &MnistSet,
+    seed: u64,
+    examples: usize,
+    out: &Path,
+    label: &str,
+) -> Result<Vec<PathBuf>, PlotError> {
+    let mut files = Vec::new();
+    if net.params.len() > 1 {
+        let diffs = plateau_differences(net, train, seed, examples);
+        let p = out.join("plateau_differences.png");
+        histogram(
+            &p,
+            &format!("{label}: alpha_t - alpha_f, hidden layer 0, {examples} examples"),
+            "plateau difference alpha_t - alpha_f",
+            &diffs[0],
+            60,
+        )?;
+        files.push(p);
+    }
+    let raster = simulate_raster(net, train, seed, examples.clamp(1, 3), 0, 100);
+    let p = out.join("raster.png");
+    raster_chart(
+        &p,
+        &format!(
+            "{label}: spikes of the first {} neurons of layer 0, {} training examples",
+            raster.neurons,
+            examples.clamp(1, 3)
+        ),
+        &raster,
+    )?;
+    files.push(p);
+    Ok(files)
+}
+
+/// `apical plot RUN_DIR`: every plot of one run into RUN_DIR/plots/. `train` is needed for
+/// the plots that simulate examples from the latest checkpoint.
+pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<PathBuf>, PlotError> {
+    let out = dir.join("plots");
+    std::fs::create_dir_all(&out).map_err(|e| PlotError::Input {
+        path: out.clone(),
+        problem: e.to_string(),
+    })?;
+    let metrics = read_metrics(dir)?;
+    let (net, ck) = load_latest(dir)?;
+    let name = net.model.cfg.name.clone();
+    let mut files = Vec::new();
+    let p = out.join("learning_curve.png");
+    line_chart(
+        &p,
+        &format!("{name}: test error after each epoch"),
+        "training examples seen (thousands)",
+        "test error (%)",
+        &[learning_series(&name, &metrics, None)],
+        None,
+    )?;
+    files.push(p);
+    let records = read_alignment(dir);
+    if !records.is_empty() {
+        let hidden = records.iter().map(|r| r.layer).max().unwrap_or(0) + 1;
+        let mut series: Vec<Series> = (0..hidden)
+            .map(|m| alignment_series(&format!("update vs backprop, layer {m}"), &records, m))
+            .collect();
+        for m in 0..hidden {
+            series.push(Series {
+                name: format!("Y vs W^T, layer {m}"),
+                points: records
+                    .iter()
+                    .filter(|r| r.layer == m)
+                    .map(|r| (r.epoch as f64, r.feedback_angle_deg))
+                    .collect(),
+                reference: None,
+                color: None,
+            });
+        }
+        let p = out.join("alignment.png");
+        line_chart(
+            &p,
+            &format!("{name}: feedback alignment (angles, degrees)"),
+            "epoch",
+            "angle (degrees)",
+            &series,
+            Some((0.0, 120.0)),
+        )?;
+        files.push(p);
+    }
+    files.extend(network_plots(&net, train, ck.seed, examples, &out, &name)?);
+    Ok(files)
+}

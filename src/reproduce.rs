@@ -1,0 +1,728 @@
+//! `apical reproduce`: every experiment of Guerguiev, Lillicrap & Richards (eLife 2017) as a
+//! model file, run with the normal [`Trainer`] in its own run directory
+//! (`<out>/<experiment>/seed<S>/`), several at once, then a results page (docs/results.md)
+//! with the paper's number beside apical's and the plots.
+//!
+//! The paper's numbers live in one table, [`EXPERIMENTS`]; the model files are embedded so
+//! the binary runs anywhere.
+
+use crate::config::{ConfigError, ModelConfig};
+use crate::data::Mnist;
+use crate::network::NoObserver;
+use crate::plot::{self, PlotError, Series};
+use crate::train::{EpochMetrics, Quiet, RunDir, RunInfo, RunOptions, TrainError, Trainer};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One experiment of the paper.
+#[derive(Clone, Copy, Debug)]
+pub struct Experiment {
+    /// Model name = file stem of models/<name>.toml.
+    pub name: &'static str,
+    /// The model file's text (embedded).
+    pub model_toml: &'static str,
+    /// What differs from the 784-500-10 model.
+    pub what: &'static str,
+    pub figure: &'static str,
+    /// The paper's result, as reported.
+    pub paper: &'static str,
+    /// The paper's test error after 60 epochs, percent, where it gives a number.
+    pub paper_error: Option<f64>,
+}
+
+/// Every experiment, in the order of the results table. Paper values: reference.md, from
+/// Figs. 6 and 8 (test error on the 10,000 test images after 60 epochs of 60,000).
+pub const EXPERIMENTS: &[Experiment] = &[
+    Experiment {
+        name: "guerguiev-0h",
+        model_toml: include_str!("../models/guerguiev-0h.toml"),
+        what: "784-10, no hidden layer",
+        figure: "Fig. 6",
+        paper: "8.3 %",
+        paper_error: Some(8.3),
+    },
+    Experiment {
+        name: "guerguiev-1h",
+        model_toml: include_str!("../models/guerguiev-1h.toml"),
+        what: "784-500-10, random fixed feedback",
+        figure: "Fig. 6",
+        paper: "4.1 %",
+        paper_error: Some(4.1),
+    },
+    Experiment {
+        name: "guerguiev-2h",
+        model_toml: include_str!("../models/guerguiev-2h.toml"),
+        what: "784-500-100-10, broadcast feedback",
+        figure: "Fig. 6",
+        paper: "3.2 %",
+        paper_error: Some(3.2),
+    },
+    Experiment {
+        name: "guerguiev-1h-sparse-feedback",
+        model_toml: include_str!("../models/guerguiev-1h-sparse-feedback.toml"),
+        what: "784-500-10, 80 % of Y zeroed, rest x5",
+        figure: "Fig. 6",
+        paper: "3.7 %",
+        paper_error: Some(3.7),
+    },
+    Experiment {
+        name: "guerguiev-1h-symmetric",
+        model_toml: include_str!("../models/guerguiev-1h-symmetric.toml"),
+        what: "784-500-10, symmetric feedback Y = W1^T",
+        figure: "Fig. 8",
+        paper: "3.6 %",
+        paper_error: Some(3.6),
+    },
+    Experiment {
+        name: "guerguiev-1h-symmetric-noise",
+        model_toml: include_str!("../models/guerguiev-1h-symmetric-noise.toml"),
+        what: "784-500-10, Y = W1^T + N(0, 0.05)",
+        figure: "Fig. 8",
+        paper: "\"slightly impaired\" vs random Y",
+        paper_error: None,
+    },
+    Experiment {
+        name: "guerguiev-1h-nonsegregated",
+        model_toml: include_str!("../models/guerguiev-1h-nonsegregated.toml"),
+        what: "784-500-10, g_A = 0.05",
+        figure: "Fig. 6",
+        paper: "about the same as segregated (4.1 %)",
+        paper_error: None,
+    },
+    Experiment {
+        name: "guerguiev-2h-nonsegregated",
+        model_toml: include_str!("../models/guerguiev-2h-nonsegregated.toml"),
+        what: "784-500-100-10, g_A = 0.6",
+        figure: "Fig. 6",
+        paper: "clearly worse than segregated (3.2 %)",
+        paper_error: None,
+    },
+    Experiment {
+        name: "guerguiev-1h-stochastic-plateau",
+        model_toml: include_str!("../models/guerguiev-1h-stochastic-plateau.toml"),
+        what: "784-500-10, stochastic plateau times",
+        figure: "Fig. 6",
+        paper: "about the same as synchronous (4.1 %)",
+        paper_error: None,
+    },
+    Experiment {
+        name: "guerguiev-1h-fixed-hidden",
+        model_toml: include_str!("../models/guerguiev-1h-fixed-hidden.toml"),
+        what: "784-500-10, hidden weights fixed (shallow control)",
+        figure: "control",
+        paper: "no number; worse than the learning 784-500-10",
+        paper_error: None,
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReproduceError {
+    #[error("unknown experiment {0:?}; known: all, {1}")]
+    Unknown(String, String),
+    #[error("embedded model {0}: {1}")]
+    Model(&'static str, ConfigError),
+    #[error("{experiment} seed {seed}: {source}")]
+    Train {
+        experiment: String,
+        seed: u64,
+        source: TrainError,
+    },
+    #[error(
+        "{dir} holds a run with other settings or an unfinished run ({problem}); remove it or choose another --out"
+    )]
+    Mismatch { dir: PathBuf, problem: String },
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The experiments named by `spec`: "all", or a comma-separated list of names (the
+/// "guerguiev-" prefix may be left out).
+pub fn select(spec: &str) -> Result<Vec<&'static Experiment>, ReproduceError> {
+    if spec == "all" {
+        return Ok(EXPERIMENTS.iter().collect());
+    }
+    spec.split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            EXPERIMENTS
+                .iter()
+                .find(|e| e.name == s || e.name.strip_prefix("guerguiev-") == Some(s))
+                .ok_or_else(|| {
+                    ReproduceError::Unknown(
+                        s.to_string(),
+                        EXPERIMENTS
+                            .iter()
+                            .map(|e| e.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The budget and where to put things.
+#[derive(Clone, Debug)]
+pub struct ReproduceOptions {
+    /// None: each model file's own training section (the paper's budget).
+    pub epochs: Option<usize>,
+    pub train_examples: Option<usize>,
+    pub test_examples: Option<usize>,
+    pub seeds: Vec<u64>,
+    /// Runs at once.
+    pub jobs: usize,
+    pub out_dir: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+/// The finished run of one (experiment, seed).
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub experiment: &'static Experiment,
+    pub seed: u64,
+    pub dir: PathBuf,
+    pub metrics: Vec<EpochMetrics>,
+    /// Whether an earlier finished run with the same settings was reused.
+    pub reused: bool,
+}
+
+impl RunSummary {
+    pub fn test_error(&self) -> f64 {
+        self.metrics
+            .last()
+            .map_or(f64::NAN, |m| m.record.test_error)
+    }
+    pub fn wall_seconds(&self) -> f64 {
+        self.metrics.iter().map(|m| m.wall_seconds).sum()
+    }
+}
+
+/// Run directory of one experiment and seed.
+pub fn run_dir(out: &Path, name: &str, seed: u64) -> PathBuf {
+    out.join(name).join(format!("seed{seed}"))
+}
+
+fn budget(
+    e: &Experiment,
+    o: &ReproduceOptions,
+) -> Result<(ModelConfig, usize, usize, usize), ReproduceError> {
+    let cfg = ModelConfig::from_toml_str(e.model_toml, &format!("models/{}.toml", e.name))
+        .map_err(|err| ReproduceError::Model(e.name, err))?;
+    let t = &cfg.training;
+    let (ep, tr, te) = (
+        o.epochs.unwrap_or(t.epochs),
+        o.train_examples.unwrap_or(t.train_examples),
+        o.test_examples.unwrap_or(t.test_examples),
+    );
+    Ok((cfg, ep, tr, te))
+}
+
+/// What a run directory holds for the requested run.
+enum Existing {
+    /// Nothing (or no checkpoint yet): start from scratch.
+    Fresh,
+    /// Finished: the metrics of its first `epochs` epochs.
+    Done(Vec<EpochMetrics>),
+    /// Same settings, fewer epochs done: continue from the latest checkpoint.
+    Resume,
+}
+
+/// Checks `dir` against the requested run: the same model text, seed and example counts.
+fn existing(
+    dir: &Path,
+    cfg: &ModelConfig,
+    seed: u64,
+    epochs: usize,
+    train: usize,
+    test: usize,
+) -> Result<Existing, ReproduceError> {
+    if !dir.join("run.json").exists() {
+        return Ok(Existing::Fresh);
+    }
+    let mismatch = |problem: String| ReproduceError::Mismatch {
+        dir: dir.to_path_buf(),
+        problem,
+    };
+    let info = RunDir::read_info(dir).map_err(|e| mismatch(e.to_string()))?;
+    let settings = (
+        info.model.as_str(),
+        info.seed,
+        info.train_examples,
+        info.test_examples,
+    );
+    if settings != (cfg.name.as_str(), seed, train, test) {
+        return Err(mismatch(format!(
+            "model {}, seed {}, {} examples per epoch, {} test images",
+            info.model, info.seed, info.train_examples, info.test_examples
+        )));
+    }
+    let model = std::fs::read_to_string(dir.join("model.toml")).unwrap_or_default();
+    if model != cfg.to_toml_string() {
+        return Err(mismatch(
+            "its model.toml differs from the current model file".into(),
+        ));
+    }
+    let checkpoints =
+        crate::checkpoint::list_checkpoints(dir).map_err(|e| mismatch(e.to_string()))?;
+    if checkpoints.is_empty() {
+        return Ok(Existing::Fresh);
+    }
+    let metrics = plot::read_metrics(dir).unwrap_or_default();
+    if metrics.len() >= epochs {
+        return Ok(Existing::Done(metrics[..epochs].to_vec()));
+    }
+    Ok(Existing::Resume)
+}
+
+/// Runs every (experiment, seed) not already done, `opts.jobs` at a time. `log` gets one
+/// line per started and finished run.
+pub fn run_all(
+    exps: &[&'static Experiment],
+    data: &Mnist,
+    opts: &ReproduceOptions,
+    stop: &AtomicBool,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<Vec<RunSummary>, ReproduceError> {
+    let jobs: Vec<(&'static Experiment, u64)> = exps
+        .iter()
+        .flat_map(|&e| opts.seeds.iter().map(move |&s| (e, s)))
+        .collect();
+    // Settings are checked before anything runs.
+    for &(e, _) in &jobs {
+        budget(e, opts)?;
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<RunSummary, ReproduceError>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        if i >= jobs.len() || stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let (e, seed) = jobs[i];
+        let r = run_one(e, seed, data, opts, stop, log);
+        let failed = r.is_err();
+        results.lock().expect("no panics while holding the lock")[i] = Some(r);
+        if failed {
+            break;
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.clamp(1, jobs.len().max(1)) {
+            s.spawn(worker);
+        }
+    });
+    let mut out = Vec::new();
+    for r in results
+        .into_inner()
+        .expect("workers finished")
+        .into_iter()
+        .flatten()
+    {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+fn run_one(
+    e: &'static Experiment,
+    seed: u64,
+    data: &Mnist,
+    opts: &ReproduceOptions,
+    stop: &AtomicBool,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<RunSummary, ReproduceError> {
+    let (cfg, epochs, train_examples, test_examples) = budget(e, opts)?;
+    let dir = run_dir(&opts.out_dir, e.name, seed);
+    let state = existing(&dir, &cfg, seed, epochs, train_examples, test_examples)?;
+    if let Existing::Done(metrics) = state {
+        log(format!(
+            "{} seed {seed}: already done in {}",
+            e.name,
+            dir.display()
+        ));
+        return Ok(RunSummary {
+            experiment: e,
+            seed,
+            dir,
+            metrics,
+            reused: true,
+        });
+    }
+    let train_err = |source: TrainError| ReproduceError::Train {
+        experiment: e.name.to_string(),
+        seed,
+        source,
+    };
+    let info = RunInfo {
+        apical_version: env!("CARGO_PKG_VERSION").into(),
+        model: e.name.to_string(),
+        seed,
+        epochs,
+        train_examples,
+        test_examples,
+        data_dir: opts.data_dir.clone(),
+        checkpoint_every: 0,
+    };
+    let ropts = RunOptions {
+        epochs,
+        train_examples,
+        test_examples,
+        seed,
+        out_dir: dir.clone(),
+        checkpoint_every: 0,
+        progress: false,
+    };
+    log(format!(
+        "{} seed {seed}: {epochs} epoch(s) of {train_examples} examples, {test_examples} test images -> {}",
+        e.name,
+        dir.display()
+    ));
+    let started = Instant::now();
+    let mut trainer = if matches!(state, Existing::Resume) {
+        let list =
+            crate::checkpoint::list_checkpoints(&dir).map_err(|source| ReproduceError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        let latest = &list.last().expect("checked: the run has a checkpoint").2;
+        let ck = crate::checkpoint::Checkpoint::load(latest)
+            .map_err(|err| train_err(TrainError::Checkpoint(err)))?;
+        log(format!(
+            "{} seed {seed}: resuming from {}",
+            e.name,
+            latest.display()
+        ));
+        RunDir { dir: dir.clone() }
+            .write_info(&info)
+            .map_err(train_err)?;
+        Trainer::resume(ck, data, ropts).map_err(train_err)?
+    } else {
+        Trainer::new(cfg, data, ropts, &info).map_err(train_err)?
+    };
+    trainer
+        .run(stop, &mut Quiet, &mut NoObserver)
+        .map_err(train_err)?;
+    let metrics = plot::read_metrics(&dir)?;
+    log(format!(
+        "{} seed {seed}: test error {:.2} % ({:.0} s)",
+        e.name,
+        metrics.last().map_or(f64::NAN, |m| m.record.test_error),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(RunSummary {
+        experiment: e,
+        seed,
+        dir,
+        metrics,
+        reused: false,
+    })
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, sd)
+}
+
+/// The same colour for an experiment in every chart.
+fn palette_index(e: &Experiment) -> Option<usize> {
+    EXPERIMENTS.iter().position(|x| x.name == e.name)
+}
+
+/// Mean test error after epoch `k` (0-based) over the runs that have it.
+fn epoch_mean(rs: &[&RunSummary], k: usize) -> f64 {
+    let v: Vec<f64> = rs
+        .iter()
+        .filter_map(|r| r.metrics.get(k).map(|m| m.record.test_error))
+        .collect();
+    mean_sd(&v).0
+}
+
+/// Runs grouped by experiment, in table order.
+fn by_experiment(runs: &[RunSummary]) -> Vec<(&'static Experiment, Vec<&RunSummary>)> {
+    EXPERIMENTS
+        .iter()
+        .filter_map(|e| {
+            let mut rs: Vec<&RunSummary> = runs
+                .iter()
+                .filter(|r| r.experiment.name == e.name)
+                .collect();
+            rs.sort_by_key(|r| r.seed);
+            (!rs.is_empty()).then_some((e, rs))
+        })
+        .collect()
+}
+
+/// The plots of a set of runs into `img_dir`: learning curves and alignment angles of every
+/// experiment (first seed), and plateau differences and a raster of the 784-500-10 model
+/// (or the first experiment run). Returns the files.
+pub fn render_plots(
+    runs: &[RunSummary],
+    data: &Mnist,
+    img_dir: &Path,
+    examples: usize,
+) -> Result<Vec<PathBuf>, ReproduceError> {
+    std::fs::create_dir_all(img_dir).map_err(|source| ReproduceError::Io {
+        path: img_dir.to_path_buf(),
+        source,
+    })?;
+    let groups = by_experiment(runs);
+    let mut files = Vec::new();
+    let curves: Vec<Series> = groups
+        .iter()
+        .map(|(e, rs)| {
+            let mut s = plot::learning_series(e.name, &rs[0].metrics, e.paper_error);
+            for (k, p) in s.points.iter_mut().enumerate() {
+                p.1 = epoch_mean(rs, k);
+            }
+            s.color = palette_index(e);
+            s
+        })
+        .collect();
+    let p = img_dir.join("learning_curves.png");
+    plot::line_chart(
+        &p,
+        "Test error after each epoch (mean over seeds; triangles: the paper after 60 epochs)",
+        "training examples seen (thousands)",
+        "test error (%)",
+        &curves,
+        None,
+    )?;
+    files.push(p);
+    let angles: Vec<Series> = groups
+        .iter()
+        .filter_map(|(e, rs)| {
+            let recs = plot::read_alignment(&rs[0].dir);
+            (!recs.is_empty()).then(|| Series {
+                color: palette_index(e),
+                ..plot::alignment_series(e.name, &recs, 0)
+            })
+        })
+        .collect();
+    if !angles.is_empty() {
+        let p = img_dir.join("alignment.png");
+        plot::line_chart(
+            &p,
+            "Angle between the hidden update and backprop's (layer 0, last 100 examples of each epoch)",
+            "epoch",
+            "angle (degrees)",
+            &angles,
+            Some((0.0, 120.0)),
+        )?;
+        files.push(p);
+    }
+    let pick = groups
+        .iter()
+        .find(|(e, _)| e.name == "guerguiev-1h")
+        .or_else(|| groups.iter().find(|(e, _)| !e.name.ends_with("-0h")))
+        .or_else(|| groups.first());
+    if let Some((_, rs)) = pick {
+        let (net, ck) = plot::load_latest(&rs[0].dir)?;
+        files.extend(plot::network_plots(
+            &net,
+            &data.train,
+            ck.seed,
+            examples,
+            img_dir,
+            &net.model.cfg.name,
+        )?);
+    }
+    Ok(files)
+}
+
+/// docs/results.md: the table of paper vs apical, the command, the plots (paths relative to
+/// the page) and the full-budget section.
+pub fn render_results(
+    runs: &[RunSummary],
+    command: &str,
+    images: &[String],
+    full_budget_run: bool,
+) -> String {
+    let mut s = String::new();
+    s.push_str("# Reproducing Guerguiev, Lillicrap & Richards (eLife 2017)\n\n");
+    s.push_str(
+        "Generated by `apical reproduce` (src/reproduce.rs); do not edit by hand. Each experiment is a \
+         model file in `models/`; each run is the normal trainer in its own run directory. The \
+         paper's numbers are test errors on all 10,000 test images after 60 epochs of 60,000 \
+         examples (Figs. 6 and 8; `shared/spec/reference.md`).\n\n",
+    );
+    let budgets: Vec<(usize, usize, usize)> = runs
+        .iter()
+        .map(|r| {
+            let m = r.metrics.last();
+            (
+                r.metrics.len(),
+                m.map_or(0, |m| m.record.train_examples),
+                m.map_or(0, |m| m.record.test_examples),
+            )
+        })
+        .collect();
+    let reduced = !full_budget_run;
+    if reduced {
+        s.push_str(
+            "**Reduced budget.** The runs below are far shorter than the paper's 60 epochs of \
+             60,000 examples, and test on a seeded random subset of the test images: their \
+             errors are not comparable with the paper's column, only with each other and with \
+             the reference implementation run at the same budget (784-500-10 after 1 epoch of \
+             10,000 examples: 16.45 / 17.10 / 19.75 %, seeds 0/1/2; 784-500-100-10: about 36 %). \
+             Early in training the deeper and the constrained networks are expected to sit \
+             behind, so the ordering of the paper need not hold yet.\n\n",
+        );
+    }
+    s.push_str("Command:\n\n```sh\n");
+    s.push_str(command);
+    s.push_str("\n```\n\n");
+    s.push_str("| experiment | network | paper (60 epochs) | apical test error (mean ± sd over seeds) | per seed | after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    let groups = by_experiment(runs);
+    for e in EXPERIMENTS {
+        let g = groups.iter().find(|(ge, _)| ge.name == e.name);
+        match g {
+            Some((_, rs)) => {
+                let errs: Vec<f64> = rs.iter().map(|r| r.test_error()).collect();
+                let (mean, sd) = mean_sd(&errs);
+                let per: Vec<String> = errs.iter().map(|v| format!("{v:.2}")).collect();
+                let seeds: Vec<String> = rs.iter().map(|r| r.seed.to_string()).collect();
+                let walls: Vec<f64> = rs.iter().map(|r| r.wall_seconds()).collect();
+                let (wall, _) = mean_sd(&walls);
+                let last = rs[0].metrics.last();
+                let curve: Vec<String> = (0..rs[0].metrics.len())
+                    .map(|k| format!("{:.2}", epoch_mean(rs, k)))
+                    .collect();
+                s.push_str(&format!(
+                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} | {} | {} × {} | {} | {} | {:.0} |\n",
+                    e.name,
+                    e.what,
+                    e.paper,
+                    e.figure,
+                    mean,
+                    sd,
+                    per.join(", "),
+                    curve.join(" → "),
+                    rs[0].metrics.len(),
+                    last.map_or(0, |m| m.record.train_examples),
+                    last.map_or(0, |m| m.record.test_examples),
+                    seeds.join(", "),
+                    wall
+                ));
+            }
+            None => s.push_str(&format!(
+                "| `{}` | {} | {} ({}) | not run | | | | | | |\n",
+                e.name, e.what, e.paper, e.figure
+            )),
+        }
+    }
+    s.push('\n');
+    if budgets.windows(2).any(|w| w[0] != w[1]) {
+        s.push_str("Note: the runs above do not all share one budget; see the epochs and examples columns.\n\n");
+    }
+    s.push_str(
+        "Wall time: training plus the end-of-epoch tests of one run, on this machine, with \
+         other runs sharing the cores (`--jobs`), so it is an upper bound of the run's own cost.\n\n",
+    );
+    if !images.is_empty() {
+        s.push_str("## Plots\n\n");
+        for img in images {
+            let name = Path::new(img)
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or("plot");
+            let caption = match name {
+                "learning_curves" => "Test error after each epoch, every experiment (first seed); triangles at the right edge: the paper's value after 60 epochs.",
+                "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run).",
+                "plateau_differences" => "Distribution of alpha_t - alpha_f (eq. 5.2) over the hidden neurons of the trained 784-500-10 network, from training examples simulated on a copy of its final checkpoint.",
+                "raster" => "Spikes of the first 100 hidden neurons over three training examples simulated from the final checkpoint; shaded: target phases.",
+                _ => "",
+            };
+            s.push_str(&format!("![{name}]({img})\n\n{caption}\n\n"));
+        }
+    }
+    s.push_str("## Full-budget results: not yet run\n\n");
+    s.push_str(
+        "The paper's budget (60 epochs of all 60,000 training images, tested on all 10,000 test \
+         images after each epoch) takes hours per experiment at the current speed. Command:\n\n\
+         ```sh\ncargo build --release\n\
+         target/release/apical reproduce all --seeds 1 --jobs 2 --out runs/reproduce-full --results docs/results-full.md\n```\n\n\
+         (the defaults of `--epochs`, `--train-examples` and `--test-examples` are each model \
+         file's `[training]` section: 60, 60,000 and 10,000). A run that is stopped can be \
+         continued with `apical train --resume <out>/<experiment>/seed0`; running the same \
+         `reproduce` command again reuses every finished run and re-renders the page.\n",
+    );
+    s
+}
+
+/// Writes `text` to `path` (atomically), creating the directory.
+pub fn write_text(path: &Path, text: &str) -> Result<(), ReproduceError> {
+    let io = |source| ReproduceError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(p).map_err(io)?;
+    }
+    crate::checkpoint::write_atomic(path, text.as_bytes()).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_model_parses_and_is_named_after_its_file() {
+        for e in EXPERIMENTS {
+            let cfg = ModelConfig::from_toml_str(e.model_toml, e.name).unwrap();
+            assert_eq!(cfg.name, e.name);
+        }
+        let mut names: Vec<_> = EXPERIMENTS.iter().map(|e| e.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), EXPERIMENTS.len());
+    }
+
+    #[test]
+    fn every_model_file_is_an_experiment() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap()
+                .to_string();
+            let e = EXPERIMENTS.iter().find(|e| e.name == stem);
+            let e = e.unwrap_or_else(|| panic!("{} is not in EXPERIMENTS", path.display()));
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), e.model_toml);
+        }
+    }
+
+    #[test]
+    fn selection_by_name_prefix_and_all() {
+        assert_eq!(select("all").unwrap().len(), EXPERIMENTS.len());
+        let s = select("0h,guerguiev-1h-fixed-hidden").unwrap();
+        assert_eq!(s[0].name, "guerguiev-0h");
+        assert_eq!(s[1].name, "guerguiev-1h-fixed-hidden");
+        let e = select("3h").unwrap_err().to_string();
+        assert!(e.contains("\"3h\"") && e.contains("guerguiev-2h"), "{e}");
+    }
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let (m, sd) = mean_sd(&[16.75, 20.70, 15.15]);
+        assert!((m - 17.5333).abs() < 1e-3);
+        assert!((sd - 2.8567).abs() < 1e-3, "{sd}");
+    }
+}

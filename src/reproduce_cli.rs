@@ -1,0 +1,187 @@
+//! `apical reproduce` and `apical plot` (command-line edge of src/reproduce.rs and src/plot.rs).
+
+use anyhow::{bail, Context, Result};
+use apical::reproduce::{self, ReproduceOptions};
+use apical::train::RunDir;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct ReproduceArgs {
+    /// "all", or experiment names separated by commas (the "guerguiev-" prefix may be left
+    /// out), e.g. `1h,0h,1h-fixed-hidden`.
+    #[arg(default_value = "all")]
+    experiments: String,
+    /// Epochs per run (default: each model file's training.epochs, the paper's 60).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training examples per epoch (default: the model file's, 60,000).
+    #[arg(long)]
+    train_examples: Option<usize>,
+    /// Test images per evaluation (default: the model file's, 10,000).
+    #[arg(long)]
+    test_examples: Option<usize>,
+    /// Seeds 0..N-1 for every experiment.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Directory of the run directories (<out>/<experiment>/seed<S>/).
+    #[arg(long, default_value = "runs/reproduce")]
+    out: PathBuf,
+    /// The results page to write; its plots go to img/ beside it.
+    #[arg(long, default_value = "docs/results.md")]
+    results: PathBuf,
+    /// Training examples simulated from a checkpoint for the plateau and raster plots.
+    #[arg(long, default_value_t = 50)]
+    plot_examples: usize,
+    /// Worker threads of the tests (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, env = "APICAL_DATA")]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    no_verify: bool,
+}
+
+#[derive(clap::Args)]
+pub struct PlotArgs {
+    /// A run directory (of `apical train` or `apical reproduce`).
+    run_dir: PathBuf,
+    /// Training examples simulated from the latest checkpoint for the plateau and raster plots.
+    #[arg(long, default_value_t = 50)]
+    examples: usize,
+    /// MNIST directory (default: the run's, from run.json).
+    #[arg(long, env = "APICAL_DATA")]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    no_verify: bool,
+}
+
+/// The command as it could be typed again (the defaults left out).
+fn command_line(a: &ReproduceArgs) -> String {
+    let mut c = format!("apical reproduce {}", a.experiments);
+    for (flag, v) in [
+        ("--epochs", a.epochs),
+        ("--train-examples", a.train_examples),
+        ("--test-examples", a.test_examples),
+    ] {
+        if let Some(v) = v {
+            c.push_str(&format!(" {flag} {v}"));
+        }
+    }
+    c.push_str(&format!(
+        " --seeds {} --jobs {} --out {} --results {}",
+        a.seeds,
+        a.jobs,
+        a.out.display(),
+        a.results.display()
+    ));
+    c
+}
+
+pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
+    crate::set_threads(a.threads)?;
+    let exps = reproduce::select(&a.experiments)?;
+    for (flag, v) in [
+        ("--epochs", a.epochs),
+        ("--train-examples", a.train_examples),
+        ("--test-examples", a.test_examples),
+    ] {
+        if v == Some(0) {
+            bail!("{flag} must be at least 1");
+        }
+    }
+    if a.seeds == 0 || a.jobs == 0 {
+        bail!("--seeds and --jobs must be at least 1");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupt: every run finishes its current example and writes a checkpoint"
+            );
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    let (data, data_dir) = crate::load_data(a.data.as_deref(), a.no_verify)?;
+    let opts = ReproduceOptions {
+        epochs: a.epochs,
+        train_examples: a.train_examples,
+        test_examples: a.test_examples,
+        seeds: (0..a.seeds).collect(),
+        jobs: a.jobs,
+        out_dir: a.out.clone(),
+        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+    };
+    let started = Instant::now();
+    eprintln!(
+        "reproducing {} experiment(s) x {} seed(s), {} at once, in {}",
+        exps.len(),
+        a.seeds,
+        a.jobs,
+        a.out.display()
+    );
+    let runs = reproduce::run_all(&exps, &data, &opts, &stop, &|line| eprintln!("{line}"))?;
+    if stop.load(Ordering::SeqCst) {
+        bail!(
+            "interrupted; run the same command again to continue (finished runs are reused, the others resume with `apical train --resume DIR`)"
+        );
+    }
+    let img_dir = a
+        .results
+        .parent()
+        .map_or_else(|| PathBuf::from("img"), |p| p.join("img"));
+    let files = reproduce::render_plots(&runs, &data, &img_dir, a.plot_examples)?;
+    let rel: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name().and_then(|n| n.to_str()))
+        .map(|n| format!("img/{n}"))
+        .collect();
+    let full = a.epochs.is_none() && a.train_examples.is_none() && a.test_examples.is_none();
+    let text = reproduce::render_results(&runs, &command_line(&a), &rel, full);
+    reproduce::write_text(&a.results, &text)?;
+    for r in &runs {
+        println!(
+            "{:<34} seed {}: test error {:6.2} %{}",
+            r.experiment.name,
+            r.seed,
+            r.test_error(),
+            if r.reused { " (reused)" } else { "" }
+        );
+    }
+    println!(
+        "wrote {} and {} plot(s) in {} ({:.0} s)",
+        a.results.display(),
+        files.len(),
+        img_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn cmd_plot(a: PlotArgs) -> Result<()> {
+    let dir: &Path = &a.run_dir;
+    if !dir.is_dir() {
+        bail!("{} is not a run directory", dir.display());
+    }
+    let data_dir = match &a.data {
+        Some(d) => d.clone(),
+        None => RunDir::read_info(dir)
+            .map(|i| i.data_dir)
+            .or_else(|_| apical::data::find_data_dir(None))?,
+    };
+    let (data, _) = crate::load_data(Some(&data_dir), a.no_verify)?;
+    let files = apical::plot::plot_run(dir, &data.train, a.examples)?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
