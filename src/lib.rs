@@ -5,7 +5,8 @@
 //! Modules, one per concept: [`input`] (Poisson encoding), [`synapse`] (PSP kernel),
 //! [`neuron`] (compartment dynamics and the plateau potential), [`layer`], [`init`] (weight
 //! initialisation), [`learning`] (local rules), [`network`] (phases), [`data`] (MNIST),
-//! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files).
+//! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files),
+//! [`record`] (traces of spikes, potentials and weights in HDF5, docs/traces.md).
 
 pub mod checkpoint;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod layer;
 pub mod learning;
 pub mod network;
 pub mod neuron;
+pub mod record;
 pub mod rng;
 pub mod synapse;
 pub mod train;

@@ -350,12 +350,15 @@ impl<'a> Trainer<'a> {
                 }
             }
             progress.start_epoch(epoch, n_train, start);
+            obs.on_epoch_start(epoch, start, n_train, &self.net.params);
             let quick = cfg.training.quick_test_every;
             for k in start..n_train {
                 let idx = order[k];
+                obs.on_example_start(epoch, k, idx, train.label(idx));
                 let out =
                     self.net
                         .train_example(train.image(idx), train.label(idx), l_f[k], l_t[k], obs);
+                obs.on_example_end(out.predicted, &self.net.params);
                 steps += (l_f[k] + l_t[k]) as u64;
                 if out.predicted == train.label(idx) {
                     correct += 1;
@@ -433,6 +436,7 @@ impl<'a> Trainer<'a> {
                 test_error: error_percent(&self.data.test, &idx, &preds),
                 rates_hz,
             };
+            obs.on_epoch_end(&record, &self.net.params);
             self.history.push(record);
             self.wall.push(started.elapsed().as_secs_f64());
             // The test reset the state: the next epoch starts from zero.
