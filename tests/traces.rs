@@ -101,6 +101,9 @@ fn recorder(t: &Trainer<'_>, path: &Path, spec: &str, z: Compression) -> Recorde
     .unwrap()
 }
 
+/// One step of one example: (global step, example, per layer [soma, basal, apical, rate]).
+type Sample = (u64, usize, Vec<[Vec<f32>; 4]>);
+
 /// The simulator's own view, step by step: every spike, every potential of every layer.
 #[derive(Default)]
 struct Counter {
@@ -109,7 +112,7 @@ struct Counter {
     /// Per population: (global step, node id) of every spike.
     spikes: Vec<Vec<(u64, u64)>>,
     /// (global step, example, per layer: soma, basal, apical, rate).
-    samples: Vec<(u64, usize, Vec<[Vec<f32>; 4]>)>,
+    samples: Vec<Sample>,
     plateau_f: Vec<Vec<f32>>,
     plateau_t: Vec<Vec<f32>>,
     predictions: Vec<u8>,
