@@ -528,6 +528,50 @@ pub enum RecordError {
         what: String,
         source: hdf5::Error,
     },
+    #[error("trace file {path}: cannot append to the file: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+/// A write to the file, run on the writer thread.
+type Job = Box<dyn FnOnce() -> hdf5::Result<()> + Send>;
+
+/// The thread that compresses and writes, so the simulation does not wait for it.
+struct Writer {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Job>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Writer {
+    fn spawn() -> std::io::Result<Self> {
+        // One batch queued while one is written: bounded memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Job>>(1);
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let f2 = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name("apical-traces".into())
+            .spawn(move || {
+                for batch in rx {
+                    let mut slot = f2.lock().unwrap_or_else(|p| p.into_inner());
+                    if slot.is_some() {
+                        continue; // after an error, write nothing more
+                    }
+                    drop(slot);
+                    for job in batch {
+                        if let Err(e) = job() {
+                            slot = f2.lock().unwrap_or_else(|p| p.into_inner());
+                            *slot = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            })?;
+        Ok(Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+            failed,
+        })
+    }
 }
 
 fn vstr(s: &str) -> VarLenUnicode {
@@ -574,7 +618,7 @@ struct Col<T: H5Type + Copy> {
     rows: usize,
 }
 
-impl<T: H5Type + Copy> Col<T> {
+impl<T: H5Type + Copy + Send + 'static> Col<T> {
     fn create(
         z: Compression,
         g: &Group,
@@ -623,33 +667,41 @@ impl<T: H5Type + Copy> Col<T> {
         self.buf.len() * std::mem::size_of::<T>()
     }
 
-    /// Appends the buffered rows to the dataset.
-    fn flush(&mut self) -> hdf5::Result<()> {
+    /// Hands the buffered rows to the writer as a job that appends them to the dataset.
+    fn flush(&mut self, jobs: &mut Vec<Job>) {
         let n = self.buf.len() / self.width.max(1);
         if n == 0 {
-            return Ok(());
+            return;
         }
-        let (r0, r1) = (self.rows, self.rows + n);
-        let mut shape = vec![r1];
-        shape.extend_from_slice(&self.inner);
-        self.ds.resize(shape)?;
-        let data = &self.buf[..n * self.width];
-        match self.inner.len() {
-            0 => self.ds.write_slice(data, r0..r1)?,
-            1 => {
-                let v = ndarray::ArrayView2::from_shape((n, self.inner[0]), data)
-                    .map_err(|e| hdf5::Error::from(e.to_string().as_str()))?;
-                self.ds.write_slice(v, (r0..r1, ..))?
-            }
-            _ => {
-                let v = ndarray::ArrayView3::from_shape((n, self.inner[0], self.inner[1]), data)
-                    .map_err(|e| hdf5::Error::from(e.to_string().as_str()))?;
-                self.ds.write_slice(v, (r0..r1, .., ..))?
-            }
+        let r0 = self.rows;
+        self.rows += n;
+        let ds = self.ds.clone();
+        let inner = self.inner.clone();
+        let data = std::mem::take(&mut self.buf);
+        jobs.push(Box::new(move || write_rows(&ds, r0, &inner, &data)));
+    }
+}
+
+/// Appends rows `r0..` (all of `data`, whole rows of `inner` shape) to a resizable dataset.
+fn write_rows<T: H5Type>(ds: &Dataset, r0: usize, inner: &[usize], data: &[T]) -> hdf5::Result<()> {
+    let width: usize = inner.iter().product::<usize>().max(1);
+    let n = data.len() / width;
+    let r1 = r0 + n;
+    let mut shape = vec![r1];
+    shape.extend_from_slice(inner);
+    ds.resize(shape)?;
+    let data = &data[..n * width];
+    let bad = |e: ndarray::ShapeError| hdf5::Error::from(e.to_string().as_str());
+    match inner.len() {
+        0 => ds.write_slice(data, r0..r1),
+        1 => {
+            let v = ndarray::ArrayView2::from_shape((n, inner[0]), data).map_err(bad)?;
+            ds.write_slice(v, (r0..r1, ..))
         }
-        self.rows = r1;
-        self.buf.drain(..n * self.width);
-        Ok(())
+        _ => {
+            let v = ndarray::ArrayView3::from_shape((n, inner[0], inner[1]), data).map_err(bad)?;
+            ds.write_slice(v, (r0..r1, .., ..))
+        }
     }
 }
 
@@ -712,18 +764,19 @@ impl ReportOut {
         })
     }
 
-    fn flush(&mut self) -> hdf5::Result<()> {
-        self.data.flush()?;
-        self.times.flush()?;
+    fn flush(&mut self, jobs: &mut Vec<Job>) {
+        self.data.flush(jobs);
+        self.times.flush(jobs);
         // mapping/time = start, stop, step over the rows written: the time of row r is
         // start + r * step when every step of the recorded stretch was sampled, and always
         // `times[r]`.
         let rows = self.data.rows as f64;
         let step = self.step_ms;
         let start = self.first_time.unwrap_or(0.0);
-        self.time_ds
-            .write_raw(&[start, start + rows * step, step][..])?;
-        Ok(())
+        let ds = self.time_ds.clone();
+        jobs.push(Box::new(move || {
+            ds.write_raw(&[start, start + rows * step, step][..])
+        }));
     }
 
     fn bytes(&self) -> usize {
@@ -839,6 +892,7 @@ pub struct StartPoint {
 /// dropped without `finish`, it still flushes and marks the file incomplete.
 pub struct Recorder {
     file: Option<File>,
+    writer: Writer,
     path: PathBuf,
     plan: RecordPlan,
     dt: f64,
@@ -1109,6 +1163,11 @@ impl Recorder {
             file.flush()?;
             Ok(Recorder {
                 file: None,
+                writer: Writer {
+                    tx: None,
+                    thread: None,
+                    failed: Default::default(),
+                },
                 path: PathBuf::new(),
                 plan: plan.clone(),
                 dt,
@@ -1144,6 +1203,10 @@ impl Recorder {
         }
         r.file = Some(file);
         r.path = path.to_path_buf();
+        r.writer = Writer::spawn().map_err(|e| RecordError::Write {
+            path: path.to_path_buf(),
+            message: format!("cannot start the writer thread: {e}"),
+        })?;
         Ok(r)
     }
 
@@ -1191,11 +1254,15 @@ impl Recorder {
         }
     }
 
-    /// Appends every buffer to the file and updates the progress attributes.
-    fn flush_all(&mut self) -> hdf5::Result<()> {
+    /// Hands every buffer to the writer thread, with an update of the progress attributes.
+    /// Blocks while the writer is still busy with the batch before the last one, so at
+    /// most two batches are in flight.
+    fn flush_all(&mut self) {
+        let mut jobs: Vec<Job> = Vec::new();
+        let j = &mut jobs;
         for s in self.spikes.iter_mut().flatten() {
-            s.timestamps.flush()?;
-            s.node_ids.flush()?;
+            s.timestamps.flush(j);
+            s.node_ids.flush(j);
         }
         for r in self
             .reports
@@ -1203,66 +1270,94 @@ impl Recorder {
             .chain(self.rates.iter_mut())
             .flatten()
         {
-            r.flush()?;
+            r.flush(j);
         }
         for p in self.plateaus.iter_mut().flatten() {
-            p.row.flush()?;
-            p.forward.flush()?;
-            p.target.flush()?;
+            p.row.flush(j);
+            p.forward.flush(j);
+            p.target.flush(j);
         }
         for w in self.weights.iter_mut().flatten() {
-            w.w.flush()?;
-            w.b.flush()?;
+            w.w.flush(j);
+            w.b.flush(j);
             if let Some(c) = &mut w.y {
-                c.flush()?;
+                c.flush(j);
             }
             if let Some(c) = &mut w.c {
-                c.flush()?;
+                c.flush(j);
             }
         }
         if let Some(s) = &mut self.snaps {
-            s.epoch.flush()?;
-            s.example.flush()?;
-            s.time.flush()?;
+            s.epoch.flush(j);
+            s.example.flush(j);
+            s.time.flush(j);
         }
         if let Some(e) = &mut self.examples {
-            e.epoch.flush()?;
-            e.example.flush()?;
-            e.image.flush()?;
-            e.label.flush()?;
-            e.prediction.flush()?;
-            e.start_time.flush()?;
-            e.forward_steps.flush()?;
-            e.target_steps.flush()?;
+            e.epoch.flush(j);
+            e.example.flush(j);
+            e.image.flush(j);
+            e.label.flush(j);
+            e.prediction.flush(j);
+            e.start_time.flush(j);
+            e.forward_steps.flush(j);
+            e.target_steps.flush(j);
         }
         let e = &mut self.epochs;
-        e.epoch.flush()?;
-        e.train_examples.flush()?;
-        e.train_error.flush()?;
-        e.test_examples.flush()?;
-        e.test_error.flush()?;
-        e.rates_hz.flush()?;
-        e.end_time.flush()?;
+        e.epoch.flush(j);
+        e.train_examples.flush(j);
+        e.train_error.flush(j);
+        e.test_examples.flush(j);
+        e.test_error.flush(j);
+        e.rates_hz.flush(j);
+        e.end_time.flush(j);
         if let Some(f) = &self.file {
-            put_attr(f, "last_epoch", &(self.last_done.0 as u64))?;
-            put_attr(f, "last_example", &(self.last_done.1 as u64))?;
-            put_attr(f, "end_time", &(self.step as f64 * self.dt))?;
-            f.flush()?;
+            let f = f.clone();
+            let (epoch, example) = (self.last_done.0 as u64, self.last_done.1 as u64);
+            let end = self.step as f64 * self.dt;
+            jobs.push(Box::new(move || {
+                put_attr(&f, "last_epoch", &epoch)?;
+                put_attr(&f, "last_example", &example)?;
+                put_attr(&f, "end_time", &end)?;
+                f.flush()
+            }));
         }
-        Ok(())
+        let sent = self.writer.tx.as_ref().map(|tx| tx.send(jobs));
+        if !matches!(sent, Some(Ok(()))) {
+            self.writer_failed("the writer thread stopped".into());
+        }
+    }
+
+    fn writer_failed(&mut self, message: String) {
+        if self.error.is_none() {
+            self.error = Some(RecordError::Write {
+                path: self.path.clone(),
+                message,
+            });
+        }
+    }
+
+    /// Takes the writer thread's first error, if it had one.
+    fn check_writer(&mut self) {
+        let msg = self
+            .writer
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(m) = msg {
+            self.writer_failed(m);
+        }
     }
 
     fn try_flush(&mut self) {
+        self.check_writer();
         if self.error.is_some() {
             return;
         }
-        if let Err(e) = self.flush_all() {
-            self.fail("cannot append to the file", e);
-            self.mark_failed();
-        }
+        self.flush_all();
     }
 
-    /// Best effort after a write error: say so in the file.
+    /// Best effort after a write error: say so in the file (writer thread joined).
     fn mark_failed(&mut self) {
         if let (Some(f), Some(err)) = (&self.file, &self.error) {
             let _ = put_attr(f, "complete", &false);
@@ -1317,7 +1412,17 @@ impl Recorder {
         }
         self.finished = true;
         self.try_flush();
-        if self.error.is_none() {
+        // Let the writer finish every batch, then write the status from this thread.
+        self.writer.tx = None;
+        if let Some(t) = self.writer.thread.take() {
+            if t.join().is_err() {
+                self.writer_failed("the writer thread panicked".into());
+            }
+        }
+        self.check_writer();
+        if self.error.is_some() {
+            self.mark_failed();
+        } else {
             if let Some(f) = &self.file {
                 let (complete, reason) = match &end {
                     RunEnd::Completed => (true, "completed".to_string()),
@@ -1523,6 +1628,8 @@ impl Observer for Recorder {
         {
             self.snapshot(params, self.epoch, k + 1);
         }
+        // After a write error, on_example_start turns recording off; the run goes on.
+        self.check_writer();
         if self.buffered_bytes() >= self.flush_bytes {
             self.try_flush();
         }
