@@ -85,7 +85,7 @@ struct TrainArgs {
     record: Option<String>,
     /// Compression of traces.h5: deflate, deflate:0..9 or none (libsonata's PyPI wheels read
     /// only uncompressed files).
-    #[arg(long, default_value = "deflate:4", value_parser = parse_compression)]
+    #[arg(long, default_value = "deflate:1", value_parser = parse_compression)]
     trace_compression: Compression,
 }
 

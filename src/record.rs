@@ -840,7 +840,7 @@ pub enum Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Compression::Deflate(4)
+        Compression::Deflate(1)
     }
 }
 
@@ -1858,6 +1858,19 @@ mod tests {
         assert!(e.problem.contains("repeats"), "{e}");
         assert!(parse_spec("").is_err());
         assert_eq!(parse_spec("none"), Ok(vec![]));
+    }
+
+    #[test]
+    fn compression_names() {
+        assert_eq!("none".parse(), Ok(Compression::None));
+        assert_eq!("deflate".parse(), Ok(Compression::Deflate(1)));
+        assert_eq!("deflate:6".parse(), Ok(Compression::Deflate(6)));
+        assert!("deflate:10".parse::<Compression>().is_err());
+        assert!("gzip"
+            .parse::<Compression>()
+            .unwrap_err()
+            .contains("\"gzip\""));
+        assert_eq!(Compression::Deflate(6).to_string(), "deflate:6");
     }
 
     #[test]
