@@ -924,6 +924,7 @@ pub struct Recorder {
     flush_bytes: usize,
     error: Option<RecordError>,
     finished: bool,
+    inject_failure: bool,
 }
 
 impl Recorder {
@@ -1195,6 +1196,7 @@ impl Recorder {
                 flush_bytes: FLUSH_BYTES,
                 error: None,
                 finished: false,
+                inject_failure: false,
             })
         };
         let mut r = build().map_err(he("cannot lay out the file"))?;
@@ -1219,6 +1221,12 @@ impl Recorder {
     /// [`FLUSH_BYTES`]).
     pub fn set_flush_bytes(&mut self, bytes: usize) {
         self.flush_bytes = bytes;
+    }
+
+    /// Makes the next flush fail as a write error would (for tests of that path).
+    #[doc(hidden)]
+    pub fn inject_write_failure(&mut self) {
+        self.inject_failure = true;
     }
 
     /// The first write error, if recording stopped on one (the run itself goes on).
@@ -1259,6 +1267,11 @@ impl Recorder {
     /// most two batches are in flight.
     fn flush_all(&mut self) {
         let mut jobs: Vec<Job> = Vec::new();
+        if std::mem::take(&mut self.inject_failure) {
+            jobs.push(Box::new(|| {
+                Err(hdf5::Error::from("injected write failure (test)"))
+            }));
+        }
         let j = &mut jobs;
         for s in self.spikes.iter_mut().flatten() {
             s.timestamps.flush(j);

@@ -477,6 +477,74 @@ fn a_recorder_dropped_without_finish_still_flushes_and_marks_the_file_incomplete
     assert_eq!(n, t.net.state.layers[1].spike_count);
 }
 
+/// Passes everything to the recorder and makes its flush fail at example `at`.
+struct FailAt<'a> {
+    rec: &'a mut Recorder,
+    at: usize,
+}
+
+impl Observer for FailAt<'_> {
+    fn on_step(&mut self, info: &StepInfo<'_>) {
+        self.rec.on_step(info);
+    }
+    fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
+        self.rec.on_phase_end(phase, state);
+    }
+    fn on_epoch_start(&mut self, e: usize, f: usize, n: usize, params: &[LayerParams]) {
+        self.rec.on_epoch_start(e, f, n, params);
+    }
+    fn on_example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+        if example == self.at {
+            self.rec.inject_write_failure();
+        }
+        self.rec.on_example_start(epoch, example, image, label);
+    }
+    fn on_example_end(&mut self, predicted: u8, params: &[LayerParams]) {
+        self.rec.on_example_end(predicted, params);
+    }
+    fn on_epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
+        self.rec.on_epoch_end(record, params);
+    }
+}
+
+#[test]
+fn a_write_error_stops_recording_but_not_the_run_and_the_file_says_where_it_stopped() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(&data, dir.path(), 1, 8);
+    let path = dir.path().join("traces.h5");
+    let mut rec = recorder(&t, &path, "spikes|labels", Compression::default());
+    rec.set_flush_bytes(0); // flush after every example
+    t.run(
+        &AtomicBool::new(false),
+        &mut Quiet,
+        &mut FailAt {
+            rec: &mut rec,
+            at: 3,
+        },
+    )
+    .unwrap();
+    assert_eq!(t.history.len(), 1, "the run itself finished");
+    let err = rec.finish(RunEnd::Completed).unwrap_err().to_string();
+    assert!(err.contains("injected write failure"), "{err}");
+    let f = hdf5::File::open(&path).unwrap();
+    assert!(!f.attr("complete").unwrap().read_scalar::<bool>().unwrap());
+    assert!(attr_str(&f, "stop_reason").starts_with("write error"));
+    // Examples 0, 1, 2 were flushed; the flush after example 3 failed.
+    assert_eq!(
+        (attr_u64(&f, "last_epoch"), attr_u64(&f, "last_example")),
+        (1, 3)
+    );
+    assert_eq!(read::<u32>(&f, "examples/example"), vec![0, 1, 2]);
+    let start: Vec<f64> = read(&f, "examples/start_time");
+    let ts: Vec<f64> = read(&f, "spikes/hidden0/timestamps");
+    assert!(!ts.is_empty());
+    let end = attr_str(&f, "stop_reason");
+    assert!(end.contains("injected"), "{end}");
+    let end_time: f64 = f.attr("end_time").unwrap().read_scalar().unwrap();
+    assert!(*ts.last().unwrap() < end_time && start[2] < end_time);
+}
+
 /// Writes the files that scripts/check_traces.py validates in CI (scripts/ci-traces.sh):
 /// target/tmp/traces-ci/traces.h5 (deflate) and traces-uncompressed.h5 (read by libsonata).
 #[test]
