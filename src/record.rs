@@ -948,8 +948,9 @@ impl Recorder {
             move |source| RecordError::Hdf5 { path, what, source }
         };
         // A small metadata cache (the default grows to 32 MiB as chunk indexes grow) keeps
-        // memory flat on long runs; the 1.10 format indexes appended chunks with an
-        // extensible array, far leaner than the 1.8 B-tree.
+        // memory flat on long runs. The file keeps the default (1.8-compatible) format: the
+        // 1.10 format marks a file "open for write" in its superblock, and a process killed
+        // before closing it would leave a file that readers refuse without `h5clear`.
         let mdc = hdf5::file::MetadataCacheConfig {
             initial_size: 1 << 20,
             min_size: 1 << 19,
@@ -958,7 +959,7 @@ impl Recorder {
             ..Default::default()
         };
         let file = File::with_options()
-            .with_fapl(|p| p.libver_v110().mdc_config(&mdc))
+            .with_fapl(|p| p.mdc_config(&mdc))
             .create(path)
             .map_err(he("cannot create the file"))?;
         let names = population_names(cfg);
