@@ -112,6 +112,10 @@ pub struct ModelConfig {
     pub init: InitConfig,
     #[serde(default)]
     pub training: TrainingConfig,
+    /// What a training run records into traces.h5 (`[[record]]` tables, docs/traces.md);
+    /// none: the default (per-epoch metrics and weight snapshots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record: Vec<crate::record::RecordGroup>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -712,6 +716,10 @@ impl ModelConfig {
                 "training.block_size",
                 "must be at least 1, got 0".into(),
             ));
+        }
+        if !self.record.is_empty() {
+            crate::record::RecordPlan::resolve(&self.record, self)
+                .map_err(|e| bad(&e.field, e.problem))?;
         }
         Ok(())
     }

@@ -5,7 +5,8 @@
 //! Modules, one per concept: [`input`] (Poisson encoding), [`synapse`] (PSP kernel),
 //! [`neuron`] (compartment dynamics and the plateau potential), [`layer`], [`init`] (weight
 //! initialisation), [`learning`] (local rules), [`network`] (phases), [`data`] (MNIST),
-//! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files).
+//! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files),
+//! [`record`] (traces of spikes, potentials and weights in HDF5, docs/traces.md).
 
 pub mod alignment;
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod learning;
 pub mod network;
 pub mod neuron;
 pub mod plot;
+pub mod record;
 pub mod reproduce;
 pub mod rng;
 pub mod simd;

@@ -5,6 +5,7 @@ use apical::checkpoint::{self, Checkpoint};
 use apical::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
 use apical::data::{self, Mnist};
 use apical::network::NoObserver;
+use apical::record::{self, Compression, Recorder, RunEnd, StartPoint};
 use apical::train::{self, EpochMetrics, Progress, RunInfo, RunOptions, TrainError, Trainer};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +40,14 @@ enum Command {
     Reproduce(reproduce_cli::ReproduceArgs),
     /// Plots of a run directory into RUN_DIR/plots/.
     Plot(reproduce_cli::PlotArgs),
+    /// Print what a trace file (traces.h5) holds: groups, shapes, units, config.
+    Inspect(InspectArgs),
+}
+
+#[derive(clap::Args)]
+struct InspectArgs {
+    /// A trace file, or a run directory (its traces.h5).
+    file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +114,20 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// What to record into <run dir>/traces.h5, e.g. `spikes` or
+    /// `spikes,soma:layers=hidden0;examples=every:10;interval=5` (docs/traces.md);
+    /// `none` writes no trace file. Default: the model file's [[record]] tables, else
+    /// per-epoch metrics and weight snapshots.
+    #[arg(long, value_name = "SPEC")]
+    record: Option<String>,
+    /// Compression of traces.h5: deflate, deflate:0..9 or none (libsonata's PyPI wheels read
+    /// only uncompressed files).
+    #[arg(long, default_value = "deflate:1", value_parser = parse_compression)]
+    trace_compression: Compression,
+}
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse()
 }
 
 #[derive(clap::Args)]
@@ -128,6 +151,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(a) => cmd_inspect(a).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
         Command::Reproduce(a) => reproduce_cli::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
         Command::Plot(a) => reproduce_cli::cmd_plot(a).map(|()| ExitCode::SUCCESS),
@@ -338,6 +362,10 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
                 &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
             )?,
         };
+        if let Some(spec) = &a.record {
+            record::RecordPlan::resolve(&record::parse_spec(spec).context("--record")?, &cfg)
+                .context("--record")?;
+        }
         let (d, data_dir) = load_data(a.data.as_deref(), a.no_verify)?;
         data_holder = d;
         let epochs = a.epochs.unwrap_or(cfg.training.epochs);
@@ -384,7 +412,28 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         bar: None,
         quiet: a.quiet,
     };
-    match trainer_holder.run(&stop, &mut bar, &mut NoObserver) {
+    let mut recorder = make_recorder(
+        &trainer_holder,
+        a.record.as_deref(),
+        a.resume.is_some(),
+        a.trace_compression,
+    )?;
+    let result = match &mut recorder {
+        Some(r) => trainer_holder.run(&stop, &mut bar, r),
+        None => trainer_holder.run(&stop, &mut bar, &mut NoObserver),
+    };
+    if let Some(r) = recorder {
+        let end = match &result {
+            Ok(()) => RunEnd::Completed,
+            Err(TrainError::Interrupted { .. }) => RunEnd::Interrupted,
+            Err(e) => RunEnd::Failed(e.to_string()),
+        };
+        match r.finish(end) {
+            Ok(p) => eprintln!("traces in {}", p.display()),
+            Err(e) => eprintln!("warning: trace recording stopped early: {e}; the file keeps everything written before (see its last_epoch and last_example attributes)"),
+        }
+    }
+    match result {
         Ok(()) => {
             println!("done: results in {}", trainer_holder.run.dir.display());
             Ok(ExitCode::SUCCESS)
@@ -407,6 +456,72 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The trace recorder of a run: `--record`, else the model file's [[record]] tables, else
+/// the default spec. A resumed run writes a new file whose time continues the run's.
+fn make_recorder(
+    t: &Trainer<'_>,
+    spec: Option<&str>,
+    resumed: bool,
+    z: Compression,
+) -> Result<Option<Recorder>> {
+    let cfg = &t.net.model.cfg;
+    let (groups, text) = match spec {
+        Some(s) => (record::parse_spec(s).context("--record")?, s.to_string()),
+        None if !cfg.record.is_empty() => (
+            cfg.record.clone(),
+            "[[record]] tables of the model file".to_string(),
+        ),
+        None => (
+            record::parse_spec(record::DEFAULT_SPEC).expect("the default spec parses"),
+            record::DEFAULT_SPEC.to_string(),
+        ),
+    };
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let epoch = t.history.len() + 1;
+    let example = t.resume_progress.as_ref().map_or(0, |p| p.example);
+    let n_train = t.opts.train_examples.min(t.data.train.len());
+    let step = record::steps_before(cfg, t.opts.seed, n_train, epoch, example);
+    let mut path = t.run.dir.join("traces.h5");
+    if resumed && path.exists() {
+        path = t
+            .run
+            .dir
+            .join(format!("traces-from-epoch{epoch}-example{example}.h5"));
+    }
+    let start = StartPoint {
+        epoch,
+        example,
+        step,
+    };
+    let r = Recorder::create(
+        &path,
+        &groups,
+        &text,
+        cfg,
+        &t.model_toml,
+        t.opts.seed,
+        start,
+        z,
+    )
+    .context("--record")?;
+    Ok(Some(r))
+}
+
+fn cmd_inspect(a: InspectArgs) -> Result<()> {
+    let path = if a.file.is_dir() {
+        a.file.join("traces.h5")
+    } else {
+        a.file.clone()
+    };
+    if !path.exists() {
+        bail!("{}: no such trace file", path.display());
+    }
+    print!("{}", record::inspect(&path)?);
+    Ok(())
 }
 
 fn sizes_string(cfg: &ModelConfig) -> String {

@@ -75,14 +75,82 @@ pub struct StepInfo<'a> {
 }
 
 /// Watches a simulation without changing it. `NoObserver` compiles to nothing.
+///
+/// `on_step` and `on_phase_end` are called by [`run_phase`]; the per-example and per-epoch
+/// hooks by [`crate::train::Trainer::run`] (training only: test phases never reach them).
+/// Epochs are 1-based, examples are 0-based positions in the epoch.
 pub trait Observer {
     fn on_step(&mut self, _info: &StepInfo<'_>) {}
     fn on_phase_end(&mut self, _phase: Phase, _state: &NetState) {}
+    /// An epoch starts (or resumes at example `first`) with `n_examples` examples.
+    fn on_epoch_start(
+        &mut self,
+        _epoch: usize,
+        _first: usize,
+        _n_examples: usize,
+        _params: &[LayerParams],
+    ) {
+    }
+    /// Training example `example` of `epoch` (training image `image`) is about to run.
+    fn on_example_start(&mut self, _epoch: usize, _example: usize, _image: usize, _label: u8) {}
+    /// The example ran: its forward-phase prediction; `params` after learning.
+    fn on_example_end(&mut self, _predicted: u8, _params: &[LayerParams]) {}
+    /// The epoch ended and was tested.
+    fn on_epoch_end(&mut self, _record: &crate::checkpoint::EpochRecord, _params: &[LayerParams]) {}
 }
 
 /// An observer that does nothing.
 pub struct NoObserver;
 impl Observer for NoObserver {}
+
+/// Two observers side by side (e.g. a recorder and a test's own counter).
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn on_step(&mut self, info: &StepInfo<'_>) {
+        self.0.on_step(info);
+        self.1.on_step(info);
+    }
+    fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
+        self.0.on_phase_end(phase, state);
+        self.1.on_phase_end(phase, state);
+    }
+    fn on_epoch_start(&mut self, epoch: usize, first: usize, n: usize, params: &[LayerParams]) {
+        self.0.on_epoch_start(epoch, first, n, params);
+        self.1.on_epoch_start(epoch, first, n, params);
+    }
+    fn on_example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+        self.0.on_example_start(epoch, example, image, label);
+        self.1.on_example_start(epoch, example, image, label);
+    }
+    fn on_example_end(&mut self, predicted: u8, params: &[LayerParams]) {
+        self.0.on_example_end(predicted, params);
+        self.1.on_example_end(predicted, params);
+    }
+    fn on_epoch_end(&mut self, record: &crate::checkpoint::EpochRecord, params: &[LayerParams]) {
+        self.0.on_epoch_end(record, params);
+        self.1.on_epoch_end(record, params);
+    }
+}
+
+impl<O: Observer + ?Sized> Observer for &mut O {
+    fn on_step(&mut self, info: &StepInfo<'_>) {
+        (**self).on_step(info);
+    }
+    fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
+        (**self).on_phase_end(phase, state);
+    }
+    fn on_epoch_start(&mut self, epoch: usize, first: usize, n: usize, params: &[LayerParams]) {
+        (**self).on_epoch_start(epoch, first, n, params);
+    }
+    fn on_example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+        (**self).on_example_start(epoch, example, image, label);
+    }
+    fn on_example_end(&mut self, predicted: u8, params: &[LayerParams]) {
+        (**self).on_example_end(predicted, params);
+    }
+    fn on_epoch_end(&mut self, record: &crate::checkpoint::EpochRecord, params: &[LayerParams]) {
+        (**self).on_epoch_end(record, params);
+    }
+}
 
 /// The dynamic state of a network: potentials, PSP histories, random streams.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -400,6 +400,7 @@ impl<'a> Trainer<'a> {
                 }
             }
             progress.start_epoch(epoch, n_train, start);
+            obs.on_epoch_start(epoch, start, n_train, &self.net.params);
             let quick = cfg.training.quick_test_every;
             for k in start..n_train {
                 let idx = order[k];
@@ -407,9 +408,11 @@ impl<'a> Trainer<'a> {
                 if probe {
                     align.before_example(&self.net);
                 }
+                obs.on_example_start(epoch, k, idx, train.label(idx));
                 let out =
                     self.net
                         .train_example(train.image(idx), train.label(idx), l_f[k], l_t[k], obs);
+                obs.on_example_end(out.predicted, &self.net.params);
                 if probe {
                     align.after_example(&self.net);
                 }
@@ -494,6 +497,7 @@ impl<'a> Trainer<'a> {
                 test_error: error_percent(&self.data.test, &idx, &preds),
                 rates_hz,
             };
+            obs.on_epoch_end(&record, &self.net.params);
             self.history.push(record);
             self.wall
                 .push([train_seconds, test_started.elapsed().as_secs_f64()]);
