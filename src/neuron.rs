@@ -95,20 +95,7 @@ pub fn firing_rate(d: &Dynamics, c: f32) -> f32 {
 /// Eq. 3.4: a Poisson count of mean `lambda` from one uniform `u` in [0, 1), by inversion.
 #[inline]
 pub fn poisson_count(u: f32, lambda: f32) -> u8 {
-    let mut p = (-lambda).exp();
-    let mut cdf = p;
-    let mut k = 0u8;
-    while u >= cdf && k < u8::MAX {
-        k += 1;
-        p *= lambda / k as f32;
-        let next = cdf + p;
-        if next <= cdf {
-            // The remaining tail is below f32 resolution.
-            break;
-        }
-        cdf = next;
-    }
-    k
+    poisson_tail(u, lambda, (-lambda).exp())
 }
 
 /// exp(x) in f32 by a fixed recipe: x = n ln 2 + r with n = round(x / ln 2) and |r| <=
@@ -209,8 +196,9 @@ pub fn rates_and_spikes(
     }
 }
 
-/// The Poisson count of mean `lambda` for a uniform `u` >= p0 = e^-lambda (so at least one):
-/// the inversion of [`poisson_count`] continued from k = 1.
+/// The Poisson count of mean `lambda` for a uniform `u`, by inversion of the CDF given
+/// p0 = e^-lambda (0 when u < p0; the step calls it only for u >= p0, having computed p0 for
+/// the whole block).
 #[inline]
 pub fn poisson_tail(u: f32, lambda: f32, p0: f32) -> u8 {
     let mut p = p0;
@@ -221,6 +209,7 @@ pub fn poisson_tail(u: f32, lambda: f32, p0: f32) -> u8 {
         p *= lambda / k as f32;
         let next = cdf + p;
         if next <= cdf {
+            // The remaining tail is below f32 resolution.
             break;
         }
         cdf = next;
