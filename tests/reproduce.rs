@@ -126,7 +126,7 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
     assert!(page.contains("| `guerguiev-0h` | 784-10, no hidden layer | 8.3 %"));
     assert!(page.contains("| `guerguiev-1h` |") && page.contains("not run"));
     assert!(page.contains("Reduced budget"));
-    assert!(page.contains("Full-budget results: not yet run"));
+    assert!(page.contains("Full-budget results (60 epochs)"));
     let img = tmp.path().join("docs/img");
     for f in [
         "learning_curves",
