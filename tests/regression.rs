@@ -1,24 +1,12 @@
 //! End to end through the `apical` binary: the default model learns MNIST like the
 //! reference, runs are reproducible byte for byte, and bad input is reported.
 
+mod common;
+
 use apical::checkpoint::Checkpoint;
-use apical::data::find_data_dir;
-use std::path::{Path, PathBuf};
+use common::{apical, data_dir};
+use std::path::Path;
 use std::process::Command;
-
-fn apical() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_apical"))
-}
-
-fn data_dir() -> Option<PathBuf> {
-    match find_data_dir(None) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
-}
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("apical runs");
