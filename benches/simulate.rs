@@ -29,11 +29,11 @@ fn default_model() -> ModelConfig {
         .expect("the embedded model is valid")
 }
 
-/// One training example (51 + 51 steps and learning), continuing from the previous one.
-#[divan::bench(sample_count = 20, sample_size = 10)]
-fn train_example(b: divan::Bencher) {
+/// Times training examples (51 + 51 steps and learning), each continuing from the last.
+fn bench_training(b: divan::Bencher, dense: bool) {
     let data = mnist().expect("checked in main");
     let mut net = Network::new(default_model(), 0);
+    net.set_dense(dense);
     net.start_epoch(0, 1);
     let mut k = 0usize;
     b.bench_local(|| {
@@ -50,26 +50,16 @@ fn train_example(b: divan::Bencher) {
     });
 }
 
+/// One training example, event-driven.
+#[divan::bench(sample_count = 20, sample_size = 10)]
+fn train_example(b: divan::Bencher) {
+    bench_training(b, false);
+}
+
 /// One dense-baseline training example, for the ratio.
 #[divan::bench(sample_count = 5, sample_size = 2)]
 fn train_example_dense(b: divan::Bencher) {
-    let data = mnist().expect("checked in main");
-    let mut net = Network::new(default_model(), 0);
-    net.set_dense(true);
-    net.start_epoch(0, 1);
-    let mut k = 0usize;
-    b.bench_local(|| {
-        let i = k % data.train.len();
-        k += 1;
-        net.train_example(
-            data.train.image(i),
-            data.train.label(i),
-            51,
-            51,
-            &mut NoObserver,
-        )
-        .predicted
-    });
+    bench_training(b, true);
 }
 
 /// One test example (250 steps from a reset state), one thread.
