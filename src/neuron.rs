@@ -151,12 +151,32 @@ pub fn fast_rate(d: &Dynamics, c: f32) -> f32 {
     d.lambda_max / (1.0 + fast_exp(-c))
 }
 
+/// e^-lambda, the probability of no spike at rate `lambda` (eq. 3.4), as the step computes
+/// it: [`exp_small`] when lambda_max <= 0.5, else [`fast_exp`].
+#[inline(always)]
+pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
+    if d.lambda_max <= 0.5 {
+        exp_small(-lambda)
+    } else {
+        fast_exp(-lambda)
+    }
+}
+
+/// How far below 1 - lambda the candidate test of [`rates_and_spikes`] looks. e^-lambda >=
+/// 1 - lambda exactly; the computed e^-lambda is within 1.5e-7 of it (relative, below 1)
+/// and 1 - lambda rounds by at most 6e-8, so u < (1 - lambda) - 1e-6 implies u < e^-lambda
+/// as computed.
+const CANDIDATE_MARGIN: f32 = 1e-6;
+
 /// Eq. 3.4 for a block of neurons: rates lambda_C = lambda_max sigma(C) and Poisson spike
-/// counts from one uniform per neuron, by inversion. The first comparison, u >= e^-lambda
-/// (at least one spike), is done for the whole block without branches (vectorisable rates,
-/// then a branch-free compaction of the spiking neurons into `cand`); only the few neurons
-/// that spike go on in [`poisson_tail`]. Spikes are pushed to `events` in neuron order
-/// (index `base + i`, repeated for counts above one). `cand` needs `soma.len()` entries.
+/// counts from one uniform per neuron, by inversion (a spike at least when u >= e^-lambda).
+/// The whole block only computes the rates and the cheap bound 1 - lambda <= e^-lambda:
+/// neurons with u below it (about 1 - lambda of them) cannot spike. The others are found
+/// eight at a time from a comparison mask and a table of its set lanes; only they compute e^-lambda and go on in
+/// [`poisson_tail`]. The counts are exactly those of testing u >= e^-lambda for every
+/// neuron. Spikes are pushed to `events` in neuron order (index `base + i`, repeated for
+/// counts above one). `bound` and `cand` are scratch of `soma.len()` and `soma.len() + 8`
+/// entries.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn rates_and_spikes(
@@ -164,34 +184,41 @@ pub fn rates_and_spikes(
     soma: &[f32],
     uniforms: &[f32],
     rate: &mut [f32],
-    p0: &mut [f32],
+    bound: &mut [f32],
     cand: &mut [u32],
     events: &mut Vec<u32>,
     base: u32,
 ) {
-    if d.lambda_max <= 0.5 {
-        for ((r, q), &c) in rate.iter_mut().zip(p0.iter_mut()).zip(soma) {
-            let l = fast_rate(d, c);
-            *r = l;
-            *q = exp_small(-l);
-        }
-    } else {
-        for ((r, q), &c) in rate.iter_mut().zip(p0.iter_mut()).zip(soma) {
-            let l = fast_rate(d, c);
-            *r = l;
-            *q = fast_exp(-l);
-        }
+    for ((r, t), &c) in rate.iter_mut().zip(bound.iter_mut()).zip(soma) {
+        let l = fast_rate(d, c);
+        *r = l;
+        *t = (1.0 - l) - CANDIDATE_MARGIN;
     }
+    // Candidates (u >= bound), compacted without branches eight at a time.
+    let n = soma.len().min(uniforms.len());
     let mut k = 0;
-    for (i, (&u, &q)) in uniforms.iter().zip(p0.iter()).enumerate() {
+    let mut lo = 0;
+    for (u, t) in uniforms[..n].chunks_exact(8).zip(bound[..n].chunks_exact(8)) {
+        let mask = crate::simd::ge_mask8(u, t);
+        let lanes = &crate::simd::MASK_LANES[mask as usize];
+        for (c, &l) in cand[k..k + 8].iter_mut().zip(lanes) {
+            *c = lo + l as u32;
+        }
+        k += mask.count_ones() as usize;
+        lo += 8;
+    }
+    for i in lo as usize..n {
         cand[k] = i as u32;
-        k += (u >= q) as usize;
+        k += (uniforms[i] >= bound[i]) as usize;
     }
     for &i in &cand[..k] {
         let i = i as usize;
-        let n = poisson_tail(uniforms[i], rate[i], p0[i]);
-        for _ in 0..n {
-            events.push(base + i as u32);
+        let (u, l) = (uniforms[i], rate[i]);
+        let p0 = no_spike_probability(d, l);
+        if u >= p0 {
+            for _ in 0..poisson_tail(u, l, p0) {
+                events.push(base + i as u32);
+            }
         }
     }
 }

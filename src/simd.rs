@@ -49,3 +49,36 @@ fn detect() -> bool {
         false
     }
 }
+
+/// Bit l set where `a[l] >= b[l]`, for the first eight lanes (both need at least eight):
+/// one vector comparison and a sign-bit mask on x86-64.
+#[inline(always)]
+pub fn ge_mask8(a: &[f32], b: &[f32]) -> u32 {
+    let (a, b) = (&a[..8], &b[..8]);
+    let mut m = 0u32;
+    for l in 0..8 {
+        m |= ((a[l] >= b[l]) as u32) << l;
+    }
+    m
+}
+
+/// For each 8-bit mask, the indices of its set bits in increasing order (the rest 0): the
+/// table that compacts the lanes of a comparison without a branch per lane.
+pub static MASK_LANES: [[u8; 8]; 256] = mask_lanes();
+
+const fn mask_lanes() -> [[u8; 8]; 256] {
+    let mut t = [[0u8; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut bit, mut k) = (0, 0);
+        while bit < 8 {
+            if m & (1 << bit) != 0 {
+                t[m][k] = bit as u8;
+                k += 1;
+            }
+            bit += 1;
+        }
+        m += 1;
+    }
+    t
+}
