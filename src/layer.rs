@@ -101,11 +101,11 @@ pub struct NeuronBlock {
     hist_len: usize,
     hist_head: usize,
     pub rng: LaneRng,
-    /// Scratch of the spike draw: uniforms and candidate bounds of the current step.
+    /// Scratch of the spike draw: uniforms, spike counts and spiking neurons of the current step.
     #[serde(skip)]
     uniforms: Vec<f32>,
     #[serde(skip)]
-    bound: Vec<f32>,
+    count: Vec<f32>,
     #[serde(skip)]
     cand: Vec<u32>,
     /// Spikes of the current step as neuron indices of the layer (see LayerState::events).
@@ -135,7 +135,7 @@ impl NeuronBlock {
             hist_head: 0,
             rng: LaneRng::new(rng),
             uniforms: vec![0.0; len],
-            bound: vec![0.0; len],
+            count: vec![0.0; len],
             cand: vec![0; len + 8],
             events: Vec::with_capacity(len),
         }
@@ -199,7 +199,7 @@ impl NeuronBlock {
         if self.uniforms.len() != len {
             // Scratch is not saved in checkpoints: size it on first use.
             self.uniforms.resize(len, 0.0);
-            self.bound.resize(len, 0.0);
+            self.count.resize(len, 0.0);
             self.cand.resize(len + 8, 0);
         }
         self.rng.fill_uniforms(&mut self.uniforms);
@@ -209,7 +209,7 @@ impl NeuronBlock {
             &self.soma,
             &self.uniforms,
             &mut self.rate,
-            &mut self.bound,
+            &mut self.count,
             &mut self.cand,
             &mut self.events,
             lo as u32,

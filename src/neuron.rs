@@ -162,21 +162,16 @@ pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
     }
 }
 
-/// How far below 1 - lambda the candidate test of [`rates_and_spikes`] looks. e^-lambda >=
-/// 1 - lambda exactly; the computed e^-lambda is within 1.5e-7 of it (relative, below 1)
-/// and 1 - lambda rounds by at most 6e-8, so u < (1 - lambda) - 1e-6 implies u < e^-lambda
-/// as computed.
-const CANDIDATE_MARGIN: f32 = 1e-6;
-
 /// Eq. 3.4 for a block of neurons: rates lambda_C = lambda_max sigma(C) and Poisson spike
-/// counts from one uniform per neuron, by inversion (a spike at least when u >= e^-lambda).
-/// The whole block only computes the rates and the cheap bound 1 - lambda <= e^-lambda:
-/// neurons with u below it (about 1 - lambda of them) cannot spike. The others are found
-/// eight at a time from a comparison mask and a table of its set lanes; only they compute e^-lambda and go on in
-/// [`poisson_tail`]. The counts are exactly those of testing u >= e^-lambda for every
-/// neuron. Spikes are pushed to `events` in neuron order (index `base + i`, repeated for
-/// counts above one). `bound` and `cand` are scratch of `soma.len()` and `soma.len() + 8`
-/// entries.
+/// counts from one uniform per neuron, by inversion of the CDF (as [`poisson_tail`]).
+/// The whole block computes, without branches, the rate, p0 = e^-lambda and the first two
+/// steps of the inversion, so each neuron's count is known to be 0, 1, 2 or "3 or more";
+/// only the last (about one neuron in a thousand at lambda <= 0.2) goes on in
+/// [`poisson_tail`]. The neurons that spike are then compacted eight at a time from a
+/// comparison mask and a table of its set lanes. The counts are exactly those of
+/// [`poisson_tail`] (which is the same arithmetic: lambda / 1 and lambda / 2 are exact).
+/// Spikes are appended to `events` in neuron order (index `base + i`, repeated for counts
+/// above one). `count` and `cand` are scratch of `soma.len()` and `soma.len() + 8` entries.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn rates_and_spikes(
@@ -184,48 +179,64 @@ pub fn rates_and_spikes(
     soma: &[f32],
     uniforms: &[f32],
     rate: &mut [f32],
-    bound: &mut [f32],
+    count: &mut [f32],
     cand: &mut [u32],
     events: &mut Vec<u32>,
     base: u32,
 ) {
-    for ((r, t), &c) in rate.iter_mut().zip(bound.iter_mut()).zip(soma) {
+    for (((r, k), &c), &u) in rate.iter_mut().zip(count.iter_mut()).zip(soma).zip(uniforms) {
         let l = fast_rate(d, c);
         *r = l;
-        *t = (1.0 - l) - CANDIDATE_MARGIN;
+        let p0 = no_spike_probability(d, l);
+        let p1 = p0 * l;
+        let cdf1 = p0 + p1;
+        let cdf2 = cdf1 + p1 * (l * 0.5);
+        let one = u >= p0;
+        let two = one & (cdf1 > p0) & (u >= cdf1);
+        let more = two & (cdf2 > cdf1) & (u >= cdf2);
+        *k = f32::from(one as u8) + f32::from(two as u8) + f32::from(more as u8);
     }
-    // Candidates (u >= bound), compacted without branches eight at a time.
-    let n = soma.len().min(uniforms.len());
+    // The spiking neurons, compacted without a branch per neuron.
+    let n = rate.len().min(count.len());
     let mut k = 0;
-    let mut lo = 0;
-    for (u, t) in uniforms[..n].chunks_exact(8).zip(bound[..n].chunks_exact(8)) {
-        let mask = crate::simd::ge_mask8(u, t);
-        let lanes = &crate::simd::MASK_LANES[mask as usize];
-        for (c, &l) in cand[k..k + 8].iter_mut().zip(lanes) {
-            *c = lo + l as u32;
+    let mut lo = 0u32;
+    for c in count[..n].chunks_exact(8) {
+        let mask = crate::simd::positive_mask8(c) as usize;
+        for (slot, &lane) in cand[k..k + 8].iter_mut().zip(&crate::simd::MASK_LANES[mask]) {
+            *slot = lo + lane;
         }
-        k += mask.count_ones() as usize;
+        k += crate::simd::MASK_LANES_SET[mask] as usize;
         lo += 8;
     }
     for i in lo as usize..n {
         cand[k] = i as u32;
-        k += (uniforms[i] >= bound[i]) as usize;
+        k += (count[i] > 0.0) as usize;
     }
+    // Every candidate writes two slots; the count says how many of them stay.
+    let total: usize = cand[..k].iter().map(|&i| count[i as usize] as usize).sum();
+    let start = events.len();
+    events.resize(start + total + 2, 0);
+    let mut m = start;
     for &i in &cand[..k] {
         let i = i as usize;
-        let (u, l) = (uniforms[i], rate[i]);
-        let p0 = no_spike_probability(d, l);
-        if u >= p0 {
-            for _ in 0..poisson_tail(u, l, p0) {
-                events.push(base + i as u32);
-            }
+        let id = base + i as u32;
+        events[m] = id;
+        events[m + 1] = id;
+        let mut c = count[i] as usize;
+        if c > 2 {
+            // Three or more: finish the inversion (same arithmetic from the start).
+            let (u, l) = (uniforms[i], rate[i]);
+            c = poisson_tail(u, l, no_spike_probability(d, l)) as usize;
+            events.resize(events.len() + c, 0);
+            events[m..m + c].fill(id);
         }
+        m += c;
     }
+    events.truncate(m);
 }
 
 /// The Poisson count of mean `lambda` for a uniform `u`, by inversion of the CDF given
-/// p0 = e^-lambda (0 when u < p0; the step calls it only for u >= p0, having computed p0 for
-/// the whole block).
+/// p0 = e^-lambda (0 when u < p0).
 #[inline]
 pub fn poisson_tail(u: f32, lambda: f32, p0: f32) -> u8 {
     let mut p = p0;

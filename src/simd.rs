@@ -50,34 +50,61 @@ fn detect() -> bool {
     }
 }
 
-/// Bit l set where `a[l] >= b[l]`, for the first eight lanes (both need at least eight):
-/// one vector comparison and a sign-bit mask on x86-64.
+/// Bit l set where `a[l] > 0`, for the first eight lanes of `a` (at least eight): one
+/// vector comparison and a sign-bit mask on x86-64.
 #[inline(always)]
-pub fn ge_mask8(a: &[f32], b: &[f32]) -> u32 {
-    let (a, b) = (&a[..8], &b[..8]);
-    let mut m = 0u32;
-    for l in 0..8 {
-        m |= ((a[l] >= b[l]) as u32) << l;
+pub fn positive_mask8(a: &[f32]) -> u32 {
+    let a = &a[..8];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_cmpgt_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_setzero_ps};
+        // SAFETY: SSE2 is part of x86-64, and both loads read four floats of `a`'s eight.
+        unsafe {
+            let (lo, hi) = (_mm_loadu_ps(a.as_ptr()), _mm_loadu_ps(a.as_ptr().add(4)));
+            let zero = _mm_setzero_ps();
+            let (mlo, mhi) = (_mm_cmpgt_ps(lo, zero), _mm_cmpgt_ps(hi, zero));
+            (_mm_movemask_ps(mlo) | (_mm_movemask_ps(mhi) << 4)) as u32
+        }
     }
-    m
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut m = 0u32;
+        for (l, &x) in a.iter().enumerate() {
+            m |= ((x > 0.0) as u32) << l;
+        }
+        m
+    }
 }
 
 /// For each 8-bit mask, the indices of its set bits in increasing order (the rest 0): the
 /// table that compacts the lanes of a comparison without a branch per lane.
-pub static MASK_LANES: [[u8; 8]; 256] = mask_lanes();
+pub static MASK_LANES: [[u32; 8]; 256] = mask_lanes();
 
-const fn mask_lanes() -> [[u8; 8]; 256] {
-    let mut t = [[0u8; 8]; 256];
+/// For each 8-bit mask, the number of its set bits.
+pub static MASK_LANES_SET: [u8; 256] = mask_counts();
+
+const fn mask_lanes() -> [[u32; 8]; 256] {
+    let mut t = [[0u32; 8]; 256];
     let mut m = 0;
     while m < 256 {
         let (mut bit, mut k) = (0, 0);
         while bit < 8 {
             if m & (1 << bit) != 0 {
-                t[m][k] = bit as u8;
+                t[m][k] = bit as u32;
                 k += 1;
             }
             bit += 1;
         }
+        m += 1;
+    }
+    t
+}
+
+const fn mask_counts() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut m = 0;
+    while m < 256 {
+        t[m] = (m as u32).count_ones() as u8;
         m += 1;
     }
     t
