@@ -19,8 +19,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"APICALCK";
-/// Version 2 added the run's `train_examples` and `test_examples`.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 2 added the run's `train_examples` and `test_examples`; version 4 changed the
+/// input's saved state (mid-epoch checkpoints only, see [`OLDEST_READABLE`]).
+pub const FORMAT_VERSION: u32 = 4;
+/// Version 3 differs from 4 only in the mid-epoch network state, so its end-of-epoch
+/// checkpoints are read as they are.
+pub const OLDEST_READABLE: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +41,18 @@ pub enum CheckpointError {
     },
     #[error("{path} is not an apical checkpoint (bad magic bytes)")]
     NotACheckpoint { path: PathBuf },
-    #[error("checkpoint {path} has format version {found}; this apical reads version {expected}")]
+    #[error("checkpoint {path} has format version {found}; this apical reads version {expected} (and end-of-epoch checkpoints of version 3)")]
     Version {
         path: PathBuf,
         found: u32,
         expected: u32,
     },
+    #[error(
+        "checkpoint {path} was taken inside an epoch by an older apical (format version \
+         {found}); this version resumes only end-of-epoch checkpoints of that format: resume \
+         from the last checkpoint-epoch-N.bin of the run"
+    )]
+    OldMidEpoch { path: PathBuf, found: u32 },
     #[error("checkpoint {path} is truncated: {found} bytes, expected {expected}")]
     Truncated {
         path: PathBuf,
@@ -146,7 +156,7 @@ impl Checkpoint {
             });
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
             return Err(CheckpointError::Version {
                 path: p(),
                 found: version,
@@ -178,13 +188,23 @@ impl Checkpoint {
                 problem: "payload checksum mismatch".into(),
             });
         }
-        let (ck, used): (Checkpoint, usize) =
-            bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(
-                |e| CheckpointError::Corrupt {
-                    path: p(),
-                    problem: format!("cannot decode payload: {e}"),
-                },
-            )?;
+        let old_mid_epoch = || CheckpointError::OldMidEpoch {
+            path: p(),
+            found: version,
+        };
+        let decoded = bincode::serde::decode_from_slice::<Checkpoint, _>(
+            payload,
+            bincode::config::standard(),
+        );
+        if version < FORMAT_VERSION && !matches!(&decoded, Ok((ck, _)) if ck.progress.is_none()) {
+            // Only the mid-epoch state changed since: the checksum passed, so a payload
+            // that does not decode as an end-of-epoch checkpoint is a mid-epoch one.
+            return Err(old_mid_epoch());
+        }
+        let (ck, used) = decoded.map_err(|e| CheckpointError::Corrupt {
+            path: p(),
+            problem: format!("cannot decode payload: {e}"),
+        })?;
         if used != payload.len() {
             return Err(CheckpointError::Corrupt {
                 path: p(),

@@ -1,16 +1,17 @@
 //! Poisson encoding of images (eq. 2.0): input unit j fires with mean lambda_j = lambda_max x_j
 //! spikes per step, x_j = pixel / 255.
 //!
-//! Poisson counts per step are drawn event-driven, as a Poisson process: each active unit
-//! keeps the time to its next spike and draws an exponential interval after each spike. The
-//! counts per step are then exactly independent Poisson(lambda_j) variables, as in the
-//! reference, at the cost of one draw per spike instead of one per unit and step. Units of
-//! zero intensity (most MNIST pixels) never spike and cost nothing. The process is memoryless,
-//! so redrawing every unit's next spike when the image changes is exact.
+//! Only the units of non-zero intensity (about a fifth of an MNIST image) are simulated; the
+//! others never spike and cost nothing. Each step every active unit draws one uniform from
+//! the input's vectorised stream and its Poisson count by inversion of the CDF, exactly as
+//! the neurons do (`neuron::poisson_count_upto3`, finished in `neuron::poisson_tail` for
+//! counts of three or more): the counts per step are independent Poisson(lambda_j)
+//! variables, as in the reference. e^-lambda_j is computed once per image. The Bernoulli
+//! option draws at most one spike per step, with probability lambda_j.
 
 use crate::config::InputDraw;
-use crate::rng::{open_unit_f64, unit_f32, Rng};
-use rand::Rng as _;
+use crate::neuron::{emit_spikes, poisson_count_upto3, poisson_tail};
+use crate::rng::LaneRng;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,11 +21,18 @@ pub struct PoissonInput {
     /// Units with a non-zero rate.
     active: Vec<u32>,
     /// Their rates (spikes per step).
-    rates: Vec<f64>,
-    /// Poisson: steps (from the start of the current step) until each active unit's next spike.
-    next: Vec<f64>,
+    rates: Vec<f32>,
+    /// Their probabilities of no spike in a step, e^-lambda_j.
+    p0: Vec<f32>,
     /// This step's spikes: unit indices, repeated for counts above one.
     pub events: Vec<u32>,
+    /// Scratch of the draw: uniforms, counts and spiking units of the current step.
+    #[serde(skip)]
+    uniforms: Vec<f32>,
+    #[serde(skip)]
+    count: Vec<f32>,
+    #[serde(skip)]
+    cand: Vec<u32>,
 }
 
 impl PoissonInput {
@@ -34,24 +42,25 @@ impl PoissonInput {
             lambda_max,
             active: Vec::with_capacity(n),
             rates: Vec::with_capacity(n),
-            next: Vec::with_capacity(n),
+            p0: Vec::with_capacity(n),
             events: Vec::with_capacity(n),
+            uniforms: Vec::with_capacity(n),
+            count: Vec::with_capacity(n),
+            cand: Vec::with_capacity(n + 8),
         }
     }
 
     /// Sets the image shown from the next step on (eq. 2.0).
-    pub fn set_image(&mut self, pixels: &[u8], rng: &mut Rng) {
+    pub fn set_image(&mut self, pixels: &[u8]) {
         self.active.clear();
         self.rates.clear();
-        self.next.clear();
+        self.p0.clear();
         for (j, &p) in pixels.iter().enumerate() {
             if p > 0 {
                 let rate = self.lambda_max * p as f64 / 255.0;
                 self.active.push(j as u32);
-                self.rates.push(rate);
-                if self.draw == InputDraw::Poisson {
-                    self.next.push(exponential(rng) / rate);
-                }
+                self.rates.push(rate as f32);
+                self.p0.push((-(rate as f32 as f64)).exp() as f32);
             }
         }
     }
@@ -60,32 +69,48 @@ impl PoissonInput {
     pub fn clear(&mut self) {
         self.active.clear();
         self.rates.clear();
-        self.next.clear();
+        self.p0.clear();
         self.events.clear();
     }
 
-    /// Draws one step's spikes into `events`.
+    /// Draws one step's spikes into `events`, in unit order.
     #[inline(always)]
-    pub fn step(&mut self, rng: &mut Rng) -> &[u32] {
-        self.events.clear();
+    pub fn step(&mut self, rng: &mut LaneRng) -> &[u32] {
+        let n = self.active.len();
+        if self.uniforms.len() != n {
+            // Scratch is not saved in checkpoints, and follows the number of active units.
+            self.uniforms.resize(n, 0.0);
+            self.count.resize(n, 0.0);
+            self.cand.resize(n + 8, 0);
+        }
+        rng.fill_uniforms(&mut self.uniforms);
         match self.draw {
             InputDraw::Poisson => {
-                for ((&j, &rate), t) in self.active.iter().zip(&self.rates).zip(&mut self.next) {
-                    while *t < 1.0 {
-                        self.events.push(j);
-                        *t += exponential(rng) / rate;
-                    }
-                    *t -= 1.0;
+                for (((k, &u), &l), &p0) in self
+                    .count
+                    .iter_mut()
+                    .zip(&self.uniforms)
+                    .zip(&self.rates)
+                    .zip(&self.p0)
+                {
+                    *k = poisson_count_upto3(u, l, p0);
                 }
             }
             InputDraw::Bernoulli => {
-                for (&j, &rate) in self.active.iter().zip(&self.rates) {
-                    if (unit_f32(rng.next_u32()) as f64) < rate {
-                        self.events.push(j);
-                    }
+                for ((k, &u), &l) in self.count.iter_mut().zip(&self.uniforms).zip(&self.rates) {
+                    *k = f32::from((u < l) as u8);
                 }
             }
         }
+        self.events.clear();
+        let (active, uniforms, rates, p0) = (&self.active, &self.uniforms, &self.rates, &self.p0);
+        emit_spikes(
+            &self.count,
+            &mut self.cand,
+            &mut self.events,
+            |i| active[i],
+            |i| poisson_tail(uniforms[i], rates[i], p0[i]),
+        );
         &self.events
     }
 
@@ -94,12 +119,6 @@ impl PoissonInput {
         self.active
             .iter()
             .position(|&a| a as usize == j)
-            .map_or(0.0, |i| self.rates[i])
+            .map_or(0.0, |i| self.rates[i] as f64)
     }
-}
-
-/// A standard exponential draw.
-#[inline]
-fn exponential(rng: &mut Rng) -> f64 {
-    -open_unit_f64(rng.next_u64()).ln()
 }

@@ -7,7 +7,7 @@ use crate::input::PoissonInput;
 use crate::layer::{LayerParams, LayerState};
 use crate::learning;
 use crate::neuron::Dynamics;
-use crate::rng::{stream, Purpose, Rng};
+use crate::rng::{stream, LaneRng, Purpose, Rng};
 use crate::synapse::{Kernel, PresynapticWindow};
 use rand_distr::{Distribution, InverseGaussian, Normal};
 use rayon::prelude::*;
@@ -156,7 +156,7 @@ impl<O: Observer + ?Sized> Observer for &mut O {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetState {
     pub input: PoissonInput,
-    pub input_rng: Rng,
+    pub input_rng: LaneRng,
     pub layers: Vec<LayerState>,
     /// s_f of each layer: window-mean PSP of its feedforward input (eq. 5.6).
     pub presyn: Vec<PresynapticWindow>,
@@ -280,10 +280,10 @@ fn fb_size(cfg: &ModelConfig, sizes: &[usize], m: usize) -> usize {
     }
 }
 
-fn input_stream(seed: u64, purpose: Purpose, key: &[u64]) -> Rng {
+fn input_stream(seed: u64, purpose: Purpose, key: &[u64]) -> LaneRng {
     let mut k = key.to_vec();
     k.push(u64::MAX);
-    stream(seed, purpose, &k)
+    LaneRng::new(stream(seed, purpose, &k))
 }
 
 fn block_stream(seed: u64, purpose: Purpose, key: &[u64], layer: usize, block: usize) -> Rng {
@@ -571,10 +571,7 @@ impl Network {
         let window = self.model.cfg.phases.integration_time;
         let per_class = self.model.units_per_class();
         {
-            let NetState {
-                input, input_rng, ..
-            } = &mut self.state;
-            input.set_image(image, input_rng);
+            self.state.input.set_image(image);
         }
         for (i, g) in self.state.teach.iter_mut().enumerate() {
             *g = if i / per_class == label as usize {
@@ -693,10 +690,7 @@ impl Network {
         let p = &model.cfg.phases;
         state.reset();
         {
-            let NetState {
-                input, input_rng, ..
-            } = state;
-            input.set_image(image, input_rng);
+            state.input.set_image(image);
         }
         run_phase(
             model,

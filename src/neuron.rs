@@ -163,15 +163,13 @@ pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
 }
 
 /// Eq. 3.4 for a block of neurons: rates lambda_C = lambda_max sigma(C) and Poisson spike
-/// counts from one uniform per neuron, by inversion of the CDF (as [`poisson_tail`]).
-/// The whole block computes, without branches, the rate, p0 = e^-lambda and the first two
-/// steps of the inversion, so each neuron's count is known to be 0, 1, 2 or "3 or more";
-/// only the last (about one neuron in a thousand at lambda <= 0.2) goes on in
-/// [`poisson_tail`]. The neurons that spike are then compacted eight at a time from a
-/// comparison mask and a table of its set lanes. The counts are exactly those of
-/// [`poisson_tail`] (which is the same arithmetic: lambda / 1 and lambda / 2 are exact).
-/// Spikes are appended to `events` in neuron order (index `base + i`, repeated for counts
-/// above one). `count` and `cand` are scratch of `soma.len()` and `soma.len() + 8` entries.
+/// counts from one uniform per neuron, by inversion of the CDF. The whole block computes,
+/// without branches, the rate, p0 = e^-lambda and the first steps of the inversion
+/// ([`poisson_count_upto3`]); only counts of three or more (about one spiking neuron in
+/// 150 at lambda <= 0.2) finish in [`poisson_tail`]. The counts are exactly those of
+/// [`poisson_tail`]. Spikes are appended to `events` in neuron order (index `base + i`,
+/// repeated for counts above one). `count` and `cand` are scratch of `soma.len()` and
+/// `soma.len() + 8` entries.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn rates_and_spikes(
@@ -184,51 +182,87 @@ pub fn rates_and_spikes(
     events: &mut Vec<u32>,
     base: u32,
 ) {
-    for (((r, k), &c), &u) in rate.iter_mut().zip(count.iter_mut()).zip(soma).zip(uniforms) {
-        let l = fast_rate(d, c);
-        *r = l;
-        let p0 = no_spike_probability(d, l);
-        let p1 = p0 * l;
-        let cdf1 = p0 + p1;
-        let cdf2 = cdf1 + p1 * (l * 0.5);
-        let one = u >= p0;
-        let two = one & (cdf1 > p0) & (u >= cdf1);
-        let more = two & (cdf2 > cdf1) & (u >= cdf2);
-        *k = f32::from(one as u8) + f32::from(two as u8) + f32::from(more as u8);
+    // Three short passes rather than one long one: each loop body is a long dependency
+    // chain, and short bodies let the CPU overlap more neurons.
+    for (r, &c) in rate.iter_mut().zip(soma) {
+        *r = fast_rate(d, c);
     }
-    // The spiking neurons, compacted without a branch per neuron.
-    let n = rate.len().min(count.len());
+    for (k, &l) in count.iter_mut().zip(rate.iter()) {
+        *k = no_spike_probability(d, l);
+    }
+    for ((k, &l), &u) in count.iter_mut().zip(rate.iter()).zip(uniforms) {
+        *k = poisson_count_upto3(u, l, *k);
+    }
+    let rate = &*rate;
+    emit_spikes(
+        count,
+        cand,
+        events,
+        |i| base + i as u32,
+        |i| poisson_tail(uniforms[i], rate[i], no_spike_probability(d, rate[i])),
+    );
+}
+
+/// The first two steps of [`poisson_tail`] without branches: the Poisson count of mean
+/// `lambda` for the uniform `u` given p0 = e^-lambda, as 0, 1 or 2, or 3 for "three or more"
+/// (finish with [`poisson_tail`]). Same arithmetic as [`poisson_tail`] (lambda / 1 and
+/// lambda / 2 are exact), so the same counts.
+#[inline(always)]
+pub fn poisson_count_upto3(u: f32, lambda: f32, p0: f32) -> f32 {
+    let p1 = p0 * lambda;
+    let cdf1 = p0 + p1;
+    let cdf2 = cdf1 + p1 * (lambda * 0.5);
+    let one = u >= p0;
+    let two = one & (cdf1 > p0) & (u >= cdf1);
+    let more = two & (cdf2 > cdf1) & (u >= cdf2);
+    f32::from(one as u8) + f32::from(two as u8) + f32::from(more as u8)
+}
+
+/// Appends `id(i)` to `events` `count[i]` times for every i in order, where a count of 3
+/// stands for "three or more" and is replaced by `tail(i)`. The units that spike are found
+/// eight at a time from a comparison mask and a table of its set lanes, without a branch
+/// per unit. `cand` is scratch of `count.len() + 8` entries.
+#[inline(always)]
+pub fn emit_spikes(
+    count: &[f32],
+    cand: &mut [u32],
+    events: &mut Vec<u32>,
+    id: impl Fn(usize) -> u32,
+    tail: impl Fn(usize) -> u8,
+) {
     let mut k = 0;
     let mut lo = 0u32;
-    for c in count[..n].chunks_exact(8) {
+    for c in count.chunks_exact(8) {
         let mask = crate::simd::positive_mask8(c) as usize;
-        for (slot, &lane) in cand[k..k + 8].iter_mut().zip(&crate::simd::MASK_LANES[mask]) {
+        for (slot, &lane) in cand[k..k + 8]
+            .iter_mut()
+            .zip(&crate::simd::MASK_LANES[mask])
+        {
             *slot = lo + lane;
         }
         k += crate::simd::MASK_LANES_SET[mask] as usize;
         lo += 8;
     }
-    for i in lo as usize..n {
+    for (i, &c) in count.iter().enumerate().skip(lo as usize) {
         cand[k] = i as u32;
-        k += (count[i] > 0.0) as usize;
+        k += (c > 0.0) as usize;
     }
-    // Every candidate writes two slots; the count says how many of them stay.
+    // Every unit writes two slots; its count says how many of them stay.
     let total: usize = cand[..k].iter().map(|&i| count[i as usize] as usize).sum();
     let start = events.len();
     events.resize(start + total + 2, 0);
     let mut m = start;
     for &i in &cand[..k] {
         let i = i as usize;
-        let id = base + i as u32;
-        events[m] = id;
-        events[m + 1] = id;
+        let v = id(i);
+        events[m] = v;
+        events[m + 1] = v;
         let mut c = count[i] as usize;
         if c > 2 {
-            // Three or more: finish the inversion (same arithmetic from the start).
-            let (u, l) = (uniforms[i], rate[i]);
-            c = poisson_tail(u, l, no_spike_probability(d, l)) as usize;
-            events.resize(events.len() + c, 0);
-            events[m..m + c].fill(id);
+            // `total` counted 3 for this unit.
+            c = tail(i) as usize;
+            events.resize(events.len() + c.saturating_sub(3), 0);
+            events[m..m + c].fill(v);
         }
         m += c;
     }

@@ -195,6 +195,40 @@ fn old_versions_and_foreign_files_get_clear_errors() {
     }
     let msg = Checkpoint::from_bytes(b"", p).unwrap_err().to_string();
     assert!(msg.contains("truncated: 0 bytes"), "{msg}");
+
+    // Version 3 differs only in the mid-epoch state: its end-of-epoch files load as they
+    // are, its mid-epoch files get an error that says what to resume from instead.
+    let mut v3 = raw.clone();
+    v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let ck = Checkpoint::from_bytes(&v3, p).expect("a version-3 end-of-epoch checkpoint loads");
+    assert_eq!(ck.to_bytes(), raw, "and is the same checkpoint");
+    let mut mid = ck.clone();
+    let cfg = mid.check(p).expect("consistent");
+    let model = apical::network::Model::new(cfg);
+    mid.progress = Some(checkpoint::EpochProgress {
+        example: 10,
+        correct: 3,
+        steps: 1000,
+        state: apical::network::NetState::new(&model, 7, apical::rng::Purpose::TrainSpikes, &[2]),
+    });
+    let mut mid_v3 = mid.to_bytes();
+    assert!(
+        Checkpoint::from_bytes(&mid_v3, p).is_ok(),
+        "version 4 mid-epoch loads"
+    );
+    mid_v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+    match Checkpoint::from_bytes(&mid_v3, p) {
+        Err(e @ CheckpointError::OldMidEpoch { found: 3, .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("runs/x/checkpoint-epoch-1.bin")
+                    && msg.contains("inside an epoch")
+                    && msg.contains("checkpoint-epoch-N.bin"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected OldMidEpoch, got {other:?}"),
+    }
     let msg = Checkpoint::load(Path::new("/nonexistent/ck.bin"))
         .unwrap_err()
         .to_string();

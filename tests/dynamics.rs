@@ -6,7 +6,7 @@ use apical::init::{init_params, weight_stats};
 use apical::input::PoissonInput;
 use apical::network::Model;
 use apical::neuron::{self, Dynamics};
-use apical::rng::{stream, Purpose};
+use apical::rng::{stream, LaneRng, Purpose};
 use apical::synapse::{kappa, Kernel, PresynapticWindow, PspTrace};
 use approx::assert_relative_eq;
 
@@ -127,8 +127,8 @@ fn phase_average_of_poisson_input_equals_rate_times_kernel_area() {
     let k = kernel(PspKernel::Truncated);
     let area: f64 = (1..=10).map(|d| kappa(d as f64, 10.0, 3.0)).sum();
     let mut input = PoissonInput::new(2, 0.2, InputDraw::Poisson);
-    let mut rng = stream(7, Purpose::TrainInput, &[]);
-    input.set_image(&[255, 128], &mut rng);
+    let mut rng = LaneRng::new(stream(7, Purpose::TrainInput, &[]));
+    input.set_image(&[255, 128]);
     let mut w = PresynapticWindow::new(&k, 2, 20);
     let phases = 4000;
     let mut sums = [0.0f64; 2];
@@ -163,8 +163,8 @@ fn poisson_input_counts_match_rates() {
     let steps = 200_000;
     for draw in [InputDraw::Poisson, InputDraw::Bernoulli] {
         let mut input = PoissonInput::new(4, 0.2, draw);
-        let mut rng = stream(1, Purpose::TrainInput, &[draw as u64]);
-        input.set_image(&pixels, &mut rng);
+        let mut rng = LaneRng::new(stream(1, Purpose::TrainInput, &[draw as u64]));
+        input.set_image(&pixels);
         let mut counts = [0u64; 4];
         let mut multi = [0u64; 4];
         let mut per_step = [0u32; 4];
@@ -202,6 +202,34 @@ fn poisson_input_counts_match_rates() {
                 InputDraw::Bernoulli => assert_eq!(multi[j], 0),
             }
         }
+    }
+}
+
+/// At rates where counts of three and more are common (lambda_max = 3), the input's counts
+/// per step follow the Poisson pmf, tail included.
+#[test]
+fn poisson_input_counts_follow_the_pmf_at_high_rates() {
+    let steps = 200_000;
+    let mut input = PoissonInput::new(1, 3.0, InputDraw::Poisson);
+    let mut rng = LaneRng::new(stream(5, Purpose::TrainInput, &[]));
+    input.set_image(&[255]);
+    let mut hist = [0u64; 16];
+    for _ in 0..steps {
+        let k = input.step(&mut rng).len().min(15);
+        hist[k] += 1;
+    }
+    let lambda = 3.0f64;
+    let mut pmf = (-lambda).exp();
+    for (k, &h) in hist.iter().enumerate().take(9) {
+        if k > 0 {
+            pmf *= lambda / k as f64;
+        }
+        let want = pmf * steps as f64;
+        let sd = (steps as f64 * pmf * (1.0 - pmf)).sqrt();
+        assert!(
+            (h as f64 - want).abs() < 5.0 * sd,
+            "count {k}: {h} steps, expected {want:.0} +- {sd:.0}"
+        );
     }
 }
 

@@ -4,7 +4,8 @@
 use apical::config::{ModelConfig, DEFAULT_MODEL_TOML};
 use apical::network::{Network, NoObserver};
 use apical::neuron::{
-    exp_small, fast_exp, poisson_count, poisson_tail, rates_and_spikes, Dynamics,
+    exp_small, fast_exp, no_spike_probability, poisson_count, poisson_count_upto3, poisson_tail,
+    rates_and_spikes, Dynamics,
 };
 
 /// fast_exp against f64 exp over the whole clamped range, every 2^-10 and at random points:
@@ -40,60 +41,95 @@ fn exp_small_relative_error_is_below_1_5e_minus_7() {
     assert!(worst < 1.5e-7, "worst relative error {worst}");
 }
 
-/// The block spike draw gives the same counts as the scalar inversion with the same
-/// threshold, for rates across the whole range and uniforms near the thresholds.
+/// The block spike draw gives exactly the counts of the scalar inversion (`poisson_tail`
+/// from the same e^-lambda) for rates across the whole range and uniforms near the
+/// thresholds, at the default lambda_max and at lambda_max = 4 (where counts of three and
+/// more, finished by `poisson_tail`, are common); and within one of the libm-based
+/// inversion.
 #[test]
 fn block_spike_draw_matches_scalar_inversion() {
-    let cfg = ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, "default").unwrap();
-    let d = Dynamics::new(&cfg.neuron);
-    let n = 4000;
-    let soma: Vec<f32> = (0..n).map(|i| -12.0 + 24.0 * i as f32 / n as f32).collect();
-    // Uniforms spread over [0, 1), with a stretch close to 1 for counts above one.
-    let uniforms: Vec<f32> = (0..n)
-        .map(|i| {
-            let u = ((i as u64 * 2_654_435_761) % 1_000_003) as f32 / 1_000_003.0;
-            if i % 7 == 0 {
-                1.0 - u * 1e-3
+    for lambda_max in [0.2, 4.0] {
+        let mut cfg = ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, "default").unwrap();
+        cfg.neuron.lambda_max = lambda_max;
+        let d = Dynamics::new(&cfg.neuron);
+        let n = 4003; // not a multiple of 8: the remainder path too
+        let soma: Vec<f32> = (0..n).map(|i| -12.0 + 24.0 * i as f32 / n as f32).collect();
+        // Uniforms spread over [0, 1), with a stretch close to 1 for counts above one.
+        let uniforms: Vec<f32> = (0..n)
+            .map(|i| {
+                let u = ((i as u64 * 2_654_435_761) % 1_000_003) as f32 / 1_000_003.0;
+                if i % 7 == 0 {
+                    1.0 - u * 1e-3
+                } else {
+                    u
+                }
+            })
+            .collect();
+        let (mut rate, mut count, mut cand) = (vec![0.0; n], vec![0.0; n], vec![0u32; n + 8]);
+        let mut events = vec![7, 7]; // appended to, not replaced
+        rates_and_spikes(
+            &d,
+            &soma,
+            &uniforms,
+            &mut rate,
+            &mut count,
+            &mut cand,
+            &mut events,
+            1000,
+        );
+        let mut expected = vec![7, 7];
+        let mut counts_seen = [0usize; 4];
+        for i in 0..n {
+            let l = rate[i];
+            assert!((l - d.lambda_max / (1.0 + (-soma[i]).exp())).abs() <= 1e-6 * d.lambda_max);
+            let p0 = no_spike_probability(&d, l);
+            let k = if uniforms[i] >= p0 {
+                poisson_tail(uniforms[i], l, p0)
             } else {
-                u
+                0
+            };
+            // Same count as the libm-based inversion unless u sits within rounding of a step.
+            let k_ref = poisson_count(uniforms[i], l);
+            assert!(k.abs_diff(k_ref) <= 1, "neuron {i}: {k} vs {k_ref}");
+            counts_seen[(k as usize).min(3)] += 1;
+            for _ in 0..k {
+                expected.push(1000 + i as u32);
             }
-        })
-        .collect();
-    let (mut rate, mut p0, mut cand) = (vec![0.0; n], vec![0.0; n], vec![0u32; n]);
-    let mut events = Vec::new();
-    rates_and_spikes(
-        &d,
-        &soma,
-        &uniforms,
-        &mut rate,
-        &mut p0,
-        &mut cand,
-        &mut events,
-        1000,
-    );
-    let mut expected = Vec::new();
-    let mut multi = 0;
-    for i in 0..n {
-        let l = rate[i];
-        assert!((l - d.lambda_max / (1.0 + (-soma[i]).exp())).abs() <= 1e-6 * d.lambda_max);
-        let k = if uniforms[i] >= p0[i] {
-            poisson_tail(uniforms[i], l, p0[i])
-        } else {
-            0
-        };
-        // Same count as the libm-based inversion unless u sits within rounding of a step.
-        let k_ref = poisson_count(uniforms[i], l);
-        assert!(k.abs_diff(k_ref) <= 1, "neuron {i}: {k} vs {k_ref}");
-        if k >= 2 {
-            multi += 1;
         }
-        for _ in 0..k {
-            expected.push(1000 + i as u32);
+        assert_eq!(events, expected, "lambda_max {lambda_max}");
+        assert!(counts_seen[2] > 0, "the test reaches counts of two");
+        if lambda_max > 1.0 {
+            assert!(
+                counts_seen[3] > 100,
+                "the test reaches counts of three and more"
+            );
+        }
+        assert!(events.len() > n / 20, "only {} spikes", events.len());
+    }
+}
+
+/// The branch-free first steps of the inversion agree with `poisson_tail` wherever they
+/// give a definite count (0, 1, 2), and say "3" exactly when it gives three or more.
+#[test]
+fn poisson_count_upto3_agrees_with_poisson_tail() {
+    for lambda in [1e-30f32, 1e-7, 0.01, 0.2, 0.5, 1.0, 3.0] {
+        let p0 = (-lambda).exp();
+        for i in 0..200_000 {
+            let u = (i as f32 + 0.5) / 200_000.0;
+            let want = if u >= p0 {
+                poisson_tail(u, lambda, p0)
+            } else {
+                0
+            };
+            let got = poisson_count_upto3(u, lambda, p0);
+            assert_eq!(got, f32::from(want.min(3)), "lambda {lambda}, u {u}");
+        }
+        // Right at the thresholds.
+        for u in [p0, p0 + p0 * lambda] {
+            let want = poisson_tail(u, lambda, p0);
+            assert_eq!(poisson_count_upto3(u, lambda, p0), f32::from(want.min(3)));
         }
     }
-    assert_eq!(events, expected);
-    assert!(multi > 0, "the test reaches counts above one");
-    assert!(events.len() > n / 20, "only {} spikes", events.len());
 }
 
 fn train_weights(examples: usize) -> Vec<Vec<f32>> {
