@@ -234,12 +234,7 @@ pub fn emit_spikes(
     let mut lo = 0u32;
     for c in count.chunks_exact(8) {
         let mask = crate::simd::positive_mask8(c) as usize;
-        for (slot, &lane) in cand[k..k + 8]
-            .iter_mut()
-            .zip(&crate::simd::MASK_LANES[mask])
-        {
-            *slot = lo + lane;
-        }
+        crate::simd::set_lanes(&mut cand[k..k + 8], mask, lo);
         k += crate::simd::MASK_LANES_SET[mask] as usize;
         lo += 8;
     }

@@ -76,6 +76,31 @@ pub fn positive_mask8(a: &[f32]) -> u32 {
     }
 }
 
+/// Writes `lo + l` for the set lanes l of `mask`, in increasing order, to the start of
+/// `dst` (at least eight entries; what follows them is overwritten with junk).
+#[inline(always)]
+pub fn set_lanes(dst: &mut [u32], mask: usize, lo: u32) {
+    let (dst, lanes) = (&mut dst[..8], &MASK_LANES[mask & 0xff]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_add_epi32, _mm_loadu_si128, _mm_set1_epi32};
+        use std::arch::x86_64::_mm_storeu_si128;
+        // SAFETY: SSE2 is part of x86-64; both loads and both stores touch four u32 of
+        // eight-entry slices.
+        unsafe {
+            let base = _mm_set1_epi32(lo as i32);
+            let src = lanes.as_ptr() as *const __m128i;
+            let out = dst.as_mut_ptr() as *mut __m128i;
+            _mm_storeu_si128(out, _mm_add_epi32(_mm_loadu_si128(src), base));
+            _mm_storeu_si128(out.add(1), _mm_add_epi32(_mm_loadu_si128(src.add(1)), base));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (d, &l) in dst.iter_mut().zip(lanes) {
+        *d = lo + l;
+    }
+}
+
 /// For each 8-bit mask, the indices of its set bits in increasing order (the rest 0): the
 /// table that compacts the lanes of a comparison without a branch per lane.
 pub static MASK_LANES: [[u32; 8]; 256] = mask_lanes();

@@ -205,13 +205,15 @@ impl PspTrace {
                 live,
             } => {
                 let n = *n;
-                out.copy_from_slice(bias);
                 if n == 0 {
+                    out.copy_from_slice(bias);
                     return;
                 }
                 let mem = slots.len() / n;
                 let mut rows: [(&[f32], f32); 4] = [(&[], 0.0); 4];
                 let mut k = 0;
+                // The first pass starts from the bias, the others from `out`.
+                let mut first = true;
                 for (d, &kd) in kernel.taps.iter().enumerate() {
                     let slot = (*head + mem - d) % mem;
                     if !live.get(slot).copied().unwrap_or(true) {
@@ -220,11 +222,20 @@ impl PspTrace {
                     rows[k] = (&slots[slot * n..(slot + 1) * n], kd);
                     k += 1;
                     if k == 4 {
-                        weighted_sum(out, &rows);
+                        if first {
+                            weighted_sum::<true>(out, bias, &rows);
+                        } else {
+                            weighted_sum::<false>(out, bias, &rows);
+                        }
+                        first = false;
                         k = 0;
                     }
                 }
-                weighted_sum(out, &rows[..k]);
+                if first {
+                    weighted_sum::<true>(out, bias, &rows[..k]);
+                } else {
+                    weighted_sum::<false>(out, bias, &rows[..k]);
+                }
             }
             PspTrace::Exact { a_l, a_s, .. } => {
                 for (((o, &b), &l), &s) in out.iter_mut().zip(bias).zip(a_l).zip(a_s) {
@@ -235,42 +246,44 @@ impl PspTrace {
     }
 }
 
-/// out[i] += k_1 r_1[i] + ... (up to four rows, added one after the other, in order).
+/// out[i] = start[i] + k_1 r_1[i] + ... (up to four rows, added one after the other, in
+/// order), where start is `base` when `FROM_BASE` (the bias, for the first pass) and `out`
+/// itself otherwise.
 #[inline(always)]
-fn weighted_sum(out: &mut [f32], rows: &[(&[f32], f32)]) {
+fn weighted_sum<const FROM_BASE: bool>(out: &mut [f32], base: &[f32], rows: &[(&[f32], f32)]) {
     let len = out.len();
+    let base = if FROM_BASE { &base[..len] } else { &[][..] };
+    let start = |out: &[f32], i: usize| if FROM_BASE { base[i] } else { out[i] };
     match *rows {
-        [] => {}
+        [] => {
+            if FROM_BASE {
+                out.copy_from_slice(base);
+            }
+        }
         [(r0, k0)] => {
-            for (o, &a) in out.iter_mut().zip(&r0[..len]) {
-                *o += k0 * a;
+            let r0 = &r0[..len];
+            for i in 0..len {
+                out[i] = start(out, i) + k0 * r0[i];
             }
         }
         [(r0, k0), (r1, k1)] => {
-            for ((o, &a), &b) in out.iter_mut().zip(&r0[..len]).zip(&r1[..len]) {
-                *o = (*o + k0 * a) + k1 * b;
+            let (r0, r1) = (&r0[..len], &r1[..len]);
+            for i in 0..len {
+                out[i] = (start(out, i) + k0 * r0[i]) + k1 * r1[i];
             }
         }
         [(r0, k0), (r1, k1), (r2, k2)] => {
-            for (((o, &a), &b), &c) in out
-                .iter_mut()
-                .zip(&r0[..len])
-                .zip(&r1[..len])
-                .zip(&r2[..len])
-            {
-                *o = ((*o + k0 * a) + k1 * b) + k2 * c;
+            let (r0, r1, r2) = (&r0[..len], &r1[..len], &r2[..len]);
+            for i in 0..len {
+                out[i] = ((start(out, i) + k0 * r0[i]) + k1 * r1[i]) + k2 * r2[i];
             }
         }
         _ => {
             let [(r0, k0), (r1, k1), (r2, k2), (r3, k3)] = [rows[0], rows[1], rows[2], rows[3]];
-            for ((((o, &a), &b), &c), &e) in out
-                .iter_mut()
-                .zip(&r0[..len])
-                .zip(&r1[..len])
-                .zip(&r2[..len])
-                .zip(&r3[..len])
-            {
-                *o = (((*o + k0 * a) + k1 * b) + k2 * c) + k3 * e;
+            let (r0, r1, r2, r3) = (&r0[..len], &r1[..len], &r2[..len], &r3[..len]);
+            for i in 0..len {
+                out[i] =
+                    (((start(out, i) + k0 * r0[i]) + k1 * r1[i]) + k2 * r2[i]) + k3 * r3[i];
             }
         }
     }
