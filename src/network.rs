@@ -318,9 +318,9 @@ pub fn predict(c_mean: &[f32], per_class: usize) -> u8 {
 /// Runs one phase of `len` steps on the image already set on the input.
 /// `learn` keeps the presynaptic window means s_f (forward phase of training).
 ///
-/// On x86-64 CPUs with AVX2 the same code is run compiled for AVX2 (wider vectors, no FMA:
-/// every operation rounds as in the SSE2 build, so the results are bit-identical; see
-/// [`crate::simd`]).
+/// On x86-64 CPUs with AVX2 or AVX-512 the same code is run compiled for them (wider
+/// vectors, no FMA: every operation rounds as in the SSE2 build, so the results are
+/// bit-identical; see [`crate::simd`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_phase<O: Observer>(
     model: &Model,
@@ -333,10 +333,20 @@ pub fn run_phase<O: Observer>(
     obs: &mut O,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::avx2() {
-        // SAFETY: the CPU supports AVX2, checked at run time by simd::avx2.
-        unsafe { run_phase_avx2(model, params, state, phase, len, window, parallel_min, obs) };
-        return;
+    match crate::simd::level() {
+        crate::simd::Level::Avx512 => {
+            // SAFETY: the CPU has AVX-512 F/VL/BW/DQ, checked at run time by simd::level.
+            unsafe {
+                run_phase_avx512(model, params, state, phase, len, window, parallel_min, obs)
+            };
+            return;
+        }
+        crate::simd::Level::Avx2 => {
+            // SAFETY: the CPU has AVX2, checked at run time by simd::level.
+            unsafe { run_phase_avx2(model, params, state, phase, len, window, parallel_min, obs) };
+            return;
+        }
+        crate::simd::Level::Baseline => {}
     }
     run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
 }
@@ -349,6 +359,26 @@ pub fn run_phase<O: Observer>(
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_phase_avx2<O: Observer>(
+    model: &Model,
+    params: &[LayerParams],
+    state: &mut NetState,
+    phase: Phase,
+    len: usize,
+    window: usize,
+    parallel_min: usize,
+    obs: &mut O,
+) {
+    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+}
+
+/// [`run_phase`] compiled for AVX-512 (16-wide vectors, still no fused multiply-add).
+///
+/// # Safety
+/// Only call on a CPU that supports AVX-512 F, VL, BW and DQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512bw,avx512dq")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_phase_avx512<O: Observer>(
     model: &Model,
     params: &[LayerParams],
     state: &mut NetState,

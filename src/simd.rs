@@ -1,52 +1,72 @@
 //! Run-time choice of the vector instruction set of the simulation step.
 //!
 //! The step is written as plain loops over f32 slices that LLVM vectorises. The portable
-//! build uses SSE2 (every x86-64 CPU); where the CPU has AVX2 the same code, compiled for
-//! AVX2, runs instead. Both use only IEEE additions, multiplications, divisions and
-//! comparisons in the same order (no fused multiply-add), so they give bit-identical
-//! results: a run stays a pure function of (model, data, seed) on any x86-64 machine.
+//! build uses SSE2 (every x86-64 CPU); where the CPU has AVX2, or AVX-512 (F, VL, BW, DQ),
+//! the same code compiled for it runs instead. All use only IEEE additions,
+//! multiplications, divisions and comparisons in the same order (no fused multiply-add),
+//! so they give bit-identical results: a run stays a pure function of (model, data, seed)
+//! on any x86-64 machine. `APICAL_NO_AVX512=1` stops at AVX2, `APICAL_NO_AVX2=1` at SSE2.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// An instruction set the step is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Level {
+    /// SSE2: every x86-64 CPU (and the plain build elsewhere).
+    Baseline = 1,
+    Avx2 = 2,
+    Avx512 = 3,
+}
+
 const UNKNOWN: u8 = 0;
-const WIDE: u8 = 1;
-const BASELINE: u8 = 2;
 
 static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
-/// Whether the AVX2 build of the step is used.
+/// The instruction set the step uses: the widest the CPU has, unless capped by the
+/// environment or [`force_level`].
 #[inline]
-pub fn avx2() -> bool {
+pub fn level() -> Level {
     match MODE.load(Ordering::Relaxed) {
-        WIDE => true,
-        BASELINE => false,
+        1 => Level::Baseline,
+        2 => Level::Avx2,
+        3 => Level::Avx512,
         _ => {
-            let on = detect() && std::env::var_os("APICAL_NO_AVX2").is_none();
-            MODE.store(if on { WIDE } else { BASELINE }, Ordering::Relaxed);
-            on
+            let mut l = detect();
+            if std::env::var_os("APICAL_NO_AVX512").is_some() {
+                l = l.min(Level::Avx2);
+            }
+            if std::env::var_os("APICAL_NO_AVX2").is_some() {
+                l = Level::Baseline;
+            }
+            MODE.store(l as u8, Ordering::Relaxed);
+            l
         }
     }
 }
 
-/// Forces the portable (SSE2) build (`true`), or goes back to detecting the CPU (`false`).
-/// For tests and benchmarks; the results do not depend on it.
-pub fn force_baseline(baseline: bool) {
-    let mode = if baseline || !detect() {
-        BASELINE
-    } else {
-        WIDE
-    };
-    MODE.store(mode, Ordering::Relaxed);
+/// Uses at most `cap` (never more than the CPU has). For tests and benchmarks; the results
+/// do not depend on it.
+pub fn force_level(cap: Level) {
+    MODE.store(detect().min(cap) as u8, Ordering::Relaxed);
 }
 
-fn detect() -> bool {
+/// The widest instruction set of this CPU.
+pub fn detect() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") {
+            Level::Avx512
+        } else if has!("avx2") {
+            Level::Avx2
+        } else {
+            Level::Baseline
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        Level::Baseline
     }
 }
 
@@ -83,8 +103,8 @@ pub fn set_lanes(dst: &mut [u32], mask: usize, lo: u32) {
     let (dst, lanes) = (&mut dst[..8], &MASK_LANES[mask & 0xff]);
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{__m128i, _mm_add_epi32, _mm_loadu_si128, _mm_set1_epi32};
         use std::arch::x86_64::_mm_storeu_si128;
+        use std::arch::x86_64::{__m128i, _mm_add_epi32, _mm_loadu_si128, _mm_set1_epi32};
         // SAFETY: SSE2 is part of x86-64; both loads and both stores touch four u32 of
         // eight-entry slices.
         unsafe {

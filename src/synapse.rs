@@ -282,8 +282,7 @@ fn weighted_sum<const FROM_BASE: bool>(out: &mut [f32], base: &[f32], rows: &[(&
             let [(r0, k0), (r1, k1), (r2, k2), (r3, k3)] = [rows[0], rows[1], rows[2], rows[3]];
             let (r0, r1, r2, r3) = (&r0[..len], &r1[..len], &r2[..len], &r3[..len]);
             for i in 0..len {
-                out[i] =
-                    (((start(out, i) + k0 * r0[i]) + k1 * r1[i]) + k2 * r2[i]) + k3 * r3[i];
+                out[i] = (((start(out, i) + k0 * r0[i]) + k1 * r1[i]) + k2 * r2[i]) + k3 * r3[i];
             }
         }
     }

@@ -145,15 +145,22 @@ fn train_weights(examples: usize) -> Vec<Vec<f32>> {
     net.params.iter().map(|p| p.w.clone()).collect()
 }
 
-/// The SSE2 and AVX2 builds of the step give bit-identical weights, and so do serial and
-/// parallel neuron blocks.
+/// The SSE2, AVX2 and AVX-512 builds of the step (those this CPU has) give bit-identical
+/// weights, and so do serial and parallel neuron blocks.
 #[test]
 fn instruction_set_and_parallel_blocks_do_not_change_results() {
-    apical::simd::force_baseline(true);
+    use apical::simd::{detect, force_level, Level};
+    force_level(Level::Baseline);
     let base = train_weights(3);
-    apical::simd::force_baseline(false);
-    let wide = train_weights(3);
-    assert_eq!(base, wide);
+    for level in [Level::Avx2, Level::Avx512] {
+        if detect() >= level {
+            force_level(level);
+            assert_eq!(train_weights(3), base, "{level:?} against SSE2");
+        } else {
+            eprintln!("this CPU has no {level:?}: not compared");
+        }
+    }
+    force_level(Level::Avx512);
 
     let cfg = ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, "default").unwrap();
     let run = |parallel_min: usize| {
