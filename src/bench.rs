@@ -95,6 +95,9 @@ impl EventCounter {
 }
 
 impl Observer for EventCounter {
+    fn reads_apical(&self) -> bool {
+        false
+    }
     #[inline]
     fn on_step(&mut self, info: &StepInfo<'_>) {
         self.steps += 1;

@@ -389,7 +389,7 @@ fn d_quick_examples() -> usize {
     100
 }
 fn d_block() -> usize {
-    256
+    512
 }
 
 macro_rules! section_default {

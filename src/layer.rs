@@ -173,6 +173,7 @@ impl NeuronBlock {
         input: BasalInput<'_>,
         teach: Option<&[f32]>,
         in_window: bool,
+        need_apical: bool,
     ) {
         let (lo, hi) = (self.lo, self.hi);
         match input {
@@ -186,9 +187,12 @@ impl NeuronBlock {
         }
         let hidden = p.n_fb > 0;
         if hidden {
-            // Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step.
-            self.apical_in
-                .potential_into(kernel, &p.c[lo..hi], &mut self.apical);
+            // Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step
+            // (a pure function of them, so it can be skipped in steps that do not use it).
+            if need_apical {
+                self.apical_in
+                    .potential_into(kernel, &p.c[lo..hi], &mut self.apical);
+            }
             neuron::hidden_soma_step(d, &mut self.soma, &self.basal, &self.apical);
         } else {
             let teach = teach.map(|t| &t[lo..hi]);
@@ -370,7 +374,9 @@ impl LayerState {
         }
     }
 
-    /// One time step of the whole layer, blocks in parallel when `parallel`.
+    /// One time step of the whole layer, blocks in parallel when `parallel`. The apical
+    /// potentials are brought up to date only when `need_apical` (they must be whenever the
+    /// soma, the window means or an observer read them).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn step(
@@ -381,6 +387,7 @@ impl LayerState {
         in_events: &[u32],
         teach: Option<&[f32]>,
         in_window: bool,
+        need_apical: bool,
         parallel: bool,
     ) {
         let input = match &mut self.dense {
@@ -390,10 +397,10 @@ impl LayerState {
         if parallel && self.blocks.len() > 1 {
             self.blocks
                 .par_iter_mut()
-                .for_each(|b| b.step(p, kernel, d, input, teach, in_window));
+                .for_each(|b| b.step(p, kernel, d, input, teach, in_window, need_apical));
         } else {
             for b in &mut self.blocks {
-                b.step(p, kernel, d, input, teach, in_window);
+                b.step(p, kernel, d, input, teach, in_window, need_apical);
             }
         }
         self.events.clear();

@@ -81,6 +81,12 @@ pub struct StepInfo<'a> {
 /// Epochs are 1-based, examples are 0-based positions in the epoch.
 pub trait Observer {
     fn on_step(&mut self, _info: &StepInfo<'_>) {}
+    /// Whether `on_step` reads the apical potentials A. When no observer does, A does not
+    /// drive the soma (g_A = 0) and plateau times are fixed, A is only computed in the
+    /// integration windows, and elsewhere holds the value of its last window.
+    fn reads_apical(&self) -> bool {
+        true
+    }
     fn on_phase_end(&mut self, _phase: Phase, _state: &NetState) {}
     /// An epoch starts (or resumes at example `first`) with `n_examples` examples.
     fn on_epoch_start(
@@ -101,13 +107,20 @@ pub trait Observer {
 
 /// An observer that does nothing.
 pub struct NoObserver;
-impl Observer for NoObserver {}
+impl Observer for NoObserver {
+    fn reads_apical(&self) -> bool {
+        false
+    }
+}
 
 /// Two observers side by side (e.g. a recorder and a test's own counter).
 impl<A: Observer, B: Observer> Observer for (A, B) {
     fn on_step(&mut self, info: &StepInfo<'_>) {
         self.0.on_step(info);
         self.1.on_step(info);
+    }
+    fn reads_apical(&self) -> bool {
+        self.0.reads_apical() || self.1.reads_apical()
     }
     fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
         self.0.on_phase_end(phase, state);
@@ -134,6 +147,9 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
 impl<O: Observer + ?Sized> Observer for &mut O {
     fn on_step(&mut self, info: &StepInfo<'_>) {
         (**self).on_step(info);
+    }
+    fn reads_apical(&self) -> bool {
+        (**self).reads_apical()
     }
     fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
         (**self).on_phase_end(phase, state);
@@ -409,6 +425,10 @@ fn run_phase_impl<O: Observer>(
     let broadcast = model.cfg.network.feedback == FeedbackSource::Broadcast;
     let learn = phase == Phase::Forward;
     let track_presyn = phase != Phase::Test;
+    // A drives the soma only when g_A > 0, and the stochastic plateau times keep its
+    // history; otherwise it is read only by the window means (and maybe the observer).
+    let apical_always =
+        d.g_a != 0.0 || model.cfg.phases.stochastic_plateau_times || obs.reads_apical();
     if learn {
         for p in state.presyn.iter_mut().chain(state.presyn_fb.iter_mut()) {
             p.start_phase();
@@ -436,7 +456,17 @@ fn run_phase_impl<O: Observer>(
             };
             let teach = (phase == Phase::Target && m + 1 == m_layers).then_some(&teach[..]);
             let parallel = params[m].n >= parallel_min;
-            cur[0].step(&params[m], kernel, d, in_ev, teach, in_window, parallel);
+            let need_apical = in_window || apical_always;
+            cur[0].step(
+                &params[m],
+                kernel,
+                d,
+                in_ev,
+                teach,
+                in_window,
+                need_apical,
+                parallel,
+            );
             if track_presyn {
                 presyn[m].add_step(kernel, in_ev, if learn { to_end } else { usize::MAX });
             }

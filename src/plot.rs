@@ -303,6 +303,9 @@ struct RasterObserver {
 }
 
 impl Observer for RasterObserver {
+    fn reads_apical(&self) -> bool {
+        false
+    }
     fn on_step(&mut self, info: &StepInfo<'_>) {
         for &i in &info.state.layers[self.r.layer].events {
             if i < self.r.neurons {

@@ -1493,6 +1493,13 @@ fn transpose_into(src: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
 }
 
 impl Observer for Recorder {
+    fn reads_apical(&self) -> bool {
+        self.reports
+            .iter()
+            .flatten()
+            .any(|r| r.elements.contains(&ELEMENT_APICAL))
+    }
+
     #[inline]
     fn on_step(&mut self, info: &StepInfo<'_>) {
         if info.phase == Phase::Test {
