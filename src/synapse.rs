@@ -130,12 +130,16 @@ impl PspTrace {
     /// Opens the current step's input u(t), zeroed, for spikes to be summed into.
     #[inline(always)]
     pub fn begin_step(&mut self) -> &mut [f32] {
-        self.open(true)
+        self.open(true, false)
     }
 
-    /// Opens the current step's input; `nonzero` false promises that nothing will be added.
+    /// Opens the current step's input. `nonzero` false promises that nothing will be added
+    /// (the slot is left zero); `overwrite` that the caller writes every entry (the slot is
+    /// not cleared first). Slots not in use are always all zeros, so a saved state needs no
+    /// record of which are in use.
     #[inline(always)]
-    fn open(&mut self, nonzero: bool) -> &mut [f32] {
+    fn open(&mut self, nonzero: bool, overwrite: bool) -> &mut [f32] {
+        let clear = !(nonzero && overwrite);
         match self {
             PspTrace::Ring {
                 n,
@@ -152,14 +156,16 @@ impl PspTrace {
                 }
                 *head = (*head + 1) % mem;
                 let s = &mut slots[*head * *n..(*head + 1) * *n];
-                if live[*head] {
+                if live[*head] && clear {
                     s.fill(0.0);
                 }
                 live[*head] = nonzero;
                 s
             }
             PspTrace::Exact { u, .. } => {
-                u.fill(0.0);
+                if clear {
+                    u.fill(0.0);
+                }
                 u
             }
         }
@@ -187,8 +193,11 @@ impl PspTrace {
         lo: usize,
         events: &[u32],
     ) {
-        let u = self.open(!events.is_empty());
-        add_rows(u, w, stride, lo, events);
+        let nonzero = !events.is_empty();
+        let u = self.open(nonzero, true);
+        if nonzero {
+            add_rows(u, w, stride, lo, events, true);
+        }
         self.end_step(kernel);
     }
 
@@ -288,28 +297,83 @@ fn weighted_sum<const FROM_BASE: bool>(out: &mut [f32], base: &[f32], rows: &[(&
     }
 }
 
-/// Sums weight rows of the spiking inputs into u: u += W[j, lo..hi] for each event j.
-/// `w` is input-major (row j holds the weights from input j to all `n` neurons). Rows are
-/// added in event order, four per pass over u.
+/// Sums weight rows of the spiking inputs into u: u = W[j1, lo..hi] + W[j2, lo..hi] + ...
+/// over the events j in order, starting from u itself, or from nothing when `fresh` (u's
+/// old contents are then never read; `events` must not be empty). `w` is input-major (row
+/// j holds the weights from input j to all `n` neurons). Rows are added in event order,
+/// four per pass over u; blocks of at most 16 neurons (the output layer) keep their sums
+/// in one 16-lane register instead.
 #[inline(always)]
-pub fn add_rows(u: &mut [f32], w: &[f32], n: usize, lo: usize, events: &[u32]) {
+pub fn add_rows(u: &mut [f32], w: &[f32], n: usize, lo: usize, events: &[u32], fresh: bool) {
     let len = u.len();
     let row = |j: u32| {
         let start = j as usize * n + lo;
         &w[start..start + len]
     };
+    if len <= SMALL {
+        let mut acc = if fresh {
+            [0.0; SMALL]
+        } else {
+            lanes16(u, 0, len)
+        };
+        for &j in events {
+            acc = add16(acc, lanes16(w, j as usize * n + lo, len));
+        }
+        u.copy_from_slice(&acc[..len]);
+        return;
+    }
     let mut quads = events.chunks_exact(4);
+    let mut fresh = fresh;
     for q in &mut quads {
         let (r0, r1, r2, r3) = (row(q[0]), row(q[1]), row(q[2]), row(q[3]));
-        for ((((x, &a), &b), &c), &d) in u.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
-            *x = (((*x + a) + b) + c) + d;
+        if fresh {
+            for ((((x, &a), &b), &c), &d) in u.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *x = ((a + b) + c) + d;
+            }
+            fresh = false;
+        } else {
+            for ((((x, &a), &b), &c), &d) in u.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *x = (((*x + a) + b) + c) + d;
+            }
         }
     }
     for &j in quads.remainder() {
-        for (x, &wv) in u.iter_mut().zip(row(j)) {
-            *x += wv;
+        if fresh {
+            u.copy_from_slice(row(j));
+            fresh = false;
+        } else {
+            for (x, &wv) in u.iter_mut().zip(row(j)) {
+                *x += wv;
+            }
         }
     }
+}
+
+/// Blocks of at most this many neurons sum in a fixed-size array.
+const SMALL: usize = 16;
+
+/// The 16 lanes of `v` from `start`: all of them when `v` has them (lanes past `len` are
+/// then junk, never stored), else `len` and zeros.
+#[inline(always)]
+fn lanes16(v: &[f32], start: usize, len: usize) -> [f32; SMALL] {
+    match v.get(start..start + SMALL) {
+        Some(r) => {
+            let mut x = [0.0f32; SMALL];
+            x.copy_from_slice(r);
+            x
+        }
+        None => {
+            let mut x = [0.0f32; SMALL];
+            x[..len].copy_from_slice(&v[start..start + len]);
+            x
+        }
+    }
+}
+
+/// acc + x, lane by lane, by value.
+#[inline(always)]
+fn add16(acc: [f32; SMALL], x: [f32; SMALL]) -> [f32; SMALL] {
+    std::array::from_fn(|i| acc[i] + x[i])
 }
 
 /// The dense baseline's view of a layer's input: every presynaptic unit's PSP s_j(t)
