@@ -33,8 +33,8 @@ fn check_kernel(kind: PspKernel) {
             events.push(events[0]);
         }
         events.sort_unstable();
-        event.step(p, kernel, d, &events, None, false, false);
-        dense.step(p, kernel, d, &events, None, false, false);
+        event.step(p, kernel, d, &events, None, false, true, false);
+        dense.step(p, kernel, d, &events, None, false, true, false);
         for (a, b) in event.basal().zip(dense.basal()) {
             max_err = max_err.max((a - b).abs() / (1.0 + a.abs()));
             max_b = max_b.max(a.abs());
