@@ -125,7 +125,7 @@ impl NeuronBlock {
             apical: vec![0.0; fb_len],
             rate: vec![0.0; len],
             spikes: vec![0; len],
-            basal_in: PspTrace::new(kernel, len),
+            basal_in: PspTrace::with_traces(kernel, len),
             apical_in: PspTrace::new(kernel, fb_len),
             sum_c: vec![0.0; len],
             sum_a: vec![0.0; fb_len],

@@ -25,6 +25,10 @@ pub struct Kernel {
     pub decay_s: f32,
     /// 1 / (tau_L - tau_s).
     pub norm: f32,
+    /// exp(-(mem + 1) dt/tau_L), exp(-(mem + 1) dt/tau_s): what a spike's weight in the
+    /// traces has become when it leaves the truncated window (eq. 2.5).
+    pub cut_l: f32,
+    pub cut_s: f32,
     tau_l: f64,
     tau_s: f64,
     dt: f64,
@@ -41,6 +45,8 @@ impl Kernel {
             decay_l: (-dt / cfg.tau_l).exp() as f32,
             decay_s: (-dt / cfg.tau_s).exp() as f32,
             norm: (1.0 / (cfg.tau_l - cfg.tau_s)) as f32,
+            cut_l: (-((cfg.psp_window_steps + 1) as f64) * dt / cfg.tau_l).exp() as f32,
+            cut_s: (-((cfg.psp_window_steps + 1) as f64) * dt / cfg.tau_s).exp() as f32,
             tau_l: cfg.tau_l,
             tau_s: cfg.tau_s,
             dt,
@@ -90,6 +96,16 @@ pub enum PspTrace {
         a_s: Vec<f32>,
         u: Vec<f32>,
     },
+    /// The truncated kernel as exponential traces that drop each input again when it
+    /// leaves the window (eq. 2.5): a ring of the last `mem + 1` inputs u (`head` newest),
+    /// and the traces L = sum_{d=1..mem} exp(-d dt/tau_L) u(t-d+1) and S likewise.
+    Delayed {
+        n: usize,
+        slots: Vec<f32>,
+        head: usize,
+        a_l: Vec<f32>,
+        a_s: Vec<f32>,
+    },
 }
 
 impl PspTrace {
@@ -109,9 +125,37 @@ impl PspTrace {
         }
     }
 
+    /// The input history of a dendrite that receives input every step (the basal one):
+    /// with the truncated kernel, traces with delayed removal (two updates per neuron and
+    /// step) instead of a `mem`-term sum; the full kernel as in [`PspTrace::new`].
+    pub fn with_traces(kernel: &Kernel, n: usize) -> Self {
+        match kernel.kind {
+            PspKernel::Truncated => PspTrace::Delayed {
+                n,
+                slots: vec![0.0; n * (kernel.taps.len() + 1)],
+                head: 0,
+                a_l: vec![0.0; n],
+                a_s: vec![0.0; n],
+            },
+            PspKernel::Full => PspTrace::new(kernel, n),
+        }
+    }
+
     /// Forgets every past spike.
     pub fn reset(&mut self) {
         match self {
+            PspTrace::Delayed {
+                slots,
+                head,
+                a_l,
+                a_s,
+                ..
+            } => {
+                slots.fill(0.0);
+                *head = 0;
+                a_l.fill(0.0);
+                a_s.fill(0.0);
+            }
             PspTrace::Ring {
                 slots, head, live, ..
             } => {
@@ -168,17 +212,49 @@ impl PspTrace {
                 }
                 u
             }
+            PspTrace::Delayed {
+                n, slots, head, ..
+            } => {
+                let slots_n = slots.len() / (*n).max(1);
+                *head = (*head + 1) % slots_n.max(1);
+                let s = &mut slots[*head * *n..(*head + 1) * *n];
+                if clear {
+                    s.fill(0.0);
+                }
+                s
+            }
         }
     }
 
-    /// Closes the step: the full kernel folds u(t) into its traces (eq. 2.4).
+    /// Closes the step: traces fold u(t) in (eq. 2.4), and with the truncated kernel drop
+    /// u(t - mem) again (eq. 2.5).
     #[inline(always)]
     pub fn end_step(&mut self, kernel: &Kernel) {
-        if let PspTrace::Exact { a_l, a_s, u } = self {
-            for ((l, s), &x) in a_l.iter_mut().zip(a_s.iter_mut()).zip(u.iter()) {
-                *l = kernel.decay_l * (*l + x);
-                *s = kernel.decay_s * (*s + x);
+        match self {
+            PspTrace::Exact { a_l, a_s, u } => {
+                for ((l, s), &x) in a_l.iter_mut().zip(a_s.iter_mut()).zip(u.iter()) {
+                    *l = kernel.decay_l * (*l + x);
+                    *s = kernel.decay_s * (*s + x);
+                }
             }
+            PspTrace::Delayed {
+                n,
+                slots,
+                head,
+                a_l,
+                a_s,
+            } => {
+                let n = *n;
+                let slots_n = slots.len() / n.max(1);
+                let oldest = (*head + 1) % slots_n.max(1);
+                let u = &slots[*head * n..(*head + 1) * n];
+                let gone = &slots[oldest * n..(oldest + 1) * n];
+                for (((l, s), &x), &g) in a_l.iter_mut().zip(a_s.iter_mut()).zip(u).zip(gone) {
+                    *l = kernel.decay_l * (*l + x) - kernel.cut_l * g;
+                    *s = kernel.decay_s * (*s + x) - kernel.cut_s * g;
+                }
+            }
+            PspTrace::Ring { .. } => {}
         }
     }
 
@@ -246,7 +322,7 @@ impl PspTrace {
                     weighted_sum::<false>(out, bias, &rows[..k]);
                 }
             }
-            PspTrace::Exact { a_l, a_s, .. } => {
+            PspTrace::Exact { a_l, a_s, .. } | PspTrace::Delayed { a_l, a_s, .. } => {
                 for (((o, &b), &l), &s) in out.iter_mut().zip(bias).zip(a_l).zip(a_s) {
                     *o = b + kernel.norm * (l - s);
                 }
