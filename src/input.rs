@@ -10,7 +10,7 @@
 //! option draws at most one spike per step, with probability lambda_j.
 
 use crate::config::InputDraw;
-use crate::neuron::{emit_spikes, poisson_count_upto3, poisson_tail};
+use crate::neuron::{emit_spikes, poisson_count_upto3, poisson_tail, DrawScratch};
 use crate::rng::LaneRng;
 use serde::{Deserialize, Serialize};
 
@@ -26,13 +26,8 @@ pub struct PoissonInput {
     p0: Vec<f32>,
     /// This step's spikes: unit indices, repeated for counts above one.
     pub events: Vec<u32>,
-    /// Scratch of the draw: uniforms, counts and spiking units of the current step.
     #[serde(skip)]
-    uniforms: Vec<f32>,
-    #[serde(skip)]
-    count: Vec<f32>,
-    #[serde(skip)]
-    cand: Vec<u32>,
+    scratch: DrawScratch,
 }
 
 impl PoissonInput {
@@ -44,9 +39,7 @@ impl PoissonInput {
             rates: Vec::with_capacity(n),
             p0: Vec::with_capacity(n),
             events: Vec::with_capacity(n),
-            uniforms: Vec::with_capacity(n),
-            count: Vec::with_capacity(n),
-            cand: Vec::with_capacity(n + 8),
+            scratch: DrawScratch::default(),
         }
     }
 
@@ -76,20 +69,15 @@ impl PoissonInput {
     /// Draws one step's spikes into `events`, in unit order.
     #[inline(always)]
     pub fn step(&mut self, rng: &mut LaneRng) -> &[u32] {
-        let n = self.active.len();
-        if self.uniforms.len() != n {
-            // Scratch is not saved in checkpoints, and follows the number of active units.
-            self.uniforms.resize(n, 0.0);
-            self.count.resize(n, 0.0);
-            self.cand.resize(n + 8, 0);
-        }
-        rng.fill_uniforms(&mut self.uniforms);
+        let sc = &mut self.scratch;
+        sc.fit(self.active.len());
+        rng.fill_uniforms(&mut sc.uniforms);
         match self.draw {
             InputDraw::Poisson => {
-                for (((k, &u), &l), &p0) in self
+                for (((k, &u), &l), &p0) in sc
                     .count
                     .iter_mut()
-                    .zip(&self.uniforms)
+                    .zip(&sc.uniforms)
                     .zip(&self.rates)
                     .zip(&self.p0)
                 {
@@ -97,16 +85,16 @@ impl PoissonInput {
                 }
             }
             InputDraw::Bernoulli => {
-                for ((k, &u), &l) in self.count.iter_mut().zip(&self.uniforms).zip(&self.rates) {
+                for ((k, &u), &l) in sc.count.iter_mut().zip(&sc.uniforms).zip(&self.rates) {
                     *k = f32::from((u < l) as u8);
                 }
             }
         }
         self.events.clear();
-        let (active, uniforms, rates, p0) = (&self.active, &self.uniforms, &self.rates, &self.p0);
+        let (active, uniforms, rates, p0) = (&self.active, &sc.uniforms, &self.rates, &self.p0);
         emit_spikes(
-            &self.count,
-            &mut self.cand,
+            &sc.count,
+            &mut sc.cand,
             &mut self.events,
             |i| active[i],
             |i| poisson_tail(uniforms[i], rates[i], p0[i]),

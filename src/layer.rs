@@ -2,7 +2,7 @@
 //! fixed blocks of neurons. Every block owns its random stream, so a layer's update gives the
 //! same result whether its blocks run on one thread or many.
 
-use crate::neuron::{self, Dynamics};
+use crate::neuron::{self, DrawScratch, Dynamics};
 use crate::rng::{LaneRng, Rng};
 use crate::synapse::{DenseInput, Kernel, PspTrace};
 use rayon::prelude::*;
@@ -101,13 +101,8 @@ pub struct NeuronBlock {
     hist_len: usize,
     hist_head: usize,
     pub rng: LaneRng,
-    /// Scratch of the spike draw: uniforms, spike counts and spiking neurons of the current step.
     #[serde(skip)]
-    uniforms: Vec<f32>,
-    #[serde(skip)]
-    count: Vec<f32>,
-    #[serde(skip)]
-    cand: Vec<u32>,
+    draw: DrawScratch,
     /// Spikes of the current step as neuron indices of the layer (see LayerState::events).
     #[serde(skip)]
     events: Vec<u32>,
@@ -134,9 +129,7 @@ impl NeuronBlock {
             hist_len,
             hist_head: 0,
             rng: LaneRng::new(rng),
-            uniforms: vec![0.0; len],
-            count: vec![0.0; len],
-            cand: vec![0; len + 8],
+            draw: DrawScratch::default(),
             events: Vec::with_capacity(len),
         }
     }
@@ -199,22 +192,16 @@ impl NeuronBlock {
             neuron::output_soma_step(d, &mut self.soma, &self.basal, teach);
         }
         // Eq. 3.4: rates and Poisson spikes, one uniform per neuron from the block's lanes.
-        let len = hi - lo;
-        if self.uniforms.len() != len {
-            // Scratch is not saved in checkpoints: size it on first use.
-            self.uniforms.resize(len, 0.0);
-            self.count.resize(len, 0.0);
-            self.cand.resize(len + 8, 0);
-        }
-        self.rng.fill_uniforms(&mut self.uniforms);
+        self.draw.fit(hi - lo);
+        self.rng.fill_uniforms(&mut self.draw.uniforms);
         self.events.clear();
         neuron::rates_and_spikes(
             d,
             &self.soma,
-            &self.uniforms,
+            &self.draw.uniforms,
             &mut self.rate,
-            &mut self.count,
-            &mut self.cand,
+            &mut self.draw.count,
+            &mut self.draw.cand,
             &mut self.events,
             lo as u32,
         );

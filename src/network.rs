@@ -367,45 +367,33 @@ pub fn run_phase<O: Observer>(
     run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
 }
 
-/// [`run_phase`] compiled for AVX2.
-///
-/// # Safety
-/// Only call on a CPU that supports AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_phase_avx2<O: Observer>(
-    model: &Model,
-    params: &[LayerParams],
-    state: &mut NetState,
-    phase: Phase,
-    len: usize,
-    window: usize,
-    parallel_min: usize,
-    obs: &mut O,
-) {
-    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+/// [`run_phase`] compiled for a wider instruction set (`$features`), still without fused
+/// multiply-add.
+macro_rules! run_phase_compiled_for {
+    ($name:ident, $features:literal) => {
+        /// [`run_phase`] compiled with the target features in its attribute.
+        ///
+        /// # Safety
+        /// Only call on a CPU that has those features.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name<O: Observer>(
+            model: &Model,
+            params: &[LayerParams],
+            state: &mut NetState,
+            phase: Phase,
+            len: usize,
+            window: usize,
+            parallel_min: usize,
+            obs: &mut O,
+        ) {
+            run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+        }
+    };
 }
-
-/// [`run_phase`] compiled for AVX-512 (16-wide vectors, still no fused multiply-add).
-///
-/// # Safety
-/// Only call on a CPU that supports AVX-512 F, VL, BW and DQ.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,avx512f,avx512vl,avx512bw,avx512dq")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_phase_avx512<O: Observer>(
-    model: &Model,
-    params: &[LayerParams],
-    state: &mut NetState,
-    phase: Phase,
-    len: usize,
-    window: usize,
-    parallel_min: usize,
-    obs: &mut O,
-) {
-    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
-}
+run_phase_compiled_for!(run_phase_avx2, "avx2");
+run_phase_compiled_for!(run_phase_avx512, "avx2,avx512f,avx512vl,avx512bw,avx512dq");
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]

@@ -162,6 +162,27 @@ pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
     }
 }
 
+/// Scratch of one step's spike draw for a group of units (a neuron block, the input): their
+/// uniforms, counts, and the units that spike. Not state: never saved, sized on first use.
+#[derive(Clone, Debug, Default)]
+pub struct DrawScratch {
+    pub uniforms: Vec<f32>,
+    pub count: Vec<f32>,
+    pub cand: Vec<u32>,
+}
+
+impl DrawScratch {
+    /// Fits the scratch to `n` units (nothing to do when it already does).
+    #[inline(always)]
+    pub fn fit(&mut self, n: usize) {
+        if self.uniforms.len() != n {
+            self.uniforms.resize(n, 0.0);
+            self.count.resize(n, 0.0);
+            self.cand.resize(n + 8, 0);
+        }
+    }
+}
+
 /// Eq. 3.4 for a block of neurons: rates lambda_C = lambda_max sigma(C) and Poisson spike
 /// counts from one uniform per neuron, by inversion of the CDF. The whole block computes,
 /// without branches, the rate, p0 = e^-lambda and the first steps of the inversion

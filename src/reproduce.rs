@@ -668,8 +668,9 @@ pub fn render_results(
         s.push_str("## Full-budget results (60 epochs)\n\n");
         s.push_str(
             "The paper's budget (60 epochs of all 60,000 training images, tested on all 10,000 test \
-             images after each epoch) takes about half an hour per 784-500-10 experiment on one \
-             core. Runs on the full data set live in `docs/full/results.md`. Command:\n\n\
+             images after each epoch) takes about 20 minutes per 784-500-10 experiment on the \
+             2-core development machine (about 15 s of training per epoch on one core, and the \
+             test). Runs on the full data set live in `docs/full/results.md`. Command:\n\n\
              ```sh\ncargo build --release\n\
              target/release/apical reproduce all --seeds 1 --jobs 2 --out runs/reproduce-full --results docs/full/results.md\n```\n\n\
              (the defaults of `--epochs`, `--train-examples` and `--test-examples` are each model \

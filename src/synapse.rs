@@ -212,9 +212,7 @@ impl PspTrace {
                 }
                 u
             }
-            PspTrace::Delayed {
-                n, slots, head, ..
-            } => {
+            PspTrace::Delayed { n, slots, head, .. } => {
                 let slots_n = slots.len() / (*n).max(1);
                 *head = (*head + 1) % slots_n.max(1);
                 let s = &mut slots[*head * *n..(*head + 1) * *n];

@@ -388,7 +388,11 @@ fn delayed_traces_do_not_drift_from_the_ring_sum() {
     let mut worst = 0.0f64;
     for t in 0..20_000 {
         // Quiet stretches (no input) as well as busy ones.
-        let m = if (t / 500) % 4 == 3 { 0 } else { rng.random_range(0..12) };
+        let m = if (t / 500) % 4 == 3 {
+            0
+        } else {
+            rng.random_range(0..12)
+        };
         let events: Vec<u32> = (0..m).map(|_| rng.random_range(0..n_in as u32)).collect();
         ring.push_rows(&k, &w, n, 0, &events);
         traces.push_rows(&k, &w, n, 0, &events);
