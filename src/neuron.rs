@@ -203,16 +203,20 @@ pub fn rates_and_spikes(
     events: &mut Vec<u32>,
     base: u32,
 ) {
-    // Three short passes rather than one long one: each loop body is a long dependency
+    // Two short passes rather than one long one: each loop body is a long dependency
     // chain, and short bodies let the CPU overlap more neurons.
     for (r, &c) in rate.iter_mut().zip(soma) {
         *r = fast_rate(d, c);
     }
-    for (k, &l) in count.iter_mut().zip(rate.iter()) {
-        *k = no_spike_probability(d, l);
-    }
-    for ((k, &l), &u) in count.iter_mut().zip(rate.iter()).zip(uniforms) {
-        *k = poisson_count_upto3(u, l, *k);
+    let counts = |count: &mut [f32], p0: fn(f32) -> f32| {
+        for ((k, &l), &u) in count.iter_mut().zip(rate.iter()).zip(uniforms) {
+            *k = poisson_count_upto3(u, l, p0(-l));
+        }
+    };
+    if d.lambda_max <= 0.5 {
+        counts(count, exp_small);
+    } else {
+        counts(count, fast_exp);
     }
     let rate = &*rate;
     emit_spikes(
