@@ -98,9 +98,8 @@ struct TrainArgs {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    /// Directory holding the four MNIST files (raw or .gz).
-    #[arg(long, env = "APICAL_DATA")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
     /// Continue the run in this directory from its latest checkpoint.
     #[arg(long, conflicts_with_all = ["model", "seed", "out", "train_examples", "test_examples"])]
     resume: Option<PathBuf>,
@@ -108,9 +107,6 @@ struct TrainArgs {
     /// the run's setting unless this is given.
     #[arg(long)]
     checkpoint_every: Option<usize>,
-    /// Skip the SHA-256 check of the MNIST files.
-    #[arg(long)]
-    no_verify: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -138,12 +134,22 @@ struct EvalArgs {
     test_examples: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, env = "APICAL_DATA")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// Where the MNIST files are, and whether to check them: shared by every command that reads
+/// them.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// Directory holding the four MNIST files (raw or .gz).
+    #[arg(long = "data", env = "APICAL_DATA")]
+    pub dir: Option<PathBuf>,
+    /// Skip the SHA-256 check of the MNIST files.
     #[arg(long)]
-    no_verify: bool,
+    pub no_verify: bool,
 }
 
 fn main() -> ExitCode {
@@ -316,12 +322,12 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         }
         // --data / APICAL_DATA, else the run's data directory, else the usual places (a run
         // directory copied from another machine).
-        let data_dir = match &a.data {
+        let data_dir = match &a.data.dir {
             Some(d) => d.clone(),
             None if info.data_dir.is_dir() => info.data_dir.clone(),
             None => data::find_data_dir(None)?,
         };
-        let (d, _) = load_data(Some(&data_dir), a.no_verify)?;
+        let (d, _) = load_data(Some(&data_dir), a.data.no_verify)?;
         data_holder = d;
         let checkpoint_every = a.checkpoint_every.unwrap_or(info.checkpoint_every);
         let opts = RunOptions {
@@ -366,7 +372,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             record::RecordPlan::resolve(&record::parse_spec(spec).context("--record")?, &cfg)
                 .context("--record")?;
         }
-        let (d, data_dir) = load_data(a.data.as_deref(), a.no_verify)?;
+        let (d, data_dir) = load_data(a.data.dir.as_deref(), a.data.no_verify)?;
         data_holder = d;
         let epochs = a.epochs.unwrap_or(cfg.training.epochs);
         let train_examples = a.train_examples.unwrap_or(cfg.training.train_examples);
@@ -595,7 +601,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     }
     let ck = Checkpoint::load(&path)?;
     let cfg = ck.check(&path)?;
-    let (data, _) = load_data(a.data.as_deref(), a.no_verify)?;
+    let (data, _) = load_data(a.data.dir.as_deref(), a.data.no_verify)?;
     let pixels = data.test.rows * data.test.cols;
     if pixels != cfg.network.n_in {
         bail!(

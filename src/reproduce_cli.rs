@@ -41,10 +41,8 @@ pub struct ReproduceArgs {
     /// Worker threads of the tests (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    #[arg(long, env = "APICAL_DATA")]
-    data: Option<PathBuf>,
-    #[arg(long)]
-    no_verify: bool,
+    #[command(flatten)]
+    data: crate::DataArgs,
 }
 
 #[derive(clap::Args)]
@@ -54,11 +52,9 @@ pub struct PlotArgs {
     /// Training examples simulated from the latest checkpoint for the plateau and raster plots.
     #[arg(long, default_value_t = 50)]
     examples: usize,
-    /// MNIST directory (default: the run's, from run.json).
-    #[arg(long, env = "APICAL_DATA")]
-    data: Option<PathBuf>,
-    #[arg(long)]
-    no_verify: bool,
+    /// MNIST directory (`--data`; default: the run's, from run.json) and its check.
+    #[command(flatten)]
+    data: crate::DataArgs,
 }
 
 /// The command as it could be typed again (the defaults left out).
@@ -111,7 +107,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         })
         .context("cannot install the Ctrl-C handler")?;
     }
-    let (data, data_dir) = crate::load_data(a.data.as_deref(), a.no_verify)?;
+    let (data, data_dir) = crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?;
     let opts = ReproduceOptions {
         epochs: a.epochs,
         train_examples: a.train_examples,
@@ -172,13 +168,13 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a run directory", dir.display());
     }
-    let data_dir = match &a.data {
+    let data_dir = match &a.data.dir {
         Some(d) => d.clone(),
         None => RunDir::read_info(dir)
             .map(|i| i.data_dir)
             .or_else(|_| apical::data::find_data_dir(None))?,
     };
-    let (data, _) = crate::load_data(Some(&data_dir), a.no_verify)?;
+    let (data, _) = crate::load_data(Some(&data_dir), a.data.no_verify)?;
     let files = apical::plot::plot_run(dir, &data.train, a.examples)?;
     for f in files {
         println!("{}", f.display());
