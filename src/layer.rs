@@ -87,8 +87,6 @@ pub struct NeuronBlock {
     pub apical: Vec<f32>,
     /// Firing rate lambda_C of the current step, spikes per step.
     pub rate: Vec<f32>,
-    /// Spike counts of the current step.
-    pub spikes: Vec<u8>,
     /// Feedforward synaptic input history (basal dendrite).
     pub basal_in: PspTrace,
     /// Feedback synaptic input history (apical dendrite).
@@ -119,7 +117,6 @@ impl NeuronBlock {
             basal: vec![0.0; len],
             apical: vec![0.0; fb_len],
             rate: vec![0.0; len],
-            spikes: vec![0; len],
             basal_in: PspTrace::with_traces(kernel, len),
             apical_in: PspTrace::new(kernel, fb_len),
             sum_c: vec![0.0; len],
@@ -147,7 +144,6 @@ impl NeuronBlock {
         ] {
             v.fill(0.0);
         }
-        self.spikes.fill(0);
         self.events.clear();
         self.basal_in.reset();
         self.apical_in.reset();
@@ -205,10 +201,6 @@ impl NeuronBlock {
             &mut self.events,
             lo as u32,
         );
-        self.spikes.fill(0);
-        for &i in &self.events {
-            self.spikes[i as usize - lo] += 1;
-        }
         if hidden && self.hist_len > 0 {
             let len = hi - lo;
             self.hist_head = (self.hist_head + 1) % self.hist_len;

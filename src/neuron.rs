@@ -267,10 +267,9 @@ pub fn emit_spikes(
         cand[k] = i as u32;
         k += (c > 0.0) as usize;
     }
-    // Every unit writes two slots; its count says how many of them stay.
-    let total: usize = cand[..k].iter().map(|&i| count[i as usize] as usize).sum();
+    // Every unit writes two slots; its count (0, 1 or 2) says how many of them stay.
     let start = events.len();
-    events.resize(start + total + 2, 0);
+    events.resize(start + 2 * k + 2, 0);
     let mut m = start;
     for &i in &cand[..k] {
         let i = i as usize;
@@ -279,9 +278,9 @@ pub fn emit_spikes(
         events[m + 1] = v;
         let mut c = count[i] as usize;
         if c > 2 {
-            // `total` counted 3 for this unit.
+            // Three or more: the count from `tail`, and room for the spikes beyond two.
             c = tail(i) as usize;
-            events.resize(events.len() + c.saturating_sub(3), 0);
+            events.resize(events.len() + c.saturating_sub(2), 0);
             events[m..m + c].fill(v);
         }
         m += c;
