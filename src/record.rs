@@ -581,6 +581,27 @@ fn vstr(s: &str) -> VarLenUnicode {
 }
 
 /// Creates or overwrites a scalar attribute.
+/// One writer per population that `plan` selects (`make(group, index, selection)`), under a
+/// group `name` of `file` that is created only when some population is selected; returns
+/// the group too.
+fn per_population<S, T>(
+    file: &File,
+    name: &str,
+    plan: &[Option<S>],
+    mut make: impl FnMut(&Group, usize, &S) -> hdf5::Result<T>,
+) -> hdf5::Result<(Option<Group>, Vec<Option<T>>)> {
+    if plan.iter().all(Option::is_none) {
+        return Ok((None, plan.iter().map(|_| None).collect()));
+    }
+    let g = file.create_group(name)?;
+    let out = plan
+        .iter()
+        .enumerate()
+        .map(|(m, sel)| sel.as_ref().map(|s| make(&g, m, s)).transpose())
+        .collect::<hdf5::Result<_>>()?;
+    Ok((Some(g), out))
+}
+
 fn put_attr<T: H5Type>(loc: &Location, name: &str, v: &T) -> hdf5::Result<()> {
     let a = if loc.attr_names()?.iter().any(|n| n == name) {
         loc.attr(name)?
@@ -1004,139 +1025,76 @@ impl Recorder {
             put_attr(&file, "last_example", &0u64)?;
             put_attr(&file, "end_time", &(start.step as f64 * dt))?;
 
-            let mut spikes = Vec::new();
-            let sg = if plan.spikes.iter().any(Option::is_some) {
-                Some(file.create_group("spikes")?)
-            } else {
-                None
-            };
-            for (p, sel) in plan.spikes.iter().enumerate() {
-                spikes.push(match (sel, &sg) {
-                    (Some(ex), Some(sg)) => {
-                        let g = sg.create_group(&names[p])?;
-                        g.new_attr::<Sorting>()
-                            .create("sorting")?
-                            .write_scalar(&Sorting::by_time)?;
-                        Some(SpikeOut {
-                            examples: *ex,
-                            active: false,
-                            timestamps: Col::create(z, &g, "timestamps", &[], Some("ms"))?,
-                            node_ids: Col::create(z, &g, "node_ids", &[], None)?,
-                        })
-                    }
-                    _ => None,
-                });
-            }
-            let mut reports = Vec::new();
-            let rg = if plan.report.iter().any(Option::is_some) {
-                Some(file.create_group("report")?)
-            } else {
-                None
-            };
-            for (m, sel) in plan.report.iter().enumerate() {
-                reports.push(match (sel, &rg) {
-                    (Some(r), Some(rg)) => Some(ReportOut::create(
-                        z,
-                        rg,
-                        &names[m + 1],
-                        sizes[m],
-                        &r.elements,
-                        r.examples,
-                        r.interval,
-                        dt,
-                        POTENTIAL_UNITS,
-                    )?),
-                    _ => None,
-                });
-            }
-            let mut rates = Vec::new();
-            let rag = if plan.rate.iter().any(Option::is_some) {
-                Some(file.create_group("rates")?)
-            } else {
-                None
-            };
-            for (m, sel) in plan.rate.iter().enumerate() {
-                rates.push(match (sel, &rag) {
-                    (Some((ex, iv)), Some(g)) => Some(ReportOut::create(
-                        z,
-                        g,
-                        &names[m + 1],
-                        sizes[m],
-                        &[ELEMENT_SOMA],
-                        *ex,
-                        *iv,
-                        dt,
-                        "Hz",
-                    )?),
-                    _ => None,
-                });
-            }
-            let mut plateaus = Vec::new();
-            let pg = if plan.plateau.iter().any(Option::is_some) {
-                Some(file.create_group("plateau")?)
-            } else {
-                None
-            };
-            for (m, sel) in plan.plateau.iter().enumerate() {
-                plateaus.push(match (sel, &pg) {
-                    (Some(ex), Some(pg)) => {
-                        let g = pg.create_group(&names[m + 1])?;
-                        Some(PlateauOut {
-                            examples: *ex,
-                            active: false,
-                            row: Col::create(z, &g, "example_row", &[], None)?,
-                            forward: Col::create(
-                                z,
-                                &g,
-                                "forward",
-                                &[sizes[m]],
-                                Some(POTENTIAL_UNITS),
-                            )?,
-                            target: Col::create(
-                                z,
-                                &g,
-                                "target",
-                                &[sizes[m]],
-                                Some(POTENTIAL_UNITS),
-                            )?,
-                        })
-                    }
-                    _ => None,
-                });
-            }
-            let mut weights = Vec::new();
-            let any_w = plan.weights.iter().any(Option::is_some);
-            let wg = if any_w {
-                Some(file.create_group("weights")?)
-            } else {
-                None
-            };
-            for (m, sel) in plan.weights.iter().enumerate() {
-                weights.push(match (sel, &wg) {
-                    (Some(ex), Some(wg)) => {
-                        let g = wg.create_group(&names[m + 1])?;
-                        let hidden = m + 1 < m_layers;
-                        let u = Some(POTENTIAL_UNITS);
-                        Some(WeightsOut {
-                            examples: *ex,
-                            w: Col::create(z, &g, "W", &[sizes[m], pre[m]], u)?,
-                            b: Col::create(z, &g, "b", &[sizes[m]], u)?,
-                            y: if hidden {
-                                Some(Col::create(z, &g, "Y", &[sizes[m], fb(m)], u)?)
-                            } else {
-                                None
-                            },
-                            c: if hidden {
-                                Some(Col::create(z, &g, "c", &[sizes[m]], u)?)
-                            } else {
-                                None
-                            },
-                            scratch: Vec::new(),
-                        })
-                    }
-                    _ => None,
-                });
-            }
+            let (_, spikes) = per_population(&file, "spikes", &plan.spikes, |sg, p, ex| {
+                let g = sg.create_group(&names[p])?;
+                g.new_attr::<Sorting>()
+                    .create("sorting")?
+                    .write_scalar(&Sorting::by_time)?;
+                Ok(SpikeOut {
+                    examples: *ex,
+                    active: false,
+                    timestamps: Col::create(z, &g, "timestamps", &[], Some("ms"))?,
+                    node_ids: Col::create(z, &g, "node_ids", &[], None)?,
+                })
+            })?;
+            let (_, reports) = per_population(&file, "report", &plan.report, |rg, m, r| {
+                ReportOut::create(
+                    z,
+                    rg,
+                    &names[m + 1],
+                    sizes[m],
+                    &r.elements,
+                    r.examples,
+                    r.interval,
+                    dt,
+                    POTENTIAL_UNITS,
+                )
+            })?;
+            let (_, rates) = per_population(&file, "rates", &plan.rate, |g, m, (ex, iv)| {
+                ReportOut::create(
+                    z,
+                    g,
+                    &names[m + 1],
+                    sizes[m],
+                    &[ELEMENT_SOMA],
+                    *ex,
+                    *iv,
+                    dt,
+                    "Hz",
+                )
+            })?;
+            let (_, plateaus) = per_population(&file, "plateau", &plan.plateau, |pg, m, ex| {
+                let g = pg.create_group(&names[m + 1])?;
+                let u = Some(POTENTIAL_UNITS);
+                Ok(PlateauOut {
+                    examples: *ex,
+                    active: false,
+                    row: Col::create(z, &g, "example_row", &[], None)?,
+                    forward: Col::create(z, &g, "forward", &[sizes[m]], u)?,
+                    target: Col::create(z, &g, "target", &[sizes[m]], u)?,
+                })
+            })?;
+            let (wg, weights) = per_population(&file, "weights", &plan.weights, |wg, m, ex| {
+                let g = wg.create_group(&names[m + 1])?;
+                let hidden = m + 1 < m_layers;
+                let u = Some(POTENTIAL_UNITS);
+                Ok(WeightsOut {
+                    examples: *ex,
+                    w: Col::create(z, &g, "W", &[sizes[m], pre[m]], u)?,
+                    b: Col::create(z, &g, "b", &[sizes[m]], u)?,
+                    y: if hidden {
+                        Some(Col::create(z, &g, "Y", &[sizes[m], fb(m)], u)?)
+                    } else {
+                        None
+                    },
+                    c: if hidden {
+                        Some(Col::create(z, &g, "c", &[sizes[m]], u)?)
+                    } else {
+                        None
+                    },
+                    scratch: Vec::new(),
+                })
+            })?;
             let snaps = match &wg {
                 Some(wg) => Some(SnapIndex {
                     epoch: Col::create(z, wg, "epoch", &[], None)?,
