@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"APICALCK";
 /// Version 2 added the run's `train_examples` and `test_examples`; version 4 changed the
-/// input's saved state (mid-epoch checkpoints only, see [`OLDEST_READABLE`]).
+/// saved network state (input, basal traces: mid-epoch checkpoints only, see
+/// [`OLDEST_READABLE`]).
 pub const FORMAT_VERSION: u32 = 4;
 /// Version 3 differs from 4 only in the mid-epoch network state, so its end-of-epoch
 /// checkpoints are read as they are.
@@ -188,10 +189,6 @@ impl Checkpoint {
                 problem: "payload checksum mismatch".into(),
             });
         }
-        let old_mid_epoch = || CheckpointError::OldMidEpoch {
-            path: p(),
-            found: version,
-        };
         let decoded = bincode::serde::decode_from_slice::<Checkpoint, _>(
             payload,
             bincode::config::standard(),
@@ -199,7 +196,10 @@ impl Checkpoint {
         if version < FORMAT_VERSION && !matches!(&decoded, Ok((ck, _)) if ck.progress.is_none()) {
             // Only the mid-epoch state changed since: the checksum passed, so a payload
             // that does not decode as an end-of-epoch checkpoint is a mid-epoch one.
-            return Err(old_mid_epoch());
+            return Err(CheckpointError::OldMidEpoch {
+                path: p(),
+                found: version,
+            });
         }
         let (ck, used) = decoded.map_err(|e| CheckpointError::Corrupt {
             path: p(),

@@ -151,11 +151,18 @@ pub fn fast_rate(d: &Dynamics, c: f32) -> f32 {
     d.lambda_max / (1.0 + fast_exp(-c))
 }
 
+/// Whether the step computes e^-lambda with [`exp_small`] (every rate is at most
+/// lambda_max <= 0.5, inside its range) rather than [`fast_exp`].
+#[inline(always)]
+fn small_rates(d: &Dynamics) -> bool {
+    d.lambda_max <= 0.5
+}
+
 /// e^-lambda, the probability of no spike at rate `lambda` (eq. 3.4), as the step computes
-/// it: [`exp_small`] when lambda_max <= 0.5, else [`fast_exp`].
+/// it (see [`small_rates`]).
 #[inline(always)]
 pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
-    if d.lambda_max <= 0.5 {
+    if small_rates(d) {
         exp_small(-lambda)
     } else {
         fast_exp(-lambda)
@@ -213,7 +220,8 @@ pub fn rates_and_spikes(
             *k = poisson_count_upto3(u, l, p0(-l));
         }
     };
-    if d.lambda_max <= 0.5 {
+    // The same choice as no_spike_probability, hoisted out of the loop.
+    if small_rates(d) {
         counts(count, exp_small);
     } else {
         counts(count, fast_exp);

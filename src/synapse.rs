@@ -305,20 +305,12 @@ impl PspTrace {
                     rows[k] = (&slots[slot * n..(slot + 1) * n], kd);
                     k += 1;
                     if k == 4 {
-                        if first {
-                            weighted_sum::<true>(out, bias, &rows);
-                        } else {
-                            weighted_sum::<false>(out, bias, &rows);
-                        }
+                        weighted_pass(out, bias, &rows, first);
                         first = false;
                         k = 0;
                     }
                 }
-                if first {
-                    weighted_sum::<true>(out, bias, &rows[..k]);
-                } else {
-                    weighted_sum::<false>(out, bias, &rows[..k]);
-                }
+                weighted_pass(out, bias, &rows[..k], first);
             }
             PspTrace::Exact { a_l, a_s, .. } | PspTrace::Delayed { a_l, a_s, .. } => {
                 for (((o, &b), &l), &s) in out.iter_mut().zip(bias).zip(a_l).zip(a_s) {
@@ -326,6 +318,16 @@ impl PspTrace {
                 }
             }
         }
+    }
+}
+
+/// One pass of [`weighted_sum`]: the first starts from the bias, later ones from `out`.
+#[inline(always)]
+fn weighted_pass(out: &mut [f32], bias: &[f32], rows: &[(&[f32], f32)], first: bool) {
+    if first {
+        weighted_sum::<true>(out, bias, rows);
+    } else {
+        weighted_sum::<false>(out, bias, rows);
     }
 }
 
