@@ -57,14 +57,19 @@ pub struct PlotArgs {
     data: crate::DataArgs,
 }
 
-/// The command as it could be typed again (the defaults left out).
-fn command_line(a: &ReproduceArgs) -> String {
-    let mut c = format!("apical reproduce {}", a.experiments);
-    for (flag, v) in [
+/// The budget options as (flag, value given).
+fn budget_flags(a: &ReproduceArgs) -> [(&'static str, Option<usize>); 3] {
+    [
         ("--epochs", a.epochs),
         ("--train-examples", a.train_examples),
         ("--test-examples", a.test_examples),
-    ] {
+    ]
+}
+
+/// The command as it could be typed again (the defaults left out).
+fn command_line(a: &ReproduceArgs) -> String {
+    let mut c = format!("apical reproduce {}", a.experiments);
+    for (flag, v) in budget_flags(a) {
         if let Some(v) = v {
             c.push_str(&format!(" {flag} {v}"));
         }
@@ -82,11 +87,7 @@ fn command_line(a: &ReproduceArgs) -> String {
 pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
     crate::set_threads(a.threads)?;
     let exps = reproduce::select(&a.experiments)?;
-    for (flag, v) in [
-        ("--epochs", a.epochs),
-        ("--train-examples", a.train_examples),
-        ("--test-examples", a.test_examples),
-    ] {
+    for (flag, v) in budget_flags(&a) {
         if v == Some(0) {
             bail!("{flag} must be at least 1");
         }
