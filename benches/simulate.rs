@@ -2,9 +2,10 @@
 //! model on real MNIST images (skipped with a message when MNIST is not found). The full
 //! table, with the dense baseline and thread scaling, is `apical bench`.
 
-use apical::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
-use apical::data::{find_data_dir, load_mnist, Mnist};
-use apical::network::{Network, NoObserver};
+use apical::io::mnist::{find_data_dir, load_mnist, Mnist};
+use apical::model::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
+use apical::sim::network::Network;
+use apical::sim::observer::NoObserver;
 use std::sync::OnceLock;
 
 fn main() {

@@ -1,28 +1,20 @@
 //! apical: spiking segregated-dendrite networks that learn with local rules, after
 //! Guerguiev, Lillicrap & Richards, "Towards deep learning with segregated dendrites"
-//! (eLife 2017). The model and its equations are in docs/model.md.
+//! (eLife 2017). The model and its equations are in docs/model.md; the layers of this crate
+//! and the per-step schedule in docs/architecture.md.
 //!
-//! Modules, one per concept: [`input`] (Poisson encoding), [`synapse`] (PSP kernel),
-//! [`neuron`] (compartment dynamics and the plateau potential), [`layer`], [`init`] (weight
-//! initialisation), [`learning`] (local rules), [`network`] (phases), [`data`] (MNIST),
-//! [`train`] (epochs, metrics, run directories), [`checkpoint`], [`config`] (model files),
-//! [`record`] (traces of spikes, potentials and weights in HDF5, docs/traces.md).
+//! Layers, each a folder whose `mod.rs` says what it owns and what it may use; dependencies
+//! point one way, down this list:
+//! - [`app`]: the benchmark harness, the paper's experiments, plots;
+//! - [`run`]: training runs, run hooks, metrics, alignment diagnostics;
+//! - [`io`]: checkpoints, MNIST, the run directory, HDF5 traces, atomic writes;
+//! - [`sim`]: network state, the step schedule, observers, the execution context;
+//! - [`model`]: the model file, parameters and the pure equations;
+//! - [`base`]: random streams and SIMD helpers.
 
-pub mod alignment;
-pub mod bench;
-pub mod checkpoint;
-pub mod config;
-pub mod data;
-pub mod init;
-pub mod input;
-pub mod layer;
-pub mod learning;
-pub mod network;
-pub mod neuron;
-pub mod plot;
-pub mod record;
-pub mod reproduce;
-pub mod rng;
-pub mod simd;
-pub mod synapse;
-pub mod train;
+pub mod app;
+pub mod base;
+pub mod io;
+pub mod model;
+pub mod run;
+pub mod sim;

@@ -1,12 +1,13 @@
 //! The `apical` command line.
 
 use anyhow::{bail, Context, Result};
-use apical::checkpoint::{self, Checkpoint};
-use apical::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
-use apical::data::{self, Mnist};
-use apical::network::NoObserver;
-use apical::record::{self, Compression, Recorder, RunEnd, StartPoint};
-use apical::train::{self, EpochMetrics, Progress, RunInfo, RunOptions, TrainError, Trainer};
+use apical::io::checkpoint::{self, Checkpoint};
+use apical::io::mnist::{self, Mnist};
+use apical::io::record::{self, Compression, Recorder, RunEnd, StartPoint};
+use apical::io::run_dir::{EpochMetrics, RunInfo};
+use apical::model::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
+use apical::run::trainer::{Progress, RunOptions, TrainError, Trainer};
+use apical::sim::observer::NoObserver;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-mod reproduce_cli;
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -37,9 +38,9 @@ enum Command {
     /// Measure simulation speed on real MNIST images (docs/performance.md).
     Bench(BenchArgs),
     /// Run the paper's experiments and write the results page (docs/results.md).
-    Reproduce(reproduce_cli::ReproduceArgs),
+    Reproduce(cli::reproduce::ReproduceArgs),
     /// Plots of a run directory into RUN_DIR/plots/.
-    Plot(reproduce_cli::PlotArgs),
+    Plot(cli::reproduce::PlotArgs),
     /// Print what a trace file (traces.h5) holds: groups, shapes, units, config.
     Inspect(InspectArgs),
 }
@@ -159,8 +160,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
         Command::Inspect(a) => cmd_inspect(a).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
-        Command::Reproduce(a) => reproduce_cli::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
-        Command::Plot(a) => reproduce_cli::cmd_plot(a).map(|()| ExitCode::SUCCESS),
+        Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
+        Command::Plot(a) => cli::reproduce::cmd_plot(a).map(|()| ExitCode::SUCCESS),
     };
     // Returning (rather than `process::exit`) drops everything first: trace files close.
     match result {
@@ -203,9 +204,9 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
 }
 
 fn load_data(dir: Option<&Path>, no_verify: bool) -> Result<(Mnist, PathBuf)> {
-    let dir = data::find_data_dir(dir)?;
+    let dir = mnist::find_data_dir(dir)?;
     eprintln!("loading MNIST from {}", dir.display());
-    let m = data::load_mnist(&dir, !no_verify)?;
+    let m = mnist::load_mnist(&dir, !no_verify)?;
     Ok((m, dir))
 }
 
@@ -293,7 +294,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     let mut trainer_holder;
     let data_holder: Mnist;
     if let Some(dir) = &a.resume {
-        let info = train::RunDir::read_info(dir)?;
+        let info = apical::io::run_dir::RunDir::read_info(dir)?;
         let list = checkpoint::list_checkpoints(dir)
             .with_context(|| format!("cannot list {}", dir.display()))?;
         let Some((_, _, latest)) = list.last() else {
@@ -325,7 +326,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         let data_dir = match &a.data.dir {
             Some(d) => d.clone(),
             None if info.data_dir.is_dir() => info.data_dir.clone(),
-            None => data::find_data_dir(None)?,
+            None => mnist::find_data_dir(None)?,
         };
         let (d, _) = load_data(Some(&data_dir), a.data.no_verify)?;
         data_holder = d;
@@ -540,7 +541,7 @@ fn sizes_string(cfg: &ModelConfig) -> String {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
-    use apical::bench;
+    use apical::app::bench;
     let mut o = if a.quick {
         bench::BenchOptions::quick()
     } else {
@@ -612,8 +613,9 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     }
     let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
     let key = (2u64 << 48) | ck.epochs_done as u64;
-    let (idx, preds) = train::evaluate(&net, &data.test, a.seed, key, a.test_examples);
-    let err = train::error_percent(&data.test, &idx, &preds);
+    let (idx, preds) =
+        apical::run::metrics::evaluate(&net, &data.test, a.seed, key, a.test_examples);
+    let err = apical::run::metrics::error_percent(&data.test, &idx, &preds);
     println!(
         "{}: {} epochs trained; test error {:.2} % on {} images",
         path.display(),

@@ -6,13 +6,14 @@
 
 mod common;
 
-use apical::checkpoint::{
+use apical::io::checkpoint::{
     self, epoch_file_name, list_checkpoints, Checkpoint, CheckpointError, FORMAT_VERSION, MAGIC,
 };
-use apical::config::ModelConfig;
-use apical::data::Mnist;
-use apical::network::NoObserver;
-use apical::train::{Progress, Quiet, RunInfo, RunOptions, TrainError, Trainer};
+use apical::io::mnist::Mnist;
+use apical::io::run_dir::RunInfo;
+use apical::model::config::ModelConfig;
+use apical::run::trainer::{Progress, Quiet, RunOptions, TrainError, Trainer};
+use apical::sim::observer::NoObserver;
 use common::{metrics_without_wall, mnist, small_model_toml, small_model_with};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -204,12 +205,17 @@ fn old_versions_and_foreign_files_get_clear_errors() {
     assert_eq!(ck.to_bytes(), raw, "and is the same checkpoint");
     let mut mid = ck.clone();
     let cfg = mid.check(p).expect("consistent");
-    let model = apical::network::Model::new(cfg);
+    let model = apical::sim::network::Model::new(cfg);
     mid.progress = Some(checkpoint::EpochProgress {
         example: 10,
         correct: 3,
         steps: 1000,
-        state: apical::network::NetState::new(&model, 7, apical::rng::Purpose::TrainSpikes, &[2]),
+        state: apical::sim::state::NetState::new(
+            &model,
+            7,
+            apical::base::rng::Purpose::TrainSpikes,
+            &[2],
+        ),
     });
     let mut mid_v3 = mid.to_bytes();
     assert!(

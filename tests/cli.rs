@@ -5,7 +5,7 @@
 
 mod common;
 
-use apical::checkpoint::{epoch_file_name, list_checkpoints, Checkpoint};
+use apical::io::checkpoint::{epoch_file_name, list_checkpoints, Checkpoint};
 use common::{
     apical, data_dir, metrics_without_wall, run_apical, s, small_model_toml, small_model_with,
     write_file,

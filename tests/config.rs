@@ -1,6 +1,6 @@
 //! Model files: every shipped model parses; bad files give errors that name the field.
 
-use apical::config::{ConfigError, ModelConfig, DEFAULT_MODEL_TOML};
+use apical::model::config::{ConfigError, ModelConfig, DEFAULT_MODEL_TOML};
 use std::path::Path;
 
 fn err_of(text: &str) -> String {

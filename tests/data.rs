@@ -4,7 +4,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use apical::data::{
+use apical::io::mnist::{
     find_data_dir, load_mnist, load_set, parse_idx_images, parse_idx_labels, read_idx_images,
     read_idx_labels, DataError, IMAGE_PIXELS,
 };

@@ -1,10 +1,10 @@
 //! The dense baseline (B = W s + b over all inputs every step, as the reference computes it)
 //! and the event-driven update compute the same basal potentials for the same spikes.
 
-use apical::config::{ModelConfig, PspKernel, DEFAULT_MODEL_TOML};
-use apical::layer::LayerState;
-use apical::network::Network;
-use apical::rng::{stream, Purpose};
+use apical::base::rng::{stream, Purpose};
+use apical::model::config::{ModelConfig, PspKernel, DEFAULT_MODEL_TOML};
+use apical::sim::layer::LayerState;
+use apical::sim::network::Network;
 use rand::RngExt as _;
 
 fn check_kernel(kind: PspKernel) {
@@ -72,8 +72,8 @@ fn dense_network_trains_like_event_driven() {
         .map(|i| if (i / 28 + i % 28) % 5 == 0 { 200 } else { 0 })
         .collect();
     for _ in 0..2 {
-        a.train_example(&image, 3, 50, 50, &mut apical::network::NoObserver);
-        b.train_example(&image, 3, 50, 50, &mut apical::network::NoObserver);
+        a.train_example(&image, 3, 50, 50, &mut apical::sim::observer::NoObserver);
+        b.train_example(&image, 3, 50, 50, &mut apical::sim::observer::NoObserver);
     }
     let mut diff = 0.0f32;
     let mut moved = 0.0f32;

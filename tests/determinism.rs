@@ -1,8 +1,10 @@
 //! A run is a pure function of (model, data, seed): the same weights at any thread count.
 
-use apical::config::ModelConfig;
-use apical::network::{phase_lengths, Network, NoObserver};
-use apical::rng::{stream, Purpose};
+use apical::base::rng::{stream, Purpose};
+use apical::model::config::ModelConfig;
+use apical::model::phases::phase_lengths;
+use apical::sim::network::Network;
+use apical::sim::observer::NoObserver;
 
 /// A synthetic image set (no data files needed): bars whose position encodes the class.
 fn images(n: usize) -> Vec<(Vec<u8>, u8)> {

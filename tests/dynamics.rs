@@ -1,13 +1,13 @@
 //! The numerical core against closed forms: PSP kernel, Poisson input and spikes, somatic
 //! updates, weight initialisation.
 
-use apical::config::{InputDraw, ModelConfig, PspKernel, SynapseConfig};
-use apical::init::{init_params, weight_stats};
-use apical::input::PoissonInput;
-use apical::network::Model;
-use apical::neuron::{self, Dynamics};
-use apical::rng::{stream, LaneRng, Purpose};
-use apical::synapse::{kappa, Kernel, PresynapticWindow, PspTrace};
+use apical::base::rng::{stream, LaneRng, Purpose};
+use apical::model::config::{InputDraw, ModelConfig, PspKernel, SynapseConfig};
+use apical::model::init::{init_params, weight_stats};
+use apical::model::input::PoissonInput;
+use apical::model::neuron::{self, Dynamics};
+use apical::model::synapse::{kappa, Kernel, PresynapticWindow, PspTrace};
+use apical::sim::network::Model;
 use approx::assert_relative_eq;
 
 fn kernel(kind: PspKernel) -> Kernel {

@@ -2,9 +2,9 @@
 //! the IDX parser and the model-file parser return errors, never panic, on damaged input,
 //! and their errors say where the problem is.
 
-use apical::config::ModelConfig;
-use apical::data::{parse_idx_images, parse_idx_labels};
-use apical::network::{Model, Network};
+use apical::io::mnist::{parse_idx_images, parse_idx_labels};
+use apical::model::config::ModelConfig;
+use apical::sim::network::{Model, Network};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;

@@ -1,10 +1,12 @@
 //! Learning rules: a hand-computed update, and feedback alignment after training.
 
-use apical::config::ModelConfig;
-use apical::data::{find_data_dir, load_mnist};
-use apical::learning;
-use apical::network::{phase_lengths, Network, NoObserver};
-use apical::rng::{stream, Purpose};
+use apical::base::rng::{stream, Purpose};
+use apical::io::mnist::{find_data_dir, load_mnist};
+use apical::model::config::ModelConfig;
+use apical::model::learning;
+use apical::model::phases::phase_lengths;
+use apical::sim::network::Network;
+use apical::sim::observer::NoObserver;
 use approx::assert_relative_eq;
 
 fn tiny_config() -> ModelConfig {
@@ -97,7 +99,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 /// is the angle between E_0 and E_bp.
 fn probe_alignment(
     net: &mut Network,
-    data: &apical::data::Mnist,
+    data: &apical::io::mnist::Mnist,
     from: usize,
     n: usize,
     l_f: &[usize],

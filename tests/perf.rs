@@ -1,12 +1,13 @@
 //! The numerical pieces of the fast simulation step: the polynomial exp, the branch-free
 //! spike draw, and bit-identical results across instruction sets and thread counts.
 
-use apical::config::{ModelConfig, DEFAULT_MODEL_TOML};
-use apical::network::{Network, NoObserver};
-use apical::neuron::{
+use apical::model::config::{ModelConfig, DEFAULT_MODEL_TOML};
+use apical::model::neuron::{
     exp_small, fast_exp, no_spike_probability, poisson_count, poisson_count_upto3, poisson_tail,
     rates_and_spikes, Dynamics,
 };
+use apical::sim::network::Network;
+use apical::sim::observer::NoObserver;
 
 /// fast_exp against f64 exp over the whole clamped range, every 2^-10 and at random points:
 /// relative error below 1.5e-7 (measured: 9.8e-8, about one f32 ulp).
@@ -149,7 +150,7 @@ fn train_weights(examples: usize) -> Vec<Vec<f32>> {
 /// weights, and so do serial and parallel neuron blocks.
 #[test]
 fn instruction_set_and_parallel_blocks_do_not_change_results() {
-    use apical::simd::{detect, force_level, Level};
+    use apical::base::simd::{detect, force_level, Level};
     force_level(Level::Baseline);
     let base = train_weights(3);
     for level in [Level::Avx2, Level::Avx512] {
@@ -187,7 +188,7 @@ fn instruction_set_and_parallel_blocks_do_not_change_results() {
 /// same sequence layout.
 #[test]
 fn lane_rng_is_seeded_uniform_and_reproducible() {
-    use apical::rng::{stream, LaneRng, Purpose, LANES};
+    use apical::base::rng::{stream, LaneRng, Purpose, LANES};
     let mut a = LaneRng::new(stream(1, Purpose::TrainSpikes, &[3]));
     let mut b = LaneRng::new(stream(1, Purpose::TrainSpikes, &[3]));
     let mut c = LaneRng::new(stream(1, Purpose::TrainSpikes, &[4]));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use apical::checkpoint::Checkpoint;
+use apical::io::checkpoint::Checkpoint;
 use common::{apical, data_dir};
 use std::path::Path;
 use std::process::Command;

@@ -1,10 +1,11 @@
 //! `apical reproduce` and `apical plot` end to end on a tiny budget, and the alignment
 //! diagnostics: closed-form cases, and proof that recording them leaves the run unchanged.
 
-use apical::alignment::{self, AlignmentLog};
-use apical::config::ModelConfig;
-use apical::data::find_data_dir;
-use apical::network::{Network, NoObserver};
+use apical::io::mnist::find_data_dir;
+use apical::model::config::ModelConfig;
+use apical::run::alignment::{self, AlignmentLog};
+use apical::sim::network::Network;
+use apical::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

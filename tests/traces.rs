@@ -1,14 +1,18 @@
 //! Trace files: what the recorder writes is what the simulator computed, recording never
 //! changes a run, and an interrupted run leaves a readable file that says where it stopped.
 
-use apical::checkpoint::EpochRecord;
-use apical::config::ModelConfig;
-use apical::data::{Mnist, MnistSet};
-use apical::layer::LayerParams;
-use apical::network::{NetState, Network, NoObserver, Observer, Phase, StepInfo};
-use apical::neuron::plateau_potential;
-use apical::record::{parse_spec, steps_before, Compression, Recorder, RunEnd, StartPoint};
-use apical::train::{Quiet, RunInfo, RunOptions, TrainError, Trainer};
+use apical::io::checkpoint::EpochRecord;
+use apical::io::mnist::{Mnist, MnistSet};
+use apical::io::record::{parse_spec, steps_before, Compression, Recorder, RunEnd, StartPoint};
+use apical::io::run_dir::RunInfo;
+use apical::model::config::ModelConfig;
+use apical::model::neuron::plateau_potential;
+use apical::model::params::LayerParams;
+use apical::run::hooks::RunHooks;
+use apical::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
+use apical::sim::network::Network;
+use apical::sim::observer::{NoObserver, Observer, Phase, StepInfo};
+use apical::sim::state::NetState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -137,7 +141,7 @@ impl Observer for Counter {
             for &i in &l.events {
                 self.spikes[m + 1].push((self.step, i as u64));
             }
-            let cat = |f: fn(&apical::layer::NeuronBlock) -> &Vec<f32>| -> Vec<f32> {
+            let cat = |f: fn(&apical::sim::layer::NeuronBlock) -> &Vec<f32>| -> Vec<f32> {
                 l.blocks.iter().flat_map(|b| f(b).iter().copied()).collect()
             };
             layers.push([
@@ -162,6 +166,9 @@ impl Observer for Counter {
             Phase::Test => panic!("test phases are not observed"),
         }
     }
+}
+
+impl RunHooks for Counter {
     fn on_epoch_start(&mut self, _e: usize, _f: usize, _n: usize, params: &[LayerParams]) {
         self.initial.get_or_insert_with(|| params.to_vec());
     }
@@ -257,9 +264,9 @@ fn recorded_spikes_potentials_plateaus_and_weights_equal_what_the_simulator_comp
             .unwrap()
             .attr("sorting")
             .unwrap()
-            .read_scalar::<apical::record::Sorting>()
+            .read_scalar::<apical::io::record::Sorting>()
             .unwrap();
-        assert_eq!(sorting, apical::record::Sorting::by_time);
+        assert_eq!(sorting, apical::io::record::Sorting::by_time);
         if p > 0 {
             // The layer's own counter over the epoch agrees.
             assert_eq!(t.net.state.layers[p - 1].spike_count, ts.len() as u64);
@@ -368,7 +375,7 @@ fn recorded_spikes_potentials_plateaus_and_weights_equal_what_the_simulator_comp
             "{ds} has no units"
         );
     }
-    let text = apical::record::inspect(&path).unwrap();
+    let text = apical::io::record::inspect(&path).unwrap();
     for part in [
         "/spikes/hidden0/timestamps",
         "[5, 20, 784]",
@@ -491,6 +498,9 @@ impl Observer for FailAt<'_> {
     fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
         self.rec.on_phase_end(phase, state);
     }
+}
+
+impl RunHooks for FailAt<'_> {
     fn on_epoch_start(&mut self, e: usize, f: usize, n: usize, params: &[LayerParams]) {
         self.rec.on_epoch_start(e, f, n, params);
     }

@@ -2,7 +2,7 @@
 //! the built `apical` binary.
 #![allow(dead_code)]
 
-use apical::data::{find_data_dir, load_mnist, Mnist};
+use apical::io::mnist::{find_data_dir, load_mnist, Mnist};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,14 +6,17 @@
 //! Text is drawn with a TrueType font read at run time: `$APICAL_FONT`, else DejaVu Sans from
 //! Debian's `fonts-dejavu-core` (scripts/setup.sh installs it) or the usual other places.
 
-use crate::alignment::{self, AlignmentRecord};
-use crate::checkpoint::{self, Checkpoint};
-use crate::config::ModelConfig;
-use crate::data::MnistSet;
-use crate::network::{phase_lengths, Model, NetState, Network, Observer, Phase, StepInfo};
-use crate::neuron::plateau_potential;
-use crate::rng::{stream, Purpose};
-use crate::train::EpochMetrics;
+use crate::base::rng::{stream, Purpose};
+use crate::io::checkpoint::{self, Checkpoint};
+use crate::io::mnist::MnistSet;
+use crate::io::run_dir::EpochMetrics;
+use crate::model::config::ModelConfig;
+use crate::model::neuron::plateau_potential;
+use crate::model::phases::phase_lengths;
+use crate::run::alignment::{self, AlignmentRecord};
+use crate::sim::network::{Model, Network};
+use crate::sim::observer::{Observer, Phase, StepInfo};
+use crate::sim::state::NetState;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::{Path, PathBuf};
@@ -379,7 +382,7 @@ pub fn plateau_differences(
         examples,
         &mut stream(seed, Purpose::PhaseLengths, &[DIAG_KEY]),
     );
-    let mut obs = crate::network::NoObserver;
+    let mut obs = crate::sim::observer::NoObserver;
     for k in 0..examples.min(train.len()) {
         n.train_example(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
         for (m, o) in out.iter_mut().enumerate() {

@@ -5,11 +5,13 @@
 //! Every number is the median of `reps` repeated measurements. Nothing here asserts a speed:
 //! the quick mode only checks that the harness runs.
 
-use crate::config::ModelConfig;
-use crate::data::Mnist;
-use crate::network::{phase_lengths, Model, Network, Observer, StepInfo, DEFAULT_PARALLEL_MIN};
-use crate::rng::{stream, Purpose};
-use crate::train::epoch_order;
+use crate::base::rng::{stream, Purpose};
+use crate::io::mnist::Mnist;
+use crate::model::config::ModelConfig;
+use crate::model::phases::phase_lengths;
+use crate::run::metrics::epoch_order;
+use crate::sim::network::{Model, Network, DEFAULT_PARALLEL_MIN};
+use crate::sim::observer::{Observer, StepInfo};
 use std::time::Instant;
 
 /// What to measure.
@@ -74,7 +76,7 @@ impl EventCounter {
         let cfg = &model.cfg;
         let sizes = cfg.layer_sizes();
         let m_layers = sizes.len();
-        let broadcast = cfg.network.feedback == crate::config::FeedbackSource::Broadcast;
+        let broadcast = cfg.network.feedback == crate::model::config::FeedbackSource::Broadcast;
         // fan_out[0]: input; fan_out[m + 1]: layer m.
         let mut fan_out = vec![sizes[0] as u64];
         for m in 0..m_layers {
@@ -439,8 +441,8 @@ pub fn format_table(rows: &[BenchRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_MODEL_TOML;
-    use crate::data::MnistSet;
+    use crate::io::mnist::MnistSet;
+    use crate::model::config::DEFAULT_MODEL_TOML;
 
     fn synthetic(n: usize) -> MnistSet {
         let images = (0..n * 784)

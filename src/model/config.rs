@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The default model (784-500-10), embedded so `apical train` works without a file.
-pub const DEFAULT_MODEL_TOML: &str = include_str!("../models/guerguiev-1h.toml");
+pub const DEFAULT_MODEL_TOML: &str = include_str!("../../models/guerguiev-1h.toml");
 /// Largest layer (units) a model file may ask for.
 pub const MAX_LAYER_SIZE: usize = 1_000_000;
 /// Most weights per layer (4 GiB of f32).
@@ -115,7 +115,7 @@ pub struct ModelConfig {
     /// What a training run records into traces.h5 (`[[record]]` tables, docs/traces.md);
     /// none: the default (per-epoch metrics and weight snapshots).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub record: Vec<crate::record::RecordGroup>,
+    pub record: Vec<crate::model::recording::RecordGroup>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -718,7 +718,7 @@ impl ModelConfig {
             ));
         }
         if !self.record.is_empty() {
-            crate::record::RecordPlan::resolve(&self.record, self)
+            crate::model::record_plan::RecordPlan::resolve(&self.record, self)
                 .map_err(|e| bad(&e.field, e.problem))?;
         }
         Ok(())

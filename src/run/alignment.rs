@@ -15,11 +15,11 @@
 //! Everything here only reads the network: no random draws, no writes to its state, so a
 //! run is bit-identical with or without it.
 
-use crate::checkpoint::write_atomic;
-use crate::config::FeedbackSource;
-use crate::layer::LayerParams;
-use crate::learning::backprop_error;
-use crate::network::Network;
+use crate::io::checkpoint::write_atomic;
+use crate::model::config::FeedbackSource;
+use crate::model::learning::backprop_error;
+use crate::model::params::LayerParams;
+use crate::sim::network::Network;
 use std::path::Path;
 
 /// Training examples at the end of each epoch whose updates are compared with backprop.

@@ -6,11 +6,12 @@
 //! The paper's numbers live in one table, [`EXPERIMENTS`]; the model files are embedded so
 //! the binary runs anywhere.
 
-use crate::config::{ConfigError, ModelConfig};
-use crate::data::Mnist;
-use crate::network::NoObserver;
-use crate::plot::{self, PlotError, Series};
-use crate::train::{EpochMetrics, Quiet, RunDir, RunInfo, RunOptions, TrainError, Trainer};
+use crate::app::plot::{self, PlotError, Series};
+use crate::io::mnist::Mnist;
+use crate::io::run_dir::{EpochMetrics, RunDir, RunInfo};
+use crate::model::config::{ConfigError, ModelConfig};
+use crate::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
+use crate::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -37,7 +38,7 @@ pub struct Experiment {
 pub const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "guerguiev-0h",
-        model_toml: include_str!("../models/guerguiev-0h.toml"),
+        model_toml: include_str!("../../models/guerguiev-0h.toml"),
         what: "784-10, no hidden layer",
         figure: "Fig. 6",
         paper: "8.3 %",
@@ -45,7 +46,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-1h",
-        model_toml: include_str!("../models/guerguiev-1h.toml"),
+        model_toml: include_str!("../../models/guerguiev-1h.toml"),
         what: "784-500-10, random fixed feedback",
         figure: "Fig. 6",
         paper: "4.1 %",
@@ -53,7 +54,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-2h",
-        model_toml: include_str!("../models/guerguiev-2h.toml"),
+        model_toml: include_str!("../../models/guerguiev-2h.toml"),
         what: "784-500-100-10, broadcast feedback",
         figure: "Fig. 6",
         paper: "3.2 %",
@@ -61,7 +62,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-1h-sparse-feedback",
-        model_toml: include_str!("../models/guerguiev-1h-sparse-feedback.toml"),
+        model_toml: include_str!("../../models/guerguiev-1h-sparse-feedback.toml"),
         what: "784-500-10, 80 % of Y zeroed, rest x5",
         figure: "Fig. 6",
         paper: "3.7 %",
@@ -69,7 +70,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-1h-symmetric",
-        model_toml: include_str!("../models/guerguiev-1h-symmetric.toml"),
+        model_toml: include_str!("../../models/guerguiev-1h-symmetric.toml"),
         what: "784-500-10, symmetric feedback Y = W1^T",
         figure: "Fig. 8",
         paper: "3.6 %",
@@ -77,7 +78,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-1h-symmetric-noise",
-        model_toml: include_str!("../models/guerguiev-1h-symmetric-noise.toml"),
+        model_toml: include_str!("../../models/guerguiev-1h-symmetric-noise.toml"),
         what: "784-500-10, Y = W1^T + N(0, 0.05)",
         figure: "Fig. 8",
         paper: "\"slightly impaired\" vs random Y",
@@ -85,7 +86,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-1h-nonsegregated",
-        model_toml: include_str!("../models/guerguiev-1h-nonsegregated.toml"),
+        model_toml: include_str!("../../models/guerguiev-1h-nonsegregated.toml"),
         what: "784-500-10, g_A = 0.05",
         figure: "Fig. 6",
         paper: "about the same as segregated (4.1 %)",
@@ -93,7 +94,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-2h-nonsegregated",
-        model_toml: include_str!("../models/guerguiev-2h-nonsegregated.toml"),
+        model_toml: include_str!("../../models/guerguiev-2h-nonsegregated.toml"),
         what: "784-500-100-10, g_A = 0.6",
         figure: "Fig. 6",
         paper: "clearly worse than segregated (3.2 %)",
@@ -101,7 +102,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-1h-stochastic-plateau",
-        model_toml: include_str!("../models/guerguiev-1h-stochastic-plateau.toml"),
+        model_toml: include_str!("../../models/guerguiev-1h-stochastic-plateau.toml"),
         what: "784-500-10, stochastic plateau times",
         figure: "Fig. 6",
         paper: "about the same as synchronous (4.1 %)",
@@ -109,7 +110,7 @@ pub const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "guerguiev-1h-fixed-hidden",
-        model_toml: include_str!("../models/guerguiev-1h-fixed-hidden.toml"),
+        model_toml: include_str!("../../models/guerguiev-1h-fixed-hidden.toml"),
         what: "784-500-10, hidden weights fixed (shallow control)",
         figure: "control",
         paper: "no number; worse than the learning 784-500-10",
@@ -271,7 +272,7 @@ fn existing(
         ));
     }
     let checkpoints =
-        crate::checkpoint::list_checkpoints(dir).map_err(|e| mismatch(e.to_string()))?;
+        crate::io::checkpoint::list_checkpoints(dir).map_err(|e| mismatch(e.to_string()))?;
     if checkpoints.is_empty() {
         return Ok(Existing::Fresh);
     }
@@ -389,12 +390,12 @@ fn run_one(
     let started = Instant::now();
     let mut trainer = if matches!(state, Existing::Resume) {
         let list =
-            crate::checkpoint::list_checkpoints(&dir).map_err(|source| ReproduceError::Io {
+            crate::io::checkpoint::list_checkpoints(&dir).map_err(|source| ReproduceError::Io {
                 path: dir.clone(),
                 source,
             })?;
         let latest = &list.last().expect("checked: the run has a checkpoint").2;
-        let ck = crate::checkpoint::Checkpoint::load(latest)
+        let ck = crate::io::checkpoint::Checkpoint::load(latest)
             .map_err(|err| train_err(TrainError::Checkpoint(err)))?;
         log(format!(
             "{} seed {seed}: resuming from {}",
@@ -403,7 +404,7 @@ fn run_one(
         ));
         RunDir { dir: dir.clone() }
             .write_info(&info)
-            .map_err(train_err)?;
+            .map_err(|e| train_err(e.into()))?;
         Trainer::resume(ck, data, ropts).map_err(train_err)?
     } else {
         Trainer::new(cfg, data, ropts, &info).map_err(train_err)?
@@ -691,7 +692,7 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), ReproduceError> {
     if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).map_err(io)?;
     }
-    crate::checkpoint::write_atomic(path, text.as_bytes()).map_err(io)
+    crate::io::checkpoint::write_atomic(path, text.as_bytes()).map_err(io)
 }
 
 #[cfg(test)]

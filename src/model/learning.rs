@@ -1,10 +1,10 @@
 //! Local learning rules (section 6), applied at the end of each target phase from the
 //! phase means, output layer first, then down.
 
-use crate::config::FeedbackSource;
-use crate::layer::LayerParams;
-use crate::neuron::{plateau_potential, sigmoid, sigmoid_prime, Dynamics};
-use crate::rng::Rng;
+use crate::base::rng::Rng;
+use crate::model::config::FeedbackSource;
+use crate::model::neuron::{plateau_potential, sigmoid, sigmoid_prime, Dynamics};
+use crate::model::params::LayerParams;
 use rand_distr::{Distribution, Normal};
 
 /// Eq. 6.3: P_final = 20 / lambda_max^2, the output layer's learning rate factor.

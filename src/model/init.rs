@@ -1,8 +1,8 @@
 //! Weight initialisation (section 7, the reference's "weight optimisation").
 
-use crate::config::{FeedbackSource, InitConfig, InitSpread, ModelConfig};
-use crate::layer::LayerParams;
-use crate::rng::{open_unit_f64, Rng};
+use crate::base::rng::{open_unit_f64, Rng};
+use crate::model::config::{FeedbackSource, InitConfig, InitSpread, ModelConfig};
+use crate::model::params::LayerParams;
 use rand::seq::index::sample;
 use rand::Rng as _;
 

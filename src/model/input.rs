@@ -9,9 +9,9 @@
 //! variables, as in the reference. e^-lambda_j is computed once per image. The Bernoulli
 //! option draws at most one spike per step, with probability lambda_j.
 
-use crate::config::InputDraw;
-use crate::neuron::{emit_spikes, poisson_count_upto3, poisson_tail, DrawScratch};
-use crate::rng::LaneRng;
+use crate::base::rng::LaneRng;
+use crate::model::config::InputDraw;
+use crate::model::neuron::{emit_spikes, poisson_count_upto3, poisson_tail, DrawScratch};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -7,15 +7,15 @@
 //! directory, fsync, rename, fsync of the directory. docs/checkpoints.md describes the format,
 //! resuming and every error a user can meet.
 
-use crate::config::ModelConfig;
-use crate::init::init_params;
-use crate::layer::LayerParams;
-use crate::network::NetState;
-use crate::rng::{stream, Purpose, Rng};
+use crate::base::rng::{stream, Purpose, Rng};
+pub use crate::io::atomic::write_atomic;
+use crate::model::config::ModelConfig;
+use crate::model::init::init_params;
+use crate::model::params::LayerParams;
+use crate::sim::state::NetState;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"APICALCK";
@@ -323,40 +323,15 @@ pub fn restore_network(
     params: Vec<LayerParams>,
     seed: u64,
     feedback_rng: Rng,
-) -> crate::network::Network {
-    let mut net =
-        crate::network::Network::from_params(crate::network::Model::new(cfg), params.clone(), seed);
+) -> crate::sim::network::Network {
+    let mut net = crate::sim::network::Network::from_params(
+        crate::sim::network::Model::new(cfg),
+        params.clone(),
+        seed,
+    );
     net.params = params;
     net.feedback_rng = feedback_rng;
     net
-}
-
-/// Writes `bytes` to `path` through a temporary file, fsync and rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// File name of the checkpoint after `epoch` complete epochs.

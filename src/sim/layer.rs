@@ -2,56 +2,12 @@
 //! fixed blocks of neurons. Every block owns its random stream, so a layer's update gives the
 //! same result whether its blocks run on one thread or many.
 
-use crate::neuron::{self, DrawScratch, Dynamics};
-use crate::rng::{LaneRng, Rng};
-use crate::synapse::{DenseInput, Kernel, PspTrace};
+use crate::base::rng::{LaneRng, Rng};
+use crate::model::neuron::{self, DrawScratch, Dynamics};
+use crate::model::params::LayerParams;
+use crate::model::synapse::{DenseInput, Kernel, PspTrace};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// What a layer learns and the fixed weights it is given.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LayerParams {
-    /// Presynaptic (feedforward input) units.
-    pub n_pre: usize,
-    /// Neurons.
-    pub n: usize,
-    /// Feedforward weights W, input-major: `w[j * n + i]` is the weight from input j to
-    /// neuron i, so a spike of input j adds one contiguous row.
-    pub w: Vec<f32>,
-    /// Basal (dendrite) biases b.
-    pub b: Vec<f32>,
-    /// Feedback input units (0 for the output layer).
-    pub n_fb: usize,
-    /// Feedback weights Y, feedback-input-major: `y[k * n + i]`.
-    pub y: Vec<f32>,
-    /// Apical biases c (zero unless the model has a feedback bias).
-    pub c: Vec<f32>,
-    /// Sparse feedback: which entries of `y` survive (empty when feedback is dense).
-    pub y_keep: Vec<bool>,
-}
-
-impl LayerParams {
-    /// W[i, j] in the usual (neuron, input) indexing.
-    #[inline]
-    pub fn weight(&self, i: usize, j: usize) -> f32 {
-        self.w[j * self.n + i]
-    }
-
-    /// Y[i, k] in the usual (neuron, feedback input) indexing.
-    #[inline]
-    pub fn feedback(&self, i: usize, k: usize) -> f32 {
-        self.y[k * self.n + i]
-    }
-
-    pub fn is_finite(&self) -> bool {
-        self.w
-            .iter()
-            .chain(&self.b)
-            .chain(&self.y)
-            .chain(&self.c)
-            .all(|v| v.is_finite())
-    }
-}
 
 /// Means over the integration window of one phase (eq. 5.1-5.5), one value per neuron.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -2,15 +2,16 @@
 //! run directory. A run is a pure function of (model, data, seed): every random stream is
 //! keyed by the seed and the epoch, and each epoch starts from a reset state.
 
-use crate::alignment::AlignmentLog;
-use crate::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
-use crate::config::ModelConfig;
-use crate::data::{Mnist, MnistSet};
-use crate::network::{phase_lengths, Network, Observer};
-use crate::rng::{stream, Purpose};
-use rand::seq::index::sample;
-use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
+use crate::base::rng::{stream, Purpose};
+use crate::io::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
+use crate::io::mnist::Mnist;
+use crate::io::run_dir::{EpochMetrics, RunDir, RunDirError, RunInfo};
+use crate::model::config::ModelConfig;
+use crate::model::phases::phase_lengths;
+use crate::run::alignment::AlignmentLog;
+use crate::run::hooks::RunHooks;
+use crate::run::metrics::{epoch_order, epoch_test_key, error_percent, evaluate, quick_test_key};
+use crate::sim::network::Network;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -24,6 +25,8 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
     #[error(
         "the simulation diverged: a potential or weight was NaN or infinite in epoch {epoch} after training example {example}; {}",
         match last_checkpoint {
@@ -66,183 +69,6 @@ pub struct RunOptions {
     pub checkpoint_every: usize,
     /// Show a progress bar on stderr.
     pub progress: bool,
-}
-
-/// Metrics of one epoch as written to metrics.csv / metrics.json.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    #[serde(flatten)]
-    pub record: EpochRecord,
-    /// Wall-clock seconds of the epoch (training and test).
-    pub wall_seconds: f64,
-    /// Wall-clock seconds of the training part (learning included, test excluded).
-    pub train_seconds: f64,
-    /// Wall-clock seconds of the test at the end of the epoch.
-    pub test_seconds: f64,
-    /// Wall-clock seconds per training example (train_seconds / train_examples).
-    pub seconds_per_train_example: f64,
-}
-
-/// The first `n` of an epoch's shuffle of the whole training set (section 8).
-pub fn epoch_order(seed: u64, epoch: usize, total: usize, n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..total).collect();
-    order.shuffle(&mut stream(seed, Purpose::Shuffle, &[epoch as u64]));
-    order.truncate(n.min(total));
-    order
-}
-
-/// Test images for an evaluation: all of them, or a seeded random subset (section 8).
-pub fn test_subset(seed: u64, key: &[u64], total: usize, n: usize) -> Vec<usize> {
-    if n >= total {
-        return (0..total).collect();
-    }
-    sample(&mut stream(seed, Purpose::TestSubset, key), total, n).into_vec()
-}
-
-/// Percent of `predictions` that differ from the labels of `indices`.
-pub fn error_percent(set: &MnistSet, indices: &[usize], predictions: &[u8]) -> f64 {
-    let wrong = indices
-        .iter()
-        .zip(predictions)
-        .filter(|(&i, &p)| set.label(i) != p)
-        .count();
-    100.0 * wrong as f64 / indices.len().max(1) as f64
-}
-
-/// Tests `net` on `n` test images (a seeded subset when n < 10,000); returns
-/// (indices, predictions).
-pub fn evaluate(
-    net: &Network,
-    test: &MnistSet,
-    seed: u64,
-    key: u64,
-    n: usize,
-) -> (Vec<usize>, Vec<u8>) {
-    let idx = test_subset(seed, &[key], test.len(), n);
-    let preds = net.evaluate(seed, key, &idx, |i| test.image(i));
-    (idx, preds)
-}
-
-/// Key of the end-of-epoch test of `epoch` (1-based).
-fn epoch_test_key(epoch: usize) -> u64 {
-    epoch as u64
-}
-
-/// Key of quick test `q` inside epoch `epoch`.
-fn quick_test_key(epoch: usize, q: usize) -> u64 {
-    (1 << 48) | ((epoch as u64) << 24) | q as u64
-}
-
-/// Run metadata stored beside the checkpoints (run.json).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunInfo {
-    pub apical_version: String,
-    pub model: String,
-    pub seed: u64,
-    pub epochs: usize,
-    pub train_examples: usize,
-    pub test_examples: usize,
-    pub data_dir: PathBuf,
-    /// Mid-epoch checkpoint interval in examples (0: epoch ends only).
-    #[serde(default)]
-    pub checkpoint_every: usize,
-}
-
-/// A run directory: model copy, run.json, metrics, checkpoints.
-pub struct RunDir {
-    pub dir: PathBuf,
-}
-
-impl RunDir {
-    /// Creates a fresh run directory; refuses one that already holds checkpoints.
-    pub fn create(dir: &Path, cfg_toml: &str, info: &RunInfo) -> Result<Self, TrainError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        if !checkpoint::list_checkpoints(dir)
-            .map_err(io_err(dir))?
-            .is_empty()
-        {
-            return Err(TrainError::Invalid(format!(
-                "run directory {} already holds checkpoints; continue it with `apical train --resume {}` or choose another --out",
-                dir.display(),
-                dir.display()
-            )));
-        }
-        let rd = RunDir {
-            dir: dir.to_path_buf(),
-        };
-        let model_path = dir.join("model.toml");
-        checkpoint::write_atomic(&model_path, cfg_toml.as_bytes()).map_err(io_err(&model_path))?;
-        rd.write_info(info)?;
-        Ok(rd)
-    }
-
-    pub fn write_info(&self, info: &RunInfo) -> Result<(), TrainError> {
-        let p = self.dir.join("run.json");
-        let text = serde_json::to_string_pretty(info).expect("run info serialises");
-        checkpoint::write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
-    }
-
-    pub fn read_info(dir: &Path) -> Result<RunInfo, TrainError> {
-        let p = dir.join("run.json");
-        let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
-        serde_json::from_str(&text)
-            .map_err(|e| TrainError::Invalid(format!("{}: {e}", p.display())))
-    }
-
-    /// Wall times [train, test] of earlier epochs from metrics.json (for resumed runs); NaN
-    /// where unknown (metrics.json writes an unknown time as null).
-    pub fn read_wall_times(&self) -> Vec<[f64; 2]> {
-        std::fs::read_to_string(self.dir.join("metrics.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
-            .map(|m| {
-                m.iter()
-                    .map(|e| {
-                        [
-                            e["train_seconds"].as_f64().unwrap_or(f64::NAN),
-                            e["test_seconds"].as_f64().unwrap_or(f64::NAN),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Rewrites metrics.csv and metrics.json with every epoch so far.
-    pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<(), TrainError> {
-        let layers = metrics.first().map_or(0, |m| m.record.rates_hz.len());
-        let mut csv = String::from(
-            "epoch,train_examples,train_error,test_examples,test_error,wall_seconds,train_seconds,test_seconds,seconds_per_train_example",
-        );
-        for l in 0..layers {
-            csv.push_str(&format!(",rate_hz_layer{l}"));
-        }
-        csv.push('\n');
-        for m in metrics {
-            let r = &m.record;
-            csv.push_str(&format!(
-                "{},{},{:.4},{},{:.4},{:.3},{:.3},{:.3},{:.6e}",
-                r.epoch,
-                r.train_examples,
-                r.train_error,
-                r.test_examples,
-                r.test_error,
-                m.wall_seconds,
-                m.train_seconds,
-                m.test_seconds,
-                m.seconds_per_train_example
-            ));
-            for hz in &r.rates_hz {
-                csv.push_str(&format!(",{hz:.3}"));
-            }
-            csv.push('\n');
-        }
-        let p = self.dir.join("metrics.csv");
-        checkpoint::write_atomic(&p, csv.as_bytes()).map_err(io_err(&p))?;
-        let p = self.dir.join("metrics.json");
-        let json = serde_json::to_string_pretty(metrics).expect("metrics serialise");
-        checkpoint::write_atomic(&p, json.as_bytes()).map_err(io_err(&p))
-    }
 }
 
 /// Called as training goes (progress bars, logs).
@@ -362,7 +188,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains up to `opts.epochs` epochs in total. `stop` is polled after every example.
-    pub fn run<P: Progress, O: Observer>(
+    pub fn run<P: Progress, O: RunHooks>(
         &mut self,
         stop: &AtomicBool,
         progress: &mut P,

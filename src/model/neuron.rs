@@ -2,7 +2,7 @@
 //! neurons, their firing rates and spikes, and the apical plateau potential.
 //! Equation numbers refer to docs/model.md.
 
-use crate::config::NeuronConfig;
+use crate::model::config::NeuronConfig;
 
 /// Constants of the somatic updates, derived once from the model file.
 #[derive(Clone, Copy, Debug)]
@@ -266,9 +266,9 @@ pub fn emit_spikes(
     let mut k = 0;
     let mut lo = 0u32;
     for c in count.chunks_exact(8) {
-        let mask = crate::simd::positive_mask8(c) as usize;
-        crate::simd::set_lanes(&mut cand[k..k + 8], mask, lo);
-        k += crate::simd::MASK_LANES_SET[mask] as usize;
+        let mask = crate::base::simd::positive_mask8(c) as usize;
+        crate::base::simd::set_lanes(&mut cand[k..k + 8], mask, lo);
+        k += crate::base::simd::MASK_LANES_SET[mask] as usize;
         lo += 8;
     }
     for (i, &c) in count.iter().enumerate().skip(lo as usize) {

@@ -5,7 +5,7 @@
 //! B(t) = sum_{d=1..mem} kappa(d) u(t-d+1) + b (eq. 2.3), a short sum over a ring buffer of
 //! u. With the full kernel the same sum is two exponential traces (eq. 2.4).
 
-use crate::config::{PspKernel, SynapseConfig};
+use crate::model::config::{PspKernel, SynapseConfig};
 use serde::{Deserialize, Serialize};
 
 /// Eq. 2.1: kappa(t) = (exp(-t/tau_L) - exp(-t/tau_s)) / (tau_L - tau_s).

@@ -1,8 +1,8 @@
 //! `apical reproduce` and `apical plot` (command-line edge of src/reproduce.rs and src/plot.rs).
 
 use anyhow::{bail, Context, Result};
-use apical::reproduce::{self, ReproduceOptions};
-use apical::train::RunDir;
+use apical::app::reproduce::{self, ReproduceOptions};
+use apical::io::run_dir::RunDir;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -173,10 +173,10 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => RunDir::read_info(dir)
             .map(|i| i.data_dir)
-            .or_else(|_| apical::data::find_data_dir(None))?,
+            .or_else(|_| apical::io::mnist::find_data_dir(None))?,
     };
     let (data, _) = crate::load_data(Some(&data_dir), a.data.no_verify)?;
-    let files = apical::plot::plot_run(dir, &data.train, a.examples)?;
+    let files = apical::app::plot::plot_run(dir, &data.train, a.examples)?;
     for f in files {
         println!("{}", f.display());
     }

@@ -1,0 +1,9 @@
+//! Applications built on runs: the benchmark harness ([`bench`]), the paper's experiments
+//! ([`reproduce`]) and plots ([`plot`]).
+//!
+//! May use: every other layer ([`crate::base`], [`crate::model`], [`crate::sim`],
+//! [`crate::io`], [`crate::run`]); nothing below uses this layer.
+
+pub mod bench;
+pub mod plot;
+pub mod reproduce;

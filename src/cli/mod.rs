@@ -1,0 +1,3 @@
+//! The command line's subcommands that live in files of their own.
+
+pub mod reproduce;

@@ -1,0 +1,11 @@
+//! Files: everything that reads or writes the disk.
+//!
+//! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the MNIST files
+//! ([`mnist`]), the run directory ([`run_dir`]), and HDF5 traces ([`record`]).
+//! May use: [`crate::base`], [`crate::model`], [`crate::sim`].
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod mnist;
+pub mod record;
+pub mod run_dir;

@@ -1,0 +1,114 @@
+//! Reading a trace file back: a text summary for `apical inspect`.
+
+use super::writer::RecordError;
+use super::writer::Sorting;
+use hdf5::types::{TypeDescriptor, VarLenUnicode};
+use hdf5::{File, Group, Location};
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn attr_text(loc: &Location, name: &str) -> String {
+    let Ok(a) = loc.attr(name) else {
+        return "?".into();
+    };
+    let Ok(td) = a.dtype().and_then(|d| d.to_descriptor()) else {
+        return "?".into();
+    };
+    let scalar = a.ndim() == 0;
+    let list = |v: Vec<String>| {
+        if scalar {
+            v.into_iter().next().unwrap_or_default()
+        } else {
+            format!("[{}]", v.join(", "))
+        }
+    };
+    match td {
+        TypeDescriptor::VarLenUnicode => a
+            .read_scalar::<VarLenUnicode>()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| "?".into()),
+        TypeDescriptor::VarLenAscii => a
+            .read_scalar::<hdf5::types::VarLenAscii>()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| "?".into()),
+        TypeDescriptor::Integer(_) => a
+            .read_raw::<i64>()
+            .map(|v| list(v.iter().map(|x| x.to_string()).collect()))
+            .unwrap_or_else(|_| "?".into()),
+        TypeDescriptor::Unsigned(_) => a
+            .read_raw::<u64>()
+            .map(|v| list(v.iter().map(|x| x.to_string()).collect()))
+            .unwrap_or_else(|_| "?".into()),
+        TypeDescriptor::Float(_) => a
+            .read_raw::<f64>()
+            .map(|v| list(v.iter().map(|x| x.to_string()).collect()))
+            .unwrap_or_else(|_| "?".into()),
+        TypeDescriptor::Boolean => a
+            .read_scalar::<bool>()
+            .map(|b| b.to_string())
+            .unwrap_or_else(|_| "?".into()),
+        TypeDescriptor::Enum(et) => match a.read_scalar::<Sorting>() {
+            Ok(s) => format!("{s:?} (enum)"),
+            Err(_) => format!("<enum of {} members>", et.members.len()),
+        },
+        other => format!("<{other}>"),
+    }
+}
+
+fn inspect_group(g: &Group, path: &str, out: &mut String) -> hdf5::Result<()> {
+    let mut names = g.member_names()?;
+    names.sort();
+    for name in names {
+        let full = format!("{path}/{name}");
+        if let Ok(ds) = g.dataset(&name) {
+            let shape = ds.shape();
+            let td = ds
+                .dtype()
+                .and_then(|d| d.to_descriptor())
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| "?".into());
+            let _ = write!(out, "  {full:<40} {td:<8} {shape:?}");
+            for an in ds.attr_names()? {
+                let _ = write!(out, "  {an}={}", attr_text(&ds, &an));
+            }
+            out.push('\n');
+        } else if let Ok(sub) = g.group(&name) {
+            let _ = write!(out, "  {full}/");
+            for an in sub.attr_names()? {
+                let _ = write!(out, "  {an}={}", attr_text(&sub, &an));
+            }
+            out.push('\n');
+            inspect_group(&sub, &full, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A summary of a trace file: root attributes, every group and dataset with its shape, type
+/// and units, and the model config.
+pub fn inspect(path: &Path) -> Result<String, RecordError> {
+    let he = |what: &str| {
+        let what = what.to_string();
+        let path = path.to_path_buf();
+        move |source| RecordError::Hdf5 { path, what, source }
+    };
+    let f = File::open(path).map_err(he("cannot open the file"))?;
+    let mut out = format!("{}\n", path.display());
+    let mut attrs = f.attr_names().map_err(he("cannot list attributes"))?;
+    attrs.sort();
+    out.push_str("attributes:\n");
+    for a in &attrs {
+        if a != "model_toml" {
+            let _ = writeln!(out, "  {a} = {}", attr_text(&f, a));
+        }
+    }
+    out.push_str("contents (dataset, type, shape, attributes):\n");
+    inspect_group(&f, "", &mut out).map_err(he("cannot read the file's groups"))?;
+    if attrs.iter().any(|a| a == "model_toml") {
+        out.push_str("model config:\n");
+        for line in attr_text(&f, "model_toml").lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    Ok(out)
+}

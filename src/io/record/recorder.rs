@@ -1,0 +1,870 @@
+//! The recorder: an observer of the simulation that streams what the plan selects into the
+//! trace file.
+
+use super::layout::*;
+use super::writer::*;
+use super::{FLUSH_BYTES, FORMAT_VERSION, POTENTIAL_UNITS};
+use crate::base::rng::{stream, Purpose};
+use crate::io::checkpoint::EpochRecord;
+use crate::model::config::ModelConfig;
+use crate::model::neuron::plateau_potential;
+use crate::model::params::LayerParams;
+use crate::model::phases::phase_lengths;
+use crate::model::record_plan::{
+    population_names, RecordPlan, ELEMENT_APICAL, ELEMENT_BASAL, ELEMENT_SOMA,
+};
+use crate::model::recording::RecordGroup;
+use crate::sim::observer::{Observer, Phase, StepInfo};
+use crate::sim::state::NetState;
+use hdf5::File;
+use std::path::{Path, PathBuf};
+
+/// Compression of the trace datasets. libsonata's PyPI wheels (0.1.37, 0.2.2) come with an
+/// HDF5 that has no deflate filter: they read only files written with `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Byte shuffle, then deflate at this level (0-9).
+    Deflate(u8),
+    None,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Deflate(1)
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::Deflate(l) => write!(f, "deflate:{l}"),
+            Compression::None => f.write_str("none"),
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Compression::None),
+            "deflate" => Ok(Compression::default()),
+            _ => s
+                .strip_prefix("deflate:")
+                .and_then(|l| l.parse::<u8>().ok())
+                .filter(|&l| l <= 9)
+                .map(Compression::Deflate)
+                .ok_or_else(|| {
+                    format!("is not a compression; use deflate, deflate:0..9 or none, got {s:?}")
+                }),
+        }
+    }
+}
+
+/// How a recorded run ended (root attributes `complete` and `stop_reason`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    Completed,
+    Interrupted,
+    Failed(String),
+}
+
+/// Where a run starts: epoch (1-based), example in it, and training steps before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartPoint {
+    pub epoch: usize,
+    pub example: usize,
+    pub step: u64,
+}
+
+/// Writes traces of a training run as it goes. Create it with [`Recorder::create`], pass it
+/// to [`crate::run::trainer::Trainer::run`] as the observer, then call [`Recorder::finish`]. If it is
+/// dropped without `finish`, it still flushes and marks the file incomplete.
+pub struct Recorder {
+    file: Option<File>,
+    writer: Writer,
+    path: PathBuf,
+    plan: RecordPlan,
+    dt: f64,
+    m_layers: usize,
+    /// Global training step of the next step.
+    step: u64,
+    /// Whether any per-step recording is on for the current example.
+    step_active: bool,
+    spikes: Vec<Option<SpikeOut>>,
+    reports: Vec<Option<ReportOut>>,
+    rates: Vec<Option<ReportOut>>,
+    plateaus: Vec<Option<PlateauOut>>,
+    weights: Vec<Option<WeightsOut>>,
+    snaps: Option<SnapIndex>,
+    examples: Option<ExamplesOut>,
+    epochs: EpochsOut,
+    // The current example.
+    epoch: usize,
+    n_examples: usize,
+    example: usize,
+    image: usize,
+    label: u8,
+    example_row: Option<u64>,
+    example_start: u64,
+    forward_steps: u32,
+    target_steps: u32,
+    /// (epoch, examples done in it) of the last example handed to the buffers.
+    last_done: (usize, usize),
+    flush_bytes: usize,
+    error: Option<RecordError>,
+    finished: bool,
+    inject_failure: bool,
+}
+
+impl Recorder {
+    /// Creates the trace file (truncating one that exists) and writes its root attributes.
+    /// `spec_text` is stored as given, for the record.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        path: &Path,
+        groups: &[RecordGroup],
+        spec_text: &str,
+        cfg: &ModelConfig,
+        model_toml: &str,
+        seed: u64,
+        start: StartPoint,
+        z: Compression,
+    ) -> Result<Self, RecordError> {
+        let plan = RecordPlan::resolve(groups, cfg)?;
+        let he = |what: &str| {
+            let what = what.to_string();
+            let path = path.to_path_buf();
+            move |source| RecordError::Hdf5 { path, what, source }
+        };
+        // Memory stays flat on long runs only with the 1.10 format (its extensible-array
+        // chunk index; with the 1.8 B-tree index peak RSS grew by ~6 MB per 20,000 recorded
+        // examples, docs/traces.md) and a small metadata cache. Its price: a process killed
+        // before closing the file leaves it flagged "open for write", and readers refuse it
+        // until `h5clear -s` (hdf5-tools) clears the flag.
+        let mdc = hdf5::file::MetadataCacheConfig {
+            initial_size: 1 << 20,
+            min_size: 1 << 19,
+            max_size: 4 << 20,
+            max_increment: 1 << 20,
+            ..Default::default()
+        };
+        let file = File::with_options()
+            .with_fapl(|p| p.libver_v110().mdc_config(&mdc))
+            .create(path)
+            .map_err(he("cannot create the file"))?;
+        let names = population_names(cfg);
+        let sizes = cfg.layer_sizes();
+        let m_layers = sizes.len();
+        let dt = cfg.neuron.dt;
+        let mut pre = vec![cfg.network.n_in];
+        pre.extend_from_slice(&sizes[..m_layers - 1]);
+        let fb = |m: usize| -> usize {
+            match cfg.network.feedback {
+                crate::model::config::FeedbackSource::Broadcast => cfg.network.n_out,
+                crate::model::config::FeedbackSource::NextLayer => sizes[m + 1],
+            }
+        };
+        let build = || -> hdf5::Result<Recorder> {
+            put_str(&file, "format", "apical-traces")?;
+            put_attr(&file, "format_version", &FORMAT_VERSION)?;
+            put_str(&file, "apical_version", env!("CARGO_PKG_VERSION"))?;
+            put_str(&file, "model_name", &cfg.name)?;
+            put_str(&file, "model_toml", model_toml)?;
+            put_attr(&file, "seed", &seed)?;
+            put_attr(&file, "dt", &dt)?;
+            put_str(&file, "time_units", "ms")?;
+            put_str(&file, "potential_units", POTENTIAL_UNITS)?;
+            put_str(&file, "rate_units", "Hz")?;
+            put_str(&file, "record_spec", spec_text)?;
+            put_str(&file, "compression", &z.to_string())?;
+            put_str(&file, "populations", &names.join(","))?;
+            let sz: Vec<u64> = std::iter::once(cfg.network.n_in as u64)
+                .chain(sizes.iter().map(|&s| s as u64))
+                .collect();
+            file.new_attr_builder()
+                .with_data(&sz[..])
+                .create("population_sizes")?;
+            put_attr(&file, "start_epoch", &(start.epoch as u64))?;
+            put_attr(&file, "start_example", &(start.example as u64))?;
+            put_attr(&file, "start_time", &(start.step as f64 * dt))?;
+            put_attr(&file, "complete", &false)?;
+            put_str(&file, "stop_reason", "running")?;
+            put_attr(&file, "last_epoch", &(start.epoch.saturating_sub(1) as u64))?;
+            put_attr(&file, "last_example", &0u64)?;
+            put_attr(&file, "end_time", &(start.step as f64 * dt))?;
+
+            let (_, spikes) = per_population(&file, "spikes", &plan.spikes, |sg, p, ex| {
+                let g = sg.create_group(&names[p])?;
+                g.new_attr::<Sorting>()
+                    .create("sorting")?
+                    .write_scalar(&Sorting::by_time)?;
+                Ok(SpikeOut {
+                    examples: *ex,
+                    active: false,
+                    timestamps: Col::create(z, &g, "timestamps", &[], Some("ms"))?,
+                    node_ids: Col::create(z, &g, "node_ids", &[], None)?,
+                })
+            })?;
+            let (_, reports) = per_population(&file, "report", &plan.report, |rg, m, r| {
+                ReportOut::create(
+                    z,
+                    rg,
+                    &names[m + 1],
+                    sizes[m],
+                    &r.elements,
+                    r.examples,
+                    r.interval,
+                    dt,
+                    POTENTIAL_UNITS,
+                )
+            })?;
+            let (_, rates) = per_population(&file, "rates", &plan.rate, |g, m, (ex, iv)| {
+                ReportOut::create(
+                    z,
+                    g,
+                    &names[m + 1],
+                    sizes[m],
+                    &[ELEMENT_SOMA],
+                    *ex,
+                    *iv,
+                    dt,
+                    "Hz",
+                )
+            })?;
+            let (_, plateaus) = per_population(&file, "plateau", &plan.plateau, |pg, m, ex| {
+                let g = pg.create_group(&names[m + 1])?;
+                let u = Some(POTENTIAL_UNITS);
+                Ok(PlateauOut {
+                    examples: *ex,
+                    active: false,
+                    row: Col::create(z, &g, "example_row", &[], None)?,
+                    forward: Col::create(z, &g, "forward", &[sizes[m]], u)?,
+                    target: Col::create(z, &g, "target", &[sizes[m]], u)?,
+                })
+            })?;
+            let (wg, weights) = per_population(&file, "weights", &plan.weights, |wg, m, ex| {
+                let g = wg.create_group(&names[m + 1])?;
+                let hidden = m + 1 < m_layers;
+                let u = Some(POTENTIAL_UNITS);
+                Ok(WeightsOut {
+                    examples: *ex,
+                    w: Col::create(z, &g, "W", &[sizes[m], pre[m]], u)?,
+                    b: Col::create(z, &g, "b", &[sizes[m]], u)?,
+                    y: if hidden {
+                        Some(Col::create(z, &g, "Y", &[sizes[m], fb(m)], u)?)
+                    } else {
+                        None
+                    },
+                    c: if hidden {
+                        Some(Col::create(z, &g, "c", &[sizes[m]], u)?)
+                    } else {
+                        None
+                    },
+                    scratch: Vec::new(),
+                })
+            })?;
+            let snaps = match &wg {
+                Some(wg) => Some(SnapIndex {
+                    epoch: Col::create(z, wg, "epoch", &[], None)?,
+                    example: Col::create(z, wg, "example", &[], None)?,
+                    time: Col::create(z, wg, "time", &[], Some("ms"))?,
+                    last: None,
+                }),
+                None => None,
+            };
+            let per_example = plan.spikes.iter().any(Option::is_some)
+                || plan.report.iter().any(Option::is_some)
+                || plan.rate.iter().any(Option::is_some)
+                || plan.plateau.iter().any(Option::is_some)
+                || plan.labels.is_some();
+            let examples = if per_example {
+                let g = file.create_group("examples")?;
+                Some(ExamplesOut {
+                    epoch: Col::create(z, &g, "epoch", &[], None)?,
+                    example: Col::create(z, &g, "example", &[], None)?,
+                    image: Col::create(z, &g, "image", &[], None)?,
+                    label: Col::create(z, &g, "label", &[], None)?,
+                    prediction: Col::create(z, &g, "prediction", &[], None)?,
+                    start_time: Col::create(z, &g, "start_time", &[], Some("ms"))?,
+                    forward_steps: Col::create(z, &g, "forward_steps", &[], None)?,
+                    target_steps: Col::create(z, &g, "target_steps", &[], None)?,
+                })
+            } else {
+                None
+            };
+            let g = file.create_group("epochs")?;
+            let epochs = EpochsOut {
+                epoch: Col::create(z, &g, "epoch", &[], None)?,
+                train_examples: Col::create(z, &g, "train_examples", &[], None)?,
+                train_error: Col::create(z, &g, "train_error", &[], Some("%"))?,
+                test_examples: Col::create(z, &g, "test_examples", &[], None)?,
+                test_error: Col::create(z, &g, "test_error", &[], Some("%"))?,
+                rates_hz: Col::create(z, &g, "rates_hz", &[m_layers], Some("Hz"))?,
+                end_time: Col::create(z, &g, "end_time", &[], Some("ms"))?,
+            };
+            file.flush()?;
+            Ok(Recorder {
+                file: None,
+                writer: Writer {
+                    tx: None,
+                    thread: None,
+                    failed: Default::default(),
+                },
+                path: PathBuf::new(),
+                plan: plan.clone(),
+                dt,
+                m_layers,
+                step: start.step,
+                step_active: false,
+                spikes,
+                reports,
+                rates,
+                plateaus,
+                weights,
+                snaps,
+                examples,
+                epochs,
+                epoch: start.epoch,
+                n_examples: 0,
+                example: start.example,
+                image: 0,
+                label: 0,
+                example_row: None,
+                example_start: start.step,
+                forward_steps: 0,
+                target_steps: 0,
+                last_done: (start.epoch.saturating_sub(1), 0),
+                flush_bytes: FLUSH_BYTES,
+                error: None,
+                finished: false,
+                inject_failure: false,
+            })
+        };
+        let mut r = build().map_err(he("cannot lay out the file"))?;
+        if start.example > 0 {
+            r.last_done = (start.epoch, start.example);
+        }
+        r.file = Some(file);
+        r.path = path.to_path_buf();
+        r.writer = Writer::spawn().map_err(|e| RecordError::Write {
+            path: path.to_path_buf(),
+            message: format!("cannot start the writer thread: {e}"),
+        })?;
+        Ok(r)
+    }
+
+    /// The trace file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flush when this many bytes are buffered at the end of an example (default
+    /// [`FLUSH_BYTES`]).
+    pub fn set_flush_bytes(&mut self, bytes: usize) {
+        self.flush_bytes = bytes;
+    }
+
+    /// Makes the next flush fail as a write error would (for tests of that path).
+    #[doc(hidden)]
+    pub fn inject_write_failure(&mut self) {
+        self.inject_failure = true;
+    }
+
+    /// The first write error, if recording stopped on one (the run itself goes on).
+    pub fn error(&self) -> Option<&RecordError> {
+        self.error.as_ref()
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        let mut b = 0;
+        for s in self.spikes.iter().flatten() {
+            b += s.timestamps.bytes() + s.node_ids.bytes();
+        }
+        for r in self.reports.iter().chain(&self.rates).flatten() {
+            b += r.bytes();
+        }
+        for p in self.plateaus.iter().flatten() {
+            b += p.forward.bytes() + p.target.bytes() + p.row.bytes();
+        }
+        for w in self.weights.iter().flatten() {
+            b += w.w.bytes() + w.b.bytes();
+            b += w.y.as_ref().map_or(0, |c| c.bytes()) + w.c.as_ref().map_or(0, |c| c.bytes());
+        }
+        b
+    }
+
+    fn fail(&mut self, what: &str, source: hdf5::Error) {
+        if self.error.is_none() {
+            self.error = Some(RecordError::Hdf5 {
+                path: self.path.clone(),
+                what: what.to_string(),
+                source,
+            });
+        }
+    }
+
+    /// Hands every buffer to the writer thread, with an update of the progress attributes.
+    /// Blocks while the writer is still busy with the batch before the last one, so at
+    /// most two batches are in flight.
+    fn flush_all(&mut self) {
+        let mut jobs: Vec<Job> = Vec::new();
+        if std::mem::take(&mut self.inject_failure) {
+            jobs.push(Box::new(|| {
+                Err(hdf5::Error::from("injected write failure (test)"))
+            }));
+        }
+        let j = &mut jobs;
+        for s in self.spikes.iter_mut().flatten() {
+            s.timestamps.flush(j);
+            s.node_ids.flush(j);
+        }
+        for r in self
+            .reports
+            .iter_mut()
+            .chain(self.rates.iter_mut())
+            .flatten()
+        {
+            r.flush(j);
+        }
+        for p in self.plateaus.iter_mut().flatten() {
+            p.row.flush(j);
+            p.forward.flush(j);
+            p.target.flush(j);
+        }
+        for w in self.weights.iter_mut().flatten() {
+            w.w.flush(j);
+            w.b.flush(j);
+            if let Some(c) = &mut w.y {
+                c.flush(j);
+            }
+            if let Some(c) = &mut w.c {
+                c.flush(j);
+            }
+        }
+        if let Some(s) = &mut self.snaps {
+            s.epoch.flush(j);
+            s.example.flush(j);
+            s.time.flush(j);
+        }
+        if let Some(e) = &mut self.examples {
+            e.epoch.flush(j);
+            e.example.flush(j);
+            e.image.flush(j);
+            e.label.flush(j);
+            e.prediction.flush(j);
+            e.start_time.flush(j);
+            e.forward_steps.flush(j);
+            e.target_steps.flush(j);
+        }
+        let e = &mut self.epochs;
+        e.epoch.flush(j);
+        e.train_examples.flush(j);
+        e.train_error.flush(j);
+        e.test_examples.flush(j);
+        e.test_error.flush(j);
+        e.rates_hz.flush(j);
+        e.end_time.flush(j);
+        if let Some(f) = &self.file {
+            let f = f.clone();
+            let (epoch, example) = (self.last_done.0 as u64, self.last_done.1 as u64);
+            let end = self.step as f64 * self.dt;
+            jobs.push(Box::new(move || {
+                put_attr(&f, "last_epoch", &epoch)?;
+                put_attr(&f, "last_example", &example)?;
+                put_attr(&f, "end_time", &end)?;
+                f.flush()
+            }));
+        }
+        let sent = self.writer.tx.as_ref().map(|tx| tx.send(jobs));
+        if !matches!(sent, Some(Ok(()))) {
+            self.writer_failed("the writer thread stopped".into());
+        }
+    }
+
+    fn writer_failed(&mut self, message: String) {
+        if self.error.is_none() {
+            self.error = Some(RecordError::Write {
+                path: self.path.clone(),
+                message,
+            });
+        }
+    }
+
+    /// Takes the writer thread's first error, if it had one.
+    fn check_writer(&mut self) {
+        let msg = self
+            .writer
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(m) = msg {
+            self.writer_failed(m);
+        }
+    }
+
+    fn try_flush(&mut self) {
+        self.check_writer();
+        if self.error.is_some() {
+            return;
+        }
+        self.flush_all();
+    }
+
+    /// Best effort after a write error: say so in the file (writer thread joined).
+    fn mark_failed(&mut self) {
+        if let (Some(f), Some(err)) = (&self.file, &self.error) {
+            let _ = put_attr(f, "complete", &false);
+            let _ = put_str(f, "stop_reason", &format!("write error: {err}"));
+            let _ = f.flush();
+        }
+    }
+
+    fn snapshot(&mut self, params: &[LayerParams], epoch: usize, example: usize) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(s) = &mut self.snaps else {
+            return;
+        };
+        if s.last == Some((epoch, example)) {
+            return;
+        }
+        s.last = Some((epoch, example));
+        s.epoch.push(epoch as u32);
+        s.example.push(example as u32);
+        s.time.push(self.step as f64 * self.dt);
+        for (w, p) in self.weights.iter_mut().zip(params) {
+            let Some(w) = w else { continue };
+            // W[i, j] = w[j * n + i]: store neuron-major, as (post, pre).
+            transpose_into(&p.w, p.n_pre, p.n, &mut w.scratch);
+            w.w.extend(&w.scratch);
+            w.b.extend(&p.b);
+            if let Some(y) = &mut w.y {
+                transpose_into(&p.y, p.n_fb, p.n, &mut w.scratch);
+                y.extend(&w.scratch);
+            }
+            if let Some(c) = &mut w.c {
+                c.extend(&p.c);
+            }
+        }
+    }
+
+    /// Flushes, writes the final status and closes the file. Returns the first write error,
+    /// if any happened during the run.
+    pub fn finish(mut self, end: RunEnd) -> Result<PathBuf, RecordError> {
+        self.finish_inner(end);
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(self.path.clone()),
+        }
+    }
+
+    fn finish_inner(&mut self, end: RunEnd) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.try_flush();
+        // Let the writer finish every batch, then write the status from this thread.
+        self.writer.tx = None;
+        if let Some(t) = self.writer.thread.take() {
+            if t.join().is_err() {
+                self.writer_failed("the writer thread panicked".into());
+            }
+        }
+        self.check_writer();
+        if self.error.is_some() {
+            self.mark_failed();
+        } else {
+            if let Some(f) = &self.file {
+                let (complete, reason) = match &end {
+                    RunEnd::Completed => (true, "completed".to_string()),
+                    RunEnd::Interrupted => (false, "interrupted".to_string()),
+                    RunEnd::Failed(m) => (false, format!("failed: {m}")),
+                };
+                let r = put_attr(f, "complete", &complete)
+                    .and_then(|_| put_str(f, "stop_reason", &reason))
+                    .and_then(|_| f.flush());
+                if let Err(e) = r {
+                    self.fail("cannot write the final status", e);
+                }
+            }
+        }
+        if let Some(f) = self.file.take() {
+            if let Err(e) = f.close() {
+                self.fail("cannot close the file", e);
+            }
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.finish_inner(RunEnd::Failed(
+            "the recorder was dropped before the run ended".into(),
+        ));
+    }
+}
+
+fn transpose_into(src: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    // src is [rows][cols]; out becomes [cols][rows].
+    out.clear();
+    out.resize(rows * cols, 0.0);
+    for r in 0..rows {
+        for (c, &v) in src[r * cols..(r + 1) * cols].iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+}
+
+impl Observer for Recorder {
+    fn reads_apical(&self) -> bool {
+        self.reports
+            .iter()
+            .flatten()
+            .any(|r| r.elements.contains(&ELEMENT_APICAL))
+    }
+
+    #[inline]
+    fn on_step(&mut self, info: &StepInfo<'_>) {
+        if info.phase == Phase::Test {
+            return;
+        }
+        let k = self.step;
+        self.step += 1;
+        match info.phase {
+            Phase::Forward => self.forward_steps += 1,
+            _ => self.target_steps += 1,
+        }
+        if !self.step_active {
+            return;
+        }
+        let t = k as f64 * self.dt;
+        let st: &NetState = info.state;
+        for (p, s) in self.spikes.iter_mut().enumerate() {
+            let Some(s) = s else { continue };
+            if !s.active {
+                continue;
+            }
+            let ev = if p == 0 {
+                &st.input.events
+            } else {
+                &st.layers[p - 1].events
+            };
+            for &i in ev {
+                s.timestamps.push(t);
+                s.node_ids.push(i as u64);
+            }
+        }
+        for (m, r) in self.reports.iter_mut().enumerate() {
+            let Some(r) = r else { continue };
+            if !r.active || k % r.interval != 0 {
+                continue;
+            }
+            r.first_time.get_or_insert(t);
+            r.times.push(t);
+            for b in &st.layers[m].blocks {
+                for i in 0..b.soma.len() {
+                    for &e in &r.elements {
+                        r.data.push(match e {
+                            ELEMENT_SOMA => b.soma[i],
+                            ELEMENT_BASAL => b.basal[i],
+                            _ => b.apical[i],
+                        });
+                    }
+                }
+            }
+        }
+        let hz = 1000.0 / self.dt as f32;
+        for (m, r) in self.rates.iter_mut().enumerate() {
+            let Some(r) = r else { continue };
+            if !r.active || k % r.interval != 0 {
+                continue;
+            }
+            r.first_time.get_or_insert(t);
+            r.times.push(t);
+            for b in &st.layers[m].blocks {
+                for &v in &b.rate {
+                    r.data.push(v * hz);
+                }
+            }
+        }
+    }
+
+    fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
+        if phase == Phase::Test {
+            return;
+        }
+        let Some(row) = self.example_row else { return };
+        for (m, p) in self.plateaus.iter_mut().enumerate() {
+            let Some(p) = p else { continue };
+            if !p.active {
+                continue;
+            }
+            let l = &state.layers[m];
+            match phase {
+                Phase::Forward => {
+                    p.row.push(row);
+                    for &a in &l.forward.a {
+                        p.forward.push(plateau_potential(a));
+                    }
+                }
+                _ => {
+                    for &a in &l.target.a {
+                        p.target.push(plateau_potential(a));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Recorder {
+    /// Run event: an epoch starts (or resumes at example `first`).
+    pub fn epoch_start(&mut self, epoch: usize, first: usize, n: usize, params: &[LayerParams]) {
+        self.epoch = epoch;
+        self.n_examples = n;
+        if epoch == 1 && first == 0 {
+            self.snapshot(params, 0, 0);
+        }
+    }
+
+    /// Run event: a training example is about to run.
+    pub fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+        self.epoch = epoch;
+        self.example = example;
+        self.image = image;
+        self.label = label;
+        self.example_start = self.step;
+        self.forward_steps = 0;
+        self.target_steps = 0;
+        let n = self.n_examples;
+        if self.error.is_some() {
+            self.step_active = false;
+            self.example_row = None;
+            return;
+        }
+        self.example_row = if self.plan.example_selected(example, n) {
+            self.examples.as_ref().map(|e| e.epoch.total_rows() as u64)
+        } else {
+            None
+        };
+        let mut any = false;
+        for s in self.spikes.iter_mut().flatten() {
+            s.active = s.examples.selects(example, n);
+            any |= s.active;
+        }
+        for r in self
+            .reports
+            .iter_mut()
+            .chain(self.rates.iter_mut())
+            .flatten()
+        {
+            r.active = r.examples.selects(example, n);
+            any |= r.active;
+        }
+        for p in self.plateaus.iter_mut().flatten() {
+            p.active = p.examples.selects(example, n);
+        }
+        self.step_active = any;
+    }
+
+    /// Run event: the example ran (its prediction; `params` after learning).
+    pub fn example_end(&mut self, predicted: u8, params: &[LayerParams]) {
+        if let (Some(_), Some(e)) = (self.example_row, &mut self.examples) {
+            e.epoch.push(self.epoch as u32);
+            e.example.push(self.example as u32);
+            e.image.push(self.image as u32);
+            e.label.push(self.label);
+            e.prediction.push(predicted);
+            e.start_time.push(self.example_start as f64 * self.dt);
+            e.forward_steps.push(self.forward_steps);
+            e.target_steps.push(self.target_steps);
+        }
+        self.step_active = false;
+        self.example_row = None;
+        self.last_done = (self.epoch, self.example + 1);
+        let (k, n) = (self.example, self.n_examples);
+        if self
+            .weights
+            .iter()
+            .flatten()
+            .any(|w| w.examples.selects(k, n))
+        {
+            self.snapshot(params, self.epoch, k + 1);
+        }
+        // After a write error, on_example_start turns recording off; the run goes on.
+        self.check_writer();
+        if self.buffered_bytes() >= self.flush_bytes {
+            self.try_flush();
+        }
+    }
+
+    /// Run event: the epoch ended and was tested.
+    pub fn epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
+        let e = &mut self.epochs;
+        e.epoch.push(record.epoch as u32);
+        e.train_examples.push(record.train_examples as u32);
+        e.train_error.push(record.train_error);
+        e.test_examples.push(record.test_examples as u32);
+        e.test_error.push(record.test_error);
+        let mut rates = record.rates_hz.clone();
+        rates.resize(self.m_layers, f64::NAN);
+        e.rates_hz.extend(&rates);
+        e.end_time.push(self.step as f64 * self.dt);
+        self.last_done = (record.epoch, record.train_examples);
+        self.snapshot(params, record.epoch, record.train_examples);
+        self.try_flush();
+    }
+}
+
+/// Training steps of a run before example `example` of `epoch` (1-based): the global time
+/// origin of a resumed run's trace file. Phase lengths are drawn from their own stream, so
+/// this replays no simulation.
+pub fn steps_before(
+    cfg: &ModelConfig,
+    seed: u64,
+    n_train: usize,
+    epoch: usize,
+    example: usize,
+) -> u64 {
+    let mut steps = 0u64;
+    for e in 1..=epoch {
+        let (f, t) = phase_lengths(
+            cfg,
+            n_train,
+            &mut stream(seed, Purpose::PhaseLengths, &[e as u64]),
+        );
+        let upto = if e == epoch {
+            example.min(n_train)
+        } else {
+            n_train
+        };
+        steps += f[..upto]
+            .iter()
+            .chain(&t[..upto])
+            .map(|&l| l as u64)
+            .sum::<u64>();
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_names() {
+        assert_eq!("none".parse(), Ok(Compression::None));
+        assert_eq!("deflate".parse(), Ok(Compression::Deflate(1)));
+        assert_eq!("deflate:6".parse(), Ok(Compression::Deflate(6)));
+        assert!("deflate:10".parse::<Compression>().is_err());
+        assert!("gzip"
+            .parse::<Compression>()
+            .unwrap_err()
+            .contains("\"gzip\""));
+        assert_eq!(Compression::Deflate(6).to_string(), "deflate:6");
+    }
+}

@@ -1,0 +1,345 @@
+//! A record spec resolved against a model: per population, what is recorded and when.
+
+use crate::model::config::ModelConfig;
+use crate::model::recording::{
+    parse_examples, parse_var, spec_err, Examples, RecordGroup, SpecError, Var, VAR_NAMES,
+};
+
+/// Compartment codes of the report's `mapping/element_ids`.
+pub const ELEMENT_SOMA: u32 = 0;
+pub const ELEMENT_BASAL: u32 = 1;
+pub const ELEMENT_APICAL: u32 = 2;
+
+/// Compartment potentials of one layer in `/report/<population>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportSel {
+    /// Element codes recorded per neuron, ascending (soma 0, basal 1, apical 2).
+    pub elements: Vec<u32>,
+    pub examples: Examples,
+    pub interval: usize,
+}
+
+/// A record spec resolved against a model: per population (0 = input, m + 1 = layer m) or
+/// per layer m, what is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordPlan {
+    /// Per population.
+    pub spikes: Vec<Option<Examples>>,
+    /// Per layer.
+    pub report: Vec<Option<ReportSel>>,
+    /// Per layer: examples and interval.
+    pub rate: Vec<Option<(Examples, usize)>>,
+    /// Per layer (hidden layers only).
+    pub plateau: Vec<Option<Examples>>,
+    /// Per layer: `Some(examples)` records snapshots at the start of the run, at each epoch
+    /// end and after the selected examples.
+    pub weights: Vec<Option<Examples>>,
+    pub labels: Option<Examples>,
+}
+
+/// Population names of a model: input, hidden0.., output.
+pub fn population_names(cfg: &ModelConfig) -> Vec<String> {
+    let n_hidden = cfg.network.hidden.len();
+    let mut v = vec!["input".to_string()];
+    v.extend((0..n_hidden).map(|m| format!("hidden{m}")));
+    v.push("output".into());
+    v
+}
+
+impl RecordPlan {
+    /// Checks the groups against the model. Errors name the group's part, e.g.
+    /// `record[0].layers`.
+    pub fn resolve(groups: &[RecordGroup], cfg: &ModelConfig) -> Result<Self, SpecError> {
+        let names = population_names(cfg);
+        let m_layers = names.len() - 1;
+        let is_hidden = |p: usize| p >= 1 && p < m_layers;
+        let mut plan = RecordPlan {
+            spikes: vec![None; m_layers + 1],
+            report: vec![None; m_layers],
+            rate: vec![None; m_layers],
+            plateau: vec![None; m_layers],
+            weights: vec![None; m_layers],
+            labels: None,
+        };
+        // (var, population) -> (group, examples, interval), to find conflicts.
+        let mut claimed: Vec<(Var, usize, usize, Examples, usize)> = Vec::new();
+        for (gi, g) in groups.iter().enumerate() {
+            let f = |part: &str| format!("record[{gi}].{part}");
+            if g.variables.is_empty() {
+                return Err(spec_err(
+                    f("variables"),
+                    format!("is empty; choose from {VAR_NAMES}"),
+                ));
+            }
+            if g.interval == 0 {
+                return Err(spec_err(f("interval"), "must be at least 1 step, got 0"));
+            }
+            let mut vars = Vec::new();
+            for (vi, v) in g.variables.iter().enumerate() {
+                let Some(vs) = parse_var(v.trim()) else {
+                    return Err(spec_err(
+                        f(&format!("variables[{vi}]")),
+                        format!("is the unknown variable {v:?}; choose from {VAR_NAMES}"),
+                    ));
+                };
+                vars.extend_from_slice(vs);
+            }
+            let mut pops = Vec::new();
+            for (li, l) in g.layers.iter().enumerate() {
+                let l = l.trim();
+                match l {
+                    "all" => pops.extend(0..=m_layers),
+                    "hidden" => pops.extend(1..m_layers),
+                    _ => match names.iter().position(|n| n == l) {
+                        Some(p) => pops.push(p),
+                        None => {
+                            return Err(spec_err(
+                                f(&format!("layers[{li}]")),
+                                format!(
+                                    "is the unknown population {l:?}; this model has {} (or all, hidden)",
+                                    names.join(", ")
+                                ),
+                            ))
+                        }
+                    },
+                }
+            }
+            pops.sort_unstable();
+            pops.dedup();
+            let explicit = g.examples.is_some();
+            let examples = match &g.examples {
+                Some(s) => parse_examples(s.trim()).map_err(|p| spec_err(f("examples"), p))?,
+                None => Examples::All,
+            };
+            for &v in &vars {
+                let applies = |p: usize| match v {
+                    Var::Spikes => true,
+                    Var::Soma | Var::Basal | Var::Rate | Var::Weights => p >= 1,
+                    Var::Apical | Var::Plateau => is_hidden(p),
+                    Var::Labels | Var::Metrics => false,
+                };
+                if matches!(v, Var::Labels) {
+                    plan.labels = Some(examples);
+                    continue;
+                }
+                if matches!(v, Var::Metrics) {
+                    continue;
+                }
+                let targets: Vec<usize> = pops.iter().copied().filter(|&p| applies(p)).collect();
+                if targets.is_empty() {
+                    let name = g
+                        .variables
+                        .iter()
+                        .find(|n| parse_var(n.trim()).is_some_and(|vs| vs.contains(&v)));
+                    return Err(spec_err(
+                        f("layers"),
+                        format!(
+                            "selects no population that has {:?} ({})",
+                            name.map_or("?", |s| s.as_str()),
+                            match v {
+                                Var::Apical | Var::Plateau => "hidden layers only",
+                                Var::Spikes => "every population",
+                                _ => "hidden and output layers, not the input",
+                            }
+                        ),
+                    ));
+                }
+                let ex = if v == Var::Weights && !explicit {
+                    Examples::None
+                } else {
+                    examples
+                };
+                for p in targets {
+                    if let Some(c) = claimed.iter().find(|c| c.0 == v && c.1 == p) {
+                        return Err(spec_err(
+                            f("variables"),
+                            format!(
+                                "selects {v:?} of {} again (already selected by record[{}]); give each variable of a population once",
+                                names[p], c.2
+                            )
+                            .to_lowercase(),
+                        ));
+                    }
+                    claimed.push((v, p, gi, ex, g.interval));
+                    let m = p.wrapping_sub(1);
+                    match v {
+                        Var::Spikes => plan.spikes[p] = Some(ex),
+                        Var::Rate => plan.rate[m] = Some((ex, g.interval)),
+                        Var::Plateau => plan.plateau[m] = Some(ex),
+                        Var::Weights => plan.weights[m] = Some(ex),
+                        Var::Soma | Var::Basal | Var::Apical => {
+                            let code = match v {
+                                Var::Soma => ELEMENT_SOMA,
+                                Var::Basal => ELEMENT_BASAL,
+                                _ => ELEMENT_APICAL,
+                            };
+                            match &mut plan.report[m] {
+                                None => {
+                                    plan.report[m] = Some(ReportSel {
+                                        elements: vec![code],
+                                        examples: ex,
+                                        interval: g.interval,
+                                    })
+                                }
+                                Some(r) => {
+                                    if r.examples != ex || r.interval != g.interval {
+                                        return Err(spec_err(
+                                            f("variables"),
+                                            format!(
+                                                "records potentials of {} with other examples or interval than another group; soma, basal and apical of one population share one report, so give them in one group",
+                                                names[p]
+                                            ),
+                                        ));
+                                    }
+                                    r.elements.push(code);
+                                    r.elements.sort_unstable();
+                                }
+                            }
+                        }
+                        Var::Labels | Var::Metrics => {}
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Whether anything per example is recorded for example `k` of `n`.
+    pub(crate) fn example_selected(&self, k: usize, n: usize) -> bool {
+        let sel = |e: &Option<Examples>| e.is_some_and(|e| e.selects(k, n));
+        self.spikes.iter().any(sel)
+            || self.plateau.iter().any(sel)
+            || sel(&self.labels)
+            || self
+                .report
+                .iter()
+                .any(|r| r.as_ref().is_some_and(|r| r.examples.selects(k, n)))
+            || self
+                .rate
+                .iter()
+                .any(|r| r.is_some_and(|r| r.0.selects(k, n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::ModelConfig;
+    use crate::model::recording::{parse_spec, DEFAULT_SPEC};
+
+    fn model() -> ModelConfig {
+        ModelConfig::default_model()
+    }
+
+    fn resolve(spec: &str) -> Result<RecordPlan, SpecError> {
+        RecordPlan::resolve(&parse_spec(spec)?, &model())
+    }
+
+    #[test]
+    fn shortest_spec_records_spikes_of_every_population_for_every_example() {
+        let p = resolve("spikes").unwrap();
+        assert_eq!(p.spikes, vec![Some(Examples::All); 3]);
+        assert!(p.report.iter().all(Option::is_none));
+        assert!(p.weights.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn default_spec_has_epoch_end_weights_only() {
+        let p = resolve(DEFAULT_SPEC).unwrap();
+        assert_eq!(p.weights, vec![Some(Examples::None); 2]);
+        assert!(p.spikes.iter().all(Option::is_none));
+        assert!(!p.example_selected(0, 10));
+    }
+
+    #[test]
+    fn full_spec_resolves_per_layer() {
+        let p = resolve(
+            "spikes,soma,apical:layers=hidden0;examples=every:10;interval=5|plateau,labels:examples=last:3",
+        )
+        .unwrap();
+        assert_eq!(p.spikes, vec![None, Some(Examples::Every(10)), None]);
+        assert_eq!(
+            p.report[0],
+            Some(ReportSel {
+                elements: vec![ELEMENT_SOMA, ELEMENT_APICAL],
+                examples: Examples::Every(10),
+                interval: 5
+            })
+        );
+        assert_eq!(p.report[1], None);
+        // plateau with layers=all lands on the hidden layer only.
+        assert_eq!(p.plateau, vec![Some(Examples::Last(3)), None]);
+        assert_eq!(p.labels, Some(Examples::Last(3)));
+        assert!(p.example_selected(20, 100));
+        assert!(!p.example_selected(21, 100));
+        assert!(p.example_selected(98, 100));
+    }
+
+    #[test]
+    fn example_selections() {
+        assert!(Examples::Every(3).selects(6, 10) && !Examples::Every(3).selects(7, 10));
+        assert!(Examples::First(2).selects(1, 10) && !Examples::First(2).selects(2, 10));
+        assert!(Examples::Last(2).selects(8, 10) && !Examples::Last(2).selects(7, 10));
+        assert!(Examples::Range(3, 5).selects(4, 10) && !Examples::Range(3, 5).selects(5, 10));
+        assert!(!Examples::None.selects(0, 1));
+        assert_eq!(parse_examples("range:2..9"), Ok(Examples::Range(2, 9)));
+    }
+
+    fn err(spec: &str) -> SpecError {
+        resolve(spec).expect_err(spec)
+    }
+
+    #[test]
+    fn bad_specs_name_the_bad_part() {
+        let e = err("spikes:examples=every:0");
+        assert_eq!(e.field, "examples=every:0");
+        assert!(e.problem.contains("at least 1"), "{e}");
+        let e = err("spikes:interval=0");
+        assert_eq!(e.field, "interval=0");
+        let e = err("spikes:layer=hidden0");
+        assert_eq!(e.field, "layer=hidden0");
+        assert!(e.problem.contains("unknown option `layer`"), "{e}");
+        let e = err("spikes:examples=range:5..2");
+        assert!(e.problem.contains("A < B"), "{e}");
+        let e = err("spikes,somaa");
+        assert_eq!(e.field, "record[0].variables[1]");
+        assert!(e.problem.contains("\"somaa\""), "{e}");
+        let e = err("spikes:layers=hidden3");
+        assert_eq!(e.field, "record[0].layers[0]");
+        assert!(e.problem.contains("input, hidden0, output"), "{e}");
+        let e = err("apical:layers=output");
+        assert_eq!(e.field, "record[0].layers");
+        assert!(e.problem.contains("hidden layers only"), "{e}");
+        let e = err("spikes|spikes:layers=output");
+        assert_eq!(e.field, "record[1].variables");
+        assert!(e.problem.contains("already selected by record[0]"), "{e}");
+        let e = err("soma:examples=every:2|basal");
+        assert!(e.problem.contains("share one report"), "{e}");
+        let e = err("spikes:examples=every:2;examples=all");
+        assert!(e.problem.contains("repeats"), "{e}");
+        assert!(parse_spec("").is_err());
+        assert_eq!(parse_spec("none"), Ok(vec![]));
+    }
+
+    #[test]
+    fn record_tables_in_a_model_file_are_validated_with_field_names() {
+        let mut text = crate::model::config::DEFAULT_MODEL_TOML.to_string();
+        text.push_str("\n[[record]]\nvariables = [\"spikes\", \"soma\"]\nlayers = [\"hidden0\"]\nexamples = \"every:10\"\ninterval = 5\n");
+        let cfg = ModelConfig::from_toml_str(&text, "m.toml").unwrap();
+        assert_eq!(cfg.record.len(), 1);
+        assert_eq!(cfg.record[0].interval, 5);
+        // The config round-trips through its TOML text with the record table.
+        let again = ModelConfig::from_toml_str(&cfg.to_toml_string(), "again").unwrap();
+        assert_eq!(again, cfg);
+        let bad = text.replace("every:10", "evry:10");
+        let e = ModelConfig::from_toml_str(&bad, "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record[0].examples"), "{e}");
+        let bad = text.replace("interval = 5", "intervall = 5");
+        let e = ModelConfig::from_toml_str(&bad, "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intervall"), "{e}");
+    }
+}

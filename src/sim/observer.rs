@@ -1,0 +1,72 @@
+//! Watching a simulation step by step without changing it (recorders, benchmarks, plots).
+//! Run-level events (epochs, examples) are [`crate::run::hooks::RunHooks`].
+
+use crate::sim::state::NetState;
+
+/// Which phase a step belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Forward,
+    Target,
+    Test,
+}
+
+/// What an observer is told after every step.
+pub struct StepInfo<'a> {
+    pub phase: Phase,
+    /// Step within the phase.
+    pub step: usize,
+    /// Steps since the state was last reset.
+    pub time_step: u64,
+    pub state: &'a NetState,
+}
+
+/// Watches a simulation without changing it; called by [`crate::sim::schedule::run_phase`].
+/// `NoObserver` compiles to nothing.
+pub trait Observer {
+    /// After every step.
+    fn on_step(&mut self, _info: &StepInfo<'_>) {}
+    /// Whether `on_step` reads the apical potentials A. When no observer does, A does not
+    /// drive the soma (g_A = 0) and plateau times are fixed, A is only computed in the
+    /// integration windows, and elsewhere holds the value of its last window.
+    fn reads_apical(&self) -> bool {
+        true
+    }
+    /// After the last step of a phase, once the window means are stored.
+    fn on_phase_end(&mut self, _phase: Phase, _state: &NetState) {}
+}
+
+/// An observer that does nothing.
+pub struct NoObserver;
+impl Observer for NoObserver {
+    fn reads_apical(&self) -> bool {
+        false
+    }
+}
+
+/// Two observers side by side (e.g. a recorder and a test's own counter).
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn on_step(&mut self, info: &StepInfo<'_>) {
+        self.0.on_step(info);
+        self.1.on_step(info);
+    }
+    fn reads_apical(&self) -> bool {
+        self.0.reads_apical() || self.1.reads_apical()
+    }
+    fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
+        self.0.on_phase_end(phase, state);
+        self.1.on_phase_end(phase, state);
+    }
+}
+
+impl<O: Observer + ?Sized> Observer for &mut O {
+    fn on_step(&mut self, info: &StepInfo<'_>) {
+        (**self).on_step(info);
+    }
+    fn reads_apical(&self) -> bool {
+        (**self).reads_apical()
+    }
+    fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
+        (**self).on_phase_end(phase, state);
+    }
+}

@@ -1,0 +1,150 @@
+//! The dynamic state of a network: potentials, PSP histories and random streams, as plain
+//! arrays updated in place.
+
+use crate::base::rng::{stream, LaneRng, Purpose, Rng};
+use crate::model::config::{FeedbackMode, FeedbackSource, ModelConfig};
+use crate::model::input::PoissonInput;
+use crate::model::synapse::PresynapticWindow;
+use crate::sim::layer::LayerState;
+use crate::sim::network::Model;
+use serde::{Deserialize, Serialize};
+
+/// The dynamic state of a network: potentials, PSP histories, random streams.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetState {
+    pub input: PoissonInput,
+    pub input_rng: LaneRng,
+    pub layers: Vec<LayerState>,
+    /// s_f of each layer: window-mean PSP of its feedforward input (eq. 5.6).
+    pub presyn: Vec<PresynapticWindow>,
+    /// s_A,f of each hidden layer's feedback input (learned feedback only, else empty).
+    pub presyn_fb: Vec<PresynapticWindow>,
+    /// Plateau time offsets of each hidden layer (stochastic plateau times).
+    pub plateau_offsets: Vec<Vec<u8>>,
+    pub plateau_rng: Rng,
+    /// Teaching conductance g_E of each output unit in the target phase.
+    pub teach: Vec<f32>,
+    /// Errors of each layer at the last learning step.
+    pub errors: Vec<Vec<f32>>,
+    /// Steps since the last reset.
+    pub time_step: u64,
+}
+
+impl NetState {
+    /// A zero state whose streams are keyed by `(seed, purpose, key)`.
+    pub fn new(model: &Model, seed: u64, purpose: Purpose, key: &[u64]) -> Self {
+        let cfg = &model.cfg;
+        let sizes = cfg.layer_sizes();
+        let m_layers = sizes.len();
+        let hist = model.hist_len();
+        let block = cfg.training.block_size;
+        let mut layers: Vec<LayerState> = sizes
+            .iter()
+            .enumerate()
+            .map(|(m, &n)| {
+                let hidden = m + 1 < m_layers;
+                LayerState::new(
+                    &model.kernel,
+                    n,
+                    hidden,
+                    block,
+                    if hidden { hist } else { 0 },
+                    |b| block_stream(seed, purpose, key, m, b),
+                )
+            })
+            .collect();
+        if model.dense {
+            for (m, l) in layers.iter_mut().enumerate() {
+                let n_pre = if m == 0 {
+                    cfg.network.n_in
+                } else {
+                    sizes[m - 1]
+                };
+                l.set_dense(&model.kernel, Some(n_pre));
+            }
+        }
+        let window = cfg.phases.integration_time;
+        let presyn = (0..m_layers)
+            .map(|m| {
+                let n_pre = if m == 0 {
+                    cfg.network.n_in
+                } else {
+                    sizes[m - 1]
+                };
+                PresynapticWindow::new(&model.kernel, n_pre, window)
+            })
+            .collect();
+        let presyn_fb = if cfg.learning.feedback_mode == FeedbackMode::Learned {
+            (0..m_layers - 1)
+                .map(|m| PresynapticWindow::new(&model.kernel, fb_size(cfg, &sizes, m), window))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        NetState {
+            input: PoissonInput::new(
+                cfg.network.n_in,
+                cfg.neuron.lambda_max,
+                cfg.input.spike_draw,
+            ),
+            input_rng: input_stream(seed, purpose, key),
+            layers,
+            presyn,
+            presyn_fb,
+            plateau_offsets: sizes[..m_layers - 1].iter().map(|&n| vec![0; n]).collect(),
+            plateau_rng: stream(seed, Purpose::Plateau, key),
+            teach: vec![0.0; cfg.network.n_out],
+            errors: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            time_step: 0,
+        }
+    }
+
+    /// Zero potentials and empty spike/PSP histories, input included (section 5).
+    pub fn reset(&mut self) {
+        self.input.clear();
+        for l in &mut self.layers {
+            l.reset();
+        }
+        for p in self.presyn.iter_mut().chain(self.presyn_fb.iter_mut()) {
+            p.reset();
+        }
+        self.time_step = 0;
+    }
+
+    /// New random streams keyed by `(seed, purpose, key)`, as `new` would give.
+    pub fn reseed(&mut self, seed: u64, purpose: Purpose, key: &[u64]) {
+        self.input_rng = input_stream(seed, purpose, key);
+        self.plateau_rng = stream(seed, Purpose::Plateau, key);
+        for (m, l) in self.layers.iter_mut().enumerate() {
+            l.reseed(|b| block_stream(seed, purpose, key, m, b));
+        }
+    }
+
+    pub fn output(&self) -> &LayerState {
+        self.layers.last().expect("a network has an output layer")
+    }
+
+    /// Whether every potential is finite.
+    pub fn is_finite(&self) -> bool {
+        self.layers.iter().all(|l| l.is_finite())
+    }
+}
+
+fn fb_size(cfg: &ModelConfig, sizes: &[usize], m: usize) -> usize {
+    match cfg.network.feedback {
+        FeedbackSource::Broadcast => cfg.network.n_out,
+        FeedbackSource::NextLayer => sizes[m + 1],
+    }
+}
+
+fn input_stream(seed: u64, purpose: Purpose, key: &[u64]) -> LaneRng {
+    let mut k = key.to_vec();
+    k.push(u64::MAX);
+    LaneRng::new(stream(seed, purpose, &k))
+}
+
+fn block_stream(seed: u64, purpose: Purpose, key: &[u64], layer: usize, block: usize) -> Rng {
+    let mut k = key.to_vec();
+    k.push(((layer as u64) << 32) | block as u64);
+    stream(seed, purpose, &k)
+}
