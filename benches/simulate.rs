@@ -78,6 +78,7 @@ fn test_example(b: divan::Bencher) {
             &net.params,
             &mut state,
             data.test.image(i),
+            &net.exec,
             &mut NoObserver,
         )
     });

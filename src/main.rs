@@ -1,13 +1,14 @@
 //! The `apical` command line.
 
 use anyhow::{bail, Context, Result};
-use apical::io::checkpoint::{self, Checkpoint};
+use apical::io::checkpoint::Checkpoint;
 use apical::io::mnist::{self, Mnist};
-use apical::io::record::{self, Compression, Recorder, RunEnd, StartPoint};
-use apical::io::run_dir::{EpochMetrics, RunInfo};
+use apical::io::record::{self, Compression};
+use apical::io::run_dir::{self, EpochMetrics, RunDir};
 use apical::model::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
-use apical::run::trainer::{Progress, RunOptions, TrainError, Trainer};
-use apical::sim::observer::NoObserver;
+use apical::run::metrics::evaluate_repeats;
+use apical::run::session::{self, SessionError, Start, TrainRequest};
+use apical::run::trainer::{Progress, TrainError};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -135,6 +136,10 @@ struct EvalArgs {
     test_examples: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Spiking tests of the same weights, each with its own spike streams: prints each
+    /// one's error and their mean +- sd (the paper averages 20)
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
     #[command(flatten)]
     data: DataArgs,
     #[arg(long)]
@@ -226,6 +231,9 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn notice(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
     fn start_epoch(&mut self, epoch: usize, examples: usize, done: usize) {
         if self.quiet {
             return;
@@ -291,158 +299,55 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         })
         .context("cannot install the Ctrl-C handler")?;
     }
-    let mut trainer_holder;
-    let data_holder: Mnist;
-    if let Some(dir) = &a.resume {
-        let info = apical::io::run_dir::RunDir::read_info(dir)?;
-        let list = checkpoint::list_checkpoints(dir)
-            .with_context(|| format!("cannot list {}", dir.display()))?;
-        let Some((_, _, latest)) = list.last() else {
-            bail!("{} holds no checkpoint to resume from", dir.display());
-        };
-        // Checked here too (Trainer::resume checks again) so the error names the file.
-        let loaded = Checkpoint::load(latest).and_then(|ck| ck.check(latest).map(|_| ck));
-        let ck = loaded.map_err(|e| {
-            let previous = match list.len() {
-                0 | 1 => String::new(),
-                n => format!(
-                    "; to resume from the checkpoint before it, move {} away (the previous one is {})",
-                    latest.display(),
-                    list[n - 2].2.display()
-                ),
-            };
-            anyhow::anyhow!("cannot resume: {e}{previous}")
-        })?;
-        let epochs = a.epochs.unwrap_or(info.epochs);
-        if epochs < ck.epochs_done {
-            bail!(
-                "{} already has {} epochs; --epochs gives the total and must be at least that",
-                dir.display(),
-                ck.epochs_done
-            );
-        }
-        // --data / APICAL_DATA, else the run's data directory, else the usual places (a run
-        // directory copied from another machine).
-        let data_dir = match &a.data.dir {
-            Some(d) => d.clone(),
-            None if info.data_dir.is_dir() => info.data_dir.clone(),
-            None => mnist::find_data_dir(None)?,
-        };
-        let (d, _) = load_data(Some(&data_dir), a.data.no_verify)?;
-        data_holder = d;
-        let checkpoint_every = a.checkpoint_every.unwrap_or(info.checkpoint_every);
-        let opts = RunOptions {
-            epochs,
-            // The checkpoint's seed and example counts replace these (Trainer::resume).
-            train_examples: ck.train_examples,
-            test_examples: ck.test_examples,
-            seed: ck.seed,
-            out_dir: dir.clone(),
-            checkpoint_every,
-            progress: !a.quiet,
-        };
-        let at = match &ck.progress {
-            Some(p) => format!(
-                "{} epochs and {} examples of epoch {} done",
-                ck.epochs_done,
-                p.example,
-                ck.epochs_done + 1
-            ),
-            None => format!("{} epochs done", ck.epochs_done),
-        };
-        eprintln!(
-            "resuming {} from {} ({at}) up to {} epochs",
-            dir.display(),
-            latest.display(),
-            epochs
-        );
-        trainer_holder = Trainer::resume(ck, &data_holder, opts)?;
-        let mut info = info;
-        info.epochs = epochs;
-        info.checkpoint_every = checkpoint_every;
-        trainer_holder.run.write_info(&info)?;
-    } else {
-        let cfg = match &a.model {
-            Some(p) => ModelConfig::from_file(p)?,
-            None => ModelConfig::from_toml_str(
-                DEFAULT_MODEL_TOML,
-                &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
-            )?,
-        };
-        if let Some(spec) = &a.record {
-            record::RecordPlan::resolve(&record::parse_spec(spec).context("--record")?, &cfg)
-                .context("--record")?;
-        }
-        let (d, data_dir) = load_data(a.data.dir.as_deref(), a.data.no_verify)?;
-        data_holder = d;
-        let epochs = a.epochs.unwrap_or(cfg.training.epochs);
-        let train_examples = a.train_examples.unwrap_or(cfg.training.train_examples);
-        let test_examples = a.test_examples.unwrap_or(cfg.training.test_examples);
-        if epochs == 0 || train_examples == 0 || test_examples == 0 {
-            bail!("--epochs, --train-examples and --test-examples must be at least 1");
-        }
-        let out = a
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", cfg.name, a.seed)));
-        let info = RunInfo {
-            apical_version: env!("CARGO_PKG_VERSION").into(),
-            model: cfg.name.clone(),
+    let start = match &a.resume {
+        Some(dir) => Start::Resume {
+            dir: dir.clone(),
+            epochs: a.epochs,
+        },
+        None => Start::New {
+            model: match &a.model {
+                Some(p) => ModelConfig::from_file(p)?,
+                None => ModelConfig::from_toml_str(
+                    DEFAULT_MODEL_TOML,
+                    &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
+                )?,
+            },
             seed: a.seed,
-            epochs,
-            train_examples,
-            test_examples,
-            data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
-            checkpoint_every: a.checkpoint_every.unwrap_or(0),
-        };
-        let opts = RunOptions {
-            epochs,
-            train_examples,
-            test_examples,
-            seed: a.seed,
-            out_dir: out.clone(),
-            checkpoint_every: a.checkpoint_every.unwrap_or(0),
-            progress: !a.quiet,
-        };
-        eprintln!(
-            "training {} ({}) for {} epoch(s) of {} examples, testing on {}; run directory {}",
-            cfg.name,
-            sizes_string(&cfg),
-            epochs,
-            train_examples,
-            test_examples,
-            out.display()
-        );
-        trainer_holder = Trainer::new(cfg, &data_holder, opts, &info)?;
-    }
+            epochs: a.epochs,
+            train_examples: a.train_examples,
+            test_examples: a.test_examples,
+            out: a.out.clone(),
+        },
+    };
+    let request = TrainRequest {
+        start,
+        data: a.data.dir.clone(),
+        verify: !a.data.no_verify,
+        record: a.record.clone(),
+        compression: a.trace_compression,
+        checkpoint_every: a.checkpoint_every,
+    };
     let mut bar = Bar {
         bar: None,
         quiet: a.quiet,
     };
-    let mut recorder = make_recorder(
-        &trainer_holder,
-        a.record.as_deref(),
-        a.resume.is_some(),
-        a.trace_compression,
-    )?;
-    let result = match &mut recorder {
-        Some(r) => trainer_holder.run(&stop, &mut bar, r),
-        None => trainer_holder.run(&stop, &mut bar, &mut NoObserver),
-    };
-    if let Some(r) = recorder {
-        let end = match &result {
-            Ok(()) => RunEnd::Completed,
-            Err(TrainError::Interrupted { .. }) => RunEnd::Interrupted,
-            Err(e) => RunEnd::Failed(e.to_string()),
-        };
-        match r.finish(end) {
-            Ok(p) => eprintln!("traces in {}", p.display()),
-            Err(e) => eprintln!("warning: trace recording stopped early: {e}; the file keeps everything written before (see its last_epoch and last_example attributes)"),
+    let outcome = session::train(&request, &mut bar, &stop).map_err(|e| match e {
+        SessionError::Train(TrainError::Checkpoint(c)) if a.resume.is_some() => {
+            anyhow::anyhow!("cannot resume: {c}")
         }
+        SessionError::RunDir(r) if a.resume.is_some() => {
+            anyhow::anyhow!("cannot resume: {r}")
+        }
+        e => e.into(),
+    })?;
+    match outcome.traces {
+        Some(Ok(p)) => eprintln!("traces in {}", p.display()),
+        Some(Err(e)) => eprintln!("warning: trace recording stopped early: {e}; the file keeps everything written before (see its last_epoch and last_example attributes)"),
+        None => {}
     }
-    match result {
+    match outcome.result {
         Ok(()) => {
-            println!("done: results in {}", trainer_holder.run.dir.display());
+            println!("done: results in {}", outcome.dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Err(TrainError::Interrupted {
@@ -456,66 +361,13 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             eprintln!(
                 "stopped in epoch {epoch} after {example} examples; checkpoint {}\nresume with: apical train --resume {}",
                 checkpoint.display(),
-                trainer_holder.run.dir.display()
+                outcome.dir.display()
             );
             // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
             Ok(ExitCode::from(130))
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The trace recorder of a run: `--record`, else the model file's [[record]] tables, else
-/// the default spec. A resumed run writes a new file whose time continues the run's.
-fn make_recorder(
-    t: &Trainer<'_>,
-    spec: Option<&str>,
-    resumed: bool,
-    z: Compression,
-) -> Result<Option<Recorder>> {
-    let cfg = &t.net.model.cfg;
-    let (groups, text) = match spec {
-        Some(s) => (record::parse_spec(s).context("--record")?, s.to_string()),
-        None if !cfg.record.is_empty() => (
-            cfg.record.clone(),
-            "[[record]] tables of the model file".to_string(),
-        ),
-        None => (
-            record::parse_spec(record::DEFAULT_SPEC).expect("the default spec parses"),
-            record::DEFAULT_SPEC.to_string(),
-        ),
-    };
-    if groups.is_empty() {
-        return Ok(None);
-    }
-    let epoch = t.history.len() + 1;
-    let example = t.resume_progress.as_ref().map_or(0, |p| p.example);
-    let n_train = t.opts.train_examples.min(t.data.train.len());
-    let step = record::steps_before(cfg, t.opts.seed, n_train, epoch, example);
-    let mut path = t.run.dir.join("traces.h5");
-    if resumed && path.exists() {
-        path = t
-            .run
-            .dir
-            .join(format!("traces-from-epoch{epoch}-example{example}.h5"));
-    }
-    let start = StartPoint {
-        epoch,
-        example,
-        step,
-    };
-    let r = Recorder::create(
-        &path,
-        &groups,
-        &text,
-        cfg,
-        &t.model_toml,
-        t.opts.seed,
-        start,
-        z,
-    )
-    .context("--record")?;
-    Ok(Some(r))
 }
 
 fn cmd_inspect(a: InspectArgs) -> Result<()> {
@@ -529,15 +381,6 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
     }
     print!("{}", record::inspect(&path)?);
     Ok(())
-}
-
-fn sizes_string(cfg: &ModelConfig) -> String {
-    let mut s = vec![cfg.network.n_in];
-    s.extend(cfg.layer_sizes());
-    s.iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
@@ -587,21 +430,21 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
-    let path = if a.checkpoint.is_dir() {
-        let list = checkpoint::list_checkpoints(&a.checkpoint)
-            .with_context(|| format!("cannot list {}", a.checkpoint.display()))?;
-        match list.last() {
-            Some((_, _, p)) => p.clone(),
-            None => bail!("{} holds no checkpoint", a.checkpoint.display()),
-        }
-    } else {
-        a.checkpoint.clone()
-    };
     if a.test_examples == 0 {
         bail!("--test-examples must be at least 1");
     }
-    let ck = Checkpoint::load(&path)?;
-    let cfg = ck.check(&path)?;
+    if a.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    // A run directory: its latest checkpoint (a damaged one names the one before it).
+    let (net, ck, path) = if a.checkpoint.is_dir() {
+        RunDir::open(&a.checkpoint)?.restore()?
+    } else {
+        let ck = Checkpoint::load(&a.checkpoint)?;
+        let net = run_dir::restore(&ck, &a.checkpoint)?;
+        (net, ck, a.checkpoint.clone())
+    };
+    let cfg = &net.model.cfg;
     let (data, _) = load_data(a.data.dir.as_deref(), a.data.no_verify)?;
     let pixels = data.test.rows * data.test.cols;
     if pixels != cfg.network.n_in {
@@ -611,22 +454,35 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             cfg.network.n_in
         );
     }
-    let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
-    let key = (2u64 << 48) | ck.epochs_done as u64;
-    let (idx, preds) =
-        apical::run::metrics::evaluate(&net, &data.test, a.seed, key, a.test_examples);
-    let err = apical::run::metrics::error_percent(&data.test, &idx, &preds);
-    println!(
-        "{}: {} epochs trained; test error {:.2} % on {} images",
-        path.display(),
+    let ev = evaluate_repeats(
+        &net,
+        &data.test,
+        a.seed,
         ck.epochs_done,
-        err,
-        idx.len()
+        a.test_examples,
+        a.repeats,
     );
-    let mut conf = [[0usize; 10]; 10];
-    for (&i, &p) in idx.iter().zip(&preds) {
-        conf[data.test.label(i) as usize][p as usize] += 1;
+    let n = ev.indices.len();
+    if a.repeats == 1 {
+        println!(
+            "{}: {} epochs trained; test error {:.2} % on {n} images",
+            path.display(),
+            ck.epochs_done,
+            ev.errors[0]
+        );
+    } else {
+        for (r, e) in ev.errors.iter().enumerate() {
+            println!("repeat {r}: test error {e:.2} %");
+        }
+        let (mean, sd) = ev.mean_sd();
+        println!(
+            "{}: {} epochs trained; test error {mean:.2} +- {sd:.2} % (mean +- sd of {} spiking tests on {n} images)",
+            path.display(),
+            ck.epochs_done,
+            a.repeats
+        );
     }
+    let conf = ev.confusion;
     println!("confusion matrix (rows: true class, columns: predicted)");
     print!("     ");
     for c in 0..10 {

@@ -27,7 +27,6 @@ fn opts(dir: &Path, epochs: usize, train: usize, every: usize) -> RunOptions {
         seed: 7,
         out_dir: dir.to_path_buf(),
         checkpoint_every: every,
-        progress: false,
     }
 }
 

@@ -34,7 +34,7 @@ fn run(threads: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
         cfg.network.hidden = vec![300];
         cfg.training.block_size = 64;
         let mut net = Network::new(cfg.clone(), 5);
-        net.parallel_min = 1;
+        net.exec.parallel_min = 1;
         let data = images(40);
         let (l_f, l_t) = phase_lengths(&cfg, 30, &mut stream(5, Purpose::PhaseLengths, &[1]));
         net.start_epoch(5, 1);

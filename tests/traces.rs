@@ -71,7 +71,6 @@ fn trainer<'a>(data: &'a Mnist, dir: &Path, epochs: usize, n: usize) -> Trainer<
         seed: 7,
         out_dir: dir.to_path_buf(),
         checkpoint_every: 0,
-        progress: false,
     };
     let info = RunInfo {
         apical_version: "test".into(),

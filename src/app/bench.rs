@@ -10,7 +10,8 @@ use crate::io::mnist::Mnist;
 use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
 use crate::run::metrics::epoch_order;
-use crate::sim::network::{Model, Network, DEFAULT_PARALLEL_MIN};
+use crate::sim::exec::DEFAULT_PARALLEL_MIN;
+use crate::sim::network::{Model, Network};
 use crate::sim::observer::{Observer, StepInfo};
 use std::time::Instant;
 
@@ -144,7 +145,7 @@ pub fn time_training(
     let mut net = Network::new(cfg.clone(), seed);
     net.set_dense(dense);
     net.start_epoch(seed, 1);
-    net.parallel_min = parallel_min;
+    net.exec.parallel_min = parallel_min;
     let train = &data.train;
     let order = epoch_order(seed, 1, train.len(), n);
     let (l_f, l_t) = phase_lengths(

@@ -6,15 +6,14 @@
 //! Text is drawn with a TrueType font read at run time: `$APICAL_FONT`, else DejaVu Sans from
 //! Debian's `fonts-dejavu-core` (scripts/setup.sh installs it) or the usual other places.
 
-use crate::base::rng::{stream, Purpose};
+use crate::base::rng::{stream, Key, Purpose};
 use crate::io::checkpoint::{self, Checkpoint};
 use crate::io::mnist::MnistSet;
-use crate::io::run_dir::EpochMetrics;
-use crate::model::config::ModelConfig;
+use crate::io::run_dir::{EpochMetrics, RunDir};
 use crate::model::neuron::plateau_potential;
 use crate::model::phases::phase_lengths;
 use crate::run::alignment::{self, AlignmentRecord};
-use crate::sim::network::{Model, Network};
+use crate::sim::network::Network;
 use crate::sim::observer::{Observer, Phase, StepInfo};
 use crate::sim::state::NetState;
 use plotters::prelude::*;
@@ -324,7 +323,7 @@ impl Observer for RasterObserver {
 }
 
 /// Streams of the diagnostic simulations: apart from every stream of a run.
-const DIAG_KEY: u64 = u64::MAX - 7;
+const DIAG_KEY: u64 = Key::Diagnostic.value();
 
 /// Prepares a copy of `net` for diagnostic training examples: reset state, own streams.
 fn diagnostic_copy(net: &Network, seed: u64) -> Network {
@@ -451,25 +450,15 @@ pub fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -
     }
 }
 
-/// The network of a run's latest checkpoint.
+/// The network of a run's latest checkpoint, restored exactly as the run saved it.
 pub fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
-    let list = checkpoint::list_checkpoints(dir).map_err(|e| PlotError::Input {
-        path: dir.to_path_buf(),
-        problem: e.to_string(),
-    })?;
-    let Some((_, _, p)) = list.last() else {
-        return Err(PlotError::Input {
-            path: dir.to_path_buf(),
-            problem: "holds no checkpoint".into(),
-        });
-    };
-    let ck = Checkpoint::load(p)?;
-    let cfg = ModelConfig::from_toml_str(&ck.model_toml, &format!("{} (model)", p.display()))
-        .map_err(|e| PlotError::Input {
-            path: p.clone(),
-            problem: e.to_string(),
-        })?;
-    let net = Network::from_params(Model::new(cfg), ck.params.clone(), ck.seed);
+    let (net, ck, _) =
+        RunDir::open(dir)
+            .and_then(|r| r.restore())
+            .map_err(|e| PlotError::Input {
+                path: dir.to_path_buf(),
+                problem: e.to_string(),
+            })?;
     Ok((net, ck))
 }
 

@@ -252,7 +252,11 @@ fn existing(
         dir: dir.to_path_buf(),
         problem,
     };
-    let info = RunDir::read_info(dir).map_err(|e| mismatch(e.to_string()))?;
+    let info = RunDir {
+        dir: dir.to_path_buf(),
+    }
+    .read_info()
+    .map_err(|e| mismatch(e.to_string()))?;
     let settings = (
         info.model.as_str(),
         info.seed,
@@ -380,7 +384,6 @@ fn run_one(
         seed,
         out_dir: dir.clone(),
         checkpoint_every: 0,
-        progress: false,
     };
     log(format!(
         "{} seed {seed}: {epochs} epoch(s) of {train_examples} examples, {test_examples} test images -> {}",

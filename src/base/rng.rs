@@ -26,6 +26,46 @@ pub enum Purpose {
     Feedback = 9,
 }
 
+/// The parts of stream keys that are not plain epoch or example numbers, in one place
+/// (their values are part of every run's results: changing one changes the streams).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// The end-of-epoch test of an epoch (1-based): [`Purpose::TestSubset`] and
+    /// [`Purpose::TestExample`].
+    EpochTest { epoch: usize },
+    /// Quick test `q` inside an epoch.
+    QuickTest { epoch: usize, q: usize },
+    /// `apical eval` of a checkpoint taken after `epochs_done` epochs.
+    Eval { epochs_done: usize },
+    /// Repeat `repeat` (>= 1) of `apical eval --repeats`: the same test images as
+    /// [`Key::Eval`], spike streams of its own (repeat 0 is `Eval` itself).
+    EvalRepeat { epochs_done: usize, repeat: usize },
+    /// Diagnostic simulations of `apical plot` (spikes and phase lengths of their own).
+    Diagnostic,
+    /// The Poisson input's stream among a network state's streams.
+    Input,
+    /// Neuron block `block` of layer `layer` among a network state's streams.
+    Block { layer: usize, block: usize },
+}
+
+impl Key {
+    /// The key's value in [`stream`]'s key list.
+    pub const fn value(self) -> u64 {
+        match self {
+            Key::EpochTest { epoch } => epoch as u64,
+            Key::QuickTest { epoch, q } => (1 << 48) | ((epoch as u64) << 24) | q as u64,
+            Key::Eval { epochs_done } => (2 << 48) | epochs_done as u64,
+            Key::EvalRepeat {
+                epochs_done,
+                repeat,
+            } => (3 << 48) | ((repeat as u64) << 24) | epochs_done as u64,
+            Key::Diagnostic => u64::MAX - 7,
+            Key::Input => u64::MAX,
+            Key::Block { layer, block } => ((layer as u64) << 32) | block as u64,
+        }
+    }
+}
+
 /// SplitMix64's finaliser: a bijective 64-bit mix.
 #[inline]
 fn mix(mut z: u64) -> u64 {

@@ -171,7 +171,8 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
     }
     let data_dir = match &a.data.dir {
         Some(d) => d.clone(),
-        None => RunDir::read_info(dir)
+        None => RunDir::open(dir)
+            .and_then(|r| r.read_info())
             .map(|i| i.data_dir)
             .or_else(|_| apical::io::mnist::find_data_dir(None))?,
     };

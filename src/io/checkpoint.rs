@@ -7,10 +7,9 @@
 //! directory, fsync, rename, fsync of the directory. docs/checkpoints.md describes the format,
 //! resuming and every error a user can meet.
 
-use crate::base::rng::{stream, Purpose, Rng};
+use crate::base::rng::Rng;
 pub use crate::io::atomic::write_atomic;
 use crate::model::config::ModelConfig;
-use crate::model::init::init_params;
 use crate::model::params::LayerParams;
 use crate::sim::state::NetState;
 use serde::{Deserialize, Serialize};
@@ -231,34 +230,28 @@ impl Checkpoint {
         };
         let cfg = ModelConfig::from_toml_str(&self.model_toml, "the stored model")
             .map_err(|e| corrupt(e.to_string()))?;
-        // Shapes only: the values of a reference initialisation do not matter.
-        let reference = init_params(&cfg, &mut stream(0, Purpose::Init, &[]));
-        if self.params.len() != reference.len() {
+        let topo = cfg.topology();
+        let sparse = cfg.learning.feedback_sparsity > 0.0;
+        if self.params.len() != topo.n_layers() {
             return Err(corrupt(format!(
                 "{} parameter layers for a model with {}",
                 self.params.len(),
-                reference.len()
+                topo.n_layers()
             )));
         }
-        for (m, (p, r)) in self.params.iter().zip(&reference).enumerate() {
-            let shape = |q: &LayerParams| {
-                [
-                    q.n_pre,
-                    q.n,
-                    q.n_fb,
-                    q.w.len(),
-                    q.b.len(),
-                    q.y.len(),
-                    q.c.len(),
-                    q.y_keep.len(),
-                ]
-            };
-            if shape(p) != shape(r) {
+        for (m, p) in self.params.iter().enumerate() {
+            let mut r = LayerParams::zeros(&topo, m);
+            if sparse {
+                // Sparse feedback keeps one mask entry per feedback weight.
+                r.y_keep = vec![true; r.y.len()];
+            }
+            let shape = LayerParams::shape;
+            if shape(p) != shape(&r) {
                 return Err(corrupt(format!(
                     "layer {m} parameters have shape {:?}, the model needs {:?} \
                      (n_pre, n, n_fb, |W|, |b|, |Y|, |c|, |Y mask|)",
                     shape(p),
-                    shape(r)
+                    shape(&r)
                 )));
             }
         }

@@ -2,7 +2,8 @@
 //! (file names in README.md). Train, eval, plot and reproduce all open runs through it.
 
 use crate::io::atomic::write_atomic;
-use crate::io::checkpoint::{self, EpochRecord};
+use crate::io::checkpoint::{self, Checkpoint, CheckpointError, EpochRecord};
+use crate::sim::network::Network;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,8 @@ pub enum RunDirError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -89,8 +92,59 @@ impl RunDir {
         write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
     }
 
-    pub fn read_info(dir: &Path) -> Result<RunInfo, RunDirError> {
-        let p = dir.join("run.json");
+    /// An existing run directory.
+    pub fn open(dir: &Path) -> Result<Self, RunDirError> {
+        if !dir.is_dir() {
+            return Err(RunDirError::Invalid(format!(
+                "{}: no such run directory",
+                dir.display()
+            )));
+        }
+        Ok(RunDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The run's checkpoints, ordered by (epochs done, examples done).
+    pub fn checkpoints(&self) -> Result<Vec<(usize, usize, PathBuf)>, RunDirError> {
+        checkpoint::list_checkpoints(&self.dir).map_err(io_err(&self.dir))
+    }
+
+    /// The latest checkpoint, loaded and checked. A damaged one is an error that names the
+    /// checkpoint before it.
+    pub fn latest_checkpoint(&self) -> Result<(Checkpoint, PathBuf), RunDirError> {
+        let list = self.checkpoints()?;
+        let Some((_, _, latest)) = list.last() else {
+            return Err(RunDirError::Invalid(format!(
+                "{} holds no checkpoint",
+                self.dir.display()
+            )));
+        };
+        let loaded = Checkpoint::load(latest).and_then(|ck| ck.check(latest).map(|_| ck));
+        loaded.map(|ck| (ck, latest.clone())).map_err(|e| {
+            let previous = match list.len() {
+                0 | 1 => String::new(),
+                n => format!(
+                    "; to use the checkpoint before it, move {} away (the previous one is {})",
+                    latest.display(),
+                    list[n - 2].2.display()
+                ),
+            };
+            RunDirError::Invalid(format!("{e}{previous}"))
+        })
+    }
+
+    /// The network of the latest checkpoint exactly as the run saved it: parameters,
+    /// feedback weights and the feedback noise stream (see [`checkpoint::restore_network`]).
+    pub fn restore(&self) -> Result<(Network, Checkpoint, PathBuf), RunDirError> {
+        let (ck, path) = self.latest_checkpoint()?;
+        let net = restore(&ck, &path)?;
+        Ok((net, ck, path))
+    }
+
+    /// run.json.
+    pub fn read_info(&self) -> Result<RunInfo, RunDirError> {
+        let p = self.dir.join("run.json");
         let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
         serde_json::from_str(&text)
             .map_err(|e| RunDirError::Invalid(format!("{}: {e}", p.display())))
@@ -150,4 +204,16 @@ impl RunDir {
         let json = serde_json::to_string_pretty(metrics).expect("metrics serialise");
         write_atomic(&p, json.as_bytes()).map_err(io_err(&p))
     }
+}
+
+/// The network a checkpoint file holds, exactly as saved (feedback weights and streams
+/// included); `path` names the file in errors.
+pub fn restore(ck: &Checkpoint, path: &Path) -> Result<Network, RunDirError> {
+    let cfg = ck.check(path)?;
+    Ok(checkpoint::restore_network(
+        cfg,
+        ck.params.clone(),
+        ck.seed,
+        ck.feedback_rng.clone(),
+    ))
 }

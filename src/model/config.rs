@@ -440,9 +440,17 @@ impl ModelConfig {
 
     /// Layer sizes from the first hidden layer to the output layer.
     pub fn layer_sizes(&self) -> Vec<usize> {
-        let mut v = self.network.hidden.clone();
-        v.push(self.network.n_out);
-        v
+        self.topology().sizes
+    }
+
+    /// Sizes and wiring of the network (computed from `network`).
+    pub fn topology(&self) -> crate::model::topology::Topology {
+        crate::model::topology::Topology::of(self)
+    }
+
+    /// "784-500-10".
+    pub fn sizes_string(&self) -> String {
+        self.topology().sizes_string()
     }
 
     /// Checks every value range; the error names the field as `section.field`.

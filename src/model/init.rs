@@ -1,7 +1,7 @@
 //! Weight initialisation (section 7, the reference's "weight optimisation").
 
 use crate::base::rng::{open_unit_f64, Rng};
-use crate::model::config::{FeedbackSource, InitConfig, InitSpread, ModelConfig};
+use crate::model::config::{InitConfig, InitSpread, ModelConfig};
 use crate::model::params::LayerParams;
 use rand::seq::index::sample;
 use rand::Rng as _;
@@ -53,38 +53,13 @@ fn uniform_fill(out: &mut [f32], avg: f64, h: f64, rng: &mut Rng) {
 pub fn init_params(cfg: &ModelConfig, rng: &mut Rng) -> Vec<LayerParams> {
     let sizes = cfg.layer_sizes();
     let m_layers = sizes.len();
-    let n_out = cfg.network.n_out;
+    let _n_out = cfg.network.n_out;
     let init = &cfg.init;
     let lambda_max = cfg.neuron.lambda_max;
     let h_factor = spread_factor(init.init_spread);
+    let topo = cfg.topology();
     let mut layers: Vec<LayerParams> = (0..m_layers)
-        .map(|m| {
-            let n = sizes[m];
-            let n_pre = if m == 0 {
-                cfg.network.n_in
-            } else {
-                sizes[m - 1]
-            };
-            let hidden = m + 1 < m_layers;
-            let n_fb = if !hidden {
-                0
-            } else {
-                match cfg.network.feedback {
-                    FeedbackSource::Broadcast => n_out,
-                    FeedbackSource::NextLayer => sizes[m + 1],
-                }
-            };
-            LayerParams {
-                n_pre,
-                n,
-                w: vec![0.0; n * n_pre],
-                b: vec![0.0; n],
-                n_fb,
-                y: vec![0.0; n * n_fb],
-                c: vec![0.0; if hidden { n } else { 0 }],
-                y_keep: Vec::new(),
-            }
-        })
+        .map(|m| LayerParams::zeros(&topo, m))
         .collect();
     // Row-major (neuron i, input j) draw order, stored input-major.
     let fill_matrix = |w: &mut [f32], n: usize, n_pre: usize, avg: f64, h: f64, rng: &mut Rng| {

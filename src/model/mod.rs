@@ -18,3 +18,4 @@ pub mod readout;
 pub mod record_plan;
 pub mod recording;
 pub mod synapse;
+pub mod topology;

@@ -1,6 +1,7 @@
 //! The learned parameters of a layer (W, b, Y, c) as plain arrays (section 4 of
 //! docs/model.md).
 
+use crate::model::topology::Topology;
 use serde::{Deserialize, Serialize};
 
 /// What a layer learns and the fixed weights it is given.
@@ -26,6 +27,35 @@ pub struct LayerParams {
 }
 
 impl LayerParams {
+    /// Zero parameters of layer `m` (no sparse-feedback mask).
+    pub fn zeros(t: &Topology, m: usize) -> Self {
+        let (n, n_pre, n_fb) = (t.sizes[m], t.input_size(m), t.feedback_size(m));
+        LayerParams {
+            n_pre,
+            n,
+            w: vec![0.0; n * n_pre],
+            b: vec![0.0; n],
+            n_fb,
+            y: vec![0.0; n * n_fb],
+            c: vec![0.0; if t.is_hidden(m) { n } else { 0 }],
+            y_keep: Vec::new(),
+        }
+    }
+
+    /// (n_pre, n, n_fb, |W|, |b|, |Y|, |c|, |Y mask|).
+    pub fn shape(&self) -> [usize; 8] {
+        [
+            self.n_pre,
+            self.n,
+            self.n_fb,
+            self.w.len(),
+            self.b.len(),
+            self.y.len(),
+            self.c.len(),
+            self.y_keep.len(),
+        ]
+    }
+
     /// W[i, j] in the usual (neuron, input) indexing.
     #[inline]
     pub fn weight(&self, i: usize, j: usize) -> f32 {

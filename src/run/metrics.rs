@@ -1,7 +1,7 @@
 //! What a run measures: the epoch's example order, test subsets, test evaluation and error
 //! rates (section 8 of docs/model.md).
 
-use crate::base::rng::{stream, Purpose};
+use crate::base::rng::{stream, Key, Purpose};
 use crate::io::mnist::MnistSet;
 use crate::sim::network::Network;
 use rand::seq::index::sample;
@@ -49,10 +49,72 @@ pub fn evaluate(
 
 /// Key of the end-of-epoch test of `epoch` (1-based).
 pub(crate) fn epoch_test_key(epoch: usize) -> u64 {
-    epoch as u64
+    Key::EpochTest { epoch }.value()
 }
 
 /// Key of quick test `q` inside epoch `epoch`.
 pub(crate) fn quick_test_key(epoch: usize, q: usize) -> u64 {
-    (1 << 48) | ((epoch as u64) << 24) | q as u64
+    Key::QuickTest { epoch, q }.value()
+}
+
+/// The result of [`evaluate_repeats`].
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// The test images (indices into the test set), the same for every repeat.
+    pub indices: Vec<usize>,
+    /// Test error of each repeat, percent.
+    pub errors: Vec<f64>,
+    /// Confusion counts summed over the repeats: `confusion[true][predicted]`.
+    pub confusion: [[u64; 10]; 10],
+}
+
+impl Evaluation {
+    /// Mean and sample standard deviation of the repeats' errors (sd 0 for one repeat).
+    pub fn mean_sd(&self) -> (f64, f64) {
+        let n = self.errors.len().max(1) as f64;
+        let mean = self.errors.iter().sum::<f64>() / n;
+        let var = if self.errors.len() > 1 {
+            self.errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        (mean, var.sqrt())
+    }
+}
+
+/// `repeats` spiking tests of the same weights on the same `n` test images (all of them
+/// when n >= 10,000), each with spike streams of its own (the paper's averaged test). Repeat
+/// 0 is what `apical eval` reports without `--repeats`.
+pub fn evaluate_repeats(
+    net: &Network,
+    test: &MnistSet,
+    seed: u64,
+    epochs_done: usize,
+    n: usize,
+    repeats: usize,
+) -> Evaluation {
+    let subset_key = Key::Eval { epochs_done }.value();
+    let indices = test_subset(seed, &[subset_key], test.len(), n);
+    let mut errors = Vec::with_capacity(repeats);
+    let mut confusion = [[0u64; 10]; 10];
+    for repeat in 0..repeats.max(1) {
+        let key = match repeat {
+            0 => subset_key,
+            r => Key::EvalRepeat {
+                epochs_done,
+                repeat: r,
+            }
+            .value(),
+        };
+        let preds = net.evaluate(seed, key, &indices, |i| test.image(i));
+        errors.push(error_percent(test, &indices, &preds));
+        for (&i, &p) in indices.iter().zip(&preds) {
+            confusion[test.label(i) as usize][p as usize] += 1;
+        }
+    }
+    Evaluation {
+        indices,
+        errors,
+        confusion,
+    }
 }

@@ -8,4 +8,5 @@
 pub mod alignment;
 pub mod hooks;
 pub mod metrics;
+pub mod session;
 pub mod trainer;

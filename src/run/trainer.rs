@@ -67,12 +67,12 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// Write a mid-epoch checkpoint every this many examples (0: only at epoch ends).
     pub checkpoint_every: usize,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
 }
 
 /// Called as training goes (progress bars, logs).
 pub trait Progress {
+    /// A message for the user (what is loaded, trained, resumed).
+    fn notice(&mut self, _message: &str) {}
     fn start_epoch(&mut self, _epoch: usize, _examples: usize, _done: usize) {}
     fn example_done(&mut self, _done: usize, _train_error: f64) {}
     fn testing(&mut self, _epoch: usize, _n: usize) {}

@@ -5,6 +5,7 @@
 //! [`observer`] interface, and the execution context (threads, parallel threshold, SIMD
 //! level: [`exec`]). May use: [`crate::base`], [`crate::model`].
 
+pub mod exec;
 pub mod layer;
 pub mod network;
 pub mod observer;

@@ -9,6 +9,7 @@ use crate::model::neuron::Dynamics;
 use crate::model::params::LayerParams;
 use crate::model::readout::predict;
 use crate::model::synapse::Kernel;
+use crate::sim::exec::Exec;
 use crate::sim::observer::{NoObserver, Observer, Phase};
 use crate::sim::schedule::run_phase;
 use crate::sim::state::NetState;
@@ -70,14 +71,11 @@ pub struct Network {
     pub model: Model,
     pub params: Vec<LayerParams>,
     pub state: NetState,
-    /// Layers at least this wide update their neuron blocks in parallel.
-    pub parallel_min: usize,
+    /// How the simulation runs (parallel blocks, instruction set); never what it computes.
+    pub exec: Exec,
     /// Noise stream of symmetric feedback.
     pub feedback_rng: Rng,
 }
-
-/// Default width from which a layer's blocks are updated in parallel (see docs/performance.md).
-pub const DEFAULT_PARALLEL_MIN: usize = usize::MAX;
 
 impl Network {
     /// A fresh network with weights drawn from the seed's initialisation stream.
@@ -95,7 +93,7 @@ impl Network {
             model,
             params,
             state,
-            parallel_min: DEFAULT_PARALLEL_MIN,
+            exec: Exec::default(),
             feedback_rng: stream(seed, Purpose::Feedback, &[]),
         };
         if net.model.cfg.learning.feedback_mode == FeedbackMode::Symmetric {
@@ -159,7 +157,7 @@ impl Network {
                 0.0
             };
         }
-        let pm = self.parallel_min;
+        let exec = self.exec;
         run_phase(
             &self.model,
             &self.params,
@@ -167,7 +165,7 @@ impl Network {
             Phase::Forward,
             l_f,
             window,
-            pm,
+            &exec,
             obs,
         );
         let predicted = predict(&self.state.output().forward.c, per_class);
@@ -178,7 +176,7 @@ impl Network {
             Phase::Target,
             l_t,
             window,
-            pm,
+            &exec,
             obs,
         );
         self.learn();
@@ -264,6 +262,7 @@ impl Network {
         params: &[LayerParams],
         state: &mut NetState,
         image: &[u8],
+        exec: &Exec,
         obs: &mut O,
     ) -> u8 {
         let p = &model.cfg.phases;
@@ -278,7 +277,7 @@ impl Network {
             Phase::Test,
             p.l_f_test,
             p.integration_time_test,
-            usize::MAX,
+            &exec.sequential(),
             obs,
         );
         predict(&state.output().forward.c, model.units_per_class())
@@ -293,13 +292,14 @@ impl Network {
     {
         let model = &self.model;
         let params = &self.params[..];
+        let exec = self.exec;
         indices
             .par_iter()
             .map_init(
                 || NetState::new(model, seed, Purpose::TestExample, &[key, 0]),
                 |st, &idx| {
                     st.reseed(seed, Purpose::TestExample, &[key, idx as u64]);
-                    Self::test_example(model, params, st, images(idx), &mut NoObserver)
+                    Self::test_example(model, params, st, images(idx), &exec, &mut NoObserver)
                 },
             )
             .collect()

@@ -2,6 +2,7 @@
 
 use crate::model::config::FeedbackSource;
 use crate::model::params::LayerParams;
+use crate::sim::exec::Exec;
 use crate::sim::network::Model;
 use crate::sim::observer::{Observer, Phase, StepInfo};
 use crate::sim::state::NetState;
@@ -21,26 +22,24 @@ pub fn run_phase<O: Observer>(
     phase: Phase,
     len: usize,
     window: usize,
-    parallel_min: usize,
+    exec: &Exec,
     obs: &mut O,
 ) {
     #[cfg(target_arch = "x86_64")]
-    match crate::base::simd::level() {
+    match exec.simd {
         crate::base::simd::Level::Avx512 => {
-            // SAFETY: the CPU has AVX-512 F/VL/BW/DQ, checked at run time by simd::level.
-            unsafe {
-                run_phase_avx512(model, params, state, phase, len, window, parallel_min, obs)
-            };
+            // SAFETY: the CPU has AVX-512 F/VL/BW/DQ, checked when the Exec was made (simd::level never exceeds simd::detect).
+            unsafe { run_phase_avx512(model, params, state, phase, len, window, exec, obs) };
             return;
         }
         crate::base::simd::Level::Avx2 => {
-            // SAFETY: the CPU has AVX2, checked at run time by simd::level.
-            unsafe { run_phase_avx2(model, params, state, phase, len, window, parallel_min, obs) };
+            // SAFETY: the CPU has AVX2, checked when the Exec was made (simd::level never exceeds simd::detect).
+            unsafe { run_phase_avx2(model, params, state, phase, len, window, exec, obs) };
             return;
         }
         crate::base::simd::Level::Baseline => {}
     }
-    run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+    run_phase_impl(model, params, state, phase, len, window, exec, obs);
 }
 
 /// [`run_phase`] compiled for a wider instruction set (`$features`), still without fused
@@ -61,16 +60,41 @@ macro_rules! run_phase_compiled_for {
             phase: Phase,
             len: usize,
             window: usize,
-            parallel_min: usize,
+            exec: &Exec,
             obs: &mut O,
         ) {
-            run_phase_impl(model, params, state, phase, len, window, parallel_min, obs);
+            run_phase_impl(model, params, state, phase, len, window, exec, obs);
         }
     };
 }
 run_phase_compiled_for!(run_phase_avx2, "avx2");
 run_phase_compiled_for!(run_phase_avx512, "avx2,avx512f,avx512vl,avx512bw,avx512dq");
 
+/// What every step of one phase needs to know, fixed for the phase.
+struct PhasePlan<'a> {
+    model: &'a Model,
+    params: &'a [LayerParams],
+    exec: &'a Exec,
+    phase: Phase,
+    len: usize,
+    /// Integration window: the last `window` steps of the phase.
+    window: usize,
+    /// A must be brought up to date every step (it drives the soma, keeps a plateau
+    /// history, or an observer reads it), not only in the window.
+    apical_always: bool,
+}
+
+impl PhasePlan<'_> {
+    /// Steps after step `t` until the phase ends.
+    #[inline(always)]
+    fn to_end(&self, t: usize) -> usize {
+        self.len - 1 - t
+    }
+}
+
+/// The schedule of one phase: every step draws the input, sweeps the layers bottom-up,
+/// delivers feedback for the next step, then tells the observer; the phase ends with the
+/// window means (and the plateau potentials computed from them).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run_phase_impl<O: Observer>(
@@ -80,77 +104,28 @@ fn run_phase_impl<O: Observer>(
     phase: Phase,
     len: usize,
     window: usize,
-    parallel_min: usize,
+    exec: &Exec,
     obs: &mut O,
 ) {
-    let m_layers = params.len();
-    let kernel = &model.kernel;
     let d = &model.dynamics;
-    let broadcast = model.cfg.network.feedback == FeedbackSource::Broadcast;
-    let learn = phase == Phase::Forward;
-    let track_presyn = phase != Phase::Test;
     // A drives the soma only when g_A > 0, and the stochastic plateau times keep its
     // history; otherwise it is read only by the window means (and maybe the observer).
     let apical_always =
         d.g_a != 0.0 || model.cfg.phases.stochastic_plateau_times || obs.reads_apical();
-    if learn {
-        for p in state.presyn.iter_mut().chain(state.presyn_fb.iter_mut()) {
-            p.start_phase();
-        }
-    }
+    let plan = PhasePlan {
+        model,
+        params,
+        exec,
+        phase,
+        len,
+        window,
+        apical_always,
+    };
+    open_presynaptic_windows(&plan, state); // eq. 5.6
     for t in 0..len {
-        let to_end = len - 1 - t;
-        let in_window = to_end < window;
-        let NetState {
-            input,
-            input_rng,
-            layers,
-            presyn,
-            presyn_fb,
-            teach,
-            ..
-        } = state;
-        input.step(input_rng);
-        for m in 0..m_layers {
-            let (below, cur) = layers.split_at_mut(m);
-            let in_ev: &[u32] = if m == 0 {
-                &input.events
-            } else {
-                &below[m - 1].events
-            };
-            let teach = (phase == Phase::Target && m + 1 == m_layers).then_some(&teach[..]);
-            let parallel = params[m].n >= parallel_min;
-            let need_apical = in_window || apical_always;
-            cur[0].step(
-                &params[m],
-                kernel,
-                d,
-                in_ev,
-                teach,
-                in_window,
-                need_apical,
-                parallel,
-            );
-            if track_presyn {
-                presyn[m].add_step(kernel, in_ev, if learn { to_end } else { usize::MAX });
-            }
-        }
-        // Feedback reaches the apical compartments at the next step (section 2).
-        for m in 0..m_layers - 1 {
-            let (lower, upper) = layers.split_at_mut(m + 1);
-            let src = if broadcast { m_layers - 1 } else { m + 1 };
-            let fb_ev = &upper[src - m - 1].events;
-            lower[m].push_feedback(&params[m], kernel, fb_ev);
-            if let Some(pf) = presyn_fb.get_mut(m) {
-                // A(t) sees the feedback PSP of step t-1: shift the window by one step.
-                let q = if learn && to_end >= 1 {
-                    to_end - 1
-                } else {
-                    usize::MAX
-                };
-                pf.add_step(kernel, fb_ev, q);
-            }
-        }
+        draw_input(state); // eq. 2.0
+        feedforward_sweep(&plan, state, t); // eq. 2.3-2.5, 3.1-3.4, 4.1-4.3, 5.6
+        deliver_feedback(&plan, state, t); // eq. 3.2
         state.time_step += 1;
         obs.on_step(&StepInfo {
             phase,
@@ -159,16 +134,109 @@ fn run_phase_impl<O: Observer>(
             state,
         });
     }
-    let forward = phase != Phase::Target;
-    let stochastic = model.cfg.phases.stochastic_plateau_times && phase != Phase::Test;
+    close_windows(&plan, state); // eq. 5.2-5.5
+    obs.on_phase_end(phase, state);
+}
+
+/// Eq. 5.6: a forward phase of training starts new presynaptic window means s_f.
+#[inline(always)]
+fn open_presynaptic_windows(plan: &PhasePlan<'_>, state: &mut NetState) {
+    if plan.phase == Phase::Forward {
+        for p in state.presyn.iter_mut().chain(state.presyn_fb.iter_mut()) {
+            p.start_phase();
+        }
+    }
+}
+
+/// Eq. 2.0: this step's Poisson spikes of the input.
+#[inline(always)]
+fn draw_input(state: &mut NetState) {
+    state.input.step(&mut state.input_rng);
+}
+
+/// Layers bottom-up: each takes the spikes its input emitted this step into its basal
+/// dendrites, updates its compartments and emits spikes (layer step); outside tests the
+/// presynaptic window means of the weight updates take the same spikes.
+#[inline(always)]
+fn feedforward_sweep(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
+    let m_layers = plan.params.len();
+    let kernel = &plan.model.kernel;
+    let to_end = plan.to_end(t);
+    let in_window = to_end < plan.window;
+    let learn = plan.phase == Phase::Forward;
+    let NetState {
+        input,
+        layers,
+        presyn,
+        teach,
+        ..
+    } = state;
+    for m in 0..m_layers {
+        let (below, cur) = layers.split_at_mut(m);
+        let in_ev: &[u32] = if m == 0 {
+            &input.events
+        } else {
+            &below[m - 1].events
+        };
+        let teach = (plan.phase == Phase::Target && m + 1 == m_layers).then_some(&teach[..]);
+        cur[0].step(
+            &plan.params[m],
+            kernel,
+            &plan.model.dynamics,
+            in_ev,
+            teach,
+            in_window,
+            in_window || plan.apical_always,
+            plan.exec.parallel(plan.params[m].n),
+        );
+        if plan.phase != Phase::Test {
+            presyn[m].add_step(kernel, in_ev, if learn { to_end } else { usize::MAX });
+        }
+    }
+}
+
+/// Eq. 3.2: the spikes of the feedback source (the output layer, or the layer above)
+/// enter each hidden layer's apical input history; they reach A at the next step.
+#[inline(always)]
+fn deliver_feedback(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
+    let m_layers = plan.params.len();
+    let kernel = &plan.model.kernel;
+    let broadcast = plan.model.cfg.network.feedback == FeedbackSource::Broadcast;
+    let to_end = plan.to_end(t);
+    let learn = plan.phase == Phase::Forward;
+    let NetState {
+        layers, presyn_fb, ..
+    } = state;
+    for m in 0..m_layers - 1 {
+        let (lower, upper) = layers.split_at_mut(m + 1);
+        let src = if broadcast { m_layers - 1 } else { m + 1 };
+        let fb_ev = &upper[src - m - 1].events;
+        lower[m].push_feedback(&plan.params[m], kernel, fb_ev);
+        if let Some(pf) = presyn_fb.get_mut(m) {
+            // A(t) sees the feedback PSP of step t-1: shift the window by one step.
+            let q = if learn && to_end >= 1 {
+                to_end - 1
+            } else {
+                usize::MAX
+            };
+            pf.add_step(kernel, fb_ev, q);
+        }
+    }
+}
+
+/// Eq. 5.2-5.5: the window means of the phase (forward or target), with stochastic
+/// plateau times drawn first where the model has them.
+fn close_windows(plan: &PhasePlan<'_>, state: &mut NetState) {
+    let m_layers = plan.params.len();
+    let forward = plan.phase != Phase::Target;
+    let stochastic = plan.model.cfg.phases.stochastic_plateau_times && plan.phase != Phase::Test;
     if stochastic {
-        draw_plateau_offsets(model, state);
+        draw_plateau_offsets(plan.model, state);
     }
     for (m, l) in state.layers.iter_mut().enumerate() {
         let offsets = (stochastic && m + 1 < m_layers).then(|| &state.plateau_offsets[m][..]);
-        l.end_phase(forward, window, offsets);
+        l.end_phase(forward, plan.window, offsets);
     }
-    obs.on_phase_end(phase, state);
 }
 
 /// Eq. 5.5: per hidden neuron, offset = min(|trunc(N(0, sd))|, max) steps before phase end.

@@ -1,7 +1,7 @@
 //! The dynamic state of a network: potentials, PSP histories and random streams, as plain
 //! arrays updated in place.
 
-use crate::base::rng::{stream, LaneRng, Purpose, Rng};
+use crate::base::rng::{stream, Key, LaneRng, Purpose, Rng};
 use crate::model::config::{FeedbackMode, FeedbackSource, ModelConfig};
 use crate::model::input::PoissonInput;
 use crate::model::synapse::PresynapticWindow;
@@ -139,12 +139,12 @@ fn fb_size(cfg: &ModelConfig, sizes: &[usize], m: usize) -> usize {
 
 fn input_stream(seed: u64, purpose: Purpose, key: &[u64]) -> LaneRng {
     let mut k = key.to_vec();
-    k.push(u64::MAX);
+    k.push(Key::Input.value());
     LaneRng::new(stream(seed, purpose, &k))
 }
 
 fn block_stream(seed: u64, purpose: Purpose, key: &[u64], layer: usize, block: usize) -> Rng {
     let mut k = key.to_vec();
-    k.push(((layer as u64) << 32) | block as u64);
+    k.push(Key::Block { layer, block }.value());
     stream(seed, purpose, &k)
 }

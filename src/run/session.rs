@@ -1,0 +1,283 @@
+//! One training run from start to end, as `apical train` and the Python package run it:
+//! open or create the run directory, load the data, set up the recorder, train, close the
+//! traces. The caller owns signals: it passes a stop flag and gets
+//! [`TrainError::Interrupted`] back with the checkpoint to resume from.
+
+use crate::io::checkpoint::Checkpoint;
+use crate::io::mnist::{find_data_dir, load_mnist, DataError, Mnist};
+use crate::io::record::{
+    parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint, DEFAULT_SPEC,
+};
+use crate::io::run_dir::{RunDir, RunDirError, RunInfo};
+use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::record_plan::RecordPlan;
+use crate::run::trainer::{Progress, RunOptions, TrainError, Trainer};
+use crate::sim::observer::NoObserver;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+/// What to train: a new run of a model, or the continuation of a run directory.
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// A fresh run. `None` counts come from the model file's `[training]` section.
+    New {
+        model: ModelConfig,
+        seed: u64,
+        epochs: Option<usize>,
+        train_examples: Option<usize>,
+        test_examples: Option<usize>,
+        /// Default: `runs/<model>-seed<S>`.
+        out: Option<PathBuf>,
+    },
+    /// Continue the run in `dir` from its latest checkpoint, up to `epochs` in total
+    /// (default: the run's own).
+    Resume { dir: PathBuf, epochs: Option<usize> },
+}
+
+/// A training run's settings beyond the model.
+#[derive(Clone, Debug)]
+pub struct TrainRequest {
+    pub start: Start,
+    /// The MNIST folder (`None`: `APICAL_DATA`, `data/mnist`, `../shared/data/mnist`; a
+    /// resumed run first tries its own data folder).
+    pub data: Option<PathBuf>,
+    /// Check the data files' SHA-256.
+    pub verify: bool,
+    /// A record spec (docs/traces.md); `None`: the model file's `[[record]]` tables, else
+    /// the default (`metrics,weights`).
+    pub record: Option<String>,
+    pub compression: Compression,
+    /// Mid-epoch checkpoint interval in examples (`None`: a resumed run's own, else 0).
+    pub checkpoint_every: Option<usize>,
+}
+
+/// Anything that stops a run before it trains, each naming its source.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error("--record: {0}")]
+    Record(#[from] RecordError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How a run ended.
+pub struct TrainOutcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// `Err(TrainError::Interrupted)` when the stop flag was raised (a checkpoint was
+    /// written), other errors as they came.
+    pub result: Result<(), TrainError>,
+    /// The trace file, or why recording stopped early (the file keeps what was written).
+    pub traces: Option<Result<PathBuf, RecordError>>,
+}
+
+/// Trains as `request` says until done or until `stop` is raised (polled after every
+/// example). Messages for the user go to `progress.notice`.
+pub fn train<P: Progress>(
+    request: &TrainRequest,
+    progress: &mut P,
+    stop: &AtomicBool,
+) -> Result<TrainOutcome, SessionError> {
+    let data_holder: Mnist;
+    let mut trainer = match &request.start {
+        Start::Resume { dir, epochs } => {
+            let run = RunDir::open(dir)?;
+            let info = run.read_info()?;
+            let (ck, latest) = run.latest_checkpoint()?;
+            let epochs = epochs.unwrap_or(info.epochs);
+            if epochs < ck.epochs_done {
+                return Err(SessionError::Invalid(format!(
+                    "{} already has {} epochs; --epochs gives the total and must be at least that",
+                    dir.display(),
+                    ck.epochs_done
+                )));
+            }
+            // The request's data folder, else the run's own, else the usual places (a run
+            // directory copied from another machine).
+            let data_dir = match &request.data {
+                Some(d) => find_data_dir(Some(d))?,
+                None if info.data_dir.is_dir() => info.data_dir.clone(),
+                None => find_data_dir(None)?,
+            };
+            progress.notice(&format!("loading MNIST from {}", data_dir.display()));
+            data_holder = load_mnist(&data_dir, request.verify)?;
+            let checkpoint_every = request.checkpoint_every.unwrap_or(info.checkpoint_every);
+            let opts = RunOptions {
+                epochs,
+                // The checkpoint's seed and example counts replace these (Trainer::resume).
+                train_examples: ck.train_examples,
+                test_examples: ck.test_examples,
+                seed: ck.seed,
+                out_dir: dir.clone(),
+                checkpoint_every,
+            };
+            progress.notice(&format!(
+                "resuming {} from {} ({}) up to {} epochs",
+                dir.display(),
+                latest.display(),
+                position(&ck),
+                epochs
+            ));
+            let t = Trainer::resume(ck, &data_holder, opts)?;
+            let mut info = info;
+            info.epochs = epochs;
+            info.checkpoint_every = checkpoint_every;
+            t.run.write_info(&info).map_err(TrainError::from)?;
+            t
+        }
+        Start::New {
+            model,
+            seed,
+            epochs,
+            train_examples,
+            test_examples,
+            out,
+        } => {
+            if let Some(spec) = &request.record {
+                RecordPlan::resolve(&parse_spec(spec).map_err(RecordError::from)?, model)
+                    .map_err(RecordError::from)?;
+            }
+            let data_dir = find_data_dir(request.data.as_deref())?;
+            progress.notice(&format!("loading MNIST from {}", data_dir.display()));
+            data_holder = load_mnist(&data_dir, request.verify)?;
+            let epochs = epochs.unwrap_or(model.training.epochs);
+            let train_examples = train_examples.unwrap_or(model.training.train_examples);
+            let test_examples = test_examples.unwrap_or(model.training.test_examples);
+            if epochs == 0 || train_examples == 0 || test_examples == 0 {
+                return Err(SessionError::Invalid(
+                    "--epochs, --train-examples and --test-examples must be at least 1".into(),
+                ));
+            }
+            let out = out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{seed}", model.name)));
+            let checkpoint_every = request.checkpoint_every.unwrap_or(0);
+            let info = RunInfo {
+                apical_version: env!("CARGO_PKG_VERSION").into(),
+                model: model.name.clone(),
+                seed: *seed,
+                epochs,
+                train_examples,
+                test_examples,
+                data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+                checkpoint_every,
+            };
+            let opts = RunOptions {
+                epochs,
+                train_examples,
+                test_examples,
+                seed: *seed,
+                out_dir: out.clone(),
+                checkpoint_every,
+            };
+            progress.notice(&format!(
+                "training {} ({}) for {} epoch(s) of {} examples, testing on {}; run directory {}",
+                model.name,
+                model.sizes_string(),
+                epochs,
+                train_examples,
+                test_examples,
+                out.display()
+            ));
+            Trainer::new(model.clone(), &data_holder, opts, &info)?
+        }
+    };
+    let resumed = matches!(request.start, Start::Resume { .. });
+    let mut recorder = make_recorder(
+        &trainer,
+        request.record.as_deref(),
+        resumed,
+        request.compression,
+    )?;
+    let result = match &mut recorder {
+        Some(r) => trainer.run(stop, progress, r),
+        None => trainer.run(stop, progress, &mut NoObserver),
+    };
+    let traces = recorder.map(|r| {
+        let end = match &result {
+            Ok(()) => RunEnd::Completed,
+            Err(TrainError::Interrupted { .. }) => RunEnd::Interrupted,
+            Err(e) => RunEnd::Failed(e.to_string()),
+        };
+        r.finish(end)
+    });
+    Ok(TrainOutcome {
+        dir: trainer.run.dir.clone(),
+        result,
+        traces,
+    })
+}
+
+/// "N epochs done" or "N epochs and K examples of epoch N+1 done".
+fn position(ck: &Checkpoint) -> String {
+    match &ck.progress {
+        Some(p) => format!(
+            "{} epochs and {} examples of epoch {} done",
+            ck.epochs_done,
+            p.example,
+            ck.epochs_done + 1
+        ),
+        None => format!("{} epochs done", ck.epochs_done),
+    }
+}
+
+/// The trace recorder of a run: the request's spec, else the model file's [[record]]
+/// tables, else the default spec. A resumed run writes a new file whose time continues the
+/// run's.
+fn make_recorder(
+    t: &Trainer<'_>,
+    spec: Option<&str>,
+    resumed: bool,
+    z: Compression,
+) -> Result<Option<Recorder>, RecordError> {
+    let cfg = &t.net.model.cfg;
+    let (groups, text) = match spec {
+        Some(s) => (parse_spec(s)?, s.to_string()),
+        None if !cfg.record.is_empty() => (
+            cfg.record.clone(),
+            "[[record]] tables of the model file".to_string(),
+        ),
+        None => (
+            parse_spec(DEFAULT_SPEC).expect("the default spec parses"),
+            DEFAULT_SPEC.to_string(),
+        ),
+    };
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let epoch = t.history.len() + 1;
+    let example = t.resume_progress.as_ref().map_or(0, |p| p.example);
+    let n_train = t.opts.train_examples.min(t.data.train.len());
+    let step = steps_before(cfg, t.opts.seed, n_train, epoch, example);
+    let mut path = t.run.dir.join("traces.h5");
+    if resumed && path.exists() {
+        path = t
+            .run
+            .dir
+            .join(format!("traces-from-epoch{epoch}-example{example}.h5"));
+    }
+    let start = StartPoint {
+        epoch,
+        example,
+        step,
+    };
+    Recorder::create(
+        &path,
+        &groups,
+        &text,
+        cfg,
+        &t.model_toml,
+        t.opts.seed,
+        start,
+        z,
+    )
+    .map(Some)
+}
