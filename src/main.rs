@@ -6,6 +6,7 @@ use apical::io::mnist::{self, Mnist};
 use apical::io::record::{self, Compression};
 use apical::io::run_dir::{self, EpochMetrics, RunDir};
 use apical::model::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
+use apical::model::overrides::Override;
 use apical::run::metrics::evaluate_repeats;
 use apical::run::session::{self, SessionError, Start, TrainRequest};
 use apical::run::trainer::{Progress, TrainError};
@@ -105,6 +106,10 @@ struct TrainArgs {
     /// Continue the run in this directory from its latest checkpoint.
     #[arg(long, conflicts_with_all = ["model", "seed", "out", "train_examples", "test_examples"])]
     resume: Option<PathBuf>,
+    /// Override a model-file field: `--set learning.eta=[0.2,0.2] --set neuron.g_A=0.05`
+    /// (dotted path, TOML value; repeatable). The run's model.toml holds the result
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
+    set: Vec<String>,
     /// Also checkpoint every N training examples (0: only at epoch ends). A resumed run keeps
     /// the run's setting unless this is given.
     #[arg(long)]
@@ -305,12 +310,23 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             epochs: a.epochs,
         },
         None => Start::New {
-            model: match &a.model {
-                Some(p) => ModelConfig::from_file(p)?,
-                None => ModelConfig::from_toml_str(
-                    DEFAULT_MODEL_TOML,
-                    &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
-                )?,
+            model: {
+                let (base, origin) = match &a.model {
+                    Some(p) => (ModelConfig::from_file(p)?, p.display().to_string()),
+                    None => {
+                        let origin = format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)");
+                        (
+                            ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, &origin)?,
+                            origin,
+                        )
+                    }
+                };
+                let overrides = a
+                    .set
+                    .iter()
+                    .map(|s| Override::parse(s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                base.with_overrides(&overrides, &origin)?
             },
             seed: a.seed,
             epochs: a.epochs,

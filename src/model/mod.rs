@@ -12,6 +12,7 @@ pub mod init;
 pub mod input;
 pub mod learning;
 pub mod neuron;
+pub mod overrides;
 pub mod params;
 pub mod phases;
 pub mod readout;

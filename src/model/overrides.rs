@@ -1,0 +1,206 @@
+//! Parameter overrides: `--set KEY=VALUE` on the command line, `Model.with_overrides` in
+//! Python, the axes of a sweep. One code path: the model is written out as TOML, each
+//! dotted key replaced, and the result parsed and validated exactly like a model file, so
+//! the effective model is what a run directory's model.toml holds.
+
+use crate::model::config::{ConfigError, ModelConfig};
+use toml::{Table, Value};
+
+/// One `KEY=VALUE` override: a dotted path into the model file and a TOML value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    pub key: String,
+    pub value: Value,
+}
+
+impl Override {
+    /// Parses `KEY=VALUE`, the value as TOML (`[0.2, 0.2]`, `0.05`, `"random"`, `true`). A
+    /// bare word that is not TOML is taken as a string (`--set learning.feedback_mode=symmetric`).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let bad = |problem: String| ConfigError::Invalid {
+            path: "--set".into(),
+            field: text.to_string(),
+            problem,
+        };
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| bad("is not KEY=VALUE (e.g. neuron.g_A=0.05)".into()))?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(bad("has an empty key part".into()));
+        }
+        Ok(Override {
+            key: key.to_string(),
+            value: parse_value(value.trim()).map_err(bad)?,
+        })
+    }
+}
+
+/// A TOML value from its text; a bare word is a string.
+pub fn parse_value(text: &str) -> Result<Value, String> {
+    let doc = format!("v = {text}");
+    match doc.parse::<Table>() {
+        Ok(mut t) => t.remove("v").ok_or_else(|| "has no value".to_string()),
+        Err(_)
+            if !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "_-".contains(c)) =>
+        {
+            Ok(Value::String(text.to_string()))
+        }
+        Err(e) => Err(format!("is not a TOML value: {}", e.message())),
+    }
+}
+
+impl ModelConfig {
+    /// This model with `overrides` applied in order, validated like a model file. An unknown
+    /// key is an error naming it and the nearest valid key. `origin` names the model in
+    /// errors.
+    pub fn with_overrides(
+        &self,
+        overrides: &[Override],
+        origin: &str,
+    ) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut doc: Table =
+            toml::from_str(&self.to_toml_string()).map_err(|e| ConfigError::Parse {
+                path: origin.to_string(),
+                message: e.to_string(),
+            })?;
+        let known = leaf_keys(&doc);
+        for o in overrides {
+            set(&mut doc, o, &known, origin)?;
+        }
+        let text = toml::to_string(&doc).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        ModelConfig::from_toml_str(&text, &format!("{origin} with --set"))
+    }
+}
+
+/// Every settable dotted key of a model: the fields a model file may hold (the model as
+/// written out holds them all).
+fn leaf_keys(doc: &Table) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(String, &Table)> = vec![(String::new(), doc)];
+    while let Some((prefix, t)) = stack.pop() {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Table(sub) => stack.push((key, sub)),
+                _ => out.push(key),
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn set(doc: &mut Table, o: &Override, known: &[String], origin: &str) -> Result<(), ConfigError> {
+    if !known.iter().any(|k| *k == o.key) {
+        let nearest = known
+            .iter()
+            .min_by_key(|k| edit_distance(k, &o.key))
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
+        return Err(ConfigError::Invalid {
+            path: origin.to_string(),
+            field: o.key.clone(),
+            problem: format!("is not a model field{nearest}"),
+        });
+    }
+    let mut parts: Vec<&str> = o.key.split('.').collect();
+    let leaf = parts.pop().expect("a key has at least one part");
+    let mut t = doc;
+    for p in parts {
+        t = match t.get_mut(p) {
+            Some(Value::Table(sub)) => sub,
+            _ => unreachable!("a known key's tables exist"),
+        };
+    }
+    t.insert(leaf.to_string(), o.value.clone());
+    Ok(())
+}
+
+/// Levenshtein distance (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_all(items: &[&str]) -> Result<ModelConfig, ConfigError> {
+        let o: Vec<Override> = items.iter().map(|s| Override::parse(s).unwrap()).collect();
+        ModelConfig::default_model().with_overrides(&o, "default")
+    }
+
+    #[test]
+    fn values_are_parsed_as_toml_and_land_in_their_fields() {
+        let c = set_all(&[
+            "learning.eta=[0.2, 0.19]",
+            "neuron.g_A=0.05",
+            "network.hidden=[300]",
+            "learning.feedback_mode=symmetric",
+        ])
+        .unwrap();
+        assert_eq!(c.learning.eta, vec![0.2, 0.19]);
+        assert_eq!(c.neuron.g_a, 0.05);
+        assert_eq!(c.network.hidden, vec![300]);
+        assert_eq!(
+            c.to_toml_string(),
+            ModelConfig::from_toml_str(&c.to_toml_string(), "x")
+                .unwrap()
+                .to_toml_string()
+        );
+    }
+
+    #[test]
+    fn no_overrides_leave_the_model_as_it_is() {
+        let d = ModelConfig::default_model();
+        assert_eq!(
+            d.with_overrides(&[], "d").unwrap().to_toml_string(),
+            d.to_toml_string()
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_nearest_valid_one() {
+        let e = set_all(&["neuron.gA=0.05"]).unwrap_err().to_string();
+        assert!(
+            e.contains("`neuron.gA` is not a model field; did you mean `neuron.g_A`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn values_are_validated_like_the_file() {
+        let e = set_all(&["neuron.dt=-1"]).unwrap_err().to_string();
+        assert!(e.contains("neuron.dt"), "{e}");
+        let e = set_all(&["learning.eta=[0.2]"]).unwrap_err().to_string();
+        assert!(e.contains("learning.eta"), "{e}");
+        assert!(Override::parse("neuron.g_A").is_err());
+        assert!(Override::parse("=3").is_err());
+        assert!(Override::parse("learning.eta=[0.2,").is_err());
+    }
+}
