@@ -35,7 +35,7 @@ pub struct Experiment {
 
 /// Every experiment, in the order of the results table. Paper values: reference.md, from
 /// Figs. 6 and 8 (test error on the 10,000 test images after 60 epochs of 60,000).
-pub const EXPERIMENTS: &[Experiment] = &[
+pub(crate) const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "guerguiev-0h",
         model_toml: include_str!("../../models/guerguiev-0h.toml"),

@@ -340,7 +340,7 @@ impl LayerState {
         self.dense = n_pre.map(|n| DenseInput::new(kernel, n));
     }
 
-    pub fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
+    pub(crate) fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
         for (i, b) in self.blocks.iter_mut().enumerate() {
             b.rng = LaneRng::new(rngs(i));
         }
@@ -385,14 +385,14 @@ impl LayerState {
     /// Adds the feedback spikes of this step to the apical input history (eq. 3.2): they
     /// reach A at the next step.
     #[inline(always)]
-    pub fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
+    pub(crate) fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
         for b in &mut self.blocks {
             b.apical_in.push_rows(kernel, &p.y, p.n, b.lo, fb_events);
         }
     }
 
     /// Ends a phase: stores the window means (forward or target).
-    pub fn end_phase(&mut self, forward: bool, window: usize, offsets: Option<&[u8]>) {
+    pub(crate) fn end_phase(&mut self, forward: bool, window: usize, offsets: Option<&[u8]>) {
         let means = if forward {
             &mut self.forward
         } else {

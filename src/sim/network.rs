@@ -38,12 +38,8 @@ impl Model {
         }
     }
 
-    pub fn n_layers(&self) -> usize {
-        self.cfg.network.hidden.len() + 1
-    }
-
     /// Output units per class.
-    pub fn units_per_class(&self) -> usize {
+    pub(crate) fn units_per_class(&self) -> usize {
         self.cfg.network.n_out / 10
     }
 
@@ -87,7 +83,7 @@ impl Network {
     }
 
     /// A network with given parameters and a zero state for epoch 0.
-    pub fn from_params(model: Model, params: Vec<LayerParams>, seed: u64) -> Self {
+    pub(crate) fn from_params(model: Model, params: Vec<LayerParams>, seed: u64) -> Self {
         let state = NetState::new(&model, seed, Purpose::TrainSpikes, &[0]);
         let mut net = Network {
             model,

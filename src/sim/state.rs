@@ -112,7 +112,7 @@ impl NetState {
     }
 
     /// New random streams keyed by `(seed, purpose, key)`, as `new` would give.
-    pub fn reseed(&mut self, seed: u64, purpose: Purpose, key: &[u64]) {
+    pub(crate) fn reseed(&mut self, seed: u64, purpose: Purpose, key: &[u64]) {
         self.input_rng = input_stream(seed, purpose, key);
         self.plateau_rng = stream(seed, Purpose::Plateau, key);
         for (m, l) in self.layers.iter_mut().enumerate() {
