@@ -1,4 +1,4 @@
-//! Applications built on runs: the benchmark harness ([`bench`]), the paper's experiments
+//! Applications built on runs: the benchmark harness ([`bench`](mod@bench)), the paper's experiments
 //! ([`reproduce`]) and plots ([`plot`]).
 //!
 //! May use: every other layer ([`crate::base`], [`crate::model`], [`crate::sim`],

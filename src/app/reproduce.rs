@@ -3,7 +3,7 @@
 //! (`<out>/<experiment>/seed<S>/`), several at once, then a results page (docs/results.md)
 //! with the paper's number beside apical's and the plots.
 //!
-//! The paper's numbers live in one table, [`EXPERIMENTS`]; the model files are embedded so
+//! The paper's numbers live in one table, `EXPERIMENTS`; the model files are embedded so
 //! the binary runs anywhere.
 
 use crate::app::plot::{self, PlotError, Series};
@@ -20,7 +20,7 @@ use std::time::Instant;
 /// One experiment of the paper.
 #[derive(Clone, Copy, Debug)]
 pub struct Experiment {
-    /// Model name = file stem of models/<name>.toml.
+    /// Model name = file stem of `models/<name>.toml`.
     pub name: &'static str,
     /// The model file's text (embedded).
     pub model_toml: &'static str,

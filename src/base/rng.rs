@@ -145,7 +145,7 @@ impl LaneRng {
         out
     }
 
-    /// Fills `out` with uniforms in [0, 1) (24 random bits each, see [`unit_f32`]).
+    /// Fills `out` with uniforms in [0, 1) (24 random bits each, see `unit_f32`).
     #[inline(always)]
     pub fn fill_uniforms(&mut self, out: &mut [f32]) {
         let mut chunks = out.chunks_exact_mut(2 * LANES);

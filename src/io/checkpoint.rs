@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 8] = b"APICALCK";
 /// Version 2 added the run's `train_examples` and `test_examples`; version 4 changed the
 /// saved network state (input, basal traces: mid-epoch checkpoints only, see
-/// [`OLDEST_READABLE`]).
+/// `OLDEST_READABLE`).
 pub const FORMAT_VERSION: u32 = 4;
 /// Version 3 differs from 4 only in the mid-epoch network state, so its end-of-epoch
 /// checkpoints are read as they are.

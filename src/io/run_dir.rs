@@ -135,7 +135,7 @@ impl RunDir {
     }
 
     /// The network of the latest checkpoint exactly as the run saved it: parameters,
-    /// feedback weights and the feedback noise stream (see [`checkpoint::restore_network`]).
+    /// feedback weights and the feedback noise stream (see `checkpoint::restore_network`).
     pub fn restore(&self) -> Result<(Network, Checkpoint, PathBuf), RunDirError> {
         let (ck, path) = self.latest_checkpoint()?;
         let net = restore(&ck, &path)?;

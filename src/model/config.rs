@@ -1,7 +1,7 @@
 //! Model files: every parameter of `docs/model.md`, read from TOML and validated.
 //!
 //! Field names follow the spec (`tau_s`, `tau_L`, `g_B`, ...). Unknown fields are rejected by
-//! serde with the field's name; out-of-range values by [`ModelConfig::validate`], which names
+//! serde with the field's name; out-of-range values by `ModelConfig::validate`, which names
 //! the field as `section.field`.
 
 use serde::{Deserialize, Serialize};

@@ -153,7 +153,7 @@ fn small_rates(d: &Dynamics) -> bool {
 }
 
 /// e^-lambda, the probability of no spike at rate `lambda` (eq. 3.4), as the step computes
-/// it (see [`small_rates`]).
+/// it (see `small_rates`).
 #[inline(always)]
 pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
     if small_rates(d) {

@@ -58,7 +58,7 @@ pub(crate) fn spec_err(field: impl Into<String>, problem: impl Into<String>) -> 
 /// ```
 ///
 /// "none" gives no groups (no trace file). Variable and layer names are checked against
-/// the model by [`RecordPlan::resolve`].
+/// the model by `RecordPlan::resolve`.
 pub fn parse_spec(spec: &str) -> Result<Vec<RecordGroup>, SpecError> {
     let spec = spec.trim();
     if spec.is_empty() {

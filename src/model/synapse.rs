@@ -257,7 +257,7 @@ impl PspTrace {
     }
 
     /// One step of input: u(t) = sum of the weight rows `w[j * stride + lo..]` of the
-    /// spiking inputs j in `events` (see [`add_rows`]).
+    /// spiking inputs j in `events` (see `add_rows`).
     #[inline(always)]
     pub fn push_rows(
         &mut self,

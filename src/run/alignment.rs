@@ -2,7 +2,7 @@
 //! directory (Guerguiev et al. 2017, Fig. 7):
 //!
 //! - `update_angle_deg`: the angle between a hidden layer's update and the update backprop
-//!   would make, averaged over the last [`PROBE_EXAMPLES`] training examples of the epoch.
+//!   would make, averaged over the last `PROBE_EXAMPLES` training examples of the epoch.
 //!   Both updates are an error vector times the same s_f^T (eq. 6.5), so the angle between
 //!   the updates is the angle between E_m (eq. 6.2) and the backprop error (eq. 6.8)
 //!   computed from W_{m+1} as it was before the example's update and the error E_{m+1} the

@@ -10,9 +10,9 @@
 //! resizable datasets between examples, so memory stays flat however long the run.
 
 //!
-//! Files: [`writer`] is the HDF5 side (the
-//! writer thread, chunked columns, attribute helpers); [`layout`] the per-population
-//! datasets of the file; [`recorder`] the observer that fills them; [`inspect`] reads a
+//! Files: `writer` is the HDF5 side (the
+//! writer thread, chunked columns, attribute helpers); `layout` the per-population
+//! datasets of the file; `recorder` the observer that fills them; [`inspect`] reads a
 //! file back as text. What may be recorded (the spec grammar, `[[record]]` tables) is part of
 //! the model description: [`crate::model::recording`].
 

@@ -358,7 +358,7 @@ impl Recorder {
     }
 
     /// Flush when this many bytes are buffered at the end of an example (default
-    /// [`FLUSH_BYTES`]).
+    /// `FLUSH_BYTES`).
     pub fn set_flush_bytes(&mut self, bytes: usize) {
         self.flush_bytes = bytes;
     }
