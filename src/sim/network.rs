@@ -83,7 +83,7 @@ impl Network {
     }
 
     /// A network with given parameters and a zero state for epoch 0.
-    pub(crate) fn from_params(model: Model, params: Vec<LayerParams>, seed: u64) -> Self {
+    pub fn from_params(model: Model, params: Vec<LayerParams>, seed: u64) -> Self {
         let state = NetState::new(&model, seed, Purpose::TrainSpikes, &[0]);
         let mut net = Network {
             model,
