@@ -74,7 +74,11 @@ fn plots_and_restores_use_the_runs_own_noisy_symmetric_feedback_weights() {
     let dir = tempfile::tempdir().unwrap();
     let trained = train(dir.path(), &data);
     let (net, ck, path) = RunDir::open(dir.path()).unwrap().restore().unwrap();
-    assert!(path.ends_with("checkpoint-epoch-2.bin"), "{}", path.display());
+    assert!(
+        path.ends_with("checkpoint-epoch-2.bin"),
+        "{}",
+        path.display()
+    );
     assert_eq!(ck.epochs_done, 2);
     // The hidden layer's Y = W_out^T + noise: the restored network keeps the run's draw.
     assert_eq!(net.params[0].y, trained[0].y);

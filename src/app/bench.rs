@@ -143,7 +143,7 @@ pub(crate) fn time_training(
     parallel_min: usize,
 ) -> TrainSample {
     let mut net = Network::new(cfg.clone(), seed);
-    net.set_dense(dense);
+    set_dense(&mut net, dense);
     net.start_epoch(seed, 1);
     net.exec.parallel_min = parallel_min;
     let train = &data.train;
@@ -437,6 +437,17 @@ pub fn format_table(rows: &[BenchRow]) -> String {
         ));
     }
     s
+}
+
+/// Switches a network's training state to the dense baseline of eq. 3.1 (B = W s + b over
+/// every input each step, as the reference computes it) or back to the event-driven
+/// update. Same model, same results (tests/dense.rs); only the benchmark uses it. The input
+/// histories start empty.
+pub fn set_dense(net: &mut Network, on: bool) {
+    let topo = net.model.cfg.topology();
+    for (m, l) in net.state.layers.iter_mut().enumerate() {
+        l.set_dense(&net.model.kernel, on.then_some(topo.input_size(m)));
+    }
 }
 
 #[cfg(test)]
