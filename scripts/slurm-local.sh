@@ -199,7 +199,7 @@ start_daemons() {
     if ! ctld_up; then
         # A controller that is running but not answering is restarted.
         if pid_alive "$CTLD_PID"; then kill "$(cat "$CTLD_PID")"; sleep 1; fi
-        slurmctld
+        slurmctld || { log_tails; die "slurmctld failed to start"; }
         i=0
         until ctld_up; do
             i=$((i + 1))
@@ -212,7 +212,7 @@ start_daemons() {
     SLURMD_STARTED=""
     if ! pid_alive "$SLURMD_PID"; then
         SLURMD_STARTED=$(slurmd_start_time)
-        slurmd
+        slurmd || { log_tails; die "slurmd failed to start"; }
     fi
     stage_done slurmd "$t"
 }
