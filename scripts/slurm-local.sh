@@ -157,7 +157,9 @@ stop_daemons() {
             # shellcheck disable=SC2046
             scancel $(squeue -h -o %A) 2>/dev/null || true
             local i=0
-            while [ -n "$(squeue -h -t RUNNING,COMPLETING -o %A 2>/dev/null)" ] && [ $i -lt $((WAIT * 2)) ]; do
+            # until the jobs' slurmstepd have finished too (they outlive a stopped slurmd)
+            while { [ -n "$(squeue -h -t RUNNING,COMPLETING -o %A 2>/dev/null)" ] || pgrep -x slurmstepd >/dev/null; } \
+                && [ $i -lt $((WAIT * 2)) ]; do
                 sleep 0.5; i=$((i + 1))
             done
         fi
@@ -175,7 +177,7 @@ stop_daemons() {
         fi
     done
     rm -f "$SLURMD_PID" "$CTLD_PID"
-    # Job step daemons outlive slurmd; after the cancel above none should be left.
+    # Job step daemons outlive slurmd; after the cancel above none should be left (a fallback).
     local left
     left=$(pgrep -x slurmstepd || true)
     if [ -n "$left" ]; then
