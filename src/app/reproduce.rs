@@ -275,8 +275,9 @@ fn existing(
             "its model.toml differs from the current model file".into(),
         ));
     }
-    let checkpoints =
-        crate::io::checkpoint::list_checkpoints(dir).map_err(|e| mismatch(e.to_string()))?;
+    let checkpoints = RunDir::open(dir)
+        .and_then(|r| r.checkpoints())
+        .map_err(|e| mismatch(e.to_string()))?;
     if checkpoints.is_empty() {
         return Ok(Existing::Fresh);
     }
@@ -392,14 +393,9 @@ fn run_one(
     ));
     let started = Instant::now();
     let mut trainer = if matches!(state, Existing::Resume) {
-        let list =
-            crate::io::checkpoint::list_checkpoints(&dir).map_err(|source| ReproduceError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        let latest = &list.last().expect("checked: the run has a checkpoint").2;
-        let ck = crate::io::checkpoint::Checkpoint::load(latest)
-            .map_err(|err| train_err(TrainError::Checkpoint(err)))?;
+        let (ck, latest) = RunDir::open(&dir)
+            .and_then(|r| r.latest_checkpoint())
+            .map_err(|err| train_err(err.into()))?;
         log(format!(
             "{} seed {seed}: resuming from {}",
             e.name,
