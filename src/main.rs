@@ -123,9 +123,10 @@ struct TrainArgs {
     /// per-epoch metrics and weight snapshots.
     #[arg(long, value_name = "SPEC")]
     record: Option<String>,
-    /// Compression of traces.h5: deflate, deflate:0..9 or none (libsonata's PyPI wheels read
-    /// only uncompressed files).
-    #[arg(long, default_value = "deflate:1", value_parser = parse_compression)]
+    /// Compression of traces.h5: scaleoffset (lossless HDF5 built-in filter on the spikes,
+    /// opens in every reader), deflate, deflate:0..9 (about half the size; libsonata's
+    /// PyPI wheels cannot read it) or none (docs/traces.md, Compression).
+    #[arg(long, default_value = "scaleoffset", value_parser = parse_compression)]
     trace_compression: Compression,
 }
 
@@ -335,6 +336,14 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             out: a.out.clone(),
         },
     };
+    let unreadable = a.trace_compression.unreadable_by();
+    if !unreadable.is_empty() && a.record.as_deref() != Some("none") {
+        eprintln!(
+            "note: --trace-compression {}: traces.h5 will not open in {}; the default, scaleoffset, opens everywhere",
+            a.trace_compression,
+            unreadable.join("; ")
+        );
+    }
     let request = TrainRequest {
         start,
         data: a.data.dir.clone(),
@@ -393,6 +402,20 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         a.file.clone()
     };
     if !path.exists() {
+        if a.file.is_dir() {
+            // A run stopped before its trace file was laid out (or one that records none).
+            let part = a.file.join("traces.h5.part").exists();
+            println!(
+                "{}: no trace file{}",
+                a.file.display(),
+                if part {
+                    " (traces.h5.part: the run stopped while laying it out)"
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
         bail!("{}: no such trace file", path.display());
     }
     print!("{}", record::inspect(&path)?);
