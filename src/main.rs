@@ -45,6 +45,25 @@ enum Command {
     Plot(cli::reproduce::PlotArgs),
     /// Print what a trace file (traces.h5) holds: groups, shapes, units, config.
     Inspect(InspectArgs),
+    /// Convert a run's trace file to another format.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// NWB 2.x (Neurodata Without Borders): spikes as Units, examples as trials, recorded
+    /// potentials as TimeSeries, weight snapshots, the model and seed (docs/traces.md).
+    Nwb(NwbArgs),
+}
+
+#[derive(clap::Args)]
+struct NwbArgs {
+    /// A run directory (its traces.h5) or a trace file.
+    run: PathBuf,
+    /// The NWB file to write (default: traces.nwb beside the trace file).
+    #[arg(long, value_name = "FILE.nwb")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -170,6 +189,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
         Command::Inspect(a) => cmd_inspect(a).map(|()| ExitCode::SUCCESS),
+        Command::Export(ExportCommand::Nwb(a)) => cmd_export_nwb(a).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
         Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
         Command::Plot(a) => cli::reproduce::cmd_plot(a).map(|()| ExitCode::SUCCESS),
@@ -419,6 +439,32 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         bail!("{}: no such trace file", path.display());
     }
     print!("{}", record::inspect(&path)?);
+    Ok(())
+}
+
+fn cmd_export_nwb(a: NwbArgs) -> Result<()> {
+    let traces = if a.run.is_dir() {
+        a.run.join("traces.h5")
+    } else {
+        a.run.clone()
+    };
+    if !traces.exists() {
+        bail!(
+            "{}: no trace file (record one with `apical train --record ...`)",
+            traces.display()
+        );
+    }
+    let out = a.out.unwrap_or_else(|| traces.with_extension("nwb"));
+    let s = apical::io::nwb::export(&traces, &out)?;
+    println!(
+        "{}: {} units ({} spikes), {} trials, {} time series, {} weight snapshots",
+        out.display(),
+        s.units,
+        s.spikes,
+        s.trials,
+        s.series,
+        s.snapshots
+    );
     Ok(())
 }
 
