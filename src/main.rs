@@ -45,6 +45,25 @@ enum Command {
     Plot(cli::reproduce::PlotArgs),
     /// Print what a trace file (traces.h5) holds: groups, shapes, units, config.
     Inspect(InspectArgs),
+    /// Convert a run's trace file to another format.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// NWB 2.x (Neurodata Without Borders): spikes as Units, examples as trials, recorded
+    /// potentials as TimeSeries, weight snapshots, the model and seed (docs/traces.md).
+    Nwb(NwbArgs),
+}
+
+#[derive(clap::Args)]
+struct NwbArgs {
+    /// A run directory (its traces.h5) or a trace file.
+    run: PathBuf,
+    /// The NWB file to write (default: traces.nwb beside the trace file).
+    #[arg(long, value_name = "FILE.nwb")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -123,9 +142,10 @@ struct TrainArgs {
     /// per-epoch metrics and weight snapshots.
     #[arg(long, value_name = "SPEC")]
     record: Option<String>,
-    /// Compression of traces.h5: deflate, deflate:0..9 or none (libsonata's PyPI wheels read
-    /// only uncompressed files).
-    #[arg(long, default_value = "deflate:1", value_parser = parse_compression)]
+    /// Compression of traces.h5: scaleoffset (lossless HDF5 built-in filter on the spikes,
+    /// opens in every reader), deflate, deflate:0..9 (about half the size; libsonata's
+    /// PyPI wheels cannot read it) or none (docs/traces.md, Compression).
+    #[arg(long, default_value = "scaleoffset", value_parser = parse_compression)]
     trace_compression: Compression,
 }
 
@@ -169,6 +189,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
         Command::Inspect(a) => cmd_inspect(a).map(|()| ExitCode::SUCCESS),
+        Command::Export(ExportCommand::Nwb(a)) => cmd_export_nwb(a).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
         Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
         Command::Plot(a) => cli::reproduce::cmd_plot(a).map(|()| ExitCode::SUCCESS),
@@ -335,6 +356,14 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             out: a.out.clone(),
         },
     };
+    let unreadable = a.trace_compression.unreadable_by();
+    if !unreadable.is_empty() && a.record.as_deref() != Some("none") {
+        eprintln!(
+            "note: --trace-compression {}: traces.h5 will not open in {}; the default, scaleoffset, opens everywhere",
+            a.trace_compression,
+            unreadable.join("; ")
+        );
+    }
     let request = TrainRequest {
         start,
         data: a.data.dir.clone(),
@@ -393,9 +422,49 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         a.file.clone()
     };
     if !path.exists() {
+        if a.file.is_dir() {
+            // A run stopped before its trace file was laid out (or one that records none).
+            let part = a.file.join("traces.h5.part").exists();
+            println!(
+                "{}: no trace file{}",
+                a.file.display(),
+                if part {
+                    " (traces.h5.part: the run stopped while laying it out)"
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
         bail!("{}: no such trace file", path.display());
     }
     print!("{}", record::inspect(&path)?);
+    Ok(())
+}
+
+fn cmd_export_nwb(a: NwbArgs) -> Result<()> {
+    let traces = if a.run.is_dir() {
+        a.run.join("traces.h5")
+    } else {
+        a.run.clone()
+    };
+    if !traces.exists() {
+        bail!(
+            "{}: no trace file (record one with `apical train --record ...`)",
+            traces.display()
+        );
+    }
+    let out = a.out.unwrap_or_else(|| traces.with_extension("nwb"));
+    let s = apical::io::nwb::export(&traces, &out)?;
+    println!(
+        "{}: {} units ({} spikes), {} trials, {} time series, {} weight snapshots",
+        out.display(),
+        s.units,
+        s.spikes,
+        s.trials,
+        s.series,
+        s.snapshots
+    );
     Ok(())
 }
 

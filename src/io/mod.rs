@@ -1,11 +1,13 @@
 //! Files: everything that reads or writes the disk.
 //!
 //! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the MNIST files
-//! ([`mnist`]), the run directory ([`run_dir`]), and HDF5 traces ([`record`]).
+//! ([`mnist`]), the run directory ([`run_dir`]), HDF5 traces ([`record`]) and their NWB
+//! export ([`nwb`]).
 //! May use: [`crate::base`], [`crate::model`], [`crate::sim`].
 
 pub mod atomic;
 pub mod checkpoint;
 pub mod mnist;
+pub mod nwb;
 pub mod record;
 pub mod run_dir;
