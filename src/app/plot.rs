@@ -463,7 +463,8 @@ pub fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
 }
 
 /// Plateau-difference histogram and hidden raster of a trained network (the first hidden
-/// layer; the output layer's raster for a network without hidden layers). Returns the files.
+/// layer; the output layer's raster for a network without hidden layers; no raster in the
+/// rate mode). Returns the files.
 pub fn network_plots(
     net: &Network,
     train: &MnistSet,
@@ -484,6 +485,10 @@ pub fn network_plots(
             60,
         )?;
         files.push(p);
+    }
+    if net.model.cfg.neuron.mode == crate::model::config::NeuronMode::Rate {
+        // The rate mode (section 9) has no spikes to draw.
+        return Ok(files);
     }
     let raster = simulate_raster(net, train, seed, examples.clamp(1, 3), 0, 100);
     let p = out.join("raster.png");

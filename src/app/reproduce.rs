@@ -116,6 +116,22 @@ pub const EXPERIMENTS: &[Experiment] = &[
         paper: "no number; worse than the learning 784-500-10",
         paper_error: None,
     },
+    Experiment {
+        name: "guerguiev-1h-rate",
+        model_toml: include_str!("../../models/guerguiev-1h-rate.toml"),
+        what: "784-500-10, rate mode (no spikes, spec section 9)",
+        figure: "Fig. 7A, rate feedback",
+        paper: "no test error in the paper; the reference code: 5.8 % after 1 epoch",
+        paper_error: None,
+    },
+    Experiment {
+        name: "guerguiev-2h-rate",
+        model_toml: include_str!("../../models/guerguiev-2h-rate.toml"),
+        what: "784-500-100-10, rate mode (no spikes, spec section 9)",
+        figure: "extra",
+        paper: "no number (not in the paper)",
+        paper_error: None,
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

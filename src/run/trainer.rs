@@ -222,6 +222,7 @@ impl<'a> Trainer<'a> {
                     self.net.start_epoch(seed, epoch);
                     for l in &mut self.net.state.layers {
                         l.spike_count = 0;
+                        l.rate_sum = 0.0;
                     }
                 }
             }
@@ -303,7 +304,12 @@ impl<'a> Trainer<'a> {
                 .state
                 .layers
                 .iter()
-                .map(|l| l.spike_count as f64 / (l.n as f64 * steps.max(1) as f64) * 1000.0 / dt_ms)
+                // Spikes, or in the rate mode the expected spikes (one of the two is zero).
+                .map(|l| {
+                    (l.spike_count as f64 + l.rate_sum) / (l.n as f64 * steps.max(1) as f64)
+                        * 1000.0
+                        / dt_ms
+                })
                 .collect();
             let train_seconds = started.elapsed().as_secs_f64();
             let test_started = Instant::now();
