@@ -2,6 +2,8 @@
 //! network with weights set by hand, one training example (forward phase, target phase,
 //! learning) and one test, every value recomputed here in f64 from the equations of
 //! docs/model.md (sections 6 and 9).
+// Index loops mirror the equations' subscripts (W[i][j], Y[i][k]).
+#![allow(clippy::needless_range_loop)]
 
 use apical::model::config::{ModelConfig, NeuronMode};
 use apical::sim::network::Network;

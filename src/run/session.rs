@@ -17,6 +17,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 /// What to train: a new run of a model, or the continuation of a run directory.
+// One value per run: the size of the model inline costs nothing, and callers build it with
+// a plain `ModelConfig`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Start {
     /// A fresh run. `None` counts come from the model file's `[training]` section.
