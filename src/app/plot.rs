@@ -80,12 +80,61 @@ pub(crate) struct Series {
     pub reference: Option<f64>,
     /// Palette index (default: the series' position), to keep colours across charts.
     pub color: Option<usize>,
+    /// A shaded band around the line, (x, low, high): the spread over seeds (empty: none).
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+impl Series {
+    /// A plain line: no reference marker, default colour, no band.
+    pub fn line(name: &str, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.to_string(),
+            points,
+            reference: None,
+            color: None,
+            band: Vec::new(),
+        }
+    }
+}
+
+/// Several runs of one series (seeds) as one: the mean at each x that any run has, and the
+/// band from the smallest to the largest value there (no band for a single run). NaN
+/// values are left out.
+pub(crate) fn mean_and_spread(name: &str, runs: &[Vec<(f64, f64)>]) -> Series {
+    let mut xs: Vec<f64> = runs.iter().flatten().map(|p| p.0).collect();
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.dedup();
+    let mut points = Vec::new();
+    let mut band = Vec::new();
+    for x in xs {
+        let v: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.iter().find(|p| p.0 == x).map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .collect();
+        if v.is_empty() {
+            continue;
+        }
+        points.push((x, v.iter().sum::<f64>() / v.len() as f64));
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        band.push((x, lo, hi));
+    }
+    if runs.len() < 2 {
+        band.clear();
+    }
+    Series {
+        band,
+        ..Series::line(name, points)
+    }
 }
 
 const SIZE: (u32, u32) = (900, 520);
+/// Width of the legend panel right of a line chart's plotting area.
+const LEGEND_WIDTH: u32 = 250;
 
 fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 10] = [
+    const C: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -96,6 +145,8 @@ fn color(i: usize) -> RGBColor {
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
         RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
+        RGBColor(0, 0, 128),
     ];
     C[i % C.len()]
 }
@@ -119,8 +170,10 @@ fn range_of(values: impl Iterator<Item = f64>, pad_to_zero: bool) -> (f64, f64) 
     (if pad_to_zero { lo } else { lo - pad }, hi + pad)
 }
 
-/// Lines of `series` against x; each series' reference value is marked at the right edge
-/// with a triangle of its colour.
+/// Lines of `series` against x, each with its band (the spread over seeds) shaded in its
+/// colour and its reference value marked by a triangle at the right edge; the legend sits
+/// in a panel of its own right of the plot, so it never covers a line. Integer x values
+/// (epochs) are labelled without decimals.
 pub(crate) fn line_chart(
     path: &Path,
     title: &str,
@@ -140,28 +193,62 @@ pub(crate) fn line_chart(
     }
     let (y0, y1) = y_range.unwrap_or_else(|| {
         range_of(
-            series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.reference)),
+            series.iter().flat_map(|s| {
+                s.points
+                    .iter()
+                    .map(|p| p.1)
+                    .chain(s.reference)
+                    .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+            }),
             true,
         )
     });
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err(path))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+    let body = root
+        .titled(title, ("sans-serif", 17))
+        .map_err(draw_err(path))?;
+    let (plot_area, legend_area) = body.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let mut chart = ChartBuilder::on(&plot_area)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(draw_err(path))?;
+    let x_fmt = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_label_formatter(&x_fmt)
         .light_line_style(WHITE)
         .draw()
         .map_err(draw_err(path))?;
+    // Bands first, so that every line is drawn over them.
+    for (i, s) in series.iter().enumerate() {
+        let band: Vec<&(f64, f64, f64)> = s
+            .band
+            .iter()
+            .filter(|b| b.1.is_finite() && b.2.is_finite())
+            .collect();
+        if band.len() >= 2 {
+            let c = color(s.color.unwrap_or(i));
+            let outline: Vec<(f64, f64)> = band
+                .iter()
+                .map(|b| (b.0, b.2))
+                .chain(band.iter().rev().map(|b| (b.0, b.1)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, c.mix(0.18).filled())))
+                .map_err(draw_err(path))?;
+        }
+    }
     for (i, s) in series.iter().enumerate() {
         let c = color(s.color.unwrap_or(i));
         let pts: Vec<(f64, f64)> = s
@@ -172,27 +259,61 @@ pub(crate) fn line_chart(
             .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(draw_err(path))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
             .map_err(draw_err(path))?;
+        if pts.len() <= 80 {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(draw_err(path))?;
+        }
         if let Some(r) = s.reference {
             chart
                 .draw_series(std::iter::once(TriangleMarker::new((x1, r), 6, c.filled())))
                 .map_err(draw_err(path))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(draw_err(path))?;
+    draw_legend(path, &legend_area, series)?;
     root.present().map_err(draw_err(path))?;
+    Ok(())
+}
+
+/// The legend panel: one line per series in its colour, then what the markers mean.
+fn draw_legend(
+    path: &Path,
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    series: &[Series],
+) -> Result<(), PlotError> {
+    let font = ("sans-serif", 13).into_font();
+    let row = 19;
+    let mut y = 20;
+    for (i, s) in series.iter().enumerate() {
+        let c = color(s.color.unwrap_or(i));
+        area.draw(&PathElement::new(
+            vec![(4, y + 7), (26, y + 7)],
+            c.stroke_width(3),
+        ))
+        .map_err(draw_err(path))?;
+        area.draw(&Text::new(s.name.clone(), (32, y), font.clone()))
+            .map_err(draw_err(path))?;
+        y += row;
+    }
+    y += row / 2;
+    let grey = RGBColor(90, 90, 90);
+    if series.iter().any(|s| s.band.len() >= 2) {
+        area.draw(&Rectangle::new(
+            [(4, y + 2), (26, y + 12)],
+            grey.mix(0.25).filled(),
+        ))
+        .map_err(draw_err(path))?;
+        area.draw(&Text::new("min-max over seeds", (32, y), font.clone()))
+            .map_err(draw_err(path))?;
+        y += row;
+    }
+    if series.iter().any(|s| s.reference.is_some()) {
+        area.draw(&TriangleMarker::new((15, y + 7), 6, grey.filled()))
+            .map_err(draw_err(path))?;
+        area.draw(&Text::new("the paper, 60 epochs", (32, y), font))
+            .map_err(draw_err(path))?;
+    }
     Ok(())
 }
 
@@ -418,40 +539,59 @@ pub(crate) fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
         .unwrap_or_default()
 }
 
-/// Test error against training examples seen (thousands), from a run's metrics.
-pub(crate) fn learning_series(
-    name: &str,
-    metrics: &[EpochMetrics],
-    reference: Option<f64>,
-) -> Series {
-    let mut seen = 0usize;
+/// Test error after each epoch (x: the epoch), from a run's metrics.
+pub(crate) fn learning_series(name: &str, metrics: &[EpochMetrics], reference: Option<f64>) -> Series {
     let points = metrics
         .iter()
-        .map(|m| {
-            seen += m.record.train_examples;
-            (seen as f64 / 1000.0, m.record.test_error)
-        })
+        .map(|m| (m.record.epoch as f64, m.record.test_error))
         .collect();
     Series {
-        name: name.to_string(),
-        points,
         reference,
-        color: None,
+        ..Series::line(name, points)
     }
 }
 
 /// The update angle of hidden layer `layer` per epoch.
 pub(crate) fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -> Series {
-    Series {
-        name: name.to_string(),
-        points: records
+    Series::line(
+        name,
+        records
             .iter()
             .filter(|r| r.layer == layer)
             .map(|r| (r.epoch as f64, r.update_angle_deg))
             .collect(),
-        reference: None,
-        color: None,
-    }
+    )
+}
+
+/// Trace points of a run directory (alignment_trace.csv; empty if absent).
+pub fn read_alignment_trace(dir: &Path) -> Vec<alignment::TracePoint> {
+    std::fs::read_to_string(dir.join(alignment::TRACE_FILE_NAME))
+        .map(|t| alignment::parse_trace_csv(&t))
+        .unwrap_or_default()
+}
+
+/// The per-block update angle of hidden layer `layer` against training progress in epochs
+/// (epoch e, example k of n: e - 1 + k / n).
+pub(crate) fn alignment_trace_series(
+    name: &str,
+    points: &[alignment::TracePoint],
+    layer: usize,
+    examples_per_epoch: usize,
+) -> Series {
+    let n = examples_per_epoch.max(1) as f64;
+    Series::line(
+        name,
+        points
+            .iter()
+            .filter(|p| p.layer == layer)
+            .map(|p| {
+                (
+                    (p.epoch - 1) as f64 + p.example as f64 / n,
+                    p.update_angle_deg,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The network of a run's latest checkpoint, restored exactly as the run saved it.
@@ -467,7 +607,8 @@ pub(crate) fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError
 }
 
 /// Plateau-difference histogram and hidden raster of a trained network (the first hidden
-/// layer; the output layer's raster for a network without hidden layers). Returns the files.
+/// layer; the output layer's raster for a network without hidden layers; no raster in the
+/// rate mode). Returns the files.
 pub(crate) fn network_plots(
     net: &Network,
     train: &MnistSet,
@@ -488,6 +629,10 @@ pub(crate) fn network_plots(
             60,
         )?;
         files.push(p);
+    }
+    if net.model.cfg.neuron.mode == crate::model::config::NeuronMode::Rate {
+        // The rate mode (section 9) has no spikes to draw.
+        return Ok(files);
     }
     let raster = simulate_raster(net, train, seed, examples.clamp(1, 3), 0, 100);
     let p = out.join("raster.png");
@@ -520,7 +665,7 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
     line_chart(
         &p,
         &format!("{name}: test error after each epoch"),
-        "training examples seen (thousands)",
+        "epoch",
         "test error (%)",
         &[learning_series(&name, &metrics, None)],
         None,
@@ -533,21 +678,37 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
             .map(|m| alignment_series(&format!("update vs backprop, layer {m}"), &records, m))
             .collect();
         for m in 0..hidden {
-            series.push(Series {
-                name: format!("Y vs W^T, layer {m}"),
-                points: records
+            series.push(Series::line(
+                &format!("Y vs W^T, layer {m}"),
+                records
                     .iter()
                     .filter(|r| r.layer == m)
                     .map(|r| (r.epoch as f64, r.feedback_angle_deg))
                     .collect(),
-                reference: None,
-                color: None,
-            });
+            ));
         }
         let p = out.join("alignment.png");
         line_chart(
             &p,
             &format!("{name}: feedback alignment (angles, degrees)"),
+            "epoch",
+            "angle (degrees)",
+            &series,
+            Some((0.0, 120.0)),
+        )?;
+        files.push(p);
+    }
+    let trace = read_alignment_trace(dir);
+    if !trace.is_empty() {
+        let per_epoch = metrics.last().map_or(1, |m| m.record.train_examples);
+        let hidden = trace.iter().map(|t| t.layer).max().unwrap_or(0) + 1;
+        let series: Vec<Series> = (0..hidden)
+            .map(|m| alignment_trace_series(&format!("layer {m}"), &trace, m, per_epoch))
+            .collect();
+        let p = out.join("alignment_trace.png");
+        line_chart(
+            &p,
+            &format!("{name}: hidden update vs backprop's, mean of each 100 examples"),
             "epoch",
             "angle (degrees)",
             &series,

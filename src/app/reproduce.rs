@@ -10,6 +10,7 @@ use crate::app::plot::{self, PlotError, Series};
 use crate::io::mnist::Mnist;
 use crate::io::run_dir::{EpochMetrics, RunDir, RunInfo};
 use crate::model::config::{ConfigError, ModelConfig};
+use crate::run::metrics::evaluate_repeats;
 use crate::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
 use crate::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
@@ -116,6 +117,22 @@ pub(crate) const EXPERIMENTS: &[Experiment] = &[
         paper: "no number; worse than the learning 784-500-10",
         paper_error: None,
     },
+    Experiment {
+        name: "guerguiev-1h-rate",
+        model_toml: include_str!("../../models/guerguiev-1h-rate.toml"),
+        what: "784-500-10, rate mode (no spikes, spec section 9)",
+        figure: "Fig. 7A, rate feedback",
+        paper: "no test error in the paper; the reference code: 5.8 % after 1 epoch",
+        paper_error: None,
+    },
+    Experiment {
+        name: "guerguiev-2h-rate",
+        model_toml: include_str!("../../models/guerguiev-2h-rate.toml"),
+        what: "784-500-100-10, rate mode (no spikes, spec section 9)",
+        figure: "extra",
+        paper: "no number (not in the paper)",
+        paper_error: None,
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +199,9 @@ pub struct ReproduceOptions {
     pub jobs: usize,
     pub out_dir: PathBuf,
     pub data_dir: PathBuf,
+    /// Record the per-block alignment trace of every run (alignment_trace.csv; see
+    /// [`crate::run::alignment::AlignmentLog::with_trace`]).
+    pub alignment_trace: bool,
 }
 
 /// The finished run of one (experiment, seed).
@@ -193,6 +213,79 @@ pub struct RunSummary {
     pub metrics: Vec<EpochMetrics>,
     /// Whether an earlier finished run with the same settings was reused.
     pub reused: bool,
+    /// The averaged test of the final weights ([`averaged_tests`]), when asked for.
+    pub averaged: Option<AveragedTest>,
+}
+
+/// Repeated spiking tests of a run's final weights (`repeats.json` in its run directory):
+/// the paper's averaged test (20 repeats).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AveragedTest {
+    /// Epochs the tested weights were trained for.
+    pub epochs_done: usize,
+    pub repeats: usize,
+    pub test_examples: usize,
+    /// Test error of each repeat, percent.
+    pub errors: Vec<f64>,
+    /// Mean and sample sd of `errors`.
+    pub mean: f64,
+    pub sd: f64,
+}
+
+/// File name of the averaged test in a run directory.
+pub const REPEATS_FILE: &str = "repeats.json";
+
+/// Tests every run's final weights `repeats` times on its run's number of test images
+/// ([`evaluate_repeats`]: the same images, fresh spike streams each time) and keeps the
+/// result in its `repeats.json`; a run whose file already holds that many repeats of the
+/// same weights is not tested again. Sets [`RunSummary::averaged`].
+pub fn averaged_tests(
+    runs: &mut [RunSummary],
+    data: &Mnist,
+    repeats: usize,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<(), ReproduceError> {
+    for r in runs.iter_mut() {
+        let epochs_done = r.metrics.len();
+        let test_examples = r.metrics.last().map_or(0, |m| m.record.test_examples);
+        let path = r.dir.join(REPEATS_FILE);
+        let kept: Option<AveragedTest> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .filter(|a: &AveragedTest| {
+                (a.epochs_done, a.repeats, a.test_examples) == (epochs_done, repeats, test_examples)
+            });
+        if let Some(a) = kept {
+            r.averaged = Some(a);
+            continue;
+        }
+        let (net, ck) = plot::load_latest(&r.dir)?;
+        log(format!(
+            "{} seed {}: {repeats} tests of the weights after epoch {} on {test_examples} images",
+            r.experiment.name, r.seed, ck.epochs_done
+        ));
+        let ev = evaluate_repeats(
+            &net,
+            &data.test,
+            ck.seed,
+            ck.epochs_done,
+            test_examples,
+            repeats,
+        );
+        let (mean, sd) = ev.mean_sd();
+        let a = AveragedTest {
+            epochs_done: ck.epochs_done,
+            repeats,
+            test_examples: ev.indices.len(),
+            errors: ev.errors,
+            mean,
+            sd,
+        };
+        let text = serde_json::to_string_pretty(&a).expect("an averaged test serialises");
+        write_text(&path, &text)?;
+        r.averaged = Some(a);
+    }
+    Ok(())
 }
 
 impl RunSummary {
@@ -361,6 +454,7 @@ fn run_one(
             dir,
             metrics,
             reused: true,
+            averaged: None,
         });
     }
     let train_err = |source: TrainError| ReproduceError::Train {
@@ -408,6 +502,7 @@ fn run_one(
     } else {
         Trainer::new(cfg, data, ropts, &info).map_err(train_err)?
     };
+    trainer.alignment_trace = opts.alignment_trace;
     trainer
         .run(stop, &mut Quiet, &mut NoObserver)
         .map_err(train_err)?;
@@ -424,6 +519,7 @@ fn run_one(
         dir,
         metrics,
         reused: false,
+        averaged: None,
     })
 }
 
@@ -482,22 +578,31 @@ pub fn render_plots(
     })?;
     let groups = by_experiment(runs);
     let mut files = Vec::new();
+    let seeds = groups.iter().map(|(_, rs)| rs.len()).max().unwrap_or(1);
+    let over = if seeds > 1 {
+        format!("mean over {seeds} seeds, band: min-max")
+    } else {
+        "one seed".to_string()
+    };
     let curves: Vec<Series> = groups
         .iter()
         .map(|(e, rs)| {
-            let mut s = plot::learning_series(e.name, &rs[0].metrics, e.paper_error);
-            for (k, p) in s.points.iter_mut().enumerate() {
-                p.1 = epoch_mean(rs, k);
+            let per_seed: Vec<Vec<(f64, f64)>> = rs
+                .iter()
+                .map(|r| plot::learning_series(e.name, &r.metrics, None).points)
+                .collect();
+            Series {
+                reference: e.paper_error,
+                color: palette_index(e),
+                ..plot::mean_and_spread(e.name, &per_seed)
             }
-            s.color = palette_index(e);
-            s
         })
         .collect();
     let p = img_dir.join("learning_curves.png");
     plot::line_chart(
         &p,
-        "Test error after each epoch (mean over seeds; triangles: the paper after 60 epochs)",
-        "training examples seen (thousands)",
+        &format!("Test error after each epoch ({over})"),
+        "epoch",
         "test error (%)",
         &curves,
         None,
@@ -506,10 +611,14 @@ pub fn render_plots(
     let angles: Vec<Series> = groups
         .iter()
         .filter_map(|(e, rs)| {
-            let recs = plot::read_alignment(&rs[0].dir);
-            (!recs.is_empty()).then(|| Series {
+            let per_seed: Vec<Vec<(f64, f64)>> = rs
+                .iter()
+                .map(|r| plot::alignment_series(e.name, &plot::read_alignment(&r.dir), 0).points)
+                .filter(|p| !p.is_empty())
+                .collect();
+            (!per_seed.is_empty()).then(|| Series {
                 color: palette_index(e),
-                ..plot::alignment_series(e.name, &recs, 0)
+                ..plot::mean_and_spread(e.name, &per_seed)
             })
         })
         .collect();
@@ -517,10 +626,40 @@ pub fn render_plots(
         let p = img_dir.join("alignment.png");
         plot::line_chart(
             &p,
-            "Angle between the hidden update and backprop's (layer 0, last 100 examples of each epoch)",
+            &format!("Hidden update vs backprop's, last 100 examples of each epoch ({over})"),
             "epoch",
             "angle (degrees)",
             &angles,
+            Some((0.0, 120.0)),
+        )?;
+        files.push(p);
+    }
+    let traces: Vec<Series> = groups
+        .iter()
+        .filter_map(|(e, rs)| {
+            let per_seed: Vec<Vec<(f64, f64)>> = rs
+                .iter()
+                .map(|r| {
+                    let n = r.metrics.last().map_or(1, |m| m.record.train_examples);
+                    let t = plot::read_alignment_trace(&r.dir);
+                    plot::alignment_trace_series(e.name, &t, 0, n).points
+                })
+                .filter(|p| !p.is_empty())
+                .collect();
+            (!per_seed.is_empty()).then(|| Series {
+                color: palette_index(e),
+                ..plot::mean_and_spread(e.name, &per_seed)
+            })
+        })
+        .collect();
+    if !traces.is_empty() {
+        let p = img_dir.join("alignment_trace.png");
+        plot::line_chart(
+            &p,
+            &format!("Hidden update vs backprop's, mean of every 100 examples ({over})"),
+            "epoch",
+            "angle (degrees)",
+            &traces,
             Some((0.0, 120.0)),
         )?;
         files.push(p);
@@ -599,8 +738,29 @@ pub fn render_results(
     s.push_str("Command:\n\n```sh\n");
     s.push_str(command);
     s.push_str("\n```\n\n");
-    s.push_str("| experiment | network | paper (60 epochs) | apical test error (mean ± sd over seeds) | per seed | after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    // The averaged test columns, when the runs have one (`--repeats N`).
+    let repeats: Vec<usize> = runs
+        .iter()
+        .filter_map(|r| r.averaged.as_ref().map(|a| a.repeats))
+        .collect();
+    let averaged = !repeats.is_empty();
+    let repeats_label = match (repeats.iter().min(), repeats.iter().max()) {
+        (Some(lo), Some(hi)) if lo == hi => format!("{lo}"),
+        (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+        _ => String::new(),
+    };
+    s.push_str("| experiment | network | paper (60 epochs) | apical test error (mean ± sd over seeds) | per seed |");
+    if averaged {
+        s.push_str(&format!(
+            " averaged test ({repeats_label} repeats; mean ± sd over seeds) | averaged test per seed (mean ± sd of its repeats) |"
+        ));
+    }
+    s.push_str(" after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
+    s.push_str(if averaged {
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    });
     let groups = by_experiment(runs);
     for e in EXPERIMENTS {
         let g = groups.iter().find(|(ge, _)| ge.name == e.name);
@@ -616,8 +776,25 @@ pub fn render_results(
                 let curve: Vec<String> = (0..rs[0].metrics.len())
                     .map(|k| format!("{:.2}", epoch_mean(rs, k)))
                     .collect();
+                let avg_cols = if averaged {
+                    let per_run: Vec<&AveragedTest> =
+                        rs.iter().filter_map(|r| r.averaged.as_ref()).collect();
+                    let means: Vec<f64> = per_run.iter().map(|a| a.mean).collect();
+                    let (m, sd) = mean_sd(&means);
+                    let per: Vec<String> = per_run
+                        .iter()
+                        .map(|a| format!("{:.2} ± {:.2}", a.mean, a.sd))
+                        .collect();
+                    if per_run.is_empty() {
+                        " | |".to_string()
+                    } else {
+                        format!(" {m:.2} ± {sd:.2} % | {} |", per.join(", "))
+                    }
+                } else {
+                    String::new()
+                };
                 s.push_str(&format!(
-                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} | {} | {} × {} | {} | {} | {:.0} |\n",
+                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} |{} {} | {} × {} | {} | {} | {:.0} |\n",
                     e.name,
                     e.what,
                     e.paper,
@@ -625,6 +802,7 @@ pub fn render_results(
                     mean,
                     sd,
                     per.join(", "),
+                    avg_cols,
                     curve.join(" → "),
                     rs[0].metrics.len(),
                     last.map_or(0, |m| m.record.train_examples),
@@ -634,8 +812,13 @@ pub fn render_results(
                 ));
             }
             None => s.push_str(&format!(
-                "| `{}` | {} | {} ({}) | not run | | | | | | |\n",
-                e.name, e.what, e.paper, e.figure
+                "| `{}` | {} | {} ({}) | not run |{}\n",
+                e.name,
+                e.what,
+                e.paper,
+                e.figure,
+                // The columns after "not run" stay empty.
+                " |".repeat(if averaged { 8 } else { 6 })
             )),
         }
     }
@@ -647,6 +830,14 @@ pub fn render_results(
         "Wall time: training plus the end-of-epoch tests of one run, on this machine, with \
          other runs sharing the cores (`--jobs`), so it is an upper bound of the run's own cost.\n\n",
     );
+    if averaged {
+        s.push_str(&format!(
+            "Averaged test: the final weights of each run tested {repeats_label} times on the \
+             run's test images, each time with spike streams of their own (`apical eval \
+             --repeats`; `repeats.json` in the run directory), as the paper's error bars (20 \
+             repeats). The rate mode has no randomness in a test, so its repeats agree.\n\n"
+        ));
+    }
     if !images.is_empty() {
         s.push_str("## Plots\n\n");
         for img in images {
@@ -655,8 +846,9 @@ pub fn render_results(
                 .and_then(|n| n.to_str())
                 .unwrap_or("plot");
             let caption = match name {
-                "learning_curves" => "Test error after each epoch, every experiment (first seed); triangles at the right edge: the paper's value after 60 epochs.",
-                "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run).",
+                "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs.",
+                "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run; mean over seeds, shaded min-max).",
+                "alignment_trace" => "The same angle for every block of 100 training examples (`--alignment-trace`, alignment_trace.csv), as in the paper's Fig. 7A (a sliding window of 100): spiking feedback against the rate mode's.",
                 "plateau_differences" => "Distribution of alpha_t - alpha_f (eq. 5.2) over the hidden neurons of the trained 784-500-10 network, from training examples simulated on a copy of its final checkpoint.",
                 "raster" => "Spikes of the first 100 hidden neurons over three training examples simulated from the final checkpoint; shaded: target phases.",
                 _ => "",

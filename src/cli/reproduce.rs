@@ -38,6 +38,17 @@ pub struct ReproduceArgs {
     /// Training examples simulated from a checkpoint for the plateau and raster plots.
     #[arg(long, default_value_t = 50)]
     plot_examples: usize,
+    /// At the end, test each run's final weights N times on its test images, each time with
+    /// spike streams of their own (the paper's averaged test: 20), and show the mean ± sd on
+    /// the results page; kept in `repeats.json` of each run directory (not redone when it
+    /// holds N repeats of the same weights). Default: no averaged test.
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Compare every training example's hidden update with backprop's and keep the mean of
+    /// each block of 100 in `alignment_trace.csv` (the curve of the paper's Fig. 7A; plotted
+    /// as img/alignment_trace.png). Costs one backprop pass per example.
+    #[arg(long)]
+    alignment_trace: bool,
     /// Worker threads of the tests (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -74,6 +85,12 @@ fn command_line(a: &ReproduceArgs) -> String {
             c.push_str(&format!(" {flag} {v}"));
         }
     }
+    if let Some(n) = a.repeats {
+        c.push_str(&format!(" --repeats {n}"));
+    }
+    if a.alignment_trace {
+        c.push_str(" --alignment-trace");
+    }
     c.push_str(&format!(
         " --seeds {} --jobs {} --out {} --results {}",
         a.seeds,
@@ -94,6 +111,9 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
     }
     if a.seeds == 0 || a.jobs == 0 {
         bail!("--seeds and --jobs must be at least 1");
+    }
+    if a.repeats == Some(0) {
+        bail!("--repeats must be at least 1");
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -117,6 +137,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         jobs: a.jobs,
         out_dir: a.out.clone(),
         data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+        alignment_trace: a.alignment_trace,
     };
     let started = Instant::now();
     eprintln!(
@@ -126,11 +147,14 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         a.jobs,
         a.out.display()
     );
-    let runs = reproduce::run_all(&exps, &data, &opts, &stop, &|line| eprintln!("{line}"))?;
+    let mut runs = reproduce::run_all(&exps, &data, &opts, &stop, &|line| eprintln!("{line}"))?;
     if stop.load(Ordering::SeqCst) {
         bail!(
             "interrupted; run the same command again to continue (finished runs are reused, the others resume with `apical train --resume DIR`)"
         );
+    }
+    if let Some(n) = a.repeats {
+        reproduce::averaged_tests(&mut runs, &data, n, &|line| eprintln!("{line}"))?;
     }
     let img_dir = a
         .results
@@ -146,8 +170,14 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
     let text = reproduce::render_results(&runs, &command_line(&a), &rel, full);
     reproduce::write_text(&a.results, &text)?;
     for r in &runs {
+        let avg = r.averaged.as_ref().map_or(String::new(), |a| {
+            format!(
+                "; averaged test {:.2} ± {:.2} % ({} repeats)",
+                a.mean, a.sd, a.repeats
+            )
+        });
         println!(
-            "{:<34} seed {}: test error {:6.2} %{}",
+            "{:<34} seed {}: test error {:6.2} %{avg}{}",
             r.experiment.name,
             r.seed,
             r.test_error(),

@@ -17,6 +17,10 @@ pub(crate) const MAX_WEIGHTS: usize = 1 << 30;
 pub(crate) const MAX_LAYERS: usize = 64;
 /// Longest phase or PSP window, in steps.
 pub(crate) const MAX_STEPS: usize = 1_000_000;
+/// Dotted keys of fields that the model as written out ([`ModelConfig::to_toml_string`])
+/// leaves out while they have their default, so that older models' text is unchanged; `--set`
+/// accepts them all the same.
+pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode"];
 /// Name of the default model file under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "guerguiev-1h";
 
@@ -79,6 +83,25 @@ pub enum InputDraw {
     Poisson,
     /// At most one spike per step with probability lambda.
     Bernoulli,
+}
+
+/// What the neurons communicate (spec sections 2-4 and 9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeuronMode {
+    /// Poisson spikes filtered by the PSP kernel, somata integrated by forward Euler (the
+    /// paper's model, the default).
+    #[default]
+    Spiking,
+    /// The non-spiking mode of spec section 9: layers pass rates lambda_max sigma(C) with no
+    /// kernel, somata sit at their steady state (docs/model.md, section 9).
+    Rate,
+}
+
+impl NeuronMode {
+    fn is_spiking(&self) -> bool {
+        *self == NeuronMode::Spiking
+    }
 }
 
 /// Spread of the uniform weight initialisation (spec section 7).
@@ -160,6 +183,11 @@ pub struct NeuronConfig {
     /// Inhibitory reversal potential of the teaching current.
     #[serde(rename = "E_I", default = "d_e_i")]
     pub e_i: f64,
+    /// Spikes (the default) or the rate mode of section 9. Not written out when spiking, so
+    /// the model text (and every checkpoint) of a spiking model is what it was before the
+    /// rate mode existed.
+    #[serde(default, skip_serializing_if = "NeuronMode::is_spiking")]
+    pub mode: NeuronMode,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -585,6 +613,25 @@ impl ModelConfig {
             ));
         }
         let p = &self.phases;
+        if ne.mode == NeuronMode::Rate {
+            // Section 9: somata at their steady state C = k_B B, plateaus at the phase end.
+            if ne.g_a != 0.0 {
+                return Err(bad(
+                    "neuron.g_A",
+                    format!(
+                        "must be 0 with neuron.mode = \"rate\" (the rate mode's hidden soma is C = k_B B, with no apical coupling), got {}",
+                        ne.g_a
+                    ),
+                ));
+            }
+            if p.stochastic_plateau_times {
+                return Err(bad(
+                    "phases.stochastic_plateau_times",
+                    "must be false with neuron.mode = \"rate\" (the rate mode takes every plateau at the phase end)"
+                        .into(),
+                ));
+            }
+        }
         for (field, v) in [
             ("phases.l_f", p.l_f),
             ("phases.l_t", p.l_t),

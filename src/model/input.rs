@@ -102,6 +102,15 @@ impl PoissonInput {
         &self.events
     }
 
+    /// (unit, rate in spikes per step) of every unit of non-zero rate, in unit order (the
+    /// rate mode's input, eq. 9.1).
+    pub fn active_rates(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
+        self.active
+            .iter()
+            .zip(&self.rates)
+            .map(|(&j, &r)| (j as usize, r))
+    }
+
     /// Rate of unit j in spikes per step (0 when it is not active).
     pub fn rate(&self, j: usize) -> f64 {
         self.active

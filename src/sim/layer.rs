@@ -201,7 +201,7 @@ impl NeuronBlock {
 
     /// Eq. 5.2-5.4: sums of C, the rate and A over the integration window.
     #[inline(always)]
-    fn add_to_window(&mut self, hidden: bool) {
+    pub(crate) fn add_to_window(&mut self, hidden: bool) {
         add_assign(&mut self.sum_c, &self.soma);
         add_assign(&mut self.sum_rate, &self.rate);
         if hidden {
@@ -289,6 +289,11 @@ pub struct LayerState {
     pub target: PhaseMeans,
     /// Spikes emitted since the counter was last cleared.
     pub spike_count: u64,
+    /// Rate mode (section 9): the sum of every neuron's rate over the steps since the counter
+    /// was last cleared, the expected spike count. Not saved (a run resumed inside an epoch
+    /// counts from the resume on).
+    #[serde(skip)]
+    pub rate_sum: f64,
     /// The dense baseline's per-input PSPs (None: event-driven, the default). Never saved.
     #[serde(skip)]
     pub dense: Option<DenseInput>,
@@ -319,6 +324,7 @@ impl LayerState {
             forward: PhaseMeans::new(n),
             target: PhaseMeans::new(n),
             spike_count: 0,
+            rate_sum: 0.0,
             dense: None,
         }
     }

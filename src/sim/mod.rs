@@ -1,13 +1,14 @@
 //! The simulation: network state as plain arrays, the per-step schedule, phases, observers.
 //!
 //! Owns: the state of a layer and its neuron blocks ([`layer`]), the network and its state
-//! ([`network`]), the per-step schedule of one phase ([`schedule`]), the per-step
-//! [`observer`] interface, and the execution context (threads, parallel threshold, SIMD
-//! level: [`exec`]). May use: [`crate::base`], [`crate::model`].
+//! ([`network`]), the per-step schedule of one phase ([`schedule`]; the rate mode's:
+//! [`rate`]), the per-step [`observer`] interface, and the execution context (threads,
+//! parallel threshold, SIMD level: [`exec`]). May use: [`crate::base`], [`crate::model`].
 
 pub mod exec;
 pub mod layer;
 pub mod network;
 pub mod observer;
+pub mod rate;
 pub mod schedule;
 pub mod state;
