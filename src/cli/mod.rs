@@ -1,3 +1,4 @@
 //! The command line's subcommands that live in files of their own.
 
 pub mod reproduce;
+pub mod signals;

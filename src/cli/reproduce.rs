@@ -1,11 +1,10 @@
 //! `apical reproduce` and `apical plot` (command-line edge of src/reproduce.rs and src/plot.rs).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use apical::app::reproduce::{self, ReproduceOptions};
 use apical::io::run_dir::RunDir;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -84,7 +83,7 @@ fn command_line(a: &ReproduceArgs) -> String {
     c
 }
 
-pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
+pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     crate::set_threads(a.threads)?;
     let exps = reproduce::select(&a.experiments)?;
     for (flag, v) in budget_flags(&a) {
@@ -95,19 +94,9 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
     if a.seeds == 0 || a.jobs == 0 {
         bail!("--seeds and --jobs must be at least 1");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupt: every run finishes its current example and writes a checkpoint"
-            );
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    let stop = crate::cli::signals::Stop::install(
+        "every run finishes its current example and writes a checkpoint",
+    )?;
     let (data, data_dir) = crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?;
     let opts = ReproduceOptions {
         epochs: a.epochs,
@@ -126,11 +115,14 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         a.jobs,
         a.out.display()
     );
-    let runs = reproduce::run_all(&exps, &data, &opts, &stop, &|line| eprintln!("{line}"))?;
-    if stop.load(Ordering::SeqCst) {
-        bail!(
-            "interrupted; run the same command again to continue (finished runs are reused, the others resume with `apical train --resume DIR`)"
+    let runs = reproduce::run_all(&exps, &data, &opts, &stop.flag, &|line| {
+        crate::cli::signals::note(&line)
+    })?;
+    if stop.raised() {
+        crate::cli::signals::note(
+            "stopped; run the same command again to continue (finished runs are reused, the others resume from their checkpoints)",
         );
+        return Ok(ExitCode::from(stop.exit_code()));
     }
     let img_dir = a
         .results
@@ -161,7 +153,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         img_dir.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn cmd_plot(a: PlotArgs) -> Result<()> {
