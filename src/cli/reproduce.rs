@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 use apical::app::reproduce::{self, ReproduceOptions};
 use apical::io::run_dir::RunDir;
+use apical::model::config::ModelConfig;
+use apical::model::overrides::Override;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -22,6 +24,11 @@ pub struct ReproduceArgs {
     /// Test images per evaluation (default: the model file's, 10,000).
     #[arg(long)]
     test_examples: Option<usize>,
+    /// Override a model-file field of every experiment: `--set neuron.g_A=0.05` (dotted
+    /// path, TOML value; repeatable). A run directory holding a run without it is not reused
+    /// (choose another --out).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Seeds 0..N-1 for every experiment.
     #[arg(long, default_value_t = 1)]
     seeds: u64,
@@ -73,6 +80,12 @@ fn command_line(a: &ReproduceArgs) -> String {
             c.push_str(&format!(" {flag} {v}"));
         }
     }
+    for s in &a.set {
+        c.push_str(&format!(
+            " --set {}",
+            apical::app::sweep::slurm::shell_quote(s)
+        ));
+    }
     c.push_str(&format!(
         " --seeds {} --jobs {} --out {} --results {}",
         a.seeds,
@@ -86,6 +99,16 @@ fn command_line(a: &ReproduceArgs) -> String {
 pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     crate::set_threads(a.threads)?;
     let exps = reproduce::select(&a.experiments)?;
+    let overrides = a
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every experiment's model with the overrides, checked before the data loads.
+    for e in &exps {
+        let origin = format!("models/{}.toml", e.name);
+        ModelConfig::from_toml_str(e.model_toml, &origin)?.with_overrides(&overrides, &origin)?;
+    }
     for (flag, v) in budget_flags(&a) {
         if v == Some(0) {
             bail!("{flag} must be at least 1");
@@ -103,6 +126,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         train_examples: a.train_examples,
         test_examples: a.test_examples,
         seeds: (0..a.seeds).collect(),
+        overrides,
         jobs: a.jobs,
         out_dir: a.out.clone(),
         data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
