@@ -44,6 +44,10 @@ enum Command {
     Plot(cli::reproduce::PlotArgs),
     /// Print what a trace file (traces.h5) holds: groups, shapes, units, config.
     Inspect(InspectArgs),
+    /// Train a grid of models (a sweep file's axes x seeds), locally or as a Slurm job
+    /// array; `sweep collect DIR` summarises, `sweep status DIR` shows progress
+    /// (docs/sweeps.md).
+    Sweep(cli::sweep::SweepArgs),
 }
 
 #[derive(clap::Args)]
@@ -172,6 +176,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
         Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a),
         Command::Plot(a) => cli::reproduce::cmd_plot(a).map(|()| ExitCode::SUCCESS),
+        Command::Sweep(a) => cli::sweep::cmd_sweep(a),
     };
     // Returning (rather than `process::exit`) drops everything first: trace files close.
     match result {

@@ -2,3 +2,4 @@
 
 pub mod reproduce;
 pub mod signals;
+pub mod sweep;
