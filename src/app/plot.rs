@@ -44,7 +44,7 @@ const FONT_PLACES: &[&str] = &[
 ];
 
 /// Registers the plot font once per process.
-pub fn ensure_font() -> Result<(), PlotError> {
+pub(crate) fn ensure_font() -> Result<(), PlotError> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let mut tried: Vec<String> = Vec::new();
@@ -73,7 +73,7 @@ fn draw_err<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> PlotError + 
 
 /// A named line of (x, y) points.
 #[derive(Clone, Debug)]
-pub struct Series {
+pub(crate) struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     /// A reference value drawn as a marker at the right edge (the paper's number).
@@ -121,7 +121,7 @@ fn range_of(values: impl Iterator<Item = f64>, pad_to_zero: bool) -> (f64, f64) 
 
 /// Lines of `series` against x; each series' reference value is marked at the right edge
 /// with a triangle of its colour.
-pub fn line_chart(
+pub(crate) fn line_chart(
     path: &Path,
     title: &str,
     x_desc: &str,
@@ -197,7 +197,7 @@ pub fn line_chart(
 }
 
 /// A histogram of `values` in `bins` equal bins, with the mean and sd in the title.
-pub fn histogram(
+pub(crate) fn histogram(
     path: &Path,
     title: &str,
     x_desc: &str,
@@ -258,7 +258,7 @@ pub struct Raster {
 }
 
 /// Draws a raster (one dot per spike; forward phases white, target phases shaded).
-pub fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), PlotError> {
+pub(crate) fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), PlotError> {
     ensure_font()?;
     let t1 = r.phases.last().map_or(1, |p| p.1).max(1);
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
@@ -335,7 +335,7 @@ fn diagnostic_copy(net: &Network, seed: u64) -> Network {
 
 /// Simulates `examples` training examples (learning included, on a copy) and records the
 /// spikes of the first `neurons` neurons of `layer` (the first hidden layer for plots).
-pub fn simulate_raster(
+pub(crate) fn simulate_raster(
     net: &Network,
     train: &MnistSet,
     seed: u64,
@@ -399,7 +399,7 @@ pub fn plateau_differences(
 }
 
 /// Per-epoch metrics of a run directory (metrics.json).
-pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
+pub(crate) fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
     let p = dir.join("metrics.json");
     let text = std::fs::read_to_string(&p).map_err(|e| PlotError::Input {
         path: p.clone(),
@@ -412,14 +412,18 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
 }
 
 /// Alignment records of a run directory (alignment.csv; empty if absent).
-pub fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
+pub(crate) fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
     std::fs::read_to_string(dir.join(alignment::FILE_NAME))
         .map(|t| alignment::parse_csv(&t))
         .unwrap_or_default()
 }
 
 /// Test error against training examples seen (thousands), from a run's metrics.
-pub fn learning_series(name: &str, metrics: &[EpochMetrics], reference: Option<f64>) -> Series {
+pub(crate) fn learning_series(
+    name: &str,
+    metrics: &[EpochMetrics],
+    reference: Option<f64>,
+) -> Series {
     let mut seen = 0usize;
     let points = metrics
         .iter()
@@ -437,7 +441,7 @@ pub fn learning_series(name: &str, metrics: &[EpochMetrics], reference: Option<f
 }
 
 /// The update angle of hidden layer `layer` per epoch.
-pub fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -> Series {
+pub(crate) fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -> Series {
     Series {
         name: name.to_string(),
         points: records
@@ -451,7 +455,7 @@ pub fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -
 }
 
 /// The network of a run's latest checkpoint, restored exactly as the run saved it.
-pub fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
+pub(crate) fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
     let (net, ck, _) =
         RunDir::open(dir)
             .and_then(|r| r.restore())
@@ -464,7 +468,7 @@ pub fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
 
 /// Plateau-difference histogram and hidden raster of a trained network (the first hidden
 /// layer; the output layer's raster for a network without hidden layers). Returns the files.
-pub fn network_plots(
+pub(crate) fn network_plots(
     net: &Network,
     train: &MnistSet,
     seed: u64,

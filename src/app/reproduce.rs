@@ -3,7 +3,7 @@
 //! (`<out>/<experiment>/seed<S>/`), several at once, then a results page (docs/results.md)
 //! with the paper's number beside apical's and the plots.
 //!
-//! The paper's numbers live in one table, [`EXPERIMENTS`]; the model files are embedded so
+//! The paper's numbers live in one table, `EXPERIMENTS`; the model files are embedded so
 //! the binary runs anywhere.
 
 use crate::app::plot::{self, PlotError, Series};
@@ -21,7 +21,7 @@ use std::time::Instant;
 /// One experiment of the paper.
 #[derive(Clone, Copy, Debug)]
 pub struct Experiment {
-    /// Model name = file stem of models/<name>.toml.
+    /// Model name = file stem of `models/<name>.toml`.
     pub name: &'static str,
     /// The model file's text (embedded).
     pub model_toml: &'static str,
@@ -36,7 +36,7 @@ pub struct Experiment {
 
 /// Every experiment, in the order of the results table. Paper values: reference.md, from
 /// Figs. 6 and 8 (test error on the 10,000 test images after 60 epochs of 60,000).
-pub const EXPERIMENTS: &[Experiment] = &[
+pub(crate) const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "guerguiev-0h",
         model_toml: include_str!("../../models/guerguiev-0h.toml"),
@@ -280,8 +280,9 @@ fn existing(
             "its model.toml differs from the current model file".into(),
         ));
     }
-    let checkpoints =
-        crate::io::checkpoint::list_checkpoints(dir).map_err(|e| mismatch(e.to_string()))?;
+    let checkpoints = RunDir::open(dir)
+        .and_then(|r| r.checkpoints())
+        .map_err(|e| mismatch(e.to_string()))?;
     if checkpoints.is_empty() {
         return Ok(Existing::Fresh);
     }
@@ -397,14 +398,9 @@ fn run_one(
     ));
     let started = Instant::now();
     let mut trainer = if matches!(state, Existing::Resume) {
-        let list =
-            crate::io::checkpoint::list_checkpoints(&dir).map_err(|source| ReproduceError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        let latest = &list.last().expect("checked: the run has a checkpoint").2;
-        let ck = crate::io::checkpoint::Checkpoint::load(latest)
-            .map_err(|err| train_err(TrainError::Checkpoint(err)))?;
+        let (ck, latest) = RunDir::open(&dir)
+            .and_then(|r| r.latest_checkpoint())
+            .map_err(|err| train_err(err.into()))?;
         log(format!(
             "{} seed {seed}: resuming from {}",
             e.name,

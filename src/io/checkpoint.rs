@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 8] = b"APICALCK";
 /// Version 2 added the run's `train_examples` and `test_examples`; version 4 changed the
 /// saved network state (input, basal traces: mid-epoch checkpoints only, see
-/// [`OLDEST_READABLE`]).
+/// `OLDEST_READABLE`).
 pub const FORMAT_VERSION: u32 = 4;
 /// Version 3 differs from 4 only in the mid-epoch network state, so its end-of-epoch
 /// checkpoints are read as they are.
-pub const OLDEST_READABLE: u32 = 3;
+pub(crate) const OLDEST_READABLE: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +311,7 @@ impl Checkpoint {
 /// The network a checkpoint holds: its parameters exactly as saved and the feedback noise
 /// stream where the run left it. (`Network::from_params` alone would re-draw symmetric
 /// feedback weights from a fresh stream; the saved ones are the ones the run used.)
-pub fn restore_network(
+pub(crate) fn restore_network(
     cfg: ModelConfig,
     params: Vec<LayerParams>,
     seed: u64,
@@ -333,7 +333,7 @@ pub fn epoch_file_name(epoch: usize) -> String {
 }
 
 /// File name of a mid-epoch checkpoint.
-pub fn progress_file_name(epoch: usize, example: usize) -> String {
+pub(crate) fn progress_file_name(epoch: usize, example: usize) -> String {
     format!("checkpoint-epoch-{epoch}-example-{example}.bin")
 }
 

@@ -12,16 +12,16 @@ use sha2::{Digest, Sha256};
 /// Pixels in one MNIST image (28 x 28).
 pub const IMAGE_PIXELS: usize = 784;
 /// Side length of an MNIST image.
-pub const IMAGE_SIDE: usize = 28;
+pub(crate) const IMAGE_SIDE: usize = 28;
 /// Images in the MNIST training set.
-pub const TRAIN_LEN: usize = 60_000;
+pub(crate) const TRAIN_LEN: usize = 60_000;
 /// Images in the MNIST test set.
-pub const TEST_LEN: usize = 10_000;
+pub(crate) const TEST_LEN: usize = 10_000;
 
 /// IDX magic number of an unsigned-byte, 3-dimensional (images) file.
-pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
+pub(crate) const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 /// IDX magic number of an unsigned-byte, 1-dimensional (labels) file.
-pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
+pub(crate) const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// Largest (decompressed) IDX file accepted, to bound memory on hostile input.
 const MAX_IDX_BYTES: u64 = 1 << 30;
@@ -30,7 +30,7 @@ const LABELS_HEADER: usize = 8;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Environment variable naming the MNIST data directory.
-pub const DATA_ENV: &str = "APICAL_DATA";
+pub(crate) const DATA_ENV: &str = "APICAL_DATA";
 
 const FETCH_HINT: &str =
     "run scripts/fetch-mnist.sh, or set APICAL_DATA / --data to a directory holding the MNIST files";

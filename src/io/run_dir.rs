@@ -86,7 +86,7 @@ impl RunDir {
         Ok(rd)
     }
 
-    pub fn write_info(&self, info: &RunInfo) -> Result<(), RunDirError> {
+    pub(crate) fn write_info(&self, info: &RunInfo) -> Result<(), RunDirError> {
         let p = self.dir.join("run.json");
         let text = serde_json::to_string_pretty(info).expect("run info serialises");
         write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
@@ -112,7 +112,7 @@ impl RunDir {
 
     /// The latest checkpoint, loaded and checked. A damaged one is an error that names the
     /// checkpoint before it.
-    pub fn latest_checkpoint(&self) -> Result<(Checkpoint, PathBuf), RunDirError> {
+    pub(crate) fn latest_checkpoint(&self) -> Result<(Checkpoint, PathBuf), RunDirError> {
         let list = self.checkpoints()?;
         let Some((_, _, latest)) = list.last() else {
             return Err(RunDirError::Invalid(format!(
@@ -135,7 +135,7 @@ impl RunDir {
     }
 
     /// The network of the latest checkpoint exactly as the run saved it: parameters,
-    /// feedback weights and the feedback noise stream (see [`checkpoint::restore_network`]).
+    /// feedback weights and the feedback noise stream (see `checkpoint::restore_network`).
     pub fn restore(&self) -> Result<(Network, Checkpoint, PathBuf), RunDirError> {
         let (ck, path) = self.latest_checkpoint()?;
         let net = restore(&ck, &path)?;
@@ -152,7 +152,7 @@ impl RunDir {
 
     /// Wall times [train, test] of earlier epochs from metrics.json (for resumed runs); NaN
     /// where unknown (metrics.json writes an unknown time as null).
-    pub fn read_wall_times(&self) -> Vec<[f64; 2]> {
+    pub(crate) fn read_wall_times(&self) -> Vec<[f64; 2]> {
         std::fs::read_to_string(self.dir.join("metrics.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
@@ -170,7 +170,7 @@ impl RunDir {
     }
 
     /// Rewrites metrics.csv and metrics.json with every epoch so far.
-    pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<(), RunDirError> {
+    pub(crate) fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<(), RunDirError> {
         let layers = metrics.first().map_or(0, |m| m.record.rates_hz.len());
         let mut csv = String::from(
             "epoch,train_examples,train_error,test_examples,test_error,wall_seconds,train_seconds,test_seconds,seconds_per_train_example",

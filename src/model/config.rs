@@ -1,7 +1,7 @@
 //! Model files: every parameter of `docs/model.md`, read from TOML and validated.
 //!
 //! Field names follow the spec (`tau_s`, `tau_L`, `g_B`, ...). Unknown fields are rejected by
-//! serde with the field's name; out-of-range values by [`ModelConfig::validate`], which names
+//! serde with the field's name; out-of-range values by `ModelConfig::validate`, which names
 //! the field as `section.field`.
 
 use serde::{Deserialize, Serialize};
@@ -10,13 +10,13 @@ use std::path::Path;
 /// The default model (784-500-10), embedded so `apical train` works without a file.
 pub const DEFAULT_MODEL_TOML: &str = include_str!("../../models/guerguiev-1h.toml");
 /// Largest layer (units) a model file may ask for.
-pub const MAX_LAYER_SIZE: usize = 1_000_000;
+pub(crate) const MAX_LAYER_SIZE: usize = 1_000_000;
 /// Most weights per layer (4 GiB of f32).
-pub const MAX_WEIGHTS: usize = 1 << 30;
+pub(crate) const MAX_WEIGHTS: usize = 1 << 30;
 /// Most hidden layers a model file may ask for.
-pub const MAX_LAYERS: usize = 64;
+pub(crate) const MAX_LAYERS: usize = 64;
 /// Longest phase or PSP window, in steps.
-pub const MAX_STEPS: usize = 1_000_000;
+pub(crate) const MAX_STEPS: usize = 1_000_000;
 /// Name of the default model file under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "guerguiev-1h";
 
@@ -444,17 +444,17 @@ impl ModelConfig {
     }
 
     /// Sizes and wiring of the network (computed from `network`).
-    pub fn topology(&self) -> crate::model::topology::Topology {
+    pub(crate) fn topology(&self) -> crate::model::topology::Topology {
         crate::model::topology::Topology::of(self)
     }
 
     /// "784-500-10".
-    pub fn sizes_string(&self) -> String {
+    pub(crate) fn sizes_string(&self) -> String {
         self.topology().sizes_string()
     }
 
     /// Checks every value range; the error names the field as `section.field`.
-    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let bad = |field: &str, problem: String| ConfigError::Invalid {
             path: origin.to_string(),
             field: field.to_string(),

@@ -59,7 +59,7 @@ impl PoissonInput {
     }
 
     /// Forgets the current image.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.active.clear();
         self.rates.clear();
         self.p0.clear();

@@ -37,7 +37,7 @@ impl Override {
 }
 
 /// A TOML value from its text; a bare word is a string.
-pub fn parse_value(text: &str) -> Result<Value, String> {
+pub(crate) fn parse_value(text: &str) -> Result<Value, String> {
     let doc = format!("v = {text}");
     match doc.parse::<Table>() {
         Ok(mut t) => t.remove("v").ok_or_else(|| "has no value".to_string()),
@@ -105,7 +105,7 @@ fn leaf_keys(doc: &Table) -> Vec<String> {
 }
 
 fn set(doc: &mut Table, o: &Override, known: &[String], origin: &str) -> Result<(), ConfigError> {
-    if !known.iter().any(|k| *k == o.key) {
+    if !known.contains(&o.key) {
         let nearest = known
             .iter()
             .min_by_key(|k| edit_distance(k, &o.key))

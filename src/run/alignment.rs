@@ -2,7 +2,7 @@
 //! directory (Guerguiev et al. 2017, Fig. 7):
 //!
 //! - `update_angle_deg`: the angle between a hidden layer's update and the update backprop
-//!   would make, averaged over the last [`PROBE_EXAMPLES`] training examples of the epoch.
+//!   would make, averaged over the last `PROBE_EXAMPLES` training examples of the epoch.
 //!   Both updates are an error vector times the same s_f^T (eq. 6.5), so the angle between
 //!   the updates is the angle between E_m (eq. 6.2) and the backprop error (eq. 6.8)
 //!   computed from W_{m+1} as it was before the example's update and the error E_{m+1} the
@@ -23,10 +23,10 @@ use crate::sim::network::Network;
 use std::path::Path;
 
 /// Training examples at the end of each epoch whose updates are compared with backprop.
-pub const PROBE_EXAMPLES: usize = 100;
+pub(crate) const PROBE_EXAMPLES: usize = 100;
 
 /// File name of the diagnostics in a run directory.
-pub const FILE_NAME: &str = "alignment.csv";
+pub(crate) const FILE_NAME: &str = "alignment.csv";
 
 const HEADER: &str = "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg";
 
@@ -68,7 +68,7 @@ pub fn degrees(cos: f64) -> f64 {
 
 /// The matrix Y_m should be compared with, as `t[i * n_fb + k]` (neuron i of layer m, feedback
 /// input k): W_{m+1}^T, or W_{m+1}^T ... W_{M-1}^T for broadcast feedback.
-pub fn transposed_forward_path(
+pub(crate) fn transposed_forward_path(
     params: &[LayerParams],
     m: usize,
     source: FeedbackSource,
@@ -149,7 +149,7 @@ impl AlignmentLog {
     }
 
     /// Whether example `k` (0-based) of `n` is in the probe window at the end of the epoch.
-    pub fn probes(k: usize, n: usize) -> bool {
+    pub(crate) fn probes(k: usize, n: usize) -> bool {
         k + PROBE_EXAMPLES >= n
     }
 

@@ -6,11 +6,12 @@
 use crate::io::checkpoint::Checkpoint;
 use crate::io::mnist::{find_data_dir, load_mnist, DataError, Mnist};
 use crate::io::record::{
-    parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint, DEFAULT_SPEC,
+    parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint,
 };
 use crate::io::run_dir::{RunDir, RunDirError, RunInfo};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::record_plan::RecordPlan;
+use crate::model::recording::DEFAULT_SPEC;
 use crate::run::trainer::{Progress, RunOptions, TrainError, Trainer};
 use crate::sim::observer::NoObserver;
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ use std::sync::atomic::AtomicBool;
 
 /// What to train: a new run of a model, or the continuation of a run directory.
 #[derive(Clone, Debug)]
+// Made once per run: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Start {
     /// A fresh run. `None` counts come from the model file's `[training]` section.
     New {

@@ -6,7 +6,7 @@ use crate::base::simd::{self, Level};
 
 /// Default width from which a layer's blocks are updated in parallel during training (see
 /// docs/performance.md: below it the fork-join costs more than it saves).
-pub const DEFAULT_PARALLEL_MIN: usize = usize::MAX;
+pub(crate) const DEFAULT_PARALLEL_MIN: usize = usize::MAX;
 
 /// The execution context of a network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Default for Exec {
 
 impl Exec {
     /// This context for test phases: tests run examples in parallel, so blocks never are.
-    pub fn sequential(self) -> Self {
+    pub(crate) fn sequential(self) -> Self {
         Exec {
             parallel_min: usize::MAX,
             ..self

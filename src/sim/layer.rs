@@ -106,8 +106,9 @@ impl NeuronBlock {
         self.hist_head = 0;
     }
 
-    /// One time step of this block (section 3 order: basal, apical, soma, spikes).
-    /// `teach` is the per-neuron teaching conductance g_E of the output layer's target phase.
+    /// One time step of this block, in the order of sections 3-4: basal dendrite, apical
+    /// dendrite, soma, spikes, window sums. `teach` is the per-neuron teaching conductance
+    /// g_E of the output layer's target phase.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn step(
@@ -120,31 +121,60 @@ impl NeuronBlock {
         in_window: bool,
         need_apical: bool,
     ) {
+        let hidden = p.n_fb > 0;
+        self.update_basal(p, kernel, input); // eq. 2.3-2.5, 3.1, 4.1
+        if hidden && need_apical {
+            self.update_apical(p, kernel); // eq. 3.2
+        }
+        self.update_soma(d, hidden, teach); // eq. 3.3, 4.2-4.3
+        self.emit_spikes(d); // eq. 3.4
+        if hidden && self.hist_len > 0 {
+            self.keep_apical_history(); // eq. 5.5
+        }
+        if in_window {
+            self.add_to_window(hidden); // eq. 5.2-5.4
+        }
+    }
+
+    /// Eq. 2.3 / 3.1: B = W s + b (event-driven: the rows of this step's input spikes enter
+    /// the PSP traces), or the dense baseline's full product.
+    #[inline(always)]
+    fn update_basal(&mut self, p: &LayerParams, kernel: &Kernel, input: BasalInput<'_>) {
         let (lo, hi) = (self.lo, self.hi);
         match input {
             BasalInput::Events(in_events) => {
-                // Eq. 2.3 / 3.1: B = W s + b, event-driven.
                 self.basal_in.push_rows(kernel, &p.w, p.n, lo, in_events);
                 self.basal_in
                     .potential_into(kernel, &p.b[lo..hi], &mut self.basal);
             }
             BasalInput::Dense(psp) => dense_basal(p, psp, lo, &mut self.basal),
         }
-        let hidden = p.n_fb > 0;
+    }
+
+    /// Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step (a pure
+    /// function of them, so steps that do not read A skip it).
+    #[inline(always)]
+    fn update_apical(&mut self, p: &LayerParams, kernel: &Kernel) {
+        let (lo, hi) = (self.lo, self.hi);
+        self.apical_in
+            .potential_into(kernel, &p.c[lo..hi], &mut self.apical);
+    }
+
+    /// Eq. 3.3 (hidden) or 4.2-4.3 (output, with the teaching current in the target phase).
+    #[inline(always)]
+    fn update_soma(&mut self, d: &Dynamics, hidden: bool, teach: Option<&[f32]>) {
         if hidden {
-            // Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step
-            // (a pure function of them, so it can be skipped in steps that do not use it).
-            if need_apical {
-                self.apical_in
-                    .potential_into(kernel, &p.c[lo..hi], &mut self.apical);
-            }
             neuron::hidden_soma_step(d, &mut self.soma, &self.basal, &self.apical);
         } else {
-            let teach = teach.map(|t| &t[lo..hi]);
+            let teach = teach.map(|t| &t[self.lo..self.hi]);
             neuron::output_soma_step(d, &mut self.soma, &self.basal, teach);
         }
-        // Eq. 3.4: rates and Poisson spikes, one uniform per neuron from the block's lanes.
-        self.draw.fit(hi - lo);
+    }
+
+    /// Eq. 3.4: rates and Poisson spikes, one uniform per neuron from the block's lanes.
+    #[inline(always)]
+    fn emit_spikes(&mut self, d: &Dynamics) {
+        self.draw.fit(self.hi - self.lo);
         self.rng.fill_uniforms(&mut self.draw.uniforms);
         self.events.clear();
         neuron::rates_and_spikes(
@@ -155,20 +185,27 @@ impl NeuronBlock {
             &mut self.draw.count,
             &mut self.draw.cand,
             &mut self.events,
-            lo as u32,
+            self.lo as u32,
         );
-        if hidden && self.hist_len > 0 {
-            let len = hi - lo;
-            self.hist_head = (self.hist_head + 1) % self.hist_len;
-            let h = self.hist_head * len;
-            self.apical_hist[h..h + len].copy_from_slice(&self.apical);
-        }
-        if in_window {
-            add_assign(&mut self.sum_c, &self.soma);
-            add_assign(&mut self.sum_rate, &self.rate);
-            if hidden {
-                add_assign(&mut self.sum_a, &self.apical);
-            }
+    }
+
+    /// Eq. 5.5: the apical potentials of the last `hist_len` steps (stochastic plateau
+    /// times read their window from it).
+    #[inline(always)]
+    fn keep_apical_history(&mut self) {
+        let len = self.hi - self.lo;
+        self.hist_head = (self.hist_head + 1) % self.hist_len;
+        let h = self.hist_head * len;
+        self.apical_hist[h..h + len].copy_from_slice(&self.apical);
+    }
+
+    /// Eq. 5.2-5.4: sums of C, the rate and A over the integration window.
+    #[inline(always)]
+    fn add_to_window(&mut self, hidden: bool) {
+        add_assign(&mut self.sum_c, &self.soma);
+        add_assign(&mut self.sum_rate, &self.rate);
+        if hidden {
+            add_assign(&mut self.sum_a, &self.apical);
         }
     }
 
@@ -303,7 +340,7 @@ impl LayerState {
         self.dense = n_pre.map(|n| DenseInput::new(kernel, n));
     }
 
-    pub fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
+    pub(crate) fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
         for (i, b) in self.blocks.iter_mut().enumerate() {
             b.rng = LaneRng::new(rngs(i));
         }
@@ -348,14 +385,14 @@ impl LayerState {
     /// Adds the feedback spikes of this step to the apical input history (eq. 3.2): they
     /// reach A at the next step.
     #[inline(always)]
-    pub fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
+    pub(crate) fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
         for b in &mut self.blocks {
             b.apical_in.push_rows(kernel, &p.y, p.n, b.lo, fb_events);
         }
     }
 
     /// Ends a phase: stores the window means (forward or target).
-    pub fn end_phase(&mut self, forward: bool, window: usize, offsets: Option<&[u8]>) {
+    pub(crate) fn end_phase(&mut self, forward: bool, window: usize, offsets: Option<&[u8]>) {
         let means = if forward {
             &mut self.forward
         } else {

@@ -21,9 +21,6 @@ pub struct Model {
     pub cfg: ModelConfig,
     pub dynamics: Dynamics,
     pub kernel: Kernel,
-    /// Dense baseline (benchmarks only): B = W s every step over all inputs, as the
-    /// reference computes it, instead of the event-driven update. Same model.
-    pub dense: bool,
 }
 
 impl Model {
@@ -34,16 +31,11 @@ impl Model {
             cfg,
             dynamics,
             kernel,
-            dense: false,
         }
     }
 
-    pub fn n_layers(&self) -> usize {
-        self.cfg.network.hidden.len() + 1
-    }
-
     /// Output units per class.
-    pub fn units_per_class(&self) -> usize {
+    pub(crate) fn units_per_class(&self) -> usize {
         self.cfg.network.n_out / 10
     }
 
@@ -100,22 +92,6 @@ impl Network {
             net.symmetrize();
         }
         net
-    }
-
-    /// Switches the dense baseline on or off (see [`Model::dense`]); the state's input
-    /// histories start empty.
-    pub fn set_dense(&mut self, on: bool) {
-        self.model.dense = on;
-        let cfg = &self.model.cfg;
-        let sizes = cfg.layer_sizes();
-        for (m, l) in self.state.layers.iter_mut().enumerate() {
-            let n_pre = if m == 0 {
-                cfg.network.n_in
-            } else {
-                sizes[m - 1]
-            };
-            l.set_dense(&self.model.kernel, on.then_some(n_pre));
-        }
     }
 
     /// Resets the state and gives it the training streams of `epoch`.

@@ -44,7 +44,7 @@ const MAX_NAME: usize = 100;
 /// The base model of a sweep.
 #[derive(Clone, Debug)]
 pub enum Base {
-    /// One of [`reproduce::EXPERIMENTS`] (embedded model file).
+    /// One of the experiments of `apical reproduce` (embedded model file).
     Experiment(&'static Experiment),
     /// A model file (the path as resolved against the sweep file's folder).
     File(PathBuf),

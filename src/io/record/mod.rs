@@ -10,9 +10,9 @@
 //! resizable datasets between examples, so memory stays flat however long the run.
 
 //!
-//! Files: [`writer`] is the HDF5 side (the
-//! writer thread, chunked columns, attribute helpers); [`layout`] the per-population
-//! datasets of the file; [`recorder`] the observer that fills them; [`inspect`] reads a
+//! Files: `writer` is the HDF5 side (the
+//! writer thread, chunked columns, attribute helpers); `layout` the per-population
+//! datasets of the file; `recorder` the observer that fills them; [`inspect`] reads a
 //! file back as text. What may be recorded (the spec grammar, `[[record]]` tables) is part of
 //! the model description: [`crate::model::recording`].
 
@@ -22,12 +22,7 @@ mod layout;
 mod recorder;
 mod writer;
 
-pub use crate::model::record_plan::{
-    population_names, RecordPlan, ReportSel, ELEMENT_APICAL, ELEMENT_BASAL, ELEMENT_SOMA,
-};
-pub use crate::model::recording::{
-    parse_spec, Examples, RecordGroup, SpecError, Var, DEFAULT_SPEC,
-};
+pub use crate::model::recording::{parse_spec, RecordGroup, SpecError};
 pub use inspect::inspect;
 pub use recorder::steps_before;
 pub use recorder::{Compression, Recorder, RunEnd, StartPoint};
@@ -36,8 +31,8 @@ pub use writer::{RecordError, Sorting};
 /// Version of the file layout (root attribute `format_version`).
 pub const FORMAT_VERSION: u32 = 1;
 /// Buffered bytes that trigger a flush at the end of an example.
-pub const FLUSH_BYTES: usize = 8 << 20;
+pub(crate) const FLUSH_BYTES: usize = 8 << 20;
 /// Target size of one uncompressed chunk.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Units of the model's potentials (the model is dimensionless, docs/model.md).
-pub const POTENTIAL_UNITS: &str = "dimensionless";
+pub(crate) const POTENTIAL_UNITS: &str = "dimensionless";

@@ -10,9 +10,7 @@ use crate::model::config::ModelConfig;
 use crate::model::neuron::plateau_potential;
 use crate::model::params::LayerParams;
 use crate::model::phases::phase_lengths;
-use crate::model::record_plan::{
-    population_names, RecordPlan, ELEMENT_APICAL, ELEMENT_BASAL, ELEMENT_SOMA,
-};
+use crate::model::record_plan::{RecordPlan, ELEMENT_APICAL, ELEMENT_BASAL, ELEMENT_SOMA};
 use crate::model::recording::RecordGroup;
 use crate::sim::observer::{Observer, Phase, StepInfo};
 use crate::sim::state::NetState;
@@ -153,7 +151,7 @@ impl Recorder {
             .with_fapl(|p| p.libver_v110().mdc_config(&mdc))
             .create(path)
             .map_err(he("cannot create the file"))?;
-        let names = population_names(cfg);
+        let names = cfg.topology().population_names();
         let sizes = cfg.layer_sizes();
         let m_layers = sizes.len();
         let dt = cfg.neuron.dt;
@@ -360,7 +358,7 @@ impl Recorder {
     }
 
     /// Flush when this many bytes are buffered at the end of an example (default
-    /// [`FLUSH_BYTES`]).
+    /// `FLUSH_BYTES`).
     pub fn set_flush_bytes(&mut self, bytes: usize) {
         self.flush_bytes = bytes;
     }
@@ -723,7 +721,13 @@ impl Observer for Recorder {
 
 impl Recorder {
     /// Run event: an epoch starts (or resumes at example `first`).
-    pub fn epoch_start(&mut self, epoch: usize, first: usize, n: usize, params: &[LayerParams]) {
+    pub(crate) fn epoch_start(
+        &mut self,
+        epoch: usize,
+        first: usize,
+        n: usize,
+        params: &[LayerParams],
+    ) {
         self.epoch = epoch;
         self.n_examples = n;
         if epoch == 1 && first == 0 {
@@ -732,7 +736,7 @@ impl Recorder {
     }
 
     /// Run event: a training example is about to run.
-    pub fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+    pub(crate) fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
         self.epoch = epoch;
         self.example = example;
         self.image = image;
@@ -772,7 +776,7 @@ impl Recorder {
     }
 
     /// Run event: the example ran (its prediction; `params` after learning).
-    pub fn example_end(&mut self, predicted: u8, params: &[LayerParams]) {
+    pub(crate) fn example_end(&mut self, predicted: u8, params: &[LayerParams]) {
         if let (Some(_), Some(e)) = (self.example_row, &mut self.examples) {
             e.epoch.push(self.epoch as u32);
             e.example.push(self.example as u32);
@@ -803,7 +807,7 @@ impl Recorder {
     }
 
     /// Run event: the epoch ended and was tested.
-    pub fn epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
+    pub(crate) fn epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
         let e = &mut self.epochs;
         e.epoch.push(record.epoch as u32);
         e.train_examples.push(record.train_examples as u32);
