@@ -12,10 +12,9 @@ use apical::run::session::{self, SessionError, Start, TrainRequest};
 use apical::run::trainer::{Progress, TrainError};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 mod cli;
@@ -45,6 +44,10 @@ enum Command {
     Plot(cli::reproduce::PlotArgs),
     /// Print what a trace file (traces.h5) holds: groups, shapes, units, config.
     Inspect(InspectArgs),
+    /// Train a grid of models (a sweep file's axes x seeds), locally or as a Slurm job
+    /// array; `sweep collect DIR` summarises, `sweep status DIR` shows progress
+    /// (docs/sweeps.md).
+    Sweep(cli::sweep::SweepArgs),
     /// Convert a run's trace file to another format.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -117,7 +120,8 @@ struct TrainArgs {
     /// Run directory (default: runs/<model name>-seed<S>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads (default: the CPUs this process may use: SLURM_CPUS_PER_TASK, else
+    /// the CPU affinity). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
@@ -191,8 +195,9 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cmd_inspect(a).map(|()| ExitCode::SUCCESS),
         Command::Export(ExportCommand::Nwb(a)) => cmd_export_nwb(a).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
-        Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
+        Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a),
         Command::Plot(a) => cli::reproduce::cmd_plot(a).map(|()| ExitCode::SUCCESS),
+        Command::Sweep(a) => cli::sweep::cmd_sweep(a),
     };
     // Returning (rather than `process::exit`) drops everything first: trace files close.
     match result {
@@ -221,17 +226,35 @@ fn error_text(e: &anyhow::Error) -> String {
     out
 }
 
+/// The CPUs this process may use: Slurm's `SLURM_CPUS_PER_TASK`, else inside a Slurm job
+/// `SLURM_CPUS_ON_NODE`, each at most the CPUs of the scheduler affinity
+/// (`available_parallelism`), which is the answer outside Slurm. (Without cgroups or task
+/// affinity, a Slurm task sees every CPU of the node but was given fewer.)
+fn default_threads() -> usize {
+    let avail = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    let slurm = env("SLURM_CPUS_PER_TASK")
+        .or_else(|| std::env::var_os("SLURM_JOB_ID").and_then(|_| env("SLURM_CPUS_ON_NODE")));
+    slurm.map_or(avail, |n| n.min(avail))
+}
+
+/// Starts the worker threads: `threads`, else [`default_threads`]. Results do not depend on
+/// the number.
 fn set_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(n) = threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("cannot start the thread pool")?;
-    }
-    Ok(())
+    let n = match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => default_threads(),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("cannot start the thread pool")
 }
 
 fn load_data(dir: Option<&Path>, no_verify: bool) -> Result<(Mnist, PathBuf)> {
@@ -297,7 +320,9 @@ impl Progress for Bar {
         }
         let r = &m.record;
         let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
-        println!(
+        // Never panics: after SIGHUP the terminal may be gone while the run finishes.
+        let _ = writeln!(
+            std::io::stdout(),
             "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, train {:.1} s ({:.3} ms/example), test {:.1} s",
             r.epoch,
             r.train_error,
@@ -313,18 +338,8 @@ impl Progress for Bar {
 
 fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond interrupt: exiting without a checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupt: finishing the current example and writing a checkpoint (Ctrl-C again to quit at once)");
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    let stop =
+        cli::signals::Stop::install("finishing the current example and writing a checkpoint")?;
     let start = match &a.resume {
         Some(dir) => Start::Resume {
             dir: dir.clone(),
@@ -376,7 +391,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         bar: None,
         quiet: a.quiet,
     };
-    let outcome = session::train(&request, &mut bar, &stop).map_err(|e| match e {
+    let outcome = session::train(&request, &mut bar, &stop.flag).map_err(|e| match e {
         SessionError::Train(TrainError::Checkpoint(c)) if a.resume.is_some() => {
             anyhow::anyhow!("cannot resume: {c}")
         }
@@ -386,13 +401,17 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         e => e.into(),
     })?;
     match outcome.traces {
-        Some(Ok(p)) => eprintln!("traces in {}", p.display()),
-        Some(Err(e)) => eprintln!("warning: trace recording stopped early: {e}; the file keeps everything written before (see its last_epoch and last_example attributes)"),
+        Some(Ok(p)) => cli::signals::note(&format!("traces in {}", p.display())),
+        Some(Err(e)) => cli::signals::note(&format!("warning: trace recording stopped early: {e}; the file keeps everything written before (see its last_epoch and last_example attributes)")),
         None => {}
     }
     match outcome.result {
         Ok(()) => {
-            println!("done: results in {}", outcome.dir.display());
+            let _ = writeln!(
+                std::io::stdout(),
+                "done: results in {}",
+                outcome.dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(TrainError::Interrupted {
@@ -403,13 +422,14 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             if let Some(b) = bar.bar.take() {
                 b.abandon();
             }
-            eprintln!(
+            cli::signals::note(&format!(
                 "stopped in epoch {epoch} after {example} examples; checkpoint {}\nresume with: apical train --resume {}",
                 checkpoint.display(),
                 outcome.dir.display()
-            );
-            // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
-            Ok(ExitCode::from(130))
+            ));
+            // 128 + the signal (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), as shells
+            // report a process the signal ended.
+            Ok(ExitCode::from(stop.exit_code()))
         }
         Err(e) => Err(e.into()),
     }

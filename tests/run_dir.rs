@@ -109,8 +109,7 @@ fn a_damaged_latest_checkpoint_names_the_one_before_it() {
     let err = RunDir::open(dir.path())
         .unwrap()
         .restore()
-        .err()
-        .expect("a corrupt checkpoint is refused")
+        .expect_err("a corrupt checkpoint is refused")
         .to_string();
     assert!(err.contains("checkpoint-epoch-2.bin"), "{err}");
     assert!(

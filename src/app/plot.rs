@@ -540,7 +540,11 @@ pub(crate) fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
 }
 
 /// Test error after each epoch (x: the epoch), from a run's metrics.
-pub(crate) fn learning_series(name: &str, metrics: &[EpochMetrics], reference: Option<f64>) -> Series {
+pub(crate) fn learning_series(
+    name: &str,
+    metrics: &[EpochMetrics],
+    reference: Option<f64>,
+) -> Series {
     let points = metrics
         .iter()
         .map(|m| (m.record.epoch as f64, m.record.test_error))

@@ -10,6 +10,7 @@ use crate::app::plot::{self, PlotError, Series};
 use crate::io::mnist::Mnist;
 use crate::io::run_dir::{EpochMetrics, RunDir, RunInfo};
 use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::overrides::Override;
 use crate::run::metrics::evaluate_repeats;
 use crate::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
 use crate::sim::observer::NoObserver;
@@ -195,6 +196,8 @@ pub struct ReproduceOptions {
     pub train_examples: Option<usize>,
     pub test_examples: Option<usize>,
     pub seeds: Vec<u64>,
+    /// Applied to every experiment's model (`--set`), validated like the file.
+    pub overrides: Vec<Override>,
     /// Runs at once.
     pub jobs: usize,
     pub out_dir: PathBuf,
@@ -308,7 +311,9 @@ fn budget(
     e: &Experiment,
     o: &ReproduceOptions,
 ) -> Result<(ModelConfig, usize, usize, usize), ReproduceError> {
-    let cfg = ModelConfig::from_toml_str(e.model_toml, &format!("models/{}.toml", e.name))
+    let origin = format!("models/{}.toml", e.name);
+    let cfg = ModelConfig::from_toml_str(e.model_toml, &origin)
+        .and_then(|c| c.with_overrides(&o.overrides, &origin))
         .map_err(|err| ReproduceError::Model(e.name, err))?;
     let t = &cfg.training;
     let (ep, tr, te) = (
@@ -907,6 +912,10 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            // models/sweeps/ holds sweep files, not models.
+            if !path.is_file() {
+                continue;
+            }
             let stem = path
                 .file_stem()
                 .and_then(|s| s.to_str())

@@ -1,11 +1,12 @@
 //! `apical reproduce` and `apical plot` (command-line edge of src/reproduce.rs and src/plot.rs).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use apical::app::reproduce::{self, ReproduceOptions};
 use apical::io::run_dir::RunDir;
+use apical::model::config::ModelConfig;
+use apical::model::overrides::Override;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -23,6 +24,11 @@ pub struct ReproduceArgs {
     /// Test images per evaluation (default: the model file's, 10,000).
     #[arg(long)]
     test_examples: Option<usize>,
+    /// Override a model-file field of every experiment: `--set neuron.g_A=0.05` (dotted
+    /// path, TOML value; repeatable). A run directory holding a run without it is not reused
+    /// (choose another --out).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Seeds 0..N-1 for every experiment.
     #[arg(long, default_value_t = 1)]
     seeds: u64,
@@ -91,6 +97,12 @@ fn command_line(a: &ReproduceArgs) -> String {
     if a.alignment_trace {
         c.push_str(" --alignment-trace");
     }
+    for s in &a.set {
+        c.push_str(&format!(
+            " --set {}",
+            apical::app::sweep::slurm::shell_quote(s)
+        ));
+    }
     c.push_str(&format!(
         " --seeds {} --jobs {} --out {} --results {}",
         a.seeds,
@@ -101,9 +113,19 @@ fn command_line(a: &ReproduceArgs) -> String {
     c
 }
 
-pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
+pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     crate::set_threads(a.threads)?;
     let exps = reproduce::select(&a.experiments)?;
+    let overrides = a
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every experiment's model with the overrides, checked before the data loads.
+    for e in &exps {
+        let origin = format!("models/{}.toml", e.name);
+        ModelConfig::from_toml_str(e.model_toml, &origin)?.with_overrides(&overrides, &origin)?;
+    }
     for (flag, v) in budget_flags(&a) {
         if v == Some(0) {
             bail!("{flag} must be at least 1");
@@ -115,25 +137,16 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
     if a.repeats == Some(0) {
         bail!("--repeats must be at least 1");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupt: every run finishes its current example and writes a checkpoint"
-            );
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    let stop = crate::cli::signals::Stop::install(
+        "every run finishes its current example and writes a checkpoint",
+    )?;
     let (data, data_dir) = crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?;
     let opts = ReproduceOptions {
         epochs: a.epochs,
         train_examples: a.train_examples,
         test_examples: a.test_examples,
         seeds: (0..a.seeds).collect(),
+        overrides,
         jobs: a.jobs,
         out_dir: a.out.clone(),
         data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
@@ -147,11 +160,14 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         a.jobs,
         a.out.display()
     );
-    let mut runs = reproduce::run_all(&exps, &data, &opts, &stop, &|line| eprintln!("{line}"))?;
-    if stop.load(Ordering::SeqCst) {
-        bail!(
-            "interrupted; run the same command again to continue (finished runs are reused, the others resume with `apical train --resume DIR`)"
+    let mut runs = reproduce::run_all(&exps, &data, &opts, &stop.flag, &|line| {
+        crate::cli::signals::note(&line)
+    })?;
+    if stop.raised() {
+        crate::cli::signals::note(
+            "stopped; run the same command again to continue (finished runs are reused, the others resume from their checkpoints)",
         );
+        return Ok(ExitCode::from(stop.exit_code()));
     }
     if let Some(n) = a.repeats {
         reproduce::averaged_tests(&mut runs, &data, n, &|line| eprintln!("{line}"))?;
@@ -191,7 +207,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         img_dir.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn cmd_plot(a: PlotArgs) -> Result<()> {
