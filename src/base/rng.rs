@@ -29,7 +29,7 @@ pub enum Purpose {
 /// The parts of stream keys that are not plain epoch or example numbers, in one place
 /// (their values are part of every run's results: changing one changes the streams).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Key {
+pub enum Key {
     /// The end-of-epoch test of an epoch (1-based): [`Purpose::TestSubset`] and
     /// [`Purpose::TestExample`].
     EpochTest { epoch: usize },

@@ -30,7 +30,7 @@ const LABELS_HEADER: usize = 8;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Environment variable naming the MNIST data directory.
-pub(crate) const DATA_ENV: &str = "APICAL_DATA";
+pub const DATA_ENV: &str = "APICAL_DATA";
 
 const FETCH_HINT: &str =
     "run scripts/fetch-mnist.sh, or set APICAL_DATA / --data to a directory holding the MNIST files";

@@ -472,12 +472,12 @@ impl ModelConfig {
     }
 
     /// Sizes and wiring of the network (computed from `network`).
-    pub(crate) fn topology(&self) -> crate::model::topology::Topology {
+    pub fn topology(&self) -> crate::model::topology::Topology {
         crate::model::topology::Topology::of(self)
     }
 
     /// "784-500-10".
-    pub(crate) fn sizes_string(&self) -> String {
+    pub fn sizes_string(&self) -> String {
         self.topology().sizes_string()
     }
 

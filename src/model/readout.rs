@@ -12,7 +12,7 @@ pub(crate) fn class_scores(values: &[f32], per_class: usize) -> [f32; 10] {
 
 /// Eq. 8.1: the predicted class, argmax of the class-grouped mean somatic potential (the
 /// first maximum on ties).
-pub(crate) fn predict(c_mean: &[f32], per_class: usize) -> u8 {
+pub fn predict(c_mean: &[f32], per_class: usize) -> u8 {
     let s = class_scores(c_mean, per_class);
     let mut best = 0;
     for (i, &v) in s.iter().enumerate() {

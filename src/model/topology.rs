@@ -7,7 +7,7 @@ use crate::model::config::{FeedbackSource, ModelConfig};
 /// feedforward input is the image (m = 0) or layer m - 1, its feedback input the output
 /// layer (broadcast feedback) or layer m + 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Topology {
+pub struct Topology {
     /// Input units (pixels).
     pub n_in: usize,
     /// Neurons of each layer, the output layer last.
@@ -27,16 +27,16 @@ impl Topology {
     }
 
     /// Layers, the output layer included.
-    pub(crate) fn n_layers(&self) -> usize {
+    pub fn n_layers(&self) -> usize {
         self.sizes.len()
     }
 
-    pub(crate) fn is_hidden(&self, m: usize) -> bool {
+    pub fn is_hidden(&self, m: usize) -> bool {
         m + 1 < self.sizes.len()
     }
 
     /// Feedforward inputs of layer m.
-    pub(crate) fn input_size(&self, m: usize) -> usize {
+    pub fn input_size(&self, m: usize) -> usize {
         if m == 0 {
             self.n_in
         } else {
@@ -45,7 +45,7 @@ impl Topology {
     }
 
     /// The layer whose spikes reach layer m's apical dendrites (hidden layers only).
-    pub(crate) fn feedback_source(&self, m: usize) -> usize {
+    pub fn feedback_source(&self, m: usize) -> usize {
         match self.feedback {
             FeedbackSource::Broadcast => self.sizes.len() - 1,
             FeedbackSource::NextLayer => m + 1,
@@ -53,7 +53,7 @@ impl Topology {
     }
 
     /// Feedback inputs of layer m: 0 for the output layer.
-    pub(crate) fn feedback_size(&self, m: usize) -> usize {
+    pub fn feedback_size(&self, m: usize) -> usize {
         if self.is_hidden(m) {
             self.sizes[self.feedback_source(m)]
         } else {
@@ -62,7 +62,7 @@ impl Topology {
     }
 
     /// Population names: input, hidden0, hidden1, ..., output.
-    pub(crate) fn population_names(&self) -> Vec<String> {
+    pub fn population_names(&self) -> Vec<String> {
         let mut v = vec!["input".to_string()];
         v.extend((0..self.sizes.len() - 1).map(|m| format!("hidden{m}")));
         v.push("output".into());
@@ -70,7 +70,7 @@ impl Topology {
     }
 
     /// "784-500-10".
-    pub(crate) fn sizes_string(&self) -> String {
+    pub fn sizes_string(&self) -> String {
         std::iter::once(self.n_in)
             .chain(self.sizes.iter().copied())
             .map(|n| n.to_string())

@@ -30,7 +30,7 @@ impl Default for Exec {
 
 impl Exec {
     /// This context for test phases: tests run examples in parallel, so blocks never are.
-    pub(crate) fn sequential(self) -> Self {
+    pub fn sequential(self) -> Self {
         Exec {
             parallel_min: usize::MAX,
             ..self

@@ -35,7 +35,7 @@ impl Model {
     }
 
     /// Output units per class.
-    pub(crate) fn units_per_class(&self) -> usize {
+    pub fn units_per_class(&self) -> usize {
         self.cfg.network.n_out / 10
     }
 

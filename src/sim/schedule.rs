@@ -16,7 +16,7 @@ use rand_distr::{Distribution, Normal};
 /// vectors, no FMA: every operation rounds as in the SSE2 build, so the results are
 /// bit-identical; see [`crate::base::simd`]).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_phase<O: Observer>(
+pub fn run_phase<O: Observer>(
     model: &Model,
     params: &[LayerParams],
     state: &mut NetState,
