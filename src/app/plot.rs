@@ -227,6 +227,7 @@ pub(crate) fn line_chart(
         .x_desc(x_desc)
         .y_desc(y_desc)
         .x_label_formatter(&x_fmt)
+        .y_label_formatter(&x_fmt)
         .light_line_style(WHITE)
         .draw()
         .map_err(draw_err(path))?;
@@ -574,28 +575,40 @@ pub fn read_alignment_trace(dir: &Path) -> Vec<alignment::TracePoint> {
         .unwrap_or_default()
 }
 
-/// The per-block update angle of hidden layer `layer` against training progress in epochs
-/// (epoch e, example k of n: e - 1 + k / n).
+/// The update angle of hidden layer `layer` against training progress in epochs (epoch e,
+/// example k of n: e - 1 + k / n), each point the mean of `group` consecutive blocks of the
+/// trace (weighted by their examples; the x of the group's last block), so that a long
+/// trace stays readable: 10 blocks of 100 make one point per 1,000 examples.
 pub(crate) fn alignment_trace_series(
     name: &str,
     points: &[alignment::TracePoint],
     layer: usize,
     examples_per_epoch: usize,
+    group: usize,
 ) -> Series {
     let n = examples_per_epoch.max(1) as f64;
-    Series::line(
-        name,
-        points
-            .iter()
-            .filter(|p| p.layer == layer)
-            .map(|p| {
+    let blocks: Vec<&alignment::TracePoint> = points
+        .iter()
+        .filter(|p| p.layer == layer && p.update_angle_deg.is_finite())
+        .collect();
+    let line = blocks
+        .chunks(group.max(1))
+        .filter_map(|g| {
+            let count: usize = g.iter().map(|p| p.update_examples).sum();
+            let last = g.last()?;
+            let sum: f64 = g
+                .iter()
+                .map(|p| p.update_angle_deg * p.update_examples as f64)
+                .sum();
+            (count > 0).then(|| {
                 (
-                    (p.epoch - 1) as f64 + p.example as f64 / n,
-                    p.update_angle_deg,
+                    (last.epoch - 1) as f64 + last.example as f64 / n,
+                    sum / count as f64,
                 )
             })
-            .collect(),
-    )
+        })
+        .collect();
+    Series::line(name, line)
 }
 
 /// The network of a run's latest checkpoint, restored exactly as the run saved it.
@@ -707,12 +720,12 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
         let per_epoch = metrics.last().map_or(1, |m| m.record.train_examples);
         let hidden = trace.iter().map(|t| t.layer).max().unwrap_or(0) + 1;
         let series: Vec<Series> = (0..hidden)
-            .map(|m| alignment_trace_series(&format!("layer {m}"), &trace, m, per_epoch))
+            .map(|m| alignment_trace_series(&format!("layer {m}"), &trace, m, per_epoch, 10))
             .collect();
         let p = out.join("alignment_trace.png");
         line_chart(
             &p,
-            &format!("{name}: hidden update vs backprop's, mean of each 100 examples"),
+            &format!("{name}: hidden update vs backprop's, mean of each 1,000 examples"),
             "epoch",
             "angle (degrees)",
             &series,

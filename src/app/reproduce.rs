@@ -647,7 +647,7 @@ pub fn render_plots(
                 .map(|r| {
                     let n = r.metrics.last().map_or(1, |m| m.record.train_examples);
                     let t = plot::read_alignment_trace(&r.dir);
-                    plot::alignment_trace_series(e.name, &t, 0, n).points
+                    plot::alignment_trace_series(e.name, &t, 0, n, 10).points
                 })
                 .filter(|p| !p.is_empty())
                 .collect();
@@ -661,7 +661,7 @@ pub fn render_plots(
         let p = img_dir.join("alignment_trace.png");
         plot::line_chart(
             &p,
-            &format!("Hidden update vs backprop's, mean of every 100 examples ({over})"),
+            &format!("Hidden update vs backprop's, mean of every 1,000 examples ({over})"),
             "epoch",
             "angle (degrees)",
             &traces,
@@ -853,7 +853,7 @@ pub fn render_results(
             let caption = match name {
                 "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs.",
                 "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run; mean over seeds, shaded min-max).",
-                "alignment_trace" => "The same angle for every block of 100 training examples (`--alignment-trace`, alignment_trace.csv), as in the paper's Fig. 7A (a sliding window of 100): spiking feedback against the rate mode's.",
+                "alignment_trace" => "The same angle over the whole of training (`--alignment-trace`; alignment_trace.csv holds the mean of every 100 examples, the plot the mean of every 1,000), as in the paper's Fig. 7A: spiking feedback against the rate mode's.",
                 "plateau_differences" => "Distribution of alpha_t - alpha_f (eq. 5.2) over the hidden neurons of the trained 784-500-10 network, from training examples simulated on a copy of its final checkpoint.",
                 "raster" => "Spikes of the first 100 hidden neurons over three training examples simulated from the final checkpoint; shaded: target phases.",
                 _ => "",
