@@ -22,7 +22,8 @@ const DEFAULT_COMPRESSION: &str = "deflate:1";
 pub struct SweepArgs {
     #[command(subcommand)]
     action: Option<SweepAction>,
-    /// The sweep file (TOML: base model, [training], [set], [axes], [zip]; docs/sweeps.md).
+    /// The sweep file (TOML: base model, `[training]`, `[set]`, `[axes]`, `[zip]`;
+    /// docs/sweeps.md).
     #[arg(required = true)]
     spec: Option<PathBuf>,
     /// The sweep directory: one run directory per point, sweep.toml, the summaries.
@@ -73,7 +74,7 @@ pub struct SweepArgs {
     /// At most this many tasks at once.
     #[arg(long, requires = "slurm")]
     max_running: Option<usize>,
-    /// Job name (default: apical-sweep-<DIR name>).
+    /// Job name (default: `apical-sweep-` and the sweep directory's name).
     #[arg(long, requires = "slurm")]
     job_name: Option<String>,
     /// A further sbatch option for the script, e.g. --sbatch-arg=--account=abc (repeatable).

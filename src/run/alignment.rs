@@ -210,7 +210,7 @@ impl AlignmentLog {
     }
 
     /// Whether example `k` (0-based) of `n` is in the probe window at the end of the epoch.
-    pub(crate) fn probes(k: usize, n: usize) -> bool {
+    pub fn probes(k: usize, n: usize) -> bool {
         k + PROBE_EXAMPLES >= n
     }
 
