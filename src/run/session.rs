@@ -20,7 +20,6 @@ use std::sync::atomic::AtomicBool;
 /// What to train: a new run of a model, or the continuation of a run directory.
 // One value per run: the size of the model inline costs nothing, and callers build it with
 // a plain `ModelConfig`.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 // Made once per run: the size difference between the variants does not matter.
 #[allow(clippy::large_enum_variant)]
