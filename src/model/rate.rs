@@ -67,7 +67,7 @@ pub fn target_steady_state(d: &Dynamics, basal: f32, g_e: f32) -> f32 {
 }
 
 /// Eq. 9.6: the rates r = lambda_max sigma(C) a layer passes on (eq. 3.4 without the spike
-/// draw), with the same sigma as the spiking step ([`fast_rate`]).
+/// draw), with the same sigma as the spiking step (`fast_rate`).
 #[inline]
 pub fn rates(d: &Dynamics, soma: &[f32], rate: &mut [f32]) {
     for (r, &c) in rate.iter_mut().zip(soma) {

@@ -18,7 +18,7 @@
 //!   W_{m+1}^T ... W_{M-1}^T for broadcast feedback from the output to a deeper layer.
 //!
 //! On request ([`AlignmentLog::with_trace`]) every training example is compared, and the
-//! mean angle of every block of [`PROBE_EXAMPLES`] examples goes to `alignment_trace.csv`:
+//! mean angle of every block of `PROBE_EXAMPLES` (100) examples goes to `alignment_trace.csv`:
 //! the whole curve of Fig. 7A rather than one point per epoch.
 //!
 //! Everything here only reads the network: no random draws, no writes to its state, so a
@@ -188,7 +188,7 @@ impl AlignmentLog {
     }
 
     /// This log, comparing every training example and keeping the mean of each block of
-    /// [`PROBE_EXAMPLES`] in `alignment_trace.csv`; earlier epochs' blocks (up to
+    /// `PROBE_EXAMPLES` (100) in `alignment_trace.csv`; earlier epochs' blocks (up to
     /// `epochs_done`) are read from `dir`.
     pub fn with_trace(mut self, dir: &Path, epochs_done: usize) -> Self {
         let points = std::fs::read_to_string(dir.join(TRACE_FILE_NAME))
