@@ -283,6 +283,9 @@ fn the_nwb_file_holds_the_trace_files_spikes_trials_series_and_weights() {
         read::<u8>(&f, "intervals/trials/prediction"),
         read::<u8>(&t, "examples/prediction")
     );
+    let tags: Vec<VarLenUnicode> = read(&f, "intervals/trials/tags");
+    assert_eq!(tags.len(), 16);
+    assert_eq!(read::<u64>(&f, "intervals/trials/tags_index").len(), 16);
     // Epochs.
     assert_eq!(
         read::<f64>(&f, "intervals/epochs/test_error"),
