@@ -64,7 +64,7 @@ def main():
             return 1
         wall = time.time() - t0
         full = spikes(os.path.join(ref, "traces.h5"))
-        rows = old_rows = files = 0
+        rows = old_rows = files = early = 0
         for k in range(kills):
             out, log = os.path.join(tmp, f"killed{k}"), os.path.join(tmp, f"flushes{k}.log")
             delay = rng.uniform(0, 1.05 * wall)
@@ -74,6 +74,9 @@ def main():
             p.kill()
             p.wait()
             what = f"kill {k} after {delay:.2f} s"
+            if not os.path.isdir(out):
+                early += 1  # killed before the run created its directory: nothing written
+                continue
             r = subprocess.run([apical, "inspect", out], capture_output=True, text=True)
             if r.returncode != 0:
                 problems.append(f"{what}: apical inspect failed: {r.stderr.strip()[-300:]}")
@@ -97,7 +100,7 @@ def main():
                     if m < old[i]:
                         problems.append(f"{what}: /spikes/{pop}: {old[i]} rows flushed a second before the kill, {m} left")
                 rows += m
-        print(f"crash check: {kills} kills, {files} left a traces.h5; {rows} spike rows compared with the "
+        print(f"crash check: {kills} kills ({early} before the run directory existed), {files} left a traces.h5; {rows} spike rows compared with the "
               f"uninterrupted run with plain h5py, {old_rows} of them flushed more than a second before their kill")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -50,6 +50,11 @@ fn set(n: usize, salt: usize) -> MnistSet {
     }
 }
 
+/// The tests of this file one at a time: one spawns `apical`, which would inherit the
+/// other's open trace file (HDF5 opens files without close-on-exec) and with it the file's
+/// lock, so the other's next open of that file fails until the child exits.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const SPEC: &str = "spikes|soma,apical:layers=hidden0;examples=every:2;interval=2|rate:layers=output|labels|weights:examples=every:5";
 
 /// Records a 2-epoch run of 8 examples each into `dir/traces.h5`; returns its path.
@@ -148,6 +153,7 @@ fn ty(f: &File, path: &str) -> (String, String) {
 
 #[test]
 fn the_nwb_file_holds_the_trace_files_spikes_trials_series_and_weights() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let traces = recorded_run(dir.path());
     let out = dir.path().join("run.nwb");
@@ -277,6 +283,9 @@ fn the_nwb_file_holds_the_trace_files_spikes_trials_series_and_weights() {
         read::<u8>(&f, "intervals/trials/prediction"),
         read::<u8>(&t, "examples/prediction")
     );
+    let tags: Vec<VarLenUnicode> = read(&f, "intervals/trials/tags");
+    assert_eq!(tags.len(), 16);
+    assert_eq!(read::<u64>(&f, "intervals/trials/tags_index").len(), 16);
     // Epochs.
     assert_eq!(
         read::<f64>(&f, "intervals/epochs/test_error"),
@@ -335,6 +344,7 @@ fn the_nwb_file_holds_the_trace_files_spikes_trials_series_and_weights() {
 
 #[test]
 fn the_cli_exports_a_run_directory_and_names_a_missing_trace_file() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     recorded_run(dir.path());
     let bin = env!("CARGO_BIN_EXE_apical");

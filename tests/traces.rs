@@ -629,7 +629,8 @@ fn the_file_has_the_sonata_root_attributes_and_sorted_report_ids() {
         vec![0, 1]
     );
     let ids = f.dataset("report/hidden0/mapping/node_ids").unwrap();
-    assert!(ids.attr("sorted").unwrap().read_scalar::<bool>().unwrap());
+    let sorted: apical::io::record::SonataBool = ids.attr("sorted").unwrap().read_scalar().unwrap();
+    assert_eq!(sorted, apical::io::record::SonataBool::TRUE);
     assert_eq!(attr_str(&f, "compression"), "scaleoffset");
     // Scale-offset on the spike columns only (dt = 1 ms: times with decimal scale 0).
     assert_eq!(filter_ids(&f, "spikes/hidden0/node_ids"), vec![6]);

@@ -243,7 +243,7 @@ fn write(
 
     let intervals = f.create_group("intervals")?;
     let trials = write_trials(src, f, &intervals, meta, ids)?;
-    write_epochs(src, &intervals, meta, ids)?;
+    write_epochs(src, f, &intervals, meta, ids)?;
     let (units, spikes) = write_units(src, f, meta, ids, pass_spikes)?;
     let series = write_series(src, f, meta, ids)?;
     let snapshots = write_weights(src, f, meta, ids)?;
@@ -394,12 +394,28 @@ fn write_trials(
         &[],
     )?;
     t.column("target_steps", "target phase length, steps", &tg[..n], &[])?;
+    let tags: Vec<String> = label[..n].iter().map(|l| format!("label {l}")).collect();
+    tags_column(f, &mut t, &tags)?;
     t.finish()?;
-    let _ = f;
     Ok(n)
 }
 
-fn write_epochs(src: &File, intervals: &Group, meta: &Meta, ids: &Ids) -> hdf5::Result<()> {
+/// The `tags` column of a TimeIntervals table, one tag per row (Neo's NWBIO reads a
+/// table's tags as its epochs' labels).
+fn tags_column(f: &File, t: &mut Table<'_>, tags: &[String]) -> hdf5::Result<()> {
+    let v: Vec<VarLenUnicode> = tags.iter().map(|s| h5::vstr(s)).collect();
+    let ds = t.g.new_dataset_builder().with_data(&v[..]).create("tags")?;
+    let ends: Vec<u64> = (1..=tags.len() as u64).collect();
+    t.ragged(f, "tags", "user-defined tags for the row", &ds, &ends)
+}
+
+fn write_epochs(
+    src: &File,
+    f: &File,
+    intervals: &Group,
+    meta: &Meta,
+    ids: &Ids,
+) -> hdf5::Result<()> {
     let e = src.group("epochs")?;
     let epoch: Vec<u32> = read_all(&e, "epoch")?;
     let end: Vec<f64> = read_all(&e, "end_time")?;
@@ -437,6 +453,8 @@ fn write_epochs(src: &File, intervals: &Group, meta: &Meta, ids: &Ids) -> hdf5::
     t.column("epoch", "epoch (1-based)", &epoch[..n], &[])?;
     t.column("train_error", "training error, percent", &train[..n], &[])?;
     t.column("test_error", "test error, percent", &test[..n], &[])?;
+    let tags: Vec<String> = epoch[..n].iter().map(|e| format!("epoch {e}")).collect();
+    tags_column(f, &mut t, &tags)?;
     t.finish()?;
     Ok(())
 }

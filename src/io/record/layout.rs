@@ -2,7 +2,7 @@
 //! examples and epochs tables.
 
 use super::compression::Filters;
-use super::writer::{put_attr, put_data, Col, Job};
+use super::writer::{put_attr, put_data, Col, Job, SonataBool};
 use crate::model::recording::Examples;
 use hdf5::{Dataset, Group};
 
@@ -46,9 +46,9 @@ impl ReportOut {
         let m = g.create_group("mapping")?;
         let ids: Vec<u64> = (0..n as u64).collect();
         // SONATA: `sorted` (bool, optional) says the node ids ascend; libsonata reads it as
-        // HDF5's enum bool, which is what `bool` is here.
+        // the enum bool h5py writes.
         let node_ids = put_data(&m, "node_ids", &ids, None)?;
-        put_attr(&node_ids, "sorted", &true)?;
+        put_attr(&node_ids, "sorted", &SonataBool::TRUE)?;
         let ptr: Vec<u64> = (0..=n as u64).map(|i| i * k as u64).collect();
         put_data(&m, "index_pointers", &ptr, None)?;
         let el: Vec<u32> = (0..n).flat_map(|_| elements.iter().copied()).collect();

@@ -28,7 +28,7 @@ pub use compression::{time_decimals, Compression};
 pub use inspect::inspect;
 pub use recorder::steps_before;
 pub use recorder::{Recorder, RunEnd, StartPoint};
-pub use writer::{RecordError, Sorting};
+pub use writer::{RecordError, SonataBool, Sorting};
 
 /// Version of the file layout (root attribute `format_version`): 2 since the SONATA
 /// `magic`/`version` attributes, the scale-offset default and the HDF5 1.8 format.

@@ -23,6 +23,16 @@ pub enum Sorting {
     by_time = 2,
 }
 
+/// SONATA's bool as libsonata (HighFive) and h5py read it: an HDF5 enum of int8 with the
+/// members FALSE = 0 and TRUE = 1 (the `sorted` attribute of a report's node ids).
+#[derive(H5Type, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i8)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum SonataBool {
+    FALSE = 0,
+    TRUE = 1,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("record spec: {0}")]
