@@ -360,7 +360,8 @@ pub fn list_checkpoints(dir: &Path) -> std::io::Result<Vec<(usize, usize, PathBu
                 .map(|(e, k)| (e.saturating_sub(1), k)),
             None => rest.parse::<usize>().ok().map(|e| (e, 0)),
         };
-        if let Some((e, k)) = key {
+        // A directory (or anything else) named like a checkpoint is not one.
+        if let (Some((e, k)), true) = (key, path.is_file()) {
             found.push((e, k, path));
         }
     }
