@@ -1,11 +1,13 @@
 //! Files: everything that reads or writes the disk.
 //!
-//! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the MNIST files
-//! ([`mnist`]), the run directory ([`run_dir`]), and HDF5 traces ([`record`]).
+//! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the memory the machine
+//! allows ([`memory`]), the MNIST files ([`mnist`]), the run directory and its lock
+//! ([`run_dir`]), and HDF5 traces ([`record`]).
 //! May use: [`crate::base`], [`crate::model`], [`crate::sim`].
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod memory;
 pub mod mnist;
 pub mod record;
 pub mod run_dir;
