@@ -136,7 +136,14 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         .results
         .parent()
         .map_or_else(|| PathBuf::from("img"), |p| p.join("img"));
-    let files = reproduce::render_plots(&runs, &data, &img_dir, a.plot_examples)?;
+    // Without a font the plots cannot be drawn; the results page is still worth writing.
+    let files = match apical::app::plot::ensure_font() {
+        Ok(()) => reproduce::render_plots(&runs, &data, &img_dir, a.plot_examples)?,
+        Err(e) => {
+            eprintln!("warning: plots skipped: {e}");
+            Vec::new()
+        }
+    };
     let rel: Vec<String> = files
         .iter()
         .filter_map(|f| f.file_name().and_then(|n| n.to_str()))
