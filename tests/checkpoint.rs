@@ -10,7 +10,7 @@ use apical::io::checkpoint::{
     self, epoch_file_name, list_checkpoints, Checkpoint, CheckpointError, FORMAT_VERSION, MAGIC,
 };
 use apical::io::mnist::Mnist;
-use apical::io::run_dir::RunInfo;
+use apical::io::run_dir::{KeepCheckpoints, RunInfo};
 use apical::model::config::ModelConfig;
 use apical::run::trainer::{Progress, Quiet, RunOptions, TrainError, Trainer};
 use apical::sim::observer::NoObserver;
@@ -27,6 +27,8 @@ fn opts(dir: &Path, epochs: usize, train: usize, every: usize) -> RunOptions {
         seed: 7,
         out_dir: dir.to_path_buf(),
         checkpoint_every: every,
+        // Every epoch's checkpoint stays: the tests compare them.
+        keep_checkpoints: KeepCheckpoints::All,
     }
 }
 
@@ -40,6 +42,7 @@ fn info(o: &RunOptions) -> RunInfo {
         test_examples: o.test_examples,
         data_dir: PathBuf::from("unused"),
         checkpoint_every: o.checkpoint_every,
+        keep_checkpoints: o.keep_checkpoints,
     }
 }
 

@@ -71,6 +71,7 @@ fn trainer<'a>(data: &'a Mnist, dir: &Path, epochs: usize, n: usize) -> Trainer<
         seed: 7,
         out_dir: dir.to_path_buf(),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     let info = RunInfo {
         apical_version: "test".into(),
@@ -81,6 +82,7 @@ fn trainer<'a>(data: &'a Mnist, dir: &Path, epochs: usize, n: usize) -> Trainer<
         test_examples: 10,
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     Trainer::new(cfg, data, opts, &info).unwrap()
 }

@@ -41,6 +41,9 @@ pub struct ReproduceArgs {
     /// Worker threads of the tests (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Which end-of-epoch checkpoints each run keeps: `all`, or `last:N[,every:M]`.
+    #[arg(long, value_name = "POLICY", default_value = "last:2,every:10", value_parser = crate::parse_keep)]
+    keep_checkpoints: apical::io::run_dir::KeepCheckpoints,
     #[command(flatten)]
     data: crate::DataArgs,
 }
@@ -108,7 +111,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         })
         .context("cannot install the Ctrl-C handler")?;
     }
-    let (data, data_dir) = crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?;
+    let data_dir = apical::io::mnist::find_data_dir(a.data.dir.as_deref())?;
     let opts = ReproduceOptions {
         epochs: a.epochs,
         train_examples: a.train_examples,
@@ -116,8 +119,13 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         seeds: (0..a.seeds).collect(),
         jobs: a.jobs,
         out_dir: a.out.clone(),
-        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+        data_dir: std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone()),
+        keep_checkpoints: a.keep_checkpoints,
     };
+    // Every run directory is locked before the data is read.
+    let locks = reproduce::lock_runs(&exps, &opts)?;
+    eprintln!("loading MNIST from {}", data_dir.display());
+    let data = apical::io::mnist::load_mnist(&data_dir, !a.data.no_verify)?;
     let started = Instant::now();
     eprintln!(
         "reproducing {} experiment(s) x {} seed(s), {} at once, in {}",
@@ -126,7 +134,10 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         a.jobs,
         a.out.display()
     );
-    let runs = reproduce::run_all(&exps, &data, &opts, &stop, &|line| eprintln!("{line}"))?;
+    let runs = reproduce::run_all(&exps, &data, &opts, &locks, &stop, &|line| {
+        eprintln!("{line}")
+    })?;
+    drop(locks);
     if stop.load(Ordering::SeqCst) {
         bail!(
             "interrupted; run the same command again to continue (finished runs are reused, the others resume with `apical train --resume DIR`)"
@@ -176,14 +187,23 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a run directory", dir.display());
     }
-    let data_dir = match &a.data.dir {
-        Some(d) => d.clone(),
-        None => RunDir::open(dir)
-            .and_then(|r| r.read_info())
-            .map(|i| i.data_dir)
-            .or_else(|_| apical::io::mnist::find_data_dir(None))?,
+    // --data, else APICAL_DATA, else the run's own (run.json), else the usual places: each
+    // error names its source.
+    let own = RunDir::open(dir)
+        .and_then(|r| r.read_info())
+        .map(|i| i.data_dir)
+        .ok()
+        .filter(|d| d.is_dir());
+    let (data, _) = match own {
+        Some(d) if a.data.dir.is_none() && apical::io::mnist::data_env().is_none() => {
+            eprintln!(
+                "loading MNIST from {} (the run's, from run.json)",
+                d.display()
+            );
+            (apical::io::mnist::load_mnist(&d, !a.data.no_verify)?, d)
+        }
+        _ => crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?,
     };
-    let (data, _) = crate::load_data(Some(&data_dir), a.data.no_verify)?;
     let files = apical::app::plot::plot_run(dir, &data.train, a.examples)?;
     for f in files {
         println!("{}", f.display());

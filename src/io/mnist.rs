@@ -752,6 +752,13 @@ pub fn load_mnist(dir: &Path, verify_checksums: bool) -> Result<Mnist, DataError
     Ok(Mnist { train, test })
 }
 
+/// `$APICAL_DATA` when set and not empty.
+pub fn data_env() -> Option<PathBuf> {
+    std::env::var_os(DATA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// Picks the MNIST directory: `explicit` if given; else `$APICAL_DATA`; else the first existing
 /// of `data/mnist`, `../shared/data/mnist` and the same two relative to this crate's source.
 pub fn find_data_dir(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
@@ -765,8 +772,7 @@ pub fn find_data_dir(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
             })
         };
     }
-    if let Some(dir) = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()) {
-        let dir = PathBuf::from(dir);
+    if let Some(dir) = data_env() {
         return if dir.is_dir() {
             Ok(dir)
         } else {
