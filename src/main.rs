@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use apical::io::checkpoint::Checkpoint;
 use apical::io::mnist::{self, Mnist};
 use apical::io::record::{self, Compression};
-use apical::io::run_dir::{self, EpochMetrics, RunDir};
+use apical::io::run_dir::{self, EpochMetrics, KeepCheckpoints, RunDir};
 use apical::model::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
 use apical::model::overrides::Override;
 use apical::run::metrics::evaluate_repeats;
@@ -98,7 +98,8 @@ struct BenchArgs {
     /// Directory of the model files (models/guerguiev-{0,1,2}h.toml).
     #[arg(long, default_value = "models")]
     models: PathBuf,
-    #[arg(long, env = "APICAL_DATA")]
+    /// MNIST directory (default: APICAL_DATA, else data/mnist or ../shared/data/mnist).
+    #[arg(long)]
     data: Option<PathBuf>,
 }
 
@@ -137,6 +138,11 @@ struct TrainArgs {
     /// the run's setting unless this is given.
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Which end-of-epoch checkpoints to keep: `all`, or `last:N[,every:M]` (the last N
+    /// and every M-th epoch). Default: `last:2,every:10`; a resumed run keeps its own
+    /// unless this is given.
+    #[arg(long, value_name = "POLICY", value_parser = parse_keep)]
+    keep_checkpoints: Option<KeepCheckpoints>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -154,6 +160,10 @@ struct TrainArgs {
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse()
+}
+
+pub(crate) fn parse_keep(s: &str) -> Result<KeepCheckpoints, String> {
     s.parse()
 }
 
@@ -179,8 +189,10 @@ struct EvalArgs {
 /// them.
 #[derive(clap::Args)]
 pub struct DataArgs {
-    /// Directory holding the four MNIST files (raw or .gz).
-    #[arg(long = "data", env = "APICAL_DATA")]
+    /// Directory holding the four MNIST files (raw or .gz); default: APICAL_DATA, else
+    /// data/mnist or ../shared/data/mnist. (Not read by clap from APICAL_DATA, so that an
+    /// error names the variable, not --data.)
+    #[arg(long = "data")]
     pub dir: Option<PathBuf>,
     /// Skip the SHA-256 check of the MNIST files.
     #[arg(long)]
@@ -386,6 +398,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         record: a.record.clone(),
         compression: a.trace_compression,
         checkpoint_every: a.checkpoint_every,
+        keep_checkpoints: a.keep_checkpoints,
     };
     let mut bar = Bar {
         bar: None,
@@ -537,6 +550,14 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
     if a.test_examples == 0 {
         bail!("--test-examples must be at least 1");
+    }
+    if a.test_examples > mnist::TEST_LEN {
+        bail!(
+            "--test-examples {} is more than the {} test images of MNIST; give at most {}",
+            a.test_examples,
+            mnist::TEST_LEN,
+            mnist::TEST_LEN
+        );
     }
     if a.repeats == 0 {
         bail!("--repeats must be at least 1");

@@ -71,6 +71,7 @@ fn recorded_run(dir: &Path) -> PathBuf {
         seed: 11,
         out_dir: dir.to_path_buf(),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     let info = RunInfo {
         apical_version: "test".into(),
@@ -81,6 +82,7 @@ fn recorded_run(dir: &Path) -> PathBuf {
         test_examples: 10,
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     let mut t = Trainer::new(cfg, &data, opts, &info).unwrap();
     let path = dir.join("traces.h5");

@@ -48,6 +48,7 @@ fn train(dir: &Path, data: &Mnist) -> Vec<apical::model::params::LayerParams> {
         seed: 3,
         out_dir: dir.to_path_buf(),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     let info = RunInfo {
         apical_version: "test".into(),
@@ -58,6 +59,7 @@ fn train(dir: &Path, data: &Mnist) -> Vec<apical::model::params::LayerParams> {
         test_examples: 10,
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     let mut t = Trainer::new(cfg, data, opts, &info).unwrap();
     t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)

@@ -618,6 +618,7 @@ fn stopped_points_resume_to_the_uninterrupted_result() {
             record: None,
             compression: "none".parse().unwrap(),
             checkpoint_every: None,
+            keep_checkpoints: None,
         };
         let o = session::train(&request, &mut Quiet, &AtomicBool::new(true)).unwrap();
         assert!(

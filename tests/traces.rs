@@ -80,6 +80,7 @@ fn trainer_with<'a>(
         seed: 7,
         out_dir: dir.to_path_buf(),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     let info = RunInfo {
         apical_version: "test".into(),
@@ -90,6 +91,7 @@ fn trainer_with<'a>(
         test_examples: 10,
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     Trainer::new(cfg, data, opts, &info).unwrap()
 }

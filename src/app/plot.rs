@@ -43,14 +43,20 @@ const FONT_PLACES: &[&str] = &[
     "/usr/local/share/fonts/DejaVuSans.ttf",
 ];
 
-/// Registers the plot font once per process.
-pub(crate) fn ensure_font() -> Result<(), PlotError> {
+/// Registers the plot font once per process: `$APICAL_FONT` when set (an empty value counts
+/// as unset; a font named there that cannot be used is an error, not a reason to use
+/// another), else the first DejaVu Sans of the usual system font folders.
+pub fn ensure_font() -> Result<(), PlotError> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
+        let places: Vec<(PathBuf, &str)> =
+            match std::env::var_os("APICAL_FONT").filter(|v| !v.is_empty()) {
+                Some(p) => vec![(PathBuf::from(p), " (APICAL_FONT)")],
+                None => FONT_PLACES.iter().map(|p| (PathBuf::from(p), "")).collect(),
+            };
         let mut tried: Vec<String> = Vec::new();
-        let env = std::env::var_os("APICAL_FONT").map(PathBuf::from);
-        for p in env.into_iter().chain(FONT_PLACES.iter().map(PathBuf::from)) {
-            tried.push(p.display().to_string());
+        for (p, origin) in places {
+            tried.push(format!("{}{origin}", p.display()));
             if let Ok(bytes) = std::fs::read(&p) {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
                 if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {

@@ -7,8 +7,9 @@
 //! the binary runs anywhere.
 
 use crate::app::plot::{self, PlotError, Series};
+use crate::io::memory::MemoryError;
 use crate::io::mnist::Mnist;
-use crate::io::run_dir::{EpochMetrics, RunDir, RunInfo};
+use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::overrides::Override;
 use crate::run::metrics::evaluate_repeats;
@@ -154,6 +155,12 @@ pub enum ReproduceError {
     Mismatch { dir: PathBuf, problem: String },
     #[error(transparent)]
     Plot(#[from] PlotError),
+    #[error("{0}")]
+    Budget(String),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -205,6 +212,8 @@ pub struct ReproduceOptions {
     /// Record the per-block alignment trace of every run (alignment_trace.csv; see
     /// [`crate::run::alignment::AlignmentLog::with_trace`]).
     pub alignment_trace: bool,
+    /// Which end-of-epoch checkpoints each run keeps.
+    pub keep_checkpoints: KeepCheckpoints,
 }
 
 /// The finished run of one (experiment, seed).
@@ -321,6 +330,24 @@ fn budget(
         o.train_examples.unwrap_or(t.train_examples),
         o.test_examples.unwrap_or(t.test_examples),
     );
+    let from = |flag: bool, field: &str| {
+        if flag {
+            format!("--{field}")
+        } else {
+            format!(
+                "models/{}.toml: training.{} =",
+                e.name,
+                field.replace('-', "_")
+            )
+        }
+    };
+    crate::run::session::check_counts(
+        tr,
+        &from(o.train_examples.is_some(), "train-examples"),
+        te,
+        &from(o.test_examples.is_some(), "test-examples"),
+    )
+    .map_err(ReproduceError::Budget)?;
     Ok((cfg, ep, tr, te))
 }
 
@@ -386,12 +413,42 @@ fn existing(
     Ok(Existing::Resume)
 }
 
-/// Runs every (experiment, seed) not already done, `opts.jobs` at a time. `log` gets one
-/// line per started and finished run.
+/// The locks of every run directory of a reproduction ([`lock_runs`]).
+pub struct RunLocks(Vec<RunLock>);
+
+impl RunLocks {
+    fn holds(&self, dir: &Path) -> bool {
+        self.0.iter().any(|l| l.dir() == dir)
+    }
+}
+
+/// Checks every run's settings (budget, memory) and locks every run directory, creating
+/// them: before the data is read, so a reproduction that another process is running (in
+/// whole or in part) is refused at once, naming the holder. A directory created here that
+/// ends up holding nothing is removed again when the locks are dropped.
+pub fn lock_runs(
+    exps: &[&'static Experiment],
+    opts: &ReproduceOptions,
+) -> Result<RunLocks, ReproduceError> {
+    let mut locks = Vec::new();
+    for &e in exps {
+        let (cfg, ..) = budget(e, opts)?;
+        crate::run::session::check_memory(&cfg)?;
+        for &seed in &opts.seeds {
+            let (_, lock) = RunDir::create_locked(&run_dir(&opts.out_dir, e.name, seed))?;
+            locks.push(lock);
+        }
+    }
+    Ok(RunLocks(locks))
+}
+
+/// Runs every (experiment, seed) not already done, `opts.jobs` at a time, in run
+/// directories locked by [`lock_runs`]. `log` gets one line per started and finished run.
 pub fn run_all(
     exps: &[&'static Experiment],
     data: &Mnist,
     opts: &ReproduceOptions,
+    locks: &RunLocks,
     stop: &AtomicBool,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<Vec<RunSummary>, ReproduceError> {
@@ -400,8 +457,15 @@ pub fn run_all(
         .flat_map(|&e| opts.seeds.iter().map(move |&s| (e, s)))
         .collect();
     // Settings are checked before anything runs.
-    for &(e, _) in &jobs {
+    for &(e, seed) in &jobs {
         budget(e, opts)?;
+        let dir = run_dir(&opts.out_dir, e.name, seed);
+        if !locks.holds(&dir) {
+            return Err(ReproduceError::Budget(format!(
+                "{} is not locked: lock every run directory with lock_runs first",
+                dir.display()
+            )));
+        }
     }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<RunSummary, ReproduceError>>>> =
@@ -476,6 +540,7 @@ fn run_one(
         test_examples,
         data_dir: opts.data_dir.clone(),
         checkpoint_every: 0,
+        keep_checkpoints: opts.keep_checkpoints,
     };
     let ropts = RunOptions {
         epochs,
@@ -484,6 +549,7 @@ fn run_one(
         seed,
         out_dir: dir.clone(),
         checkpoint_every: 0,
+        keep_checkpoints: opts.keep_checkpoints,
     };
     log(format!(
         "{} seed {seed}: {epochs} epoch(s) of {train_examples} examples, {test_examples} test images -> {}",
@@ -492,17 +558,19 @@ fn run_one(
     ));
     let started = Instant::now();
     let mut trainer = if matches!(state, Existing::Resume) {
-        let (ck, latest) = RunDir::open(&dir)
-            .and_then(|r| r.latest_checkpoint())
-            .map_err(|err| train_err(err.into()))?;
+        // The latest checkpoint by content, checked against run.json and model.toml.
+        let run = RunDir { dir: dir.clone() };
+        let (ck, latest) = run.latest_checkpoint()?;
+        let check = run.verify_resume(&ck, &latest)?;
+        for line in check.repaired {
+            log(format!("{} seed {seed}: {line}", e.name));
+        }
         log(format!(
             "{} seed {seed}: resuming from {}",
             e.name,
             latest.display()
         ));
-        RunDir { dir: dir.clone() }
-            .write_info(&info)
-            .map_err(|e| train_err(e.into()))?;
+        run.write_info(&info).map_err(|e| train_err(e.into()))?;
         Trainer::resume(ck, data, ropts).map_err(train_err)?
     } else {
         Trainer::new(cfg, data, ropts, &info).map_err(train_err)?

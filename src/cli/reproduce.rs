@@ -58,6 +58,9 @@ pub struct ReproduceArgs {
     /// Worker threads of the tests (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Which end-of-epoch checkpoints each run keeps: `all`, or `last:N[,every:M]`.
+    #[arg(long, value_name = "POLICY", default_value = "last:2,every:10", value_parser = crate::parse_keep)]
+    keep_checkpoints: apical::io::run_dir::KeepCheckpoints,
     #[command(flatten)]
     data: crate::DataArgs,
 }
@@ -140,7 +143,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     let stop = crate::cli::signals::Stop::install(
         "every run finishes its current example and writes a checkpoint",
     )?;
-    let (data, data_dir) = crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?;
+    let data_dir = apical::io::mnist::find_data_dir(a.data.dir.as_deref())?;
     let opts = ReproduceOptions {
         epochs: a.epochs,
         train_examples: a.train_examples,
@@ -149,9 +152,14 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         overrides,
         jobs: a.jobs,
         out_dir: a.out.clone(),
-        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+        data_dir: std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone()),
         alignment_trace: a.alignment_trace,
+        keep_checkpoints: a.keep_checkpoints,
     };
+    // Every run directory is locked before the data is read.
+    let locks = reproduce::lock_runs(&exps, &opts)?;
+    eprintln!("loading MNIST from {}", data_dir.display());
+    let data = apical::io::mnist::load_mnist(&data_dir, !a.data.no_verify)?;
     let started = Instant::now();
     eprintln!(
         "reproducing {} experiment(s) x {} seed(s), {} at once, in {}",
@@ -160,7 +168,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         a.jobs,
         a.out.display()
     );
-    let mut runs = reproduce::run_all(&exps, &data, &opts, &stop.flag, &|line| {
+    let mut runs = reproduce::run_all(&exps, &data, &opts, &locks, &stop.flag, &|line| {
         crate::cli::signals::note(&line)
     })?;
     if stop.raised() {
@@ -172,11 +180,19 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     if let Some(n) = a.repeats {
         reproduce::averaged_tests(&mut runs, &data, n, &|line| eprintln!("{line}"))?;
     }
+    drop(locks);
     let img_dir = a
         .results
         .parent()
         .map_or_else(|| PathBuf::from("img"), |p| p.join("img"));
-    let files = reproduce::render_plots(&runs, &data, &img_dir, a.plot_examples)?;
+    // Without a font the plots cannot be drawn; the results page is still worth writing.
+    let files = match apical::app::plot::ensure_font() {
+        Ok(()) => reproduce::render_plots(&runs, &data, &img_dir, a.plot_examples)?,
+        Err(e) => {
+            eprintln!("warning: plots skipped: {e}");
+            Vec::new()
+        }
+    };
     let rel: Vec<String> = files
         .iter()
         .filter_map(|f| f.file_name().and_then(|n| n.to_str()))
@@ -215,14 +231,23 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a run directory", dir.display());
     }
-    let data_dir = match &a.data.dir {
-        Some(d) => d.clone(),
-        None => RunDir::open(dir)
-            .and_then(|r| r.read_info())
-            .map(|i| i.data_dir)
-            .or_else(|_| apical::io::mnist::find_data_dir(None))?,
+    // --data, else APICAL_DATA, else the run's own (run.json), else the usual places: each
+    // error names its source.
+    let own = RunDir::open(dir)
+        .and_then(|r| r.read_info())
+        .map(|i| i.data_dir)
+        .ok()
+        .filter(|d| d.is_dir());
+    let (data, _) = match own {
+        Some(d) if a.data.dir.is_none() && apical::io::mnist::data_env().is_none() => {
+            eprintln!(
+                "loading MNIST from {} (the run's, from run.json)",
+                d.display()
+            );
+            (apical::io::mnist::load_mnist(&d, !a.data.no_verify)?, d)
+        }
+        _ => crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?,
     };
-    let (data, _) = crate::load_data(Some(&data_dir), a.data.no_verify)?;
     let files = apical::app::plot::plot_run(dir, &data.train, a.examples)?;
     for f in files {
         println!("{}", f.display());

@@ -1,12 +1,13 @@
 //! Files: everything that reads or writes the disk.
 //!
-//! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the MNIST files
-//! ([`mnist`]), the run directory ([`run_dir`]), HDF5 traces ([`record`]) and their NWB
-//! export ([`nwb`]).
+//! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the memory the machine
+//! allows ([`memory`]), the MNIST files ([`mnist`]), the run directory and its lock
+//! ([`run_dir`]), HDF5 traces ([`record`]) and their NWB export ([`nwb`]).
 //! May use: [`crate::base`], [`crate::model`], [`crate::sim`].
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod memory;
 pub mod mnist;
 pub mod nwb;
 pub mod record;

@@ -21,6 +21,12 @@ pub(crate) const MAX_STEPS: usize = 1_000_000;
 /// leaves out while they have their default, so that older models' text is unchanged; `--set`
 /// accepts them all the same.
 pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode"];
+/// Smallest time step (ms) that can be meant: the paper uses 1 ms; 1 µs is already far below
+/// any use of this model.
+pub const MIN_DT_MS: f64 = 1e-3;
+/// Longest time constant (ms) that can be meant: 100 s, four orders of magnitude above the
+/// paper's 10 ms membrane time constant.
+pub const MAX_TAU_MS: f64 = 1e5;
 /// Name of the default model file under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "guerguiev-1h";
 
@@ -600,6 +606,34 @@ impl ModelConfig {
         let s = &self.synapse;
         positive("synapse.tau_L", s.tau_l)?;
         positive("synapse.tau_s", s.tau_s)?;
+        for (field, tau) in [("synapse.tau_L", s.tau_l), ("synapse.tau_s", s.tau_s)] {
+            if tau > MAX_TAU_MS {
+                return Err(bad(
+                    field,
+                    format!(
+                        "is {tau} ms: a time constant above {MAX_TAU_MS} ms can only be a mistake (the paper's are 10 and 3 ms)"
+                    ),
+                ));
+            }
+        }
+        if ne.dt < MIN_DT_MS {
+            return Err(bad(
+                "neuron.dt",
+                format!(
+                    "is {} ms: a time step below {MIN_DT_MS} ms can only be a mistake (the paper's is 1 ms)",
+                    ne.dt
+                ),
+            ));
+        }
+        if ne.dt > s.tau_l {
+            return Err(bad(
+                "neuron.dt",
+                format!(
+                    "is {} ms, longer than the membrane time constant synapse.tau_L ({} ms): the simulation cannot resolve the dynamics (the paper's step is 1 ms)",
+                    ne.dt, s.tau_l
+                ),
+            ));
+        }
         if (s.tau_l - s.tau_s).abs() < 1e-12 {
             return Err(bad(
                 "synapse.tau_s",

@@ -5,7 +5,7 @@
 use crate::base::rng::{stream, Purpose};
 use crate::io::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
 use crate::io::mnist::Mnist;
-use crate::io::run_dir::{EpochMetrics, RunDir, RunDirError, RunInfo};
+use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo};
 use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
 use crate::run::alignment::AlignmentLog;
@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// Write a mid-epoch checkpoint every this many examples (0: only at epoch ends).
     pub checkpoint_every: usize,
+    /// Which end-of-epoch checkpoints stay once later ones are written.
+    pub keep_checkpoints: KeepCheckpoints,
 }
 
 /// Called as training goes (progress bars, logs).
@@ -346,6 +348,7 @@ impl<'a> Trainer<'a> {
             self.net.state.reset();
             let ck = self.checkpoint(epoch, None);
             ck.save(&self.run.dir.join(checkpoint::epoch_file_name(epoch)))?;
+            drop(ck);
             // Mid-epoch files of this epoch are superseded by the epoch's checkpoint.
             if let Ok(list) = checkpoint::list_checkpoints(&self.run.dir) {
                 for (e, k, p) in list {
@@ -354,6 +357,10 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
+            // Older epochs' checkpoints the retention policy does not keep (the one just
+            // written is on disk: `save` synced it and its directory).
+            self.run
+                .prune_checkpoints(self.opts.keep_checkpoints, epoch)?;
             align.end_epoch(epoch, &self.net);
             align.write(&self.run.dir).map_err(io_err(&self.run.dir))?;
             let metrics = self.metrics();

@@ -2,11 +2,13 @@
 //!
 //! Owns: the state of a layer and its neuron blocks ([`layer`]), the network and its state
 //! ([`network`]), the per-step schedule of one phase ([`schedule`]; the rate mode's:
-//! [`rate`]), the per-step [`observer`] interface, and the execution context (threads,
-//! parallel threshold, SIMD level: [`exec`]). May use: [`crate::base`], [`crate::model`].
+//! [`rate`]), the per-step [`observer`] interface, the execution context (threads,
+//! parallel threshold, SIMD level: [`exec`]), and the memory a model needs ([`memory`]).
+//! May use: [`crate::base`], [`crate::model`].
 
 pub mod exec;
 pub mod layer;
+pub mod memory;
 pub mod network;
 pub mod observer;
 pub mod rate;
