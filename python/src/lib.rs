@@ -6,16 +6,19 @@ use pyo3::prelude::*;
 
 mod errors;
 mod model;
+mod network;
+mod traces;
+mod train;
 
 #[pymodule]
 fn _apical(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__version__", apical_version())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<model::Model>()?;
+    m.add_class::<network::Network>()?;
+    m.add_function(wrap_pyfunction!(train::train, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_h5_read, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_h5_attrs, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_h5_members, m)?)?;
     Ok(())
-}
-
-/// The version of the `apical` library this module was built from.
-fn apical_version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
 }
