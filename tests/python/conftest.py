@@ -17,7 +17,7 @@ OVERRIDES = {"network.hidden": [HIDDEN], "learning.eta": [0.2, 0.2]}
 SET_FLAGS = ["--set", f"network.hidden=[{HIDDEN}]", "--set", "learning.eta=[0.2, 0.2]"]
 COUNTS = dict(epochs=2, train_examples=300, test_examples=100, seed=1)
 COUNT_FLAGS = ["--epochs", "2", "--train-examples", "300", "--test-examples", "100", "--seed", "1"]
-RECORD = "spikes|soma,apical:layers=hidden0;interval=5"
+RECORD = "spikes|soma,apical:layers=hidden0;interval=5|weights"
 
 
 @pytest.fixture(scope="session")

@@ -41,8 +41,9 @@ def test_open_traces(run):
     assert sorted(tr.spike_populations) == ["hidden0", "input", "output"]
     assert tr.reports == ["hidden0"]
     rep = tr.report("hidden0")
-    steps = tr.metrics["end_time"][-1] / tr.attrs["dt"]
-    assert rep["soma"].shape == (int(steps // 5), HIDDEN)
+    steps = int(round(tr.metrics["end_time"][-1] / tr.attrs["dt"]))
+    # Sampled at the steps k with k % 5 == 0 (interval=5), k = 0 .. steps-1.
+    assert rep["soma"].shape == ((steps + 4) // 5, HIDDEN)
     assert rep["apical"].shape == rep["soma"].shape
     assert np.all(rep["times"] % 5 == 0)
     np.testing.assert_allclose(tr.metrics["test_error"], [m["test_error"] for m in run.metrics])
