@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI of the Python package, called from .ci/run:
 #   scripts/ci-python.sh
-# 1. a venv ($PYTHON_VENV, default $CARGO_TARGET_DIR/python-venv) with the pinned tools of
-#    python/requirements-test.txt;
+# 1. the one CI venv of scripts/ci-traces.sh ($TRACES_VENV, default
+#    $CARGO_TARGET_DIR/traces-venv) with the pinned tools of scripts/requirements-ci.txt and
+#    python/requirements-test.txt (pytest, matplotlib, maturin);
 # 2. `pip install .` into it (the README's install line: maturin builds python/, the
 #    binding crate of the workspace);
 # 3. the pytest suite tests/python/ (small real runs; compares checkpoints with the CLI's);
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
 target="$(cd "$target" && pwd)"
-venv="${PYTHON_VENV:-$target/python-venv}"
+venv="${TRACES_VENV:-$target/traces-venv}"
 python="${PYTHON:-python3}"
 t_all=$(date +%s)
 stage_start=$t_all
@@ -28,7 +29,8 @@ stage() {
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-test.txt
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r scripts/requirements-ci.txt -r python/requirements-test.txt
 stage "venv and pinned tools"
 
 # The same target folder as cargo's own builds, so the Rust library compiled for the CLI is

@@ -141,6 +141,7 @@ def train(
     data: Optional[PathLike] = None,
     callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
     checkpoint_every: Optional[int] = None,
+    keep_checkpoints: Optional[str] = None,
     trace_compression: str = "deflate:1",
     verify: bool = True,
 ) -> Run:
@@ -154,7 +155,9 @@ def train(
     it). ``data`` is the MNIST folder (default as the command line: ``APICAL_DATA``,
     ``data/mnist``, ``../shared/data/mnist``). ``callback(metrics)`` is called after each
     epoch with that epoch's metrics (a dict as in metrics.json); returning False stops the
-    run after a checkpoint.
+    run after a checkpoint. ``keep_checkpoints`` is the retention policy of
+    ``--keep-checkpoints`` (``"all"``, ``"last:N"`` or ``"last:N,every:M"``; default: the
+    run's own, for a new run the last two and every tenth epoch).
 
     Ctrl-C finishes the current example, writes a checkpoint and raises KeyboardInterrupt;
     ``apical.resume(dir)`` continues. Errors raise ``ApicalError`` subclasses.
@@ -174,6 +177,7 @@ def train(
         data=data,
         callback=callback,
         checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
         trace_compression=trace_compression,
         verify=verify,
     )
@@ -189,6 +193,7 @@ def resume(
     data: Optional[PathLike] = None,
     callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
     checkpoint_every: Optional[int] = None,
+    keep_checkpoints: Optional[str] = None,
     trace_compression: str = "deflate:1",
     verify: bool = True,
 ) -> Run:
@@ -203,6 +208,7 @@ def resume(
         data=data,
         callback=callback,
         checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
         trace_compression=trace_compression,
         verify=verify,
     )

@@ -138,6 +138,7 @@ def train(
     record: Optional[str] = None,
     trace_compression: str = "deflate:1",
     checkpoint_every: Optional[int] = None,
+    keep_checkpoints: Optional[str] = None,
     threads: Optional[int] = None,
     progress: bool = True,
     data: Optional[_Path] = None,

@@ -118,6 +118,8 @@ pub fn session(e: SessionError, resuming: bool) -> PyErr {
         // "--record: ..." as on the command line (the option is `record=` here).
         e @ SessionError::Record(_) => TraceError::new_err(error_text(&e)),
         e @ SessionError::Invalid(_) => ApicalError::new_err(error_text(&e)),
+        // The machine has too little memory for the model: Python's own MemoryError.
+        e @ SessionError::Memory(_) => pyo3::exceptions::PyMemoryError::new_err(error_text(&e)),
     }
 }
 

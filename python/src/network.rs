@@ -4,11 +4,7 @@
 use crate::errors;
 use crate::model::Model;
 use crate::train::with_threads;
-use apical::base::rng::{Key, Purpose};
 use apical::io::run_dir;
-use apical::model::readout::predict;
-use apical::sim::schedule::run_phase;
-use apical::sim::state::NetState;
 use apical::{
     evaluate_repeats, find_data_dir, load_mnist, Checkpoint, Mnist, Observer, Phase, RunDir,
     StepInfo,
@@ -19,6 +15,14 @@ use pyo3::types::{PyBool, PyDict, PyString};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// Population names as trace files have them: "input", "hidden0", ..., "output".
+fn population_names(cfg: &apical::ModelConfig) -> Vec<String> {
+    let mut v = vec!["input".to_string()];
+    v.extend((0..cfg.network.hidden.len()).map(|m| format!("hidden{m}")));
+    v.push("output".into());
+    v
+}
 
 /// MNIST loaded once per folder and process (loading and checking takes about a second).
 fn mnist(dir: &Path, verify: bool) -> PyResult<Arc<Mnist>> {
@@ -97,7 +101,7 @@ impl Network {
         let (net, ck, path) = run.restore().map_err(errors::run_dir)?;
         // The run's data folder when no other is given and it still exists.
         let data = data.or_else(|| {
-            std::env::var_os(apical::io::mnist::DATA_ENV)
+            std::env::var_os("APICAL_DATA")
                 .is_none()
                 .then(|| run.read_info().ok())
                 .flatten()
@@ -164,7 +168,7 @@ impl Network {
     /// Population names: "input", "hidden0", ..., "output" (as in trace files).
     #[getter]
     fn populations(&self) -> Vec<String> {
-        self.net.model.cfg.topology().population_names()
+        population_names(&self.net.model.cfg)
     }
 
     /// Per-epoch records kept in the checkpoint (epoch, errors, rates).
@@ -324,105 +328,36 @@ impl Network {
         };
         let mut rec = Recorder::new(&record, cfg.neuron.dt)?;
         let p = &cfg.phases;
-        let model = &self.net.model;
-        let params = &self.net.params[..];
-        let exec = self.net.exec;
-        // The streams of `Network::evaluate` for this test image: phase "test" of image i
-        // with seed s predicts what evaluate(seed=s) predicted for it (repeat 0).
-        let key = Key::Eval {
-            epochs_done: self.ck.epochs_done,
-        }
-        .value();
-        let mut state = NetState::new(model, seed, Purpose::TestExample, &[key, stream_index]);
-        state.reset();
-        state.input.set_image(&pixels);
-        let per_class = model.units_per_class();
-        let mut target_start = None;
-        let prediction;
-        match phase {
-            "test" => {
-                let n = steps.unwrap_or(p.l_f_test);
-                let window = p.integration_time_test.min(n);
-                let exec = exec.sequential();
-                py.detach(|| {
-                    run_phase(
-                        model,
-                        params,
-                        &mut state,
-                        Phase::Test,
-                        n,
-                        window,
-                        &exec,
-                        &mut rec,
-                    )
-                });
-                prediction = predict(&state.output().forward.c, per_class);
-            }
-            "forward" => {
-                let n = steps.unwrap_or(p.l_f_test);
-                let window = p.integration_time.min(n);
-                py.detach(|| {
-                    run_phase(
-                        model,
-                        params,
-                        &mut state,
-                        Phase::Forward,
-                        n,
-                        window,
-                        &exec,
-                        &mut rec,
-                    )
-                });
-                prediction = predict(&state.output().forward.c, per_class);
-            }
-            "target" => {
-                let Some(label) = label else {
-                    return Err(errors::invalid(
-                        "phase \"target\" needs the label of the image (label=...)",
-                    ));
-                };
-                for (i, g) in state.teach.iter_mut().enumerate() {
-                    *g = if i / per_class == label as usize {
-                        1.0
-                    } else {
-                        0.0
-                    };
-                }
-                let n_t = steps.unwrap_or(p.l_t);
-                let window = p.integration_time;
-                target_start = Some(p.l_f);
-                prediction = py.detach(|| {
-                    run_phase(
-                        model,
-                        params,
-                        &mut state,
-                        Phase::Forward,
-                        p.l_f,
-                        window.min(p.l_f),
-                        &exec,
-                        &mut rec,
-                    );
-                    let pred = predict(&state.output().forward.c, per_class);
-                    run_phase(
-                        model,
-                        params,
-                        &mut state,
-                        Phase::Target,
-                        n_t,
-                        window.min(n_t),
-                        &exec,
-                        &mut rec,
-                    );
-                    pred
-                });
-            }
+        let (phase, n, target_start) = match phase {
+            "test" => (Phase::Test, steps.unwrap_or(p.l_f_test), None),
+            "forward" => (Phase::Forward, steps.unwrap_or(p.l_f_test), None),
+            "target" => (Phase::Target, steps.unwrap_or(p.l_t), Some(p.l_f)),
             other => {
                 return Err(errors::invalid(format!(
                     "phase must be \"forward\", \"target\" or \"test\", got {other:?}"
                 )))
             }
+        };
+        if phase == Phase::Target && label.is_none() {
+            return Err(errors::invalid(
+                "phase \"target\" needs the label of the image (label=...)",
+            ));
         }
-        let names = cfg.topology().population_names();
+        let net = &self.net;
+        let epochs = self.ck.epochs_done;
+        let prediction = py.detach(|| {
+            net.simulate(
+                &pixels,
+                stream_index,
+                seed,
+                epochs,
+                phase,
+                n,
+                label.unwrap_or(0),
+                &mut rec,
+            )
+        });
+        let names = population_names(cfg);
         rec.into_dict(py, &names, prediction, label, target_start)
     }
 

@@ -11,7 +11,7 @@
 use crate::errors;
 use crate::model::Model;
 use apical::io::record::Compression;
-use apical::io::run_dir::EpochMetrics;
+use apical::io::run_dir::{EpochMetrics, KeepCheckpoints};
 use apical::run::session::{self, Start, TrainRequest};
 use apical::run::trainer::{Progress, TrainError};
 use pyo3::prelude::*;
@@ -158,7 +158,7 @@ type Outcome = (PathBuf, String, String, Option<PathBuf>, Option<String>);
 #[pyfunction]
 #[pyo3(signature = (model=None, *, resume=None, epochs=None, train_examples=None,
     test_examples=None, seed=0, out=None, record=None, trace_compression="deflate:1",
-    checkpoint_every=None, threads=None, progress=true, data=None, verify=true, callback=None))]
+    checkpoint_every=None, keep_checkpoints=None, threads=None, progress=true, data=None, verify=true, callback=None))]
 pub fn train(
     py: Python<'_>,
     model: Option<PyRef<'_, Model>>,
@@ -171,6 +171,7 @@ pub fn train(
     record: Option<String>,
     trace_compression: &str,
     checkpoint_every: Option<usize>,
+    keep_checkpoints: Option<&str>,
     threads: Option<usize>,
     progress: bool,
     data: Option<PathBuf>,
@@ -180,6 +181,10 @@ pub fn train(
     let compression: Compression = trace_compression
         .parse()
         .map_err(|e: String| errors::invalid(format!("trace_compression: {e}")))?;
+    let keep_checkpoints = keep_checkpoints
+        .map(|k| k.parse::<KeepCheckpoints>())
+        .transpose()
+        .map_err(|e| errors::invalid(format!("keep_checkpoints: {e}")))?;
     let start = match (resume, model) {
         (Some(_), Some(_)) => {
             return Err(errors::invalid(
@@ -210,6 +215,7 @@ pub fn train(
         record,
         compression,
         checkpoint_every,
+        keep_checkpoints,
     };
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<Msg>();

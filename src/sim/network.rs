@@ -281,6 +281,68 @@ impl Network {
             .collect()
     }
 
+    /// One example on a state of its own, without learning, for watching the dynamics with
+    /// an observer (the Python package's `Network.simulate`). The streams are those of
+    /// `apical eval`'s test of test image `index` after `epochs_done` epochs (repeat 0), so
+    /// [`Phase::Test`] with `steps` = l_f_test predicts what that test predicted.
+    /// [`Phase::Forward`]: a forward phase of `steps` steps. [`Phase::Target`]: a forward
+    /// phase of l_f steps, then `steps` target-phase steps teaching `label`. Returns the
+    /// prediction of the (last) forward or test phase.
+    #[allow(clippy::too_many_arguments)]
+    pub fn simulate<O: Observer>(
+        &self,
+        image: &[u8],
+        index: u64,
+        seed: u64,
+        epochs_done: usize,
+        phase: Phase,
+        steps: usize,
+        label: u8,
+        obs: &mut O,
+    ) -> u8 {
+        let key = crate::base::rng::Key::Eval { epochs_done }.value();
+        let model = &self.model;
+        let p = &model.cfg.phases;
+        let per_class = model.units_per_class();
+        let mut st = NetState::new(model, seed, Purpose::TestExample, &[key, index]);
+        st.reset();
+        st.input.set_image(image);
+        let (exec, first, window) = match phase {
+            Phase::Test => (self.exec.sequential(), steps, p.integration_time_test),
+            Phase::Forward => (self.exec, steps, p.integration_time),
+            Phase::Target => (self.exec, p.l_f, p.integration_time),
+        };
+        let first_phase = if phase == Phase::Test {
+            Phase::Test
+        } else {
+            Phase::Forward
+        };
+        let params = &self.params[..];
+        run_phase(
+            model,
+            params,
+            &mut st,
+            first_phase,
+            first,
+            window.min(first),
+            &exec,
+            obs,
+        );
+        let predicted = predict(&st.output().forward.c, per_class);
+        if phase == Phase::Target {
+            for (i, g) in st.teach.iter_mut().enumerate() {
+                *g = if i / per_class == label as usize {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
+            let w = p.integration_time.min(steps);
+            run_phase(model, params, &mut st, Phase::Target, steps, w, &exec, obs);
+        }
+        predicted
+    }
+
     /// Whether every weight, bias and potential is finite.
     pub fn is_finite(&self) -> bool {
         self.state.is_finite() && self.params.iter().all(|p| p.is_finite())

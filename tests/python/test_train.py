@@ -72,6 +72,20 @@ def test_callback_false_stops_and_resume_continues_exactly(run, small_model, dat
     assert_same_checkpoints(run.dir, out)
 
 
+def test_keep_checkpoints_retains_the_last_one_with_the_same_weights(run, small_model, data_dir,
+                                                                   tmp_path):
+    out = tmp_path / "last1"
+    r = apical.train(small_model, out=out, record="none", progress=False, data=data_dir,
+                     keep_checkpoints="last:1", **COUNTS)
+    assert r.completed
+    assert checkpoint_names(out) == ["checkpoint-epoch-2.bin"]
+    assert filecmp.cmp(out / "checkpoint-epoch-2.bin", run.dir / "checkpoint-epoch-2.bin",
+                       shallow=False)
+    with pytest.raises(apical.ApicalError, match="keep_checkpoints"):
+        apical.train(small_model, out=tmp_path / "bad", record="none", progress=False,
+                     data=data_dir, keep_checkpoints="last:x", **COUNTS)
+
+
 def test_callback_exception_is_raised_after_a_checkpoint(small_model, data_dir, tmp_path):
     def boom(m):
         raise ValueError("from the callback")
