@@ -264,6 +264,50 @@ fn sweep_file_errors_name_the_key() {
     assert!(e.contains("unknown entry `axis`"), "{e}");
     let e = spec_err("model = \"1h\"\n[training]\nepoch = 1\n");
     assert!(e.contains("[training] has no field `epoch`"), "{e}");
+    let e = spec_err("model = \"1h\"\n[training]\nkeep_checkpoints = \"last:x\"\n");
+    assert!(e.contains("[training] keep_checkpoints:"), "{e}");
+    let e = spec_err("model = \"1h\"\n[training]\nkeep_checkpoints = 2\n");
+    assert!(e.contains("keep_checkpoints must be a string"), "{e}");
+}
+
+/// `[training] keep_checkpoints` reaches every point's run: with `last:1` a 3-epoch point
+/// keeps only its final checkpoint, and the policy survives the saved sweep.
+#[test]
+fn the_sweep_retention_policy_reaches_every_point() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    write_file(tmp.path(), "small.toml", small_model_toml().as_bytes());
+    let sp = spec(
+        tmp.path(),
+        "model = \"small.toml\"\n[training]\nepochs = 3\ntrain_examples = 20\n\
+         test_examples = 10\nrecord = \"none\"\nkeep_checkpoints = \"last:1\"\n[axes]\nseed = [0]\n",
+    );
+    let out = tmp.path().join("out");
+    sp.save(&out).unwrap();
+    let runs = SweepSpec::load_dir(&out).unwrap().resolve_all().unwrap();
+    assert_eq!(
+        runs[0].keep_checkpoints,
+        Some("last:1".parse().unwrap()),
+        "the saved sweep keeps the policy"
+    );
+    let settings = RunSettings {
+        out: out.clone(),
+        data: Some(data),
+        verify: false,
+        jobs: 1,
+        compression: "none".parse().unwrap(),
+    };
+    let report = runner::run_points(&runs, &settings, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let dir = runner::point_dir(&out, &runs[0]);
+    let left: Vec<String> = list_checkpoints(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, p)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![epoch_file_name(3)], "{left:?}");
 }
 
 #[test]

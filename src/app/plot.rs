@@ -228,10 +228,21 @@ pub(crate) fn line_chart(
             format!("{x:.1}")
         }
     };
+    // Whole x values (epochs) over a short range: one label per value, none between.
+    let whole_x = series
+        .iter()
+        .flat_map(|s| &s.points)
+        .all(|p| (p.0 - p.0.round()).abs() < 1e-9);
+    let x_labels = if whole_x && x1 - x0 <= 20.0 {
+        (x1 - x0).floor() as usize + 1
+    } else {
+        10
+    };
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_labels(x_labels)
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&x_fmt)
         .light_line_style(WHITE)

@@ -413,7 +413,7 @@ fn run_one(
         compression: settings.compression,
         // A resumed run keeps its own interval unless the sweep gives one.
         checkpoint_every: run.checkpoint_every,
-        keep_checkpoints: None,
+        keep_checkpoints: run.keep_checkpoints,
     };
     let mut progress = PointProgress { name, log };
     match session::train(&request, &mut progress, stop) {

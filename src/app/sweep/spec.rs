@@ -24,6 +24,7 @@
 use crate::app::reproduce::{self, Experiment};
 use crate::app::sweep::{io_err, write_shared, SweepError};
 use crate::model::config::ModelConfig;
+use crate::io::run_dir::KeepCheckpoints;
 use crate::model::overrides::Override;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -61,6 +62,8 @@ pub struct Budget {
     pub checkpoint_every: Option<usize>,
     /// The record spec of every run (`apical train --record`; "none": no trace files).
     pub record: Option<String>,
+    /// Which end-of-epoch checkpoints every run keeps (`apical train --keep-checkpoints`).
+    pub keep_checkpoints: Option<KeepCheckpoints>,
 }
 
 /// One swept key and its values.
@@ -135,6 +138,8 @@ pub struct PointRun {
     /// `apical train` without the option).
     pub record: Option<String>,
     pub checkpoint_every: Option<usize>,
+    /// The sweep's retention policy (`None`: as `apical train` without the option).
+    pub keep_checkpoints: Option<KeepCheckpoints>,
 }
 
 /// The K-th of N slices of a sweep's points: the points whose index is K modulo N.
@@ -499,6 +504,7 @@ impl SweepSpec {
             test_examples: b.test_examples.unwrap_or(t.test_examples),
             record: b.record.clone(),
             checkpoint_every: b.checkpoint_every,
+            keep_checkpoints: b.keep_checkpoints,
             model,
         })
     }
@@ -564,6 +570,9 @@ impl SweepSpec {
         }
         if let Some(r) = &b.record {
             training.insert("record".into(), Value::String(r.clone()));
+        }
+        if let Some(k) = &b.keep_checkpoints {
+            training.insert("keep_checkpoints".into(), Value::String(k.to_string()));
         }
         let mut tables = vec![("training", training)];
         let set: Table = self
@@ -657,9 +666,22 @@ fn parse_budget(items: &[(String, Value)]) -> Result<Budget, String> {
                 Value::String(s) => b.record = Some(s.clone()),
                 _ => return Err(format!("[training] record must be a string, not {v}")),
             },
+            "keep_checkpoints" => match v {
+                Value::String(s) => {
+                    b.keep_checkpoints = Some(
+                        s.parse()
+                            .map_err(|e| format!("[training] keep_checkpoints: {e}"))?,
+                    )
+                }
+                _ => {
+                    return Err(format!(
+                        "[training] keep_checkpoints must be a string such as \"last:2,every:10\", not {v}"
+                    ))
+                }
+            },
             _ => {
                 return Err(format!(
-                    "[training] has no field `{k}` (epochs, train_examples, test_examples, checkpoint_every, record)"
+                    "[training] has no field `{k}` (epochs, train_examples, test_examples, checkpoint_every, record, keep_checkpoints)"
                 ))
             }
         }
