@@ -11,7 +11,7 @@ use crate::io::mnist::{
 use crate::io::record::{
     parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint,
 };
-use crate::io::run_dir::{KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock};
+use crate::io::run_dir::{KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock, LOCK_FILE};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::record_plan::RecordPlan;
 use crate::model::recording::DEFAULT_SPEC;
@@ -135,8 +135,11 @@ pub fn train<P: Progress>(
         Start::Resume { dir, epochs } => {
             let run = RunDir::open(dir)?;
             // Nothing to resume: said without leaving a lock file in a directory that is
-            // not a run's.
+            // not a run's; a run still before its first checkpoint is named by its lock.
             if run.checkpoints()?.is_empty() {
+                if run.dir.join(LOCK_FILE).exists() {
+                    drop(run.lock()?);
+                }
                 return Err(run.no_checkpoint().into());
             }
             _lock = run.lock()?;

@@ -70,9 +70,10 @@ mod tests {
             .replace("hidden = [500]", "hidden = [1000000]");
         let cfg = ModelConfig::from_toml_str(&text, "t").unwrap();
         let p = params_bytes(&cfg);
+        // Hidden: W 784 x 10^6, b and c 10^6 each, Y 10 x 10^6; output: W 10^6 x 10, b 10.
         assert_eq!(
             p,
-            4 * (784 * 1_000_000 + 3 * 1_000_000 + 10 * 1_000_000 + 1_000_000 * 10 + 10)
+            4 * (784 * 1_000_000 + 2 * 1_000_000 + 10 * 1_000_000 + 1_000_000 * 10 + 10)
         );
         assert!(training_bytes(&cfg) > 4 * p);
         assert!(training_bytes(&cfg) < 5 * p);

@@ -23,8 +23,8 @@
 
 use crate::app::reproduce::{self, Experiment};
 use crate::app::sweep::{io_err, write_shared, SweepError};
-use crate::model::config::ModelConfig;
 use crate::io::run_dir::KeepCheckpoints;
+use crate::model::config::ModelConfig;
 use crate::model::overrides::Override;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
