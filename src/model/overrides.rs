@@ -105,7 +105,7 @@ fn leaf_keys(doc: &Table) -> Vec<String> {
 }
 
 fn set(doc: &mut Table, o: &Override, known: &[String], origin: &str) -> Result<(), ConfigError> {
-    if !known.iter().any(|k| *k == o.key) {
+    if !known.contains(&o.key) {
         let nearest = known
             .iter()
             .min_by_key(|k| edit_distance(k, &o.key))

@@ -17,6 +17,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 /// What to train: a new run of a model, or the continuation of a run directory.
+// One value per run: the size of `New` costs nothing, and callers (the CLI, the Python
+// package) build it by name, which a boxed model would complicate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Start {
     /// A fresh run. `None` counts come from the model file's `[training]` section.
