@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::io::verify_cache::VerifyCache;
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
@@ -524,7 +525,9 @@ fn read_verified(
     let bytes = read_file(path)?;
     let gz = bytes.starts_with(&GZIP_MAGIC);
     let raw = if gz { gunzip(&bytes, path)? } else { bytes };
-    if verify {
+    // Hashed once per file identity, again on any change (io::verify_cache).
+    let cache = VerifyCache::user();
+    if verify && !cache.is_recorded(path, expected.sha256, &raw) {
         let digest = Sha256::digest(&raw);
         let mut actual = String::with_capacity(64);
         for b in digest {
@@ -538,6 +541,7 @@ fn read_verified(
                 actual,
             });
         }
+        cache.remember(path, expected.sha256, &raw);
     }
     Ok((raw, gz))
 }
