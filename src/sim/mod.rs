@@ -2,12 +2,16 @@
 //!
 //! Owns: the state of a layer and its neuron blocks ([`layer`]), the network and its state
 //! ([`network`]), the per-step schedule of one phase ([`schedule`]), the per-step
-//! [`observer`] interface, and the execution context (threads, parallel threshold, SIMD
-//! level: [`exec`]). May use: [`crate::base`], [`crate::model`].
+//! [`observer`] interface, the execution context (threads, parallel threshold, SIMD
+//! level: [`exec`]), the helper threads that share a wide layer's blocks ([`team`]) and the
+//! per-example choice between them and one thread ([`pace`]). May use: [`crate::base`],
+//! [`crate::model`].
 
 pub mod exec;
 pub mod layer;
 pub mod network;
 pub mod observer;
+pub mod pace;
 pub mod schedule;
 pub mod state;
+pub mod team;
