@@ -52,6 +52,11 @@ pub struct TrainRequest {
     pub compression: Compression,
     /// Mid-epoch checkpoint interval in examples (`None`: a resumed run's own, else 0).
     pub checkpoint_every: Option<usize>,
+    /// Threads of training: layers wide enough share their neuron blocks among them
+    /// ([`crate::sim::exec::Exec::for_threads`]; the default 784-500-10 model stays on one).
+    /// `None`: as many as the current rayon pool has (the CLI's `--threads`, else the
+    /// cores). Tests run on the rayon pool. Results do not depend on it.
+    pub threads: Option<usize>,
 }
 
 /// Anything that stops a run before it trains, each naming its source.
@@ -193,6 +198,16 @@ pub fn train<P: Progress>(
             Trainer::new(model.clone(), &data_holder, opts, &info)?
         }
     };
+    trainer
+        .net
+        .set_threads(request.threads.unwrap_or_else(rayon::current_num_threads));
+    let exec = trainer.net.exec;
+    if exec.threads > 1 {
+        progress.notice(&format!(
+            "training on {} threads: layers of at least {} neurons share their neuron blocks (one thread while that is faster)",
+            exec.threads, exec.parallel_min
+        ));
+    }
     let resumed = matches!(request.start, Start::Resume { .. });
     let mut recorder = make_recorder(
         &trainer,
