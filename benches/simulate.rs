@@ -34,7 +34,7 @@ fn default_model() -> ModelConfig {
 fn bench_training(b: divan::Bencher, dense: bool) {
     let data = mnist().expect("checked in main");
     let mut net = Network::new(default_model(), 0);
-    net.set_dense(dense);
+    apical::app::bench::set_dense(&mut net, dense);
     net.start_epoch(0, 1);
     let mut k = 0usize;
     b.bench_local(|| {

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Validates an apical trace file (traces.h5) against the schema of docs/traces.md.
 
-    python3 scripts/check_traces.py TRACES.h5 [--no-sonata]
+    python3 scripts/check_traces.py TRACES.h5 [--no-sonata] [--require-sonata]
 
-Checks the layout, types, units and cross-references with h5py, and reads every spike
-population with libsonata's SpikeReader and every report with its ElementReportReader and
-SomaReportReader, comparing what libsonata returns with h5py's raw arrays exactly.
-Exits 1 with a list of problems if anything is off.
+Checks the layout, types, units, SONATA root attributes and cross-references with h5py, and
+reads every spike population with libsonata's SpikeReader and every report with its
+ElementReportReader and SomaReportReader, comparing what libsonata returns with h5py's raw
+arrays exactly. Files with deflated datasets are checked with h5py only (libsonata's wheels
+have no deflate filter); --require-sonata makes that an error (the default compression must
+open in libsonata). Exits 1 with a list of problems if anything is off.
 """
 
 import sys
@@ -43,10 +45,17 @@ ROOT_ATTRS = [
 ]
 
 
-def compressed(f):
-    found = []
-    f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) and o.compression else None)
-    return bool(found)
+def filtered(f):
+    """Names of the datasets with a deflate filter, and of those with scale-offset."""
+    gz, so = [], []
+    def visit(n, o):
+        if isinstance(o, h5py.Dataset):
+            if o.compression == "gzip":
+                gz.append(n)
+            if o.scaleoffset is not None:
+                so.append(n)
+    f.visititems(visit)
+    return gz, so
 
 
 def sonata_spikes(reader, pop, t, n):
@@ -83,16 +92,31 @@ def sonata_report(path, pop, g, d, tm, nodes, ptr, el, units):
         check(np.array_equal(np.asarray(s.data), d[:]), f"libsonata soma: {g.name} differs")
 
 
-def check_file(path, sonata):
+def check_file(path, sonata, require_sonata):
     f = h5py.File(path, "r")
-    if sonata and compressed(f):
+    gz, so = filtered(f)
+    z = str(attr_str(f, "compression"))
+    if sonata and gz:
         # libsonata's PyPI wheels carry an HDF5 without the deflate filter.
-        print(f"{path}: compressed datasets; libsonata's wheels cannot read them, checking with h5py only")
+        check(not require_sonata, f"deflated datasets, which libsonata cannot read: {gz[:3]}")
+        print(f"{path}: deflated datasets; libsonata's wheels cannot read them, checking with h5py only")
         sonata = False
-    check(str(attr_str(f, "compression")).startswith("deflate") == compressed(f),
-          f"compression attribute {attr_str(f, 'compression')!r} does not match the datasets")
+    check(z.startswith("deflate") == bool(gz), f"compression {z!r} but deflated datasets {gz[:3]}")
+    check((z == "scaleoffset") == bool(so), f"compression {z!r} but scale-offset datasets {so[:3]}")
+    check(all(n.startswith("spikes/") for n in so), f"scale-offset outside /spikes: {so}")
     for a in ROOT_ATTRS:
         check(a in f.attrs, f"root attribute {a!r} is missing")
+    version = int(f.attrs.get("format_version", 0))
+    if version >= 2:
+        # SONATA: every SONATA HDF5 file has `magic` (uint32 0x0A7A) and `version`
+        # (uint32 [2]); format 2 also writes the HDF5 1.8 format (superblock version 2, no
+        # "open for write" flag that a killed writer would leave).
+        for a, want in [("magic", [0x0A7A]), ("version", [0, 1])]:
+            v = f.attrs.get(a)
+            check(v is not None and np.asarray(v).dtype == np.uint32
+                  and np.asarray(v).ravel().tolist() == want, f"root attribute {a} is {v!r}, not uint32 {want}")
+        with open(path, "rb") as raw:
+            check(raw.read(9)[8] == 2, "superblock version is not 2 (the HDF5 1.8 format)")
     if problems:
         return sonata
     check(attr_str(f, "format") == "apical-traces", "format is not apical-traces")
@@ -163,6 +187,10 @@ def check_file(path, sonata):
             ptr = m["index_pointers"][:]
             el = m["element_ids"][:]
             check(np.array_equal(nodes, np.arange(size.get(pop, -1))), f"{m.name}/node_ids")
+            if version >= 2:
+                srt = m["node_ids"].attrs.get("sorted")
+                check(srt is not None and bool(srt) and m["node_ids"].attrs.get_id("sorted").dtype == np.bool_,
+                      f"{m.name}/node_ids: attribute sorted is {srt!r}, not the boolean true")
             check(ptr.shape[0] == nodes.shape[0] + 1 and ptr[0] == 0 and ptr[-1] == d.shape[1],
                   f"{m.name}/index_pointers do not cover the data columns")
             check(el.shape[0] == d.shape[1] and np.all(el <= 2), f"{m.name}/element_ids")
@@ -234,10 +262,11 @@ def check_file(path, sonata):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     sonata = "--no-sonata" not in sys.argv
+    require = "--require-sonata" in sys.argv
     if len(args) != 1:
         print(__doc__)
         return 2
-    sonata_used = check_file(args[0], sonata)
+    sonata_used = check_file(args[0], sonata, require)
     if problems:
         print(f"{args[0]}: {len(problems)} problem(s):")
         for p in problems:

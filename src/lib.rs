@@ -5,7 +5,7 @@
 //!
 //! Layers, each a folder whose `mod.rs` says what it owns and what it may use; dependencies
 //! point one way, down this list:
-//! - [`app`]: the benchmark harness, the paper's experiments, plots;
+//! - [`app`]: the benchmark harness, the paper's experiments, plots, parameter sweeps;
 //! - [`run`]: training runs, run hooks, metrics, alignment diagnostics;
 //! - [`io`]: checkpoints, MNIST, the run directory, HDF5 traces, atomic writes;
 //! - [`sim`]: network state, the step schedule, observers, the execution context;

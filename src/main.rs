@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use apical::io::checkpoint::Checkpoint;
 use apical::io::mnist::{self, Mnist};
 use apical::io::record::{self, Compression};
-use apical::io::run_dir::{self, EpochMetrics, RunDir};
+use apical::io::run_dir::{self, EpochMetrics, KeepCheckpoints, RunDir};
 use apical::model::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
 use apical::model::overrides::Override;
 use apical::run::metrics::evaluate_repeats;
@@ -12,10 +12,9 @@ use apical::run::session::{self, SessionError, Start, TrainRequest};
 use apical::run::trainer::{Progress, TrainError};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 mod cli;
@@ -45,6 +44,29 @@ enum Command {
     Plot(cli::reproduce::PlotArgs),
     /// Print what a trace file (traces.h5) holds: groups, shapes, units, config.
     Inspect(InspectArgs),
+    /// Train a grid of models (a sweep file's axes x seeds), locally or as a Slurm job
+    /// array; `sweep collect DIR` summarises, `sweep status DIR` shows progress
+    /// (docs/sweeps.md).
+    Sweep(cli::sweep::SweepArgs),
+    /// Convert a run's trace file to another format.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// NWB 2.x (Neurodata Without Borders): spikes as Units, examples as trials, recorded
+    /// potentials as TimeSeries, weight snapshots, the model and seed (docs/traces.md).
+    Nwb(NwbArgs),
+}
+
+#[derive(clap::Args)]
+struct NwbArgs {
+    /// A run directory (its traces.h5) or a trace file.
+    run: PathBuf,
+    /// The NWB file to write (default: traces.nwb beside the trace file).
+    #[arg(long, value_name = "FILE.nwb")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -90,7 +112,8 @@ struct BenchArgs {
     /// Directory of the model files (models/guerguiev-{0,1,2}h.toml).
     #[arg(long, default_value = "models")]
     models: PathBuf,
-    #[arg(long, env = "APICAL_DATA")]
+    /// MNIST directory (default: APICAL_DATA, else data/mnist or ../shared/data/mnist).
+    #[arg(long)]
     data: Option<PathBuf>,
 }
 
@@ -112,9 +135,9 @@ struct TrainArgs {
     /// Run directory (default: runs/<model name>-seed<S>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Worker threads (default: all cores): tests run images in parallel, and training
-    /// shares the neuron blocks of layers of 1024+ neurons among them. Results do not
-    /// depend on it.
+    /// Worker threads (default: the CPUs this process may use: SLURM_CPUS_PER_TASK, else
+    /// the CPU affinity): tests run images in parallel, and training shares the neuron
+    /// blocks of layers of 1024+ neurons among them. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
@@ -130,6 +153,11 @@ struct TrainArgs {
     /// the run's setting unless this is given.
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Which end-of-epoch checkpoints to keep: `all`, or `last:N[,every:M]` (the last N
+    /// and every M-th epoch). Default: `last:2,every:10`; a resumed run keeps its own
+    /// unless this is given.
+    #[arg(long, value_name = "POLICY", value_parser = parse_keep)]
+    keep_checkpoints: Option<KeepCheckpoints>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -139,13 +167,18 @@ struct TrainArgs {
     /// per-epoch metrics and weight snapshots.
     #[arg(long, value_name = "SPEC")]
     record: Option<String>,
-    /// Compression of traces.h5: deflate, deflate:0..9 or none (libsonata's PyPI wheels read
-    /// only uncompressed files).
-    #[arg(long, default_value = "deflate:1", value_parser = parse_compression)]
+    /// Compression of traces.h5: scaleoffset (lossless HDF5 built-in filter on the spikes,
+    /// opens in every reader), deflate, deflate:0..9 (about half the size; libsonata's
+    /// PyPI wheels cannot read it) or none (docs/traces.md, Compression).
+    #[arg(long, default_value = "scaleoffset", value_parser = parse_compression)]
     trace_compression: Compression,
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse()
+}
+
+pub(crate) fn parse_keep(s: &str) -> Result<KeepCheckpoints, String> {
     s.parse()
 }
 
@@ -171,8 +204,10 @@ struct EvalArgs {
 /// them.
 #[derive(clap::Args)]
 pub struct DataArgs {
-    /// Directory holding the four MNIST files (raw or .gz).
-    #[arg(long = "data", env = "APICAL_DATA")]
+    /// Directory holding the four MNIST files (raw or .gz); default: APICAL_DATA, else
+    /// data/mnist or ../shared/data/mnist. (Not read by clap from APICAL_DATA, so that an
+    /// error names the variable, not --data.)
+    #[arg(long = "data")]
     pub dir: Option<PathBuf>,
     /// Skip the SHA-256 check of the MNIST files.
     #[arg(long)]
@@ -185,9 +220,11 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_train(a),
         Command::Eval(a) => cmd_eval(a).map(|()| ExitCode::SUCCESS),
         Command::Inspect(a) => cmd_inspect(a).map(|()| ExitCode::SUCCESS),
+        Command::Export(ExportCommand::Nwb(a)) => cmd_export_nwb(a).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => cmd_bench(a).map(|()| ExitCode::SUCCESS),
-        Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a).map(|()| ExitCode::SUCCESS),
+        Command::Reproduce(a) => cli::reproduce::cmd_reproduce(a),
         Command::Plot(a) => cli::reproduce::cmd_plot(a).map(|()| ExitCode::SUCCESS),
+        Command::Sweep(a) => cli::sweep::cmd_sweep(a),
     };
     // Returning (rather than `process::exit`) drops everything first: trace files close.
     match result {
@@ -216,17 +253,35 @@ fn error_text(e: &anyhow::Error) -> String {
     out
 }
 
+/// The CPUs this process may use: Slurm's `SLURM_CPUS_PER_TASK`, else inside a Slurm job
+/// `SLURM_CPUS_ON_NODE`, each at most the CPUs of the scheduler affinity
+/// (`available_parallelism`), which is the answer outside Slurm. (Without cgroups or task
+/// affinity, a Slurm task sees every CPU of the node but was given fewer.)
+fn default_threads() -> usize {
+    let avail = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    let slurm = env("SLURM_CPUS_PER_TASK")
+        .or_else(|| std::env::var_os("SLURM_JOB_ID").and_then(|_| env("SLURM_CPUS_ON_NODE")));
+    slurm.map_or(avail, |n| n.min(avail))
+}
+
+/// Starts the worker threads: `threads`, else [`default_threads`]. Results do not depend on
+/// the number.
 fn set_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(n) = threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("cannot start the thread pool")?;
-    }
-    Ok(())
+    let n = match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => default_threads(),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("cannot start the thread pool")
 }
 
 fn load_data(dir: Option<&Path>, no_verify: bool) -> Result<(Mnist, PathBuf)> {
@@ -292,7 +347,9 @@ impl Progress for Bar {
         }
         let r = &m.record;
         let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
-        println!(
+        // Never panics: after SIGHUP the terminal may be gone while the run finishes.
+        let _ = writeln!(
+            std::io::stdout(),
             "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, train {:.1} s ({:.3} ms/example), test {:.1} s",
             r.epoch,
             r.train_error,
@@ -308,18 +365,8 @@ impl Progress for Bar {
 
 fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond interrupt: exiting without a checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupt: finishing the current example and writing a checkpoint (Ctrl-C again to quit at once)");
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    let stop =
+        cli::signals::Stop::install("finishing the current example and writing a checkpoint")?;
     let start = match &a.resume {
         Some(dir) => Start::Resume {
             dir: dir.clone(),
@@ -351,6 +398,14 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             out: a.out.clone(),
         },
     };
+    let unreadable = a.trace_compression.unreadable_by();
+    if !unreadable.is_empty() && a.record.as_deref() != Some("none") {
+        eprintln!(
+            "note: --trace-compression {}: traces.h5 will not open in {}; the default, scaleoffset, opens everywhere",
+            a.trace_compression,
+            unreadable.join("; ")
+        );
+    }
     let request = TrainRequest {
         start,
         data: a.data.dir.clone(),
@@ -359,12 +414,13 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         compression: a.trace_compression,
         checkpoint_every: a.checkpoint_every,
         threads: a.threads,
+        keep_checkpoints: a.keep_checkpoints,
     };
     let mut bar = Bar {
         bar: None,
         quiet: a.quiet,
     };
-    let outcome = session::train(&request, &mut bar, &stop).map_err(|e| match e {
+    let outcome = session::train(&request, &mut bar, &stop.flag).map_err(|e| match e {
         SessionError::Train(TrainError::Checkpoint(c)) if a.resume.is_some() => {
             anyhow::anyhow!("cannot resume: {c}")
         }
@@ -374,13 +430,17 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         e => e.into(),
     })?;
     match outcome.traces {
-        Some(Ok(p)) => eprintln!("traces in {}", p.display()),
-        Some(Err(e)) => eprintln!("warning: trace recording stopped early: {e}; the file keeps everything written before (see its last_epoch and last_example attributes)"),
+        Some(Ok(p)) => cli::signals::note(&format!("traces in {}", p.display())),
+        Some(Err(e)) => cli::signals::note(&format!("warning: trace recording stopped early: {e}; the file keeps everything written before (see its last_epoch and last_example attributes)")),
         None => {}
     }
     match outcome.result {
         Ok(()) => {
-            println!("done: results in {}", outcome.dir.display());
+            let _ = writeln!(
+                std::io::stdout(),
+                "done: results in {}",
+                outcome.dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(TrainError::Interrupted {
@@ -391,13 +451,14 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
             if let Some(b) = bar.bar.take() {
                 b.abandon();
             }
-            eprintln!(
+            cli::signals::note(&format!(
                 "stopped in epoch {epoch} after {example} examples; checkpoint {}\nresume with: apical train --resume {}",
                 checkpoint.display(),
                 outcome.dir.display()
-            );
-            // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
-            Ok(ExitCode::from(130))
+            ));
+            // 128 + the signal (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), as shells
+            // report a process the signal ended.
+            Ok(ExitCode::from(stop.exit_code()))
         }
         Err(e) => Err(e.into()),
     }
@@ -410,9 +471,49 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         a.file.clone()
     };
     if !path.exists() {
+        if a.file.is_dir() {
+            // A run stopped before its trace file was laid out (or one that records none).
+            let part = a.file.join("traces.h5.part").exists();
+            println!(
+                "{}: no trace file{}",
+                a.file.display(),
+                if part {
+                    " (traces.h5.part: the run stopped while laying it out)"
+                } else {
+                    ""
+                }
+            );
+            return Ok(());
+        }
         bail!("{}: no such trace file", path.display());
     }
     print!("{}", record::inspect(&path)?);
+    Ok(())
+}
+
+fn cmd_export_nwb(a: NwbArgs) -> Result<()> {
+    let traces = if a.run.is_dir() {
+        a.run.join("traces.h5")
+    } else {
+        a.run.clone()
+    };
+    if !traces.exists() {
+        bail!(
+            "{}: no trace file (record one with `apical train --record ...`)",
+            traces.display()
+        );
+    }
+    let out = a.out.unwrap_or_else(|| traces.with_extension("nwb"));
+    let s = apical::io::nwb::export(&traces, &out)?;
+    println!(
+        "{}: {} units ({} spikes), {} trials, {} time series, {} weight snapshots",
+        out.display(),
+        s.units,
+        s.spikes,
+        s.trials,
+        s.series,
+        s.snapshots
+    );
     Ok(())
 }
 
@@ -519,6 +620,14 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     set_threads(a.threads)?;
     if a.test_examples == 0 {
         bail!("--test-examples must be at least 1");
+    }
+    if a.test_examples > mnist::TEST_LEN {
+        bail!(
+            "--test-examples {} is more than the {} test images of MNIST; give at most {}",
+            a.test_examples,
+            mnist::TEST_LEN,
+            mnist::TEST_LEN
+        );
     }
     if a.repeats == 0 {
         bail!("--repeats must be at least 1");

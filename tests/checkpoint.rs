@@ -10,7 +10,7 @@ use apical::io::checkpoint::{
     self, epoch_file_name, list_checkpoints, Checkpoint, CheckpointError, FORMAT_VERSION, MAGIC,
 };
 use apical::io::mnist::Mnist;
-use apical::io::run_dir::RunInfo;
+use apical::io::run_dir::{KeepCheckpoints, RunInfo};
 use apical::model::config::ModelConfig;
 use apical::run::trainer::{Progress, Quiet, RunOptions, TrainError, Trainer};
 use apical::sim::observer::NoObserver;
@@ -27,6 +27,8 @@ fn opts(dir: &Path, epochs: usize, train: usize, every: usize) -> RunOptions {
         seed: 7,
         out_dir: dir.to_path_buf(),
         checkpoint_every: every,
+        // Every epoch's checkpoint stays: the tests compare them.
+        keep_checkpoints: KeepCheckpoints::All,
     }
 }
 
@@ -40,6 +42,7 @@ fn info(o: &RunOptions) -> RunInfo {
         test_examples: o.test_examples,
         data_dir: PathBuf::from("unused"),
         checkpoint_every: o.checkpoint_every,
+        keep_checkpoints: o.keep_checkpoints,
     }
 }
 
@@ -304,33 +307,42 @@ fn failed_writes_name_the_path_and_keep_the_previous_file() {
     );
     assert_eq!(bytes(&file), b"not a directory");
 
-    // A full disk: the temporary file is a link to /dev/full, so the write fails with
-    // ENOSPC half-way through an atomic write; the previous checkpoint must survive.
-    if !Path::new("/dev/full").exists() {
-        eprintln!("skipping the full-disk part: no /dev/full");
-        return;
-    }
-    let path = dir.path().join("checkpoint-epoch-1.bin");
-    fs::write(&path, b"previous checkpoint").unwrap();
-    let tmp = dir.path().join(".checkpoint-epoch-1.bin.tmp");
-    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-    let err = ck.save(&path).unwrap_err();
-    let msg = err.to_string();
+    // A write that fails half-way (the unit tests of src/io/atomic.rs fill the disk with
+    // /dev/full): here the final name is taken by a directory, so the rename fails after
+    // the temporary file was written; the error names the file and nothing is left over.
+    let path = dir.path().join("checkpoint-epoch-2.bin");
+    fs::create_dir(&path).unwrap();
+    let msg = ck.save(&path).unwrap_err().to_string();
     assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("No space left on device"),
+        msg.contains(&format!("cannot write checkpoint {}", path.display())),
         "{msg}"
     );
-    assert_eq!(bytes(&path), b"previous checkpoint", "previous file intact");
-    assert!(
-        fs::symlink_metadata(&tmp).is_err(),
-        "the temporary file is cleaned up"
-    );
-    assert!(Path::new("/dev/full").exists());
-    // The plain write_atomic reports the same I/O error.
-    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-    let e = checkpoint::write_atomic(&path, &raw).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
-    assert_eq!(bytes(&path), b"previous checkpoint");
+    assert!(path.is_dir());
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+
+    // A symbolic link at the final name is refused, and its target is left alone (apical
+    // before this check wrote through the link's target).
+    #[cfg(unix)]
+    {
+        let target = dir.path().join("someone-elses-file");
+        fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("checkpoint-epoch-3.bin");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let msg = ck.save(&link).unwrap_err().to_string();
+        assert!(
+            msg.contains(&link.display().to_string()) && msg.contains("symbolic link"),
+            "{msg}"
+        );
+        assert_eq!(bytes(&target), b"keep");
+        let e = checkpoint::write_atomic(&link, &raw).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert_eq!(bytes(&target), b"keep");
+    }
 }
 
 #[test]

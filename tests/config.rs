@@ -91,11 +91,26 @@ fn out_of_range_values_name_the_field() {
         ),
         (format!("{BASE}[learning.x]\n"), "x"),
         (format!("{BASE}[training]\nepochs = 0\n"), "training.epochs"),
+        // Positive and finite, but only a mistake: a 1e-300 ms step, a step longer than the
+        // membrane time constant, a time constant of days.
+        (format!("{BASE}[neuron]\ndt = 1e-300\n"), "neuron.dt"),
+        (format!("{BASE}[neuron]\ndt = 20.0\n"), "neuron.dt"),
+        (format!("{BASE}[synapse]\ntau_L = 1e9\n"), "synapse.tau_L"),
     ];
     for (text, field) in cases {
         let e = err_of(&text);
         assert!(e.contains(field), "error for {field} does not name it: {e}");
     }
+}
+
+#[test]
+fn plausible_time_steps_pass_at_their_bounds() {
+    for dt in ["0.001", "10.0"] {
+        let text = format!("{BASE}[neuron]\ndt = {dt}\n");
+        ModelConfig::from_toml_str(&text, "ok.toml").unwrap();
+    }
+    let e = err_of(&format!("{BASE}[neuron]\ndt = 1e-300\n"));
+    assert!(e.contains("below 0.001 ms can only be a mistake"), "{e}");
 }
 
 #[test]

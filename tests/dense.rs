@@ -84,7 +84,7 @@ fn dense_network_trains_like_event_driven() {
     let cfg = ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, "default").unwrap();
     let mut a = Network::new(cfg.clone(), 5);
     let mut b = Network::new(cfg, 5);
-    b.set_dense(true);
+    apical::app::bench::set_dense(&mut b, true);
     a.start_epoch(5, 1);
     b.start_epoch(5, 1);
     let image: Vec<u8> = (0..784)

@@ -146,6 +146,32 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
     let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "50", "1"));
     assert!(ok, "{log}");
     assert_eq!(log.matches("(reused)").count(), 2, "{log}");
+    // --repeats: the final weights tested again, kept in repeats.json, shown on the page;
+    // a second call finds the file and does not test again.
+    let (ok, log) = run(reproduce_cmd(tmp.path(), "50", "1").args(["--repeats", "2"]));
+    assert!(ok, "{log}");
+    assert_eq!(log.matches("2 tests of the weights").count(), 2, "{log}");
+    let rep: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(runs.join("guerguiev-0h/seed0/repeats.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rep["repeats"].as_u64(), Some(2));
+    assert_eq!(rep["test_examples"].as_u64(), Some(50));
+    let errors: Vec<f64> = rep["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_f64().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2);
+    assert!((rep["mean"].as_f64().unwrap() - (errors[0] + errors[1]) / 2.0).abs() < 1e-9);
+    let page = std::fs::read_to_string(tmp.path().join("docs/results.md")).unwrap();
+    assert!(page.contains("averaged test (2 repeats"), "{page}");
+    assert!(page.contains("--repeats 2"));
+    let (ok, log) = run(reproduce_cmd(tmp.path(), "50", "1").args(["--repeats", "2"]));
+    assert!(ok, "{log}");
+    assert_eq!(log.matches("tests of the weights").count(), 0, "{log}");
+    assert!(log.contains("averaged test"), "{log}");
     // Another budget in the same directories is refused, naming the directory.
     let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "60", "1"));
     assert!(!ok);
@@ -326,4 +352,111 @@ fn one_hidden_layer_and_controls_learn_like_before_on_a_reduced_budget() {
     eprintln!("update angle: 1h {u1} deg, fixed {uf} deg; Y vs W^T: 1h {f1} deg, fixed {ff} deg");
     assert!(u1 < 86.0 && u1 <= uf - 4.0, "update angles {u1} / {uf}");
     assert!(f1 < 84.0 && f1 <= ff - 6.0, "feedback angles {f1} / {ff}");
+}
+
+/// A deeper hidden layer is compared with backprop's whole chain (E_bp of the layer above is
+/// itself backprop's, down from E_out), computed here by hand from the weights before the
+/// example; the one-step comparison from the local error above gives another angle.
+#[test]
+fn a_deeper_layer_is_compared_with_the_whole_backprop_chain() {
+    use apical::model::learning::backprop_error;
+    let mut net = Network::new(tiny("random", "[12, 8]"), 7);
+    let data = images(20);
+    // Train a little first, so that every layer has errors.
+    train_all(&mut net, &data[..10], None);
+    let mut log = AlignmentLog::default();
+    let before = net.params.clone();
+    log.before_example(&net);
+    net.train_example(&data[10].0, data[10].1, 50, 50, &mut NoObserver);
+    log.after_example(&net);
+    log.end_epoch(1, &net);
+    let st = &net.state;
+    let d = &net.model.dynamics;
+    let mut e1 = vec![0.0f32; 8];
+    backprop_error(
+        d,
+        &before[2],
+        &st.errors[2],
+        &st.layers[1].forward.c,
+        &mut e1,
+    );
+    let mut e0 = vec![0.0f32; 12];
+    backprop_error(d, &before[1], &e1, &st.layers[0].forward.c, &mut e0);
+    let chain = alignment::degrees(alignment::cosine(&st.errors[0], &e0).unwrap());
+    let mut one_step = vec![0.0f32; 12];
+    backprop_error(
+        d,
+        &before[1],
+        &st.errors[1],
+        &st.layers[0].forward.c,
+        &mut one_step,
+    );
+    let local = alignment::degrees(alignment::cosine(&st.errors[0], &one_step).unwrap());
+    let r0 = log.records.iter().find(|r| r.layer == 0).unwrap();
+    let r1 = log.records.iter().find(|r| r.layer == 1).unwrap();
+    assert_eq!((r0.update_examples, r1.update_examples), (1, 1));
+    assert!(
+        (r0.update_angle_deg - chain).abs() < 1e-9,
+        "{} vs {chain}",
+        r0.update_angle_deg
+    );
+    assert!(
+        (chain - local).abs() > 1e-3,
+        "the test cannot tell: {chain} = {local}"
+    );
+    // The last hidden layer: one step from E_out, both ways.
+    let top = alignment::degrees(alignment::cosine(&st.errors[1], &e1).unwrap());
+    assert!((r1.update_angle_deg - top).abs() < 1e-9);
+}
+
+/// The trace compares every example: one point per block of 100 (and the epoch's last,
+/// partial block), while the epoch's record keeps the last 100; it changes nothing.
+#[test]
+fn the_alignment_trace_has_a_point_per_100_examples_and_changes_nothing() {
+    let cfg = tiny("random", "[12]");
+    let data = images(250);
+    let n = data.len();
+    let mut a = Network::new(cfg.clone(), 4);
+    let mut b = Network::new(cfg, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AlignmentLog::default().with_trace(dir.path(), 0);
+    let mut plain = AlignmentLog::default();
+    for (k, (img, label)) in data.iter().enumerate() {
+        log.before_example(&a);
+        if AlignmentLog::probes(k, n) {
+            plain.before_example(&a);
+        }
+        a.train_example(img, *label, 50, 50, &mut NoObserver);
+        log.after_example_at(&a, 1, k, n);
+        if AlignmentLog::probes(k, n) {
+            plain.after_example(&a);
+        }
+        b.train_example(img, *label, 50, 50, &mut NoObserver);
+    }
+    log.end_epoch(1, &a);
+    plain.end_epoch(1, &a);
+    assert_eq!(a.params, b.params);
+    let t = log.trace_points();
+    let blocks: Vec<(usize, usize)> = t.iter().map(|p| (p.example, p.update_examples)).collect();
+    assert_eq!(blocks.len(), 3, "{blocks:?}");
+    assert_eq!(
+        blocks.iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![100, 200, 250]
+    );
+    assert!(blocks.iter().all(|&(_, c)| c > 0));
+    assert!(t
+        .iter()
+        .all(|p| (0.0..=180.0).contains(&p.update_angle_deg)));
+    // The epoch's record is the plain log's: the last 100 examples only.
+    assert_eq!(log.records, plain.records);
+    assert_eq!(log.records[0].update_examples, 100);
+    // Written and read back.
+    log.write(dir.path()).unwrap();
+    let back = AlignmentLog::default()
+        .with_trace(dir.path(), 1)
+        .trace_points()
+        .to_vec();
+    assert_eq!(back.len(), 3);
+    assert_eq!(back[2].example, 250);
+    assert!((back[0].update_angle_deg - t[0].update_angle_deg).abs() < 1e-4);
 }

@@ -63,7 +63,16 @@ fn data() -> Mnist {
 }
 
 fn trainer<'a>(data: &'a Mnist, dir: &Path, epochs: usize, n: usize) -> Trainer<'a> {
-    let cfg = cfg();
+    trainer_with(cfg(), data, dir, epochs, n)
+}
+
+fn trainer_with<'a>(
+    cfg: ModelConfig,
+    data: &'a Mnist,
+    dir: &Path,
+    epochs: usize,
+    n: usize,
+) -> Trainer<'a> {
     let opts = RunOptions {
         epochs,
         train_examples: n,
@@ -71,6 +80,7 @@ fn trainer<'a>(data: &'a Mnist, dir: &Path, epochs: usize, n: usize) -> Trainer<
         seed: 7,
         out_dir: dir.to_path_buf(),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     let info = RunInfo {
         apical_version: "test".into(),
@@ -81,6 +91,7 @@ fn trainer<'a>(data: &'a Mnist, dir: &Path, epochs: usize, n: usize) -> Trainer<
         test_examples: 10,
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
+        keep_checkpoints: Default::default(),
     };
     Trainer::new(cfg, data, opts, &info).unwrap()
 }
@@ -523,7 +534,9 @@ fn a_write_error_stops_recording_but_not_the_run_and_the_file_says_where_it_stop
     let dir = tempfile::tempdir().unwrap();
     let mut t = trainer(&data, dir.path(), 1, 8);
     let path = dir.path().join("traces.h5");
-    let mut rec = recorder(&t, &path, "spikes|labels", Compression::default());
+    // Unfiltered, so every flush writes every buffered row (the default's scale-offset
+    // spike columns keep their last partial chunk until it fills or the file is closed).
+    let mut rec = recorder(&t, &path, "spikes|labels", Compression::None);
     rec.set_flush_bytes(0); // flush after every example
     t.run(
         &AtomicBool::new(false),
@@ -556,7 +569,8 @@ fn a_write_error_stops_recording_but_not_the_run_and_the_file_says_where_it_stop
 }
 
 /// Writes the files that scripts/check_traces.py validates in CI (scripts/ci-traces.sh):
-/// target/tmp/traces-ci/traces.h5 (deflate) and traces-uncompressed.h5 (read by libsonata).
+/// target/tmp/traces-ci/traces.h5 (the default, scale-offset), traces-deflate.h5 and
+/// traces-uncompressed.h5; libsonata must read the first and the last.
 #[test]
 fn writes_the_ci_trace_files() {
     let data = data();
@@ -564,6 +578,7 @@ fn writes_the_ci_trace_files() {
     std::fs::create_dir_all(&out).unwrap();
     for (name, z) in [
         ("traces.h5", Compression::default()),
+        ("traces-deflate.h5", Compression::Deflate(1)),
         ("traces-uncompressed.h5", Compression::None),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -578,4 +593,142 @@ fn writes_the_ci_trace_files() {
         let f = hdf5::File::open(&path).unwrap();
         assert_eq!(shape(&f, "epochs/epoch"), vec![2]);
     }
+}
+
+/// The filters of a dataset, by HDF5 filter id (1 deflate, 2 shuffle, 6 scale-offset).
+fn filter_ids(f: &hdf5::File, name: &str) -> Vec<i32> {
+    use hdf5::filters::Filter;
+    f.dataset(name)
+        .unwrap()
+        .filters()
+        .iter()
+        .map(|x| match x {
+            Filter::Deflate(_) => 1,
+            Filter::Shuffle => 2,
+            Filter::ScaleOffset(_) => 6,
+            _ => 0,
+        })
+        .collect()
+}
+
+#[test]
+fn the_file_has_the_sonata_root_attributes_and_sorted_report_ids() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(&data, dir.path(), 1, 3);
+    let path = dir.path().join("traces.h5");
+    let mut rec = recorder(&t, &path, "spikes|soma", Compression::default());
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        .unwrap();
+    rec.finish(RunEnd::Completed).unwrap();
+    let f = hdf5::File::open(&path).unwrap();
+    assert_eq!(
+        f.attr("magic").unwrap().read_scalar::<u32>().unwrap(),
+        0x0A7A
+    );
+    assert_eq!(
+        f.attr("version").unwrap().read_raw::<u32>().unwrap(),
+        vec![0, 1]
+    );
+    let ids = f.dataset("report/hidden0/mapping/node_ids").unwrap();
+    let sorted: apical::io::record::SonataBool = ids.attr("sorted").unwrap().read_scalar().unwrap();
+    assert_eq!(sorted, apical::io::record::SonataBool::TRUE);
+    assert_eq!(attr_str(&f, "compression"), "scaleoffset");
+    // Scale-offset on the spike columns only (dt = 1 ms: times with decimal scale 0).
+    assert_eq!(filter_ids(&f, "spikes/hidden0/node_ids"), vec![6]);
+    assert_eq!(filter_ids(&f, "spikes/hidden0/timestamps"), vec![6]);
+    assert_eq!(filter_ids(&f, "report/hidden0/data"), Vec::<i32>::new());
+    assert_eq!(filter_ids(&f, "examples/start_time"), Vec::<i32>::new());
+    // The 1.8 format (superblock version 2): no "open for write" flag a kill would leave.
+    let sb = std::fs::read(&path).unwrap();
+    assert_eq!(&sb[..8], b"\x89HDF\r\n\x1a\n");
+    assert_eq!(sb[8], 2, "superblock version");
+    assert!(!dir.path().join("traces.h5.part").exists());
+}
+
+/// Spike times of a model with time step `dt`, recorded with `z`, and the layer's count.
+fn spike_times(dt: f64, z: Compression) -> (Vec<f64>, Vec<u64>, u64, Vec<i32>) {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{MODEL}\n[neuron]\ndt = {dt}\n");
+    let cfg = ModelConfig::from_toml_str(&text, "dt model").unwrap();
+    let mut t = trainer_with(cfg, &data, dir.path(), 1, 6);
+    let path = dir.path().join("traces.h5");
+    let mut rec = recorder(&t, &path, "spikes:layers=hidden0", z);
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        .unwrap();
+    rec.finish(RunEnd::Completed).unwrap();
+    let f = hdf5::File::open(&path).unwrap();
+    (
+        read(&f, "spikes/hidden0/timestamps"),
+        read(&f, "spikes/hidden0/node_ids"),
+        t.net.state.layers[0].spike_count,
+        filter_ids(&f, "spikes/hidden0/timestamps"),
+    )
+}
+
+#[test]
+fn scale_offset_spike_times_are_bit_identical_to_unfiltered_ones() {
+    // dt = 0.25 ms: stored with decimal scale 2; dt = 0.1 ms has no exact scale and is
+    // stored unfiltered (its node ids still scale-offset).
+    for (dt, filtered) in [(1.0, true), (0.25, true), (0.1, false)] {
+        let (t0, n0, count, f0) = spike_times(dt, Compression::None);
+        let (t1, n1, _, f1) = spike_times(dt, Compression::ScaleOffset);
+        assert_eq!(t0.len() as u64, count, "dt {dt}");
+        assert!(
+            count > 100,
+            "dt {dt}: too few spikes to say anything ({count})"
+        );
+        assert!(f0.is_empty());
+        assert_eq!(f1, if filtered { vec![6] } else { vec![] }, "dt {dt}");
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&t0), bits(&t1), "dt {dt}");
+        assert_eq!(n0, n1, "dt {dt}");
+        // Every time is a whole number of steps: k * dt as the recorder computes it.
+        for &x in &t1 {
+            assert_eq!(
+                x.to_bits(),
+                (((x / dt).round() as u64) as f64 * dt).to_bits()
+            );
+        }
+    }
+}
+
+/// A file as apical wrote them before the scale-offset default: the HDF5 1.10 format,
+/// shuffle + deflate, no SONATA magic; `inspect` still reads it.
+#[test]
+fn inspect_reads_a_file_in_the_earlier_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.h5");
+    {
+        let f = hdf5::File::with_options()
+            .with_fapl(|p| p.libver_v110())
+            .create(&path)
+            .unwrap();
+        let s: hdf5::types::VarLenUnicode = "apical-traces".parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("format")
+            .unwrap()
+            .write_scalar(&s)
+            .unwrap();
+        let g = f
+            .create_group("spikes")
+            .unwrap()
+            .create_group("hidden0")
+            .unwrap();
+        g.new_dataset::<f64>()
+            .chunk(4)
+            .shuffle()
+            .deflate(1)
+            .shape(hdf5::SimpleExtents::resizable([0]))
+            .create("timestamps")
+            .unwrap();
+        let ds = g.dataset("timestamps").unwrap();
+        ds.resize(6).unwrap();
+        ds.write_raw(&[0.0, 1.0, 1.0, 2.0, 5.0, 8.0]).unwrap();
+    }
+    let text = apical::io::record::inspect(&path).unwrap();
+    assert!(text.contains("format = apical-traces"), "{text}");
+    assert!(text.contains("/spikes/hidden0/timestamps"), "{text}");
+    assert!(text.contains("[6]"), "{text}");
 }

@@ -68,7 +68,7 @@ impl BenchOptions {
 /// Counts what a simulation did: steps and synaptic events (one event = one spike reaching
 /// one postsynaptic compartment, feedforward and feedback).
 #[derive(Default)]
-pub struct EventCounter {
+pub(crate) struct EventCounter {
     pub steps: u64,
     pub events: u64,
     /// Fan-out of the input and of each layer's spikes (feedforward + feedback targets).
@@ -118,7 +118,7 @@ impl Observer for EventCounter {
 
 /// CPU time of the calling thread in seconds (/proc/thread-self/schedstat), when known.
 /// On a busy machine it tells the cost of the work apart from the time spent waiting.
-pub fn thread_cpu_seconds() -> Option<f64> {
+pub(crate) fn thread_cpu_seconds() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
     Some(ns as f64 * 1e-9)
@@ -126,7 +126,7 @@ pub fn thread_cpu_seconds() -> Option<f64> {
 
 /// One training measurement.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TrainSample {
+pub(crate) struct TrainSample {
     pub seconds: f64,
     /// CPU seconds of the training thread (None where /proc does not tell).
     pub cpu_seconds: Option<f64>,
@@ -140,7 +140,7 @@ pub struct TrainSample {
 /// Trains a fresh network (seed `seed`) on the first `n` examples of epoch 1's shuffle with
 /// `threads` threads ([`Network::set_threads`]: only wide layers use more than one, and
 /// they always do here) and times it (learning included, network construction excluded).
-pub fn time_training(
+pub(crate) fn time_training(
     cfg: &ModelConfig,
     data: &Mnist,
     n: usize,
@@ -149,7 +149,7 @@ pub fn time_training(
     threads: usize,
 ) -> TrainSample {
     let mut net = Network::new(cfg.clone(), seed);
-    net.set_dense(dense);
+    set_dense(&mut net, dense);
     net.start_epoch(seed, 1);
     net.set_threads(threads);
     // The team itself, every example (`apical train` also falls back to one thread where
@@ -190,7 +190,7 @@ pub fn time_training(
 }
 
 /// Times the evaluation of `n` test images on a pool of `threads` threads; wall seconds.
-pub fn time_test(net: &Network, data: &Mnist, n: usize, threads: usize, seed: u64) -> f64 {
+pub(crate) fn time_test(net: &Network, data: &Mnist, n: usize, threads: usize, seed: u64) -> f64 {
     let idx: Vec<usize> = (0..n.min(data.test.len())).collect();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -206,7 +206,7 @@ pub fn time_test(net: &Network, data: &Mnist, n: usize, threads: usize, seed: u6
 }
 
 /// The median of `v` (the mean of the two middle values for an even count); 0 when empty.
-pub fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -221,7 +221,7 @@ pub fn median(v: &[f64]) -> f64 {
 }
 
 /// Peak resident memory of this process (VmHWM) in KiB, when /proc tells it.
-pub fn peak_memory_kib() -> Option<u64> {
+pub(crate) fn peak_memory_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -253,7 +253,7 @@ pub struct BenchRow {
 
 impl BenchRow {
     /// Wall seconds per simulated second.
-    pub fn wall_per_sim(&self) -> f64 {
+    pub(crate) fn wall_per_sim(&self) -> f64 {
         if self.sim_per_wall > 0.0 {
             1.0 / self.sim_per_wall
         } else {
@@ -270,7 +270,7 @@ impl BenchRow {
     }
 
     /// Speed-up of test evaluation from the first to the last thread count.
-    pub fn thread_ratio(&self) -> f64 {
+    pub(crate) fn thread_ratio(&self) -> f64 {
         match (self.test_ms.first(), self.test_ms.last()) {
             (Some(a), Some(b)) if b.1 > 0.0 => a.1 / b.1,
             _ => 0.0,
@@ -278,7 +278,7 @@ impl BenchRow {
     }
 
     /// Speed-up of the event-driven step over the dense baseline (training).
-    pub fn dense_ratio(&self) -> f64 {
+    pub(crate) fn dense_ratio(&self) -> f64 {
         if self.train_ms > 0.0 {
             self.dense_train_ms / self.train_ms
         } else {
@@ -830,6 +830,17 @@ pub fn format_startup(r: &StartupRow) -> String {
         "| start of `apical train` (1 example, 1 test image), median of {} | wall s |\n|---|---|\n| SHA-256 of every file at every start (`APICAL_VERIFY_CACHE=off`) | {:.3} |\n| checked once per file identity (default) | {:.3} |\n| no check (`--no-verify`) | {:.3} |\n",
         r.reps, r.full_check_s, r.cached_s, r.no_check_s
     )
+}
+
+/// Switches a network's training state to the dense baseline of eq. 3.1 (B = W s + b over
+/// every input each step, as the reference computes it) or back to the event-driven
+/// update. Same model, same results (tests/dense.rs); only the benchmark uses it. The input
+/// histories start empty.
+pub fn set_dense(net: &mut Network, on: bool) {
+    let topo = net.model.cfg.topology();
+    for (m, l) in net.state.layers.iter_mut().enumerate() {
+        l.set_dense(&net.model.kernel, on.then_some(topo.input_size(m)));
+    }
 }
 
 #[cfg(test)]

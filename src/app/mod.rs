@@ -1,5 +1,5 @@
-//! Applications built on runs: the benchmark harness ([`bench`]), the paper's experiments
-//! ([`reproduce`]) and plots ([`plot`]).
+//! Applications built on runs: the benchmark harness ([`bench`](mod@bench)), the paper's
+//! experiments ([`reproduce`]), plots ([`plot`]) and parameter sweeps ([`sweep`]).
 //!
 //! May use: every other layer ([`crate::base`], [`crate::model`], [`crate::sim`],
 //! [`crate::io`], [`crate::run`]); nothing below uses this layer.
@@ -7,3 +7,4 @@
 pub mod bench;
 pub mod plot;
 pub mod reproduce;
+pub mod sweep;

@@ -43,14 +43,20 @@ const FONT_PLACES: &[&str] = &[
     "/usr/local/share/fonts/DejaVuSans.ttf",
 ];
 
-/// Registers the plot font once per process.
+/// Registers the plot font once per process: `$APICAL_FONT` when set (an empty value counts
+/// as unset; a font named there that cannot be used is an error, not a reason to use
+/// another), else the first DejaVu Sans of the usual system font folders.
 pub fn ensure_font() -> Result<(), PlotError> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
+        let places: Vec<(PathBuf, &str)> =
+            match std::env::var_os("APICAL_FONT").filter(|v| !v.is_empty()) {
+                Some(p) => vec![(PathBuf::from(p), " (APICAL_FONT)")],
+                None => FONT_PLACES.iter().map(|p| (PathBuf::from(p), "")).collect(),
+            };
         let mut tried: Vec<String> = Vec::new();
-        let env = std::env::var_os("APICAL_FONT").map(PathBuf::from);
-        for p in env.into_iter().chain(FONT_PLACES.iter().map(PathBuf::from)) {
-            tried.push(p.display().to_string());
+        for (p, origin) in places {
+            tried.push(format!("{}{origin}", p.display()));
             if let Ok(bytes) = std::fs::read(&p) {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
                 if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
@@ -73,19 +79,68 @@ fn draw_err<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> PlotError + 
 
 /// A named line of (x, y) points.
 #[derive(Clone, Debug)]
-pub struct Series {
+pub(crate) struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     /// A reference value drawn as a marker at the right edge (the paper's number).
     pub reference: Option<f64>,
     /// Palette index (default: the series' position), to keep colours across charts.
     pub color: Option<usize>,
+    /// A shaded band around the line, (x, low, high): the spread over seeds (empty: none).
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+impl Series {
+    /// A plain line: no reference marker, default colour, no band.
+    pub fn line(name: &str, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.to_string(),
+            points,
+            reference: None,
+            color: None,
+            band: Vec::new(),
+        }
+    }
+}
+
+/// Several runs of one series (seeds) as one: the mean at each x that any run has, and the
+/// band from the smallest to the largest value there (no band for a single run). NaN
+/// values are left out.
+pub(crate) fn mean_and_spread(name: &str, runs: &[Vec<(f64, f64)>]) -> Series {
+    let mut xs: Vec<f64> = runs.iter().flatten().map(|p| p.0).collect();
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.dedup();
+    let mut points = Vec::new();
+    let mut band = Vec::new();
+    for x in xs {
+        let v: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.iter().find(|p| p.0 == x).map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .collect();
+        if v.is_empty() {
+            continue;
+        }
+        points.push((x, v.iter().sum::<f64>() / v.len() as f64));
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        band.push((x, lo, hi));
+    }
+    if runs.len() < 2 {
+        band.clear();
+    }
+    Series {
+        band,
+        ..Series::line(name, points)
+    }
 }
 
 const SIZE: (u32, u32) = (900, 520);
+/// Width of the legend panel right of a line chart's plotting area.
+const LEGEND_WIDTH: u32 = 250;
 
 fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 10] = [
+    const C: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -96,6 +151,8 @@ fn color(i: usize) -> RGBColor {
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
         RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
+        RGBColor(0, 0, 128),
     ];
     C[i % C.len()]
 }
@@ -119,9 +176,11 @@ fn range_of(values: impl Iterator<Item = f64>, pad_to_zero: bool) -> (f64, f64) 
     (if pad_to_zero { lo } else { lo - pad }, hi + pad)
 }
 
-/// Lines of `series` against x; each series' reference value is marked at the right edge
-/// with a triangle of its colour.
-pub fn line_chart(
+/// Lines of `series` against x, each with its band (the spread over seeds) shaded in its
+/// colour and its reference value marked by a triangle at the right edge; the legend sits
+/// in a panel of its own right of the plot, so it never covers a line. Integer x values
+/// (epochs) are labelled without decimals.
+pub(crate) fn line_chart(
     path: &Path,
     title: &str,
     x_desc: &str,
@@ -140,28 +199,63 @@ pub fn line_chart(
     }
     let (y0, y1) = y_range.unwrap_or_else(|| {
         range_of(
-            series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.reference)),
+            series.iter().flat_map(|s| {
+                s.points
+                    .iter()
+                    .map(|p| p.1)
+                    .chain(s.reference)
+                    .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+            }),
             true,
         )
     });
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err(path))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+    let body = root
+        .titled(title, ("sans-serif", 17))
+        .map_err(draw_err(path))?;
+    let (plot_area, legend_area) = body.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let mut chart = ChartBuilder::on(&plot_area)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(draw_err(path))?;
+    let x_fmt = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&x_fmt)
         .light_line_style(WHITE)
         .draw()
         .map_err(draw_err(path))?;
+    // Bands first, so that every line is drawn over them.
+    for (i, s) in series.iter().enumerate() {
+        let band: Vec<&(f64, f64, f64)> = s
+            .band
+            .iter()
+            .filter(|b| b.1.is_finite() && b.2.is_finite())
+            .collect();
+        if band.len() >= 2 {
+            let c = color(s.color.unwrap_or(i));
+            let outline: Vec<(f64, f64)> = band
+                .iter()
+                .map(|b| (b.0, b.2))
+                .chain(band.iter().rev().map(|b| (b.0, b.1)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, c.mix(0.18).filled())))
+                .map_err(draw_err(path))?;
+        }
+    }
     for (i, s) in series.iter().enumerate() {
         let c = color(s.color.unwrap_or(i));
         let pts: Vec<(f64, f64)> = s
@@ -172,32 +266,66 @@ pub fn line_chart(
             .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(draw_err(path))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
             .map_err(draw_err(path))?;
+        if pts.len() <= 80 {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(draw_err(path))?;
+        }
         if let Some(r) = s.reference {
             chart
                 .draw_series(std::iter::once(TriangleMarker::new((x1, r), 6, c.filled())))
                 .map_err(draw_err(path))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(draw_err(path))?;
+    draw_legend(path, &legend_area, series)?;
     root.present().map_err(draw_err(path))?;
     Ok(())
 }
 
+/// The legend panel: one line per series in its colour, then what the markers mean.
+fn draw_legend(
+    path: &Path,
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    series: &[Series],
+) -> Result<(), PlotError> {
+    let font = ("sans-serif", 13).into_font();
+    let row = 19;
+    let mut y = 20;
+    for (i, s) in series.iter().enumerate() {
+        let c = color(s.color.unwrap_or(i));
+        area.draw(&PathElement::new(
+            vec![(4, y + 7), (26, y + 7)],
+            c.stroke_width(3),
+        ))
+        .map_err(draw_err(path))?;
+        area.draw(&Text::new(s.name.clone(), (32, y), font.clone()))
+            .map_err(draw_err(path))?;
+        y += row;
+    }
+    y += row / 2;
+    let grey = RGBColor(90, 90, 90);
+    if series.iter().any(|s| s.band.len() >= 2) {
+        area.draw(&Rectangle::new(
+            [(4, y + 2), (26, y + 12)],
+            grey.mix(0.25).filled(),
+        ))
+        .map_err(draw_err(path))?;
+        area.draw(&Text::new("min-max over seeds", (32, y), font.clone()))
+            .map_err(draw_err(path))?;
+        y += row;
+    }
+    if series.iter().any(|s| s.reference.is_some()) {
+        area.draw(&TriangleMarker::new((15, y + 7), 6, grey.filled()))
+            .map_err(draw_err(path))?;
+        area.draw(&Text::new("the paper, 60 epochs", (32, y), font))
+            .map_err(draw_err(path))?;
+    }
+    Ok(())
+}
+
 /// A histogram of `values` in `bins` equal bins, with the mean and sd in the title.
-pub fn histogram(
+pub(crate) fn histogram(
     path: &Path,
     title: &str,
     x_desc: &str,
@@ -258,7 +386,7 @@ pub struct Raster {
 }
 
 /// Draws a raster (one dot per spike; forward phases white, target phases shaded).
-pub fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), PlotError> {
+pub(crate) fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), PlotError> {
     ensure_font()?;
     let t1 = r.phases.last().map_or(1, |p| p.1).max(1);
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
@@ -335,7 +463,7 @@ fn diagnostic_copy(net: &Network, seed: u64) -> Network {
 
 /// Simulates `examples` training examples (learning included, on a copy) and records the
 /// spikes of the first `neurons` neurons of `layer` (the first hidden layer for plots).
-pub fn simulate_raster(
+pub(crate) fn simulate_raster(
     net: &Network,
     train: &MnistSet,
     seed: u64,
@@ -399,7 +527,7 @@ pub fn plateau_differences(
 }
 
 /// Per-epoch metrics of a run directory (metrics.json).
-pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
+pub(crate) fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
     let p = dir.join("metrics.json");
     let text = std::fs::read_to_string(&p).map_err(|e| PlotError::Input {
         path: p.clone(),
@@ -412,46 +540,85 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
 }
 
 /// Alignment records of a run directory (alignment.csv; empty if absent).
-pub fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
+pub(crate) fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
     std::fs::read_to_string(dir.join(alignment::FILE_NAME))
         .map(|t| alignment::parse_csv(&t))
         .unwrap_or_default()
 }
 
-/// Test error against training examples seen (thousands), from a run's metrics.
-pub fn learning_series(name: &str, metrics: &[EpochMetrics], reference: Option<f64>) -> Series {
-    let mut seen = 0usize;
+/// Test error after each epoch (x: the epoch), from a run's metrics.
+pub(crate) fn learning_series(
+    name: &str,
+    metrics: &[EpochMetrics],
+    reference: Option<f64>,
+) -> Series {
     let points = metrics
         .iter()
-        .map(|m| {
-            seen += m.record.train_examples;
-            (seen as f64 / 1000.0, m.record.test_error)
-        })
+        .map(|m| (m.record.epoch as f64, m.record.test_error))
         .collect();
     Series {
-        name: name.to_string(),
-        points,
         reference,
-        color: None,
+        ..Series::line(name, points)
     }
 }
 
 /// The update angle of hidden layer `layer` per epoch.
-pub fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -> Series {
-    Series {
-        name: name.to_string(),
-        points: records
+pub(crate) fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -> Series {
+    Series::line(
+        name,
+        records
             .iter()
             .filter(|r| r.layer == layer)
             .map(|r| (r.epoch as f64, r.update_angle_deg))
             .collect(),
-        reference: None,
-        color: None,
-    }
+    )
+}
+
+/// Trace points of a run directory (alignment_trace.csv; empty if absent).
+pub fn read_alignment_trace(dir: &Path) -> Vec<alignment::TracePoint> {
+    std::fs::read_to_string(dir.join(alignment::TRACE_FILE_NAME))
+        .map(|t| alignment::parse_trace_csv(&t))
+        .unwrap_or_default()
+}
+
+/// The update angle of hidden layer `layer` against training progress in epochs (epoch e,
+/// example k of n: e - 1 + k / n), each point the mean of `group` consecutive blocks of the
+/// trace (weighted by their examples; the x of the group's last block), so that a long
+/// trace stays readable: 10 blocks of 100 make one point per 1,000 examples.
+pub(crate) fn alignment_trace_series(
+    name: &str,
+    points: &[alignment::TracePoint],
+    layer: usize,
+    examples_per_epoch: usize,
+    group: usize,
+) -> Series {
+    let n = examples_per_epoch.max(1) as f64;
+    let blocks: Vec<&alignment::TracePoint> = points
+        .iter()
+        .filter(|p| p.layer == layer && p.update_angle_deg.is_finite())
+        .collect();
+    let line = blocks
+        .chunks(group.max(1))
+        .filter_map(|g| {
+            let count: usize = g.iter().map(|p| p.update_examples).sum();
+            let last = g.last()?;
+            let sum: f64 = g
+                .iter()
+                .map(|p| p.update_angle_deg * p.update_examples as f64)
+                .sum();
+            (count > 0).then(|| {
+                (
+                    (last.epoch - 1) as f64 + last.example as f64 / n,
+                    sum / count as f64,
+                )
+            })
+        })
+        .collect();
+    Series::line(name, line)
 }
 
 /// The network of a run's latest checkpoint, restored exactly as the run saved it.
-pub fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
+pub(crate) fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
     let (net, ck, _) =
         RunDir::open(dir)
             .and_then(|r| r.restore())
@@ -463,8 +630,9 @@ pub fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError> {
 }
 
 /// Plateau-difference histogram and hidden raster of a trained network (the first hidden
-/// layer; the output layer's raster for a network without hidden layers). Returns the files.
-pub fn network_plots(
+/// layer; the output layer's raster for a network without hidden layers; no raster in the
+/// rate mode). Returns the files.
+pub(crate) fn network_plots(
     net: &Network,
     train: &MnistSet,
     seed: u64,
@@ -484,6 +652,10 @@ pub fn network_plots(
             60,
         )?;
         files.push(p);
+    }
+    if net.model.cfg.neuron.mode == crate::model::config::NeuronMode::Rate {
+        // The rate mode (section 9) has no spikes to draw.
+        return Ok(files);
     }
     let raster = simulate_raster(net, train, seed, examples.clamp(1, 3), 0, 100);
     let p = out.join("raster.png");
@@ -516,7 +688,7 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
     line_chart(
         &p,
         &format!("{name}: test error after each epoch"),
-        "training examples seen (thousands)",
+        "epoch",
         "test error (%)",
         &[learning_series(&name, &metrics, None)],
         None,
@@ -529,21 +701,37 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
             .map(|m| alignment_series(&format!("update vs backprop, layer {m}"), &records, m))
             .collect();
         for m in 0..hidden {
-            series.push(Series {
-                name: format!("Y vs W^T, layer {m}"),
-                points: records
+            series.push(Series::line(
+                &format!("Y vs W^T, layer {m}"),
+                records
                     .iter()
                     .filter(|r| r.layer == m)
                     .map(|r| (r.epoch as f64, r.feedback_angle_deg))
                     .collect(),
-                reference: None,
-                color: None,
-            });
+            ));
         }
         let p = out.join("alignment.png");
         line_chart(
             &p,
             &format!("{name}: feedback alignment (angles, degrees)"),
+            "epoch",
+            "angle (degrees)",
+            &series,
+            Some((0.0, 120.0)),
+        )?;
+        files.push(p);
+    }
+    let trace = read_alignment_trace(dir);
+    if !trace.is_empty() {
+        let per_epoch = metrics.last().map_or(1, |m| m.record.train_examples);
+        let hidden = trace.iter().map(|t| t.layer).max().unwrap_or(0) + 1;
+        let series: Vec<Series> = (0..hidden)
+            .map(|m| alignment_trace_series(&format!("layer {m}"), &trace, m, per_epoch, 10))
+            .collect();
+        let p = out.join("alignment_trace.png");
+        line_chart(
+            &p,
+            &format!("{name}: hidden update vs backprop's, mean of each 1,000 examples"),
             "epoch",
             "angle (degrees)",
             &series,

@@ -3,13 +3,16 @@
 //! (`<out>/<experiment>/seed<S>/`), several at once, then a results page (docs/results.md)
 //! with the paper's number beside apical's and the plots.
 //!
-//! The paper's numbers live in one table, [`EXPERIMENTS`]; the model files are embedded so
+//! The paper's numbers live in one table, `EXPERIMENTS`; the model files are embedded so
 //! the binary runs anywhere.
 
 use crate::app::plot::{self, PlotError, Series};
+use crate::io::memory::MemoryError;
 use crate::io::mnist::Mnist;
-use crate::io::run_dir::{EpochMetrics, RunDir, RunInfo};
+use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock};
 use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::overrides::Override;
+use crate::run::metrics::evaluate_repeats;
 use crate::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
 use crate::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use std::time::Instant;
 /// One experiment of the paper.
 #[derive(Clone, Copy, Debug)]
 pub struct Experiment {
-    /// Model name = file stem of models/<name>.toml.
+    /// Model name = file stem of `models/<name>.toml`.
     pub name: &'static str,
     /// The model file's text (embedded).
     pub model_toml: &'static str,
@@ -35,7 +38,7 @@ pub struct Experiment {
 
 /// Every experiment, in the order of the results table. Paper values: reference.md, from
 /// Figs. 6 and 8 (test error on the 10,000 test images after 60 epochs of 60,000).
-pub const EXPERIMENTS: &[Experiment] = &[
+pub(crate) const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "guerguiev-0h",
         model_toml: include_str!("../../models/guerguiev-0h.toml"),
@@ -116,6 +119,22 @@ pub const EXPERIMENTS: &[Experiment] = &[
         paper: "no number; worse than the learning 784-500-10",
         paper_error: None,
     },
+    Experiment {
+        name: "guerguiev-1h-rate",
+        model_toml: include_str!("../../models/guerguiev-1h-rate.toml"),
+        what: "784-500-10, rate mode (no spikes, spec section 9)",
+        figure: "Fig. 7A, rate feedback",
+        paper: "no test error in the paper; the reference code: 5.8 % after 1 epoch",
+        paper_error: None,
+    },
+    Experiment {
+        name: "guerguiev-2h-rate",
+        model_toml: include_str!("../../models/guerguiev-2h-rate.toml"),
+        what: "784-500-100-10, rate mode (no spikes, spec section 9)",
+        figure: "extra",
+        paper: "no number (not in the paper)",
+        paper_error: None,
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +155,12 @@ pub enum ReproduceError {
     Mismatch { dir: PathBuf, problem: String },
     #[error(transparent)]
     Plot(#[from] PlotError),
+    #[error("{0}")]
+    Budget(String),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -178,10 +203,17 @@ pub struct ReproduceOptions {
     pub train_examples: Option<usize>,
     pub test_examples: Option<usize>,
     pub seeds: Vec<u64>,
+    /// Applied to every experiment's model (`--set`), validated like the file.
+    pub overrides: Vec<Override>,
     /// Runs at once.
     pub jobs: usize,
     pub out_dir: PathBuf,
     pub data_dir: PathBuf,
+    /// Record the per-block alignment trace of every run (alignment_trace.csv; see
+    /// [`crate::run::alignment::AlignmentLog::with_trace`]).
+    pub alignment_trace: bool,
+    /// Which end-of-epoch checkpoints each run keeps.
+    pub keep_checkpoints: KeepCheckpoints,
 }
 
 /// The finished run of one (experiment, seed).
@@ -193,6 +225,79 @@ pub struct RunSummary {
     pub metrics: Vec<EpochMetrics>,
     /// Whether an earlier finished run with the same settings was reused.
     pub reused: bool,
+    /// The averaged test of the final weights ([`averaged_tests`]), when asked for.
+    pub averaged: Option<AveragedTest>,
+}
+
+/// Repeated spiking tests of a run's final weights (`repeats.json` in its run directory):
+/// the paper's averaged test (20 repeats).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AveragedTest {
+    /// Epochs the tested weights were trained for.
+    pub epochs_done: usize,
+    pub repeats: usize,
+    pub test_examples: usize,
+    /// Test error of each repeat, percent.
+    pub errors: Vec<f64>,
+    /// Mean and sample sd of `errors`.
+    pub mean: f64,
+    pub sd: f64,
+}
+
+/// File name of the averaged test in a run directory.
+pub const REPEATS_FILE: &str = "repeats.json";
+
+/// Tests every run's final weights `repeats` times on its run's number of test images
+/// ([`evaluate_repeats`]: the same images, fresh spike streams each time) and keeps the
+/// result in its `repeats.json`; a run whose file already holds that many repeats of the
+/// same weights is not tested again. Sets [`RunSummary::averaged`].
+pub fn averaged_tests(
+    runs: &mut [RunSummary],
+    data: &Mnist,
+    repeats: usize,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<(), ReproduceError> {
+    for r in runs.iter_mut() {
+        let epochs_done = r.metrics.len();
+        let test_examples = r.metrics.last().map_or(0, |m| m.record.test_examples);
+        let path = r.dir.join(REPEATS_FILE);
+        let kept: Option<AveragedTest> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .filter(|a: &AveragedTest| {
+                (a.epochs_done, a.repeats, a.test_examples) == (epochs_done, repeats, test_examples)
+            });
+        if let Some(a) = kept {
+            r.averaged = Some(a);
+            continue;
+        }
+        let (net, ck) = plot::load_latest(&r.dir)?;
+        log(format!(
+            "{} seed {}: {repeats} tests of the weights after epoch {} on {test_examples} images",
+            r.experiment.name, r.seed, ck.epochs_done
+        ));
+        let ev = evaluate_repeats(
+            &net,
+            &data.test,
+            ck.seed,
+            ck.epochs_done,
+            test_examples,
+            repeats,
+        );
+        let (mean, sd) = ev.mean_sd();
+        let a = AveragedTest {
+            epochs_done: ck.epochs_done,
+            repeats,
+            test_examples: ev.indices.len(),
+            errors: ev.errors,
+            mean,
+            sd,
+        };
+        let text = serde_json::to_string_pretty(&a).expect("an averaged test serialises");
+        write_text(&path, &text)?;
+        r.averaged = Some(a);
+    }
+    Ok(())
 }
 
 impl RunSummary {
@@ -215,7 +320,9 @@ fn budget(
     e: &Experiment,
     o: &ReproduceOptions,
 ) -> Result<(ModelConfig, usize, usize, usize), ReproduceError> {
-    let cfg = ModelConfig::from_toml_str(e.model_toml, &format!("models/{}.toml", e.name))
+    let origin = format!("models/{}.toml", e.name);
+    let cfg = ModelConfig::from_toml_str(e.model_toml, &origin)
+        .and_then(|c| c.with_overrides(&o.overrides, &origin))
         .map_err(|err| ReproduceError::Model(e.name, err))?;
     let t = &cfg.training;
     let (ep, tr, te) = (
@@ -223,6 +330,24 @@ fn budget(
         o.train_examples.unwrap_or(t.train_examples),
         o.test_examples.unwrap_or(t.test_examples),
     );
+    let from = |flag: bool, field: &str| {
+        if flag {
+            format!("--{field}")
+        } else {
+            format!(
+                "models/{}.toml: training.{} =",
+                e.name,
+                field.replace('-', "_")
+            )
+        }
+    };
+    crate::run::session::check_counts(
+        tr,
+        &from(o.train_examples.is_some(), "train-examples"),
+        te,
+        &from(o.test_examples.is_some(), "test-examples"),
+    )
+    .map_err(ReproduceError::Budget)?;
     Ok((cfg, ep, tr, te))
 }
 
@@ -275,8 +400,9 @@ fn existing(
             "its model.toml differs from the current model file".into(),
         ));
     }
-    let checkpoints =
-        crate::io::checkpoint::list_checkpoints(dir).map_err(|e| mismatch(e.to_string()))?;
+    let checkpoints = RunDir::open(dir)
+        .and_then(|r| r.checkpoints())
+        .map_err(|e| mismatch(e.to_string()))?;
     if checkpoints.is_empty() {
         return Ok(Existing::Fresh);
     }
@@ -287,12 +413,42 @@ fn existing(
     Ok(Existing::Resume)
 }
 
-/// Runs every (experiment, seed) not already done, `opts.jobs` at a time. `log` gets one
-/// line per started and finished run.
+/// The locks of every run directory of a reproduction ([`lock_runs`]).
+pub struct RunLocks(Vec<RunLock>);
+
+impl RunLocks {
+    fn holds(&self, dir: &Path) -> bool {
+        self.0.iter().any(|l| l.dir() == dir)
+    }
+}
+
+/// Checks every run's settings (budget, memory) and locks every run directory, creating
+/// them: before the data is read, so a reproduction that another process is running (in
+/// whole or in part) is refused at once, naming the holder. A directory created here that
+/// ends up holding nothing is removed again when the locks are dropped.
+pub fn lock_runs(
+    exps: &[&'static Experiment],
+    opts: &ReproduceOptions,
+) -> Result<RunLocks, ReproduceError> {
+    let mut locks = Vec::new();
+    for &e in exps {
+        let (cfg, ..) = budget(e, opts)?;
+        crate::run::session::check_memory(&cfg)?;
+        for &seed in &opts.seeds {
+            let (_, lock) = RunDir::create_locked(&run_dir(&opts.out_dir, e.name, seed))?;
+            locks.push(lock);
+        }
+    }
+    Ok(RunLocks(locks))
+}
+
+/// Runs every (experiment, seed) not already done, `opts.jobs` at a time, in run
+/// directories locked by [`lock_runs`]. `log` gets one line per started and finished run.
 pub fn run_all(
     exps: &[&'static Experiment],
     data: &Mnist,
     opts: &ReproduceOptions,
+    locks: &RunLocks,
     stop: &AtomicBool,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<Vec<RunSummary>, ReproduceError> {
@@ -301,8 +457,15 @@ pub fn run_all(
         .flat_map(|&e| opts.seeds.iter().map(move |&s| (e, s)))
         .collect();
     // Settings are checked before anything runs.
-    for &(e, _) in &jobs {
+    for &(e, seed) in &jobs {
         budget(e, opts)?;
+        let dir = run_dir(&opts.out_dir, e.name, seed);
+        if !locks.holds(&dir) {
+            return Err(ReproduceError::Budget(format!(
+                "{} is not locked: lock every run directory with lock_runs first",
+                dir.display()
+            )));
+        }
     }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<RunSummary, ReproduceError>>>> =
@@ -360,6 +523,7 @@ fn run_one(
             dir,
             metrics,
             reused: true,
+            averaged: None,
         });
     }
     let train_err = |source: TrainError| ReproduceError::Train {
@@ -376,6 +540,7 @@ fn run_one(
         test_examples,
         data_dir: opts.data_dir.clone(),
         checkpoint_every: 0,
+        keep_checkpoints: opts.keep_checkpoints,
     };
     let ropts = RunOptions {
         epochs,
@@ -384,6 +549,7 @@ fn run_one(
         seed,
         out_dir: dir.clone(),
         checkpoint_every: 0,
+        keep_checkpoints: opts.keep_checkpoints,
     };
     log(format!(
         "{} seed {seed}: {epochs} epoch(s) of {train_examples} examples, {test_examples} test images -> {}",
@@ -392,26 +558,24 @@ fn run_one(
     ));
     let started = Instant::now();
     let mut trainer = if matches!(state, Existing::Resume) {
-        let list =
-            crate::io::checkpoint::list_checkpoints(&dir).map_err(|source| ReproduceError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        let latest = &list.last().expect("checked: the run has a checkpoint").2;
-        let ck = crate::io::checkpoint::Checkpoint::load(latest)
-            .map_err(|err| train_err(TrainError::Checkpoint(err)))?;
+        // The latest checkpoint by content, checked against run.json and model.toml.
+        let run = RunDir { dir: dir.clone() };
+        let (ck, latest) = run.latest_checkpoint()?;
+        let check = run.verify_resume(&ck, &latest)?;
+        for line in check.repaired {
+            log(format!("{} seed {seed}: {line}", e.name));
+        }
         log(format!(
             "{} seed {seed}: resuming from {}",
             e.name,
             latest.display()
         ));
-        RunDir { dir: dir.clone() }
-            .write_info(&info)
-            .map_err(|e| train_err(e.into()))?;
+        run.write_info(&info).map_err(|e| train_err(e.into()))?;
         Trainer::resume(ck, data, ropts).map_err(train_err)?
     } else {
         Trainer::new(cfg, data, ropts, &info).map_err(train_err)?
     };
+    trainer.alignment_trace = opts.alignment_trace;
     trainer
         .run(stop, &mut Quiet, &mut NoObserver)
         .map_err(train_err)?;
@@ -428,6 +592,7 @@ fn run_one(
         dir,
         metrics,
         reused: false,
+        averaged: None,
     })
 }
 
@@ -486,22 +651,31 @@ pub fn render_plots(
     })?;
     let groups = by_experiment(runs);
     let mut files = Vec::new();
+    let seeds = groups.iter().map(|(_, rs)| rs.len()).max().unwrap_or(1);
+    let over = if seeds > 1 {
+        format!("mean over {seeds} seeds, band: min-max")
+    } else {
+        "one seed".to_string()
+    };
     let curves: Vec<Series> = groups
         .iter()
         .map(|(e, rs)| {
-            let mut s = plot::learning_series(e.name, &rs[0].metrics, e.paper_error);
-            for (k, p) in s.points.iter_mut().enumerate() {
-                p.1 = epoch_mean(rs, k);
+            let per_seed: Vec<Vec<(f64, f64)>> = rs
+                .iter()
+                .map(|r| plot::learning_series(e.name, &r.metrics, None).points)
+                .collect();
+            Series {
+                reference: e.paper_error,
+                color: palette_index(e),
+                ..plot::mean_and_spread(e.name, &per_seed)
             }
-            s.color = palette_index(e);
-            s
         })
         .collect();
     let p = img_dir.join("learning_curves.png");
     plot::line_chart(
         &p,
-        "Test error after each epoch (mean over seeds; triangles: the paper after 60 epochs)",
-        "training examples seen (thousands)",
+        &format!("Test error after each epoch ({over})"),
+        "epoch",
         "test error (%)",
         &curves,
         None,
@@ -510,10 +684,14 @@ pub fn render_plots(
     let angles: Vec<Series> = groups
         .iter()
         .filter_map(|(e, rs)| {
-            let recs = plot::read_alignment(&rs[0].dir);
-            (!recs.is_empty()).then(|| Series {
+            let per_seed: Vec<Vec<(f64, f64)>> = rs
+                .iter()
+                .map(|r| plot::alignment_series(e.name, &plot::read_alignment(&r.dir), 0).points)
+                .filter(|p| !p.is_empty())
+                .collect();
+            (!per_seed.is_empty()).then(|| Series {
                 color: palette_index(e),
-                ..plot::alignment_series(e.name, &recs, 0)
+                ..plot::mean_and_spread(e.name, &per_seed)
             })
         })
         .collect();
@@ -521,10 +699,40 @@ pub fn render_plots(
         let p = img_dir.join("alignment.png");
         plot::line_chart(
             &p,
-            "Angle between the hidden update and backprop's (layer 0, last 100 examples of each epoch)",
+            &format!("Hidden update vs backprop's, last 100 examples of each epoch ({over})"),
             "epoch",
             "angle (degrees)",
             &angles,
+            Some((0.0, 120.0)),
+        )?;
+        files.push(p);
+    }
+    let traces: Vec<Series> = groups
+        .iter()
+        .filter_map(|(e, rs)| {
+            let per_seed: Vec<Vec<(f64, f64)>> = rs
+                .iter()
+                .map(|r| {
+                    let n = r.metrics.last().map_or(1, |m| m.record.train_examples);
+                    let t = plot::read_alignment_trace(&r.dir);
+                    plot::alignment_trace_series(e.name, &t, 0, n, 10).points
+                })
+                .filter(|p| !p.is_empty())
+                .collect();
+            (!per_seed.is_empty()).then(|| Series {
+                color: palette_index(e),
+                ..plot::mean_and_spread(e.name, &per_seed)
+            })
+        })
+        .collect();
+    if !traces.is_empty() {
+        let p = img_dir.join("alignment_trace.png");
+        plot::line_chart(
+            &p,
+            &format!("Hidden update vs backprop's, mean of every 1,000 examples ({over})"),
+            "epoch",
+            "angle (degrees)",
+            &traces,
             Some((0.0, 120.0)),
         )?;
         files.push(p);
@@ -603,8 +811,29 @@ pub fn render_results(
     s.push_str("Command:\n\n```sh\n");
     s.push_str(command);
     s.push_str("\n```\n\n");
-    s.push_str("| experiment | network | paper (60 epochs) | apical test error (mean ± sd over seeds) | per seed | after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    // The averaged test columns, when the runs have one (`--repeats N`).
+    let repeats: Vec<usize> = runs
+        .iter()
+        .filter_map(|r| r.averaged.as_ref().map(|a| a.repeats))
+        .collect();
+    let averaged = !repeats.is_empty();
+    let repeats_label = match (repeats.iter().min(), repeats.iter().max()) {
+        (Some(lo), Some(hi)) if lo == hi => format!("{lo}"),
+        (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+        _ => String::new(),
+    };
+    s.push_str("| experiment | network | paper (60 epochs) | apical test error (mean ± sd over seeds) | per seed |");
+    if averaged {
+        s.push_str(&format!(
+            " averaged test ({repeats_label} repeats; mean ± sd over seeds) | averaged test per seed (mean ± sd of its repeats) |"
+        ));
+    }
+    s.push_str(" after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
+    s.push_str(if averaged {
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    });
     let groups = by_experiment(runs);
     for e in EXPERIMENTS {
         let g = groups.iter().find(|(ge, _)| ge.name == e.name);
@@ -620,8 +849,25 @@ pub fn render_results(
                 let curve: Vec<String> = (0..rs[0].metrics.len())
                     .map(|k| format!("{:.2}", epoch_mean(rs, k)))
                     .collect();
+                let avg_cols = if averaged {
+                    let per_run: Vec<&AveragedTest> =
+                        rs.iter().filter_map(|r| r.averaged.as_ref()).collect();
+                    let means: Vec<f64> = per_run.iter().map(|a| a.mean).collect();
+                    let (m, sd) = mean_sd(&means);
+                    let per: Vec<String> = per_run
+                        .iter()
+                        .map(|a| format!("{:.2} ± {:.2}", a.mean, a.sd))
+                        .collect();
+                    if per_run.is_empty() {
+                        " | |".to_string()
+                    } else {
+                        format!(" {m:.2} ± {sd:.2} % | {} |", per.join(", "))
+                    }
+                } else {
+                    String::new()
+                };
                 s.push_str(&format!(
-                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} | {} | {} × {} | {} | {} | {:.0} |\n",
+                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} |{} {} | {} × {} | {} | {} | {:.0} |\n",
                     e.name,
                     e.what,
                     e.paper,
@@ -629,6 +875,7 @@ pub fn render_results(
                     mean,
                     sd,
                     per.join(", "),
+                    avg_cols,
                     curve.join(" → "),
                     rs[0].metrics.len(),
                     last.map_or(0, |m| m.record.train_examples),
@@ -638,8 +885,13 @@ pub fn render_results(
                 ));
             }
             None => s.push_str(&format!(
-                "| `{}` | {} | {} ({}) | not run | | | | | | |\n",
-                e.name, e.what, e.paper, e.figure
+                "| `{}` | {} | {} ({}) | not run |{}\n",
+                e.name,
+                e.what,
+                e.paper,
+                e.figure,
+                // The columns after "not run" stay empty.
+                " |".repeat(if averaged { 8 } else { 6 })
             )),
         }
     }
@@ -651,6 +903,14 @@ pub fn render_results(
         "Wall time: training plus the end-of-epoch tests of one run, on this machine, with \
          other runs sharing the cores (`--jobs`), so it is an upper bound of the run's own cost.\n\n",
     );
+    if averaged {
+        s.push_str(&format!(
+            "Averaged test: the final weights of each run tested {repeats_label} times on the \
+             run's test images, each time with spike streams of their own (`apical eval \
+             --repeats`; `repeats.json` in the run directory), as the paper's error bars (20 \
+             repeats). The rate mode has no randomness in a test, so its repeats agree.\n\n"
+        ));
+    }
     if !images.is_empty() {
         s.push_str("## Plots\n\n");
         for img in images {
@@ -659,8 +919,9 @@ pub fn render_results(
                 .and_then(|n| n.to_str())
                 .unwrap_or("plot");
             let caption = match name {
-                "learning_curves" => "Test error after each epoch, every experiment (first seed); triangles at the right edge: the paper's value after 60 epochs.",
-                "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run).",
+                "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs.",
+                "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run; mean over seeds, shaded min-max).",
+                "alignment_trace" => "The same angle over the whole of training (`--alignment-trace`; alignment_trace.csv holds the mean of every 100 examples, the plot the mean of every 1,000), as in the paper's Fig. 7A: spiking feedback against the rate mode's.",
                 "plateau_differences" => "Distribution of alpha_t - alpha_f (eq. 5.2) over the hidden neurons of the trained 784-500-10 network, from training examples simulated on a copy of its final checkpoint.",
                 "raster" => "Spikes of the first 100 hidden neurons over three training examples simulated from the final checkpoint; shaded: target phases.",
                 _ => "",
@@ -719,6 +980,10 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            // models/sweeps/ holds sweep files, not models.
+            if !path.is_file() {
+                continue;
+            }
             let stem = path
                 .file_stem()
                 .and_then(|s| s.to_str())

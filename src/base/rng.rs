@@ -9,7 +9,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 /// The generator behind every stream: small, fast and with a stable, documented output.
-pub type Rng = Xoshiro256PlusPlus;
+pub(crate) type Rng = Xoshiro256PlusPlus;
 
 /// What a stream is used for; part of its key.
 #[derive(Clone, Copy, Debug)]
@@ -86,13 +86,13 @@ pub fn stream(seed: u64, purpose: Purpose, key: &[u64]) -> Rng {
 
 /// A uniform f32 in [0, 1) from 24 random bits.
 #[inline]
-pub fn unit_f32(bits: u32) -> f32 {
+pub(crate) fn unit_f32(bits: u32) -> f32 {
     (bits >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
 /// A uniform f64 in (0, 1], never 0 (safe for logarithms).
 #[inline]
-pub fn open_unit_f64(bits: u64) -> f64 {
+pub(crate) fn open_unit_f64(bits: u64) -> f64 {
     ((bits >> 11) + 1) as f64 * (1.0 / 9_007_199_254_740_992.0)
 }
 
@@ -126,7 +126,7 @@ impl LaneRng {
 
     /// One Xoshiro256++ step of every lane.
     #[inline(always)]
-    pub fn next_lanes(&mut self) -> [u64; LANES] {
+    pub(crate) fn next_lanes(&mut self) -> [u64; LANES] {
         let [s0, s1, s2, s3] = &mut self.s;
         let mut out = [0u64; LANES];
         for i in 0..LANES {
@@ -145,7 +145,7 @@ impl LaneRng {
         out
     }
 
-    /// Fills `out` with uniforms in [0, 1) (24 random bits each, see [`unit_f32`]).
+    /// Fills `out` with uniforms in [0, 1) (24 random bits each, see `unit_f32`).
     #[inline(always)]
     pub fn fill_uniforms(&mut self, out: &mut [f32]) {
         let mut chunks = out.chunks_exact_mut(2 * LANES);

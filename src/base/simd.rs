@@ -73,7 +73,7 @@ pub fn detect() -> Level {
 /// Bit l set where `a[l] > 0`, for the first eight lanes of `a` (at least eight): one
 /// vector comparison and a sign-bit mask on x86-64.
 #[inline(always)]
-pub fn positive_mask8(a: &[f32]) -> u32 {
+pub(crate) fn positive_mask8(a: &[f32]) -> u32 {
     let a = &a[..8];
     #[cfg(target_arch = "x86_64")]
     {
@@ -99,7 +99,7 @@ pub fn positive_mask8(a: &[f32]) -> u32 {
 /// Writes `lo + l` for the set lanes l of `mask`, in increasing order, to the start of
 /// `dst` (at least eight entries; what follows them is overwritten with junk).
 #[inline(always)]
-pub fn set_lanes(dst: &mut [u32], mask: usize, lo: u32) {
+pub(crate) fn set_lanes(dst: &mut [u32], mask: usize, lo: u32) {
     let (dst, lanes) = (&mut dst[..8], &MASK_LANES[mask & 0xff]);
     #[cfg(target_arch = "x86_64")]
     {
@@ -123,10 +123,10 @@ pub fn set_lanes(dst: &mut [u32], mask: usize, lo: u32) {
 
 /// For each 8-bit mask, the indices of its set bits in increasing order (the rest 0): the
 /// table that compacts the lanes of a comparison without a branch per lane.
-pub static MASK_LANES: [[u32; 8]; 256] = mask_lanes();
+pub(crate) static MASK_LANES: [[u32; 8]; 256] = mask_lanes();
 
 /// For each 8-bit mask, the number of its set bits.
-pub static MASK_LANES_SET: [u8; 256] = mask_counts();
+pub(crate) static MASK_LANES_SET: [u8; 256] = mask_counts();
 
 const fn mask_lanes() -> [[u32; 8]; 256] {
     let mut t = [[0u32; 8]; 256];

@@ -1,11 +1,12 @@
 //! `apical reproduce` and `apical plot` (command-line edge of src/reproduce.rs and src/plot.rs).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use apical::app::reproduce::{self, ReproduceOptions};
 use apical::io::run_dir::RunDir;
+use apical::model::config::ModelConfig;
+use apical::model::overrides::Override;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -23,6 +24,11 @@ pub struct ReproduceArgs {
     /// Test images per evaluation (default: the model file's, 10,000).
     #[arg(long)]
     test_examples: Option<usize>,
+    /// Override a model-file field of every experiment: `--set neuron.g_A=0.05` (dotted
+    /// path, TOML value; repeatable). A run directory holding a run without it is not reused
+    /// (choose another --out).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Seeds 0..N-1 for every experiment.
     #[arg(long, default_value_t = 1)]
     seeds: u64,
@@ -38,9 +44,23 @@ pub struct ReproduceArgs {
     /// Training examples simulated from a checkpoint for the plateau and raster plots.
     #[arg(long, default_value_t = 50)]
     plot_examples: usize,
+    /// At the end, test each run's final weights N times on its test images, each time with
+    /// spike streams of their own (the paper's averaged test: 20), and show the mean ± sd on
+    /// the results page; kept in `repeats.json` of each run directory (not redone when it
+    /// holds N repeats of the same weights). Default: no averaged test.
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Compare every training example's hidden update with backprop's and keep the mean of
+    /// each block of 100 in `alignment_trace.csv` (the curve of the paper's Fig. 7A; plotted
+    /// as img/alignment_trace.png). Costs one backprop pass per example.
+    #[arg(long)]
+    alignment_trace: bool,
     /// Worker threads of the tests (default: all cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Which end-of-epoch checkpoints each run keeps: `all`, or `last:N[,every:M]`.
+    #[arg(long, value_name = "POLICY", default_value = "last:2,every:10", value_parser = crate::parse_keep)]
+    keep_checkpoints: apical::io::run_dir::KeepCheckpoints,
     #[command(flatten)]
     data: crate::DataArgs,
 }
@@ -74,6 +94,18 @@ fn command_line(a: &ReproduceArgs) -> String {
             c.push_str(&format!(" {flag} {v}"));
         }
     }
+    if let Some(n) = a.repeats {
+        c.push_str(&format!(" --repeats {n}"));
+    }
+    if a.alignment_trace {
+        c.push_str(" --alignment-trace");
+    }
+    for s in &a.set {
+        c.push_str(&format!(
+            " --set {}",
+            apical::app::sweep::slurm::shell_quote(s)
+        ));
+    }
     c.push_str(&format!(
         " --seeds {} --jobs {} --out {} --results {}",
         a.seeds,
@@ -84,9 +116,19 @@ fn command_line(a: &ReproduceArgs) -> String {
     c
 }
 
-pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
+pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     crate::set_threads(a.threads)?;
     let exps = reproduce::select(&a.experiments)?;
+    let overrides = a
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every experiment's model with the overrides, checked before the data loads.
+    for e in &exps {
+        let origin = format!("models/{}.toml", e.name);
+        ModelConfig::from_toml_str(e.model_toml, &origin)?.with_overrides(&overrides, &origin)?;
+    }
     for (flag, v) in budget_flags(&a) {
         if v == Some(0) {
             bail!("{flag} must be at least 1");
@@ -95,29 +137,29 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
     if a.seeds == 0 || a.jobs == 0 {
         bail!("--seeds and --jobs must be at least 1");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupt: every run finishes its current example and writes a checkpoint"
-            );
-        })
-        .context("cannot install the Ctrl-C handler")?;
+    if a.repeats == Some(0) {
+        bail!("--repeats must be at least 1");
     }
-    let (data, data_dir) = crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?;
+    let stop = crate::cli::signals::Stop::install(
+        "every run finishes its current example and writes a checkpoint",
+    )?;
+    let data_dir = apical::io::mnist::find_data_dir(a.data.dir.as_deref())?;
     let opts = ReproduceOptions {
         epochs: a.epochs,
         train_examples: a.train_examples,
         test_examples: a.test_examples,
         seeds: (0..a.seeds).collect(),
+        overrides,
         jobs: a.jobs,
         out_dir: a.out.clone(),
-        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+        data_dir: std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone()),
+        alignment_trace: a.alignment_trace,
+        keep_checkpoints: a.keep_checkpoints,
     };
+    // Every run directory is locked before the data is read.
+    let locks = reproduce::lock_runs(&exps, &opts)?;
+    eprintln!("loading MNIST from {}", data_dir.display());
+    let data = apical::io::mnist::load_mnist(&data_dir, !a.data.no_verify)?;
     let started = Instant::now();
     eprintln!(
         "reproducing {} experiment(s) x {} seed(s), {} at once, in {}",
@@ -126,17 +168,31 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         a.jobs,
         a.out.display()
     );
-    let runs = reproduce::run_all(&exps, &data, &opts, &stop, &|line| eprintln!("{line}"))?;
-    if stop.load(Ordering::SeqCst) {
-        bail!(
-            "interrupted; run the same command again to continue (finished runs are reused, the others resume with `apical train --resume DIR`)"
+    let mut runs = reproduce::run_all(&exps, &data, &opts, &locks, &stop.flag, &|line| {
+        crate::cli::signals::note(&line)
+    })?;
+    if stop.raised() {
+        crate::cli::signals::note(
+            "stopped; run the same command again to continue (finished runs are reused, the others resume from their checkpoints)",
         );
+        return Ok(ExitCode::from(stop.exit_code()));
     }
+    if let Some(n) = a.repeats {
+        reproduce::averaged_tests(&mut runs, &data, n, &|line| eprintln!("{line}"))?;
+    }
+    drop(locks);
     let img_dir = a
         .results
         .parent()
         .map_or_else(|| PathBuf::from("img"), |p| p.join("img"));
-    let files = reproduce::render_plots(&runs, &data, &img_dir, a.plot_examples)?;
+    // Without a font the plots cannot be drawn; the results page is still worth writing.
+    let files = match apical::app::plot::ensure_font() {
+        Ok(()) => reproduce::render_plots(&runs, &data, &img_dir, a.plot_examples)?,
+        Err(e) => {
+            eprintln!("warning: plots skipped: {e}");
+            Vec::new()
+        }
+    };
     let rel: Vec<String> = files
         .iter()
         .filter_map(|f| f.file_name().and_then(|n| n.to_str()))
@@ -146,8 +202,14 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
     let text = reproduce::render_results(&runs, &command_line(&a), &rel, full);
     reproduce::write_text(&a.results, &text)?;
     for r in &runs {
+        let avg = r.averaged.as_ref().map_or(String::new(), |a| {
+            format!(
+                "; averaged test {:.2} ± {:.2} % ({} repeats)",
+                a.mean, a.sd, a.repeats
+            )
+        });
         println!(
-            "{:<34} seed {}: test error {:6.2} %{}",
+            "{:<34} seed {}: test error {:6.2} %{avg}{}",
             r.experiment.name,
             r.seed,
             r.test_error(),
@@ -161,7 +223,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<()> {
         img_dir.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn cmd_plot(a: PlotArgs) -> Result<()> {
@@ -169,14 +231,23 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a run directory", dir.display());
     }
-    let data_dir = match &a.data.dir {
-        Some(d) => d.clone(),
-        None => RunDir::open(dir)
-            .and_then(|r| r.read_info())
-            .map(|i| i.data_dir)
-            .or_else(|_| apical::io::mnist::find_data_dir(None))?,
+    // --data, else APICAL_DATA, else the run's own (run.json), else the usual places: each
+    // error names its source.
+    let own = RunDir::open(dir)
+        .and_then(|r| r.read_info())
+        .map(|i| i.data_dir)
+        .ok()
+        .filter(|d| d.is_dir());
+    let (data, _) = match own {
+        Some(d) if a.data.dir.is_none() && apical::io::mnist::data_env().is_none() => {
+            eprintln!(
+                "loading MNIST from {} (the run's, from run.json)",
+                d.display()
+            );
+            (apical::io::mnist::load_mnist(&d, !a.data.no_verify)?, d)
+        }
+        _ => crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?,
     };
-    let (data, _) = crate::load_data(Some(&data_dir), a.data.no_verify)?;
     let files = apical::app::plot::plot_run(dir, &data.train, a.examples)?;
     for f in files {
         println!("{}", f.display());

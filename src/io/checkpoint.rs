@@ -15,17 +15,234 @@ use crate::sim::state::NetState;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"APICALCK";
 /// Version 2 added the run's `train_examples` and `test_examples`; version 4 changed the
 /// saved network state (input, basal traces: mid-epoch checkpoints only, see
-/// [`OLDEST_READABLE`]).
+/// `OLDEST_READABLE`).
 pub const FORMAT_VERSION: u32 = 4;
 /// Version 3 differs from 4 only in the mid-epoch network state, so its end-of-epoch
 /// checkpoints are read as they are.
-pub const OLDEST_READABLE: u32 = 3;
+pub(crate) const OLDEST_READABLE: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
+/// Largest payload read (a 784-500-10 checkpoint is 1.6 MB; the largest model a model file
+/// may describe would not fit any machine's memory long before this).
+pub const MAX_PAYLOAD: u64 = 1 << 38;
+/// Bytes of the payload [`peek`] reads first (the model text comes first and is a few KiB).
+const PEEK_BYTES: u64 = 64 << 10;
+
+/// The fixed-size header of a checkpoint file.
+struct Header {
+    version: u32,
+    /// Payload length in bytes.
+    len: u64,
+    sha256: [u8; 32],
+}
+
+impl Header {
+    /// Parses the header from `head` (the file's first `min(HEADER_LEN, file_len)` bytes)
+    /// and checks it against the length of the whole file.
+    fn parse(head: &[u8], file_len: u64, path: &Path) -> Result<Self, CheckpointError> {
+        let p = || path.to_path_buf();
+        let found = usize::try_from(file_len).unwrap_or(usize::MAX);
+        if head.len() < 8 || &head[..8] != MAGIC {
+            if head.len() < 8 && MAGIC.starts_with(head) {
+                return Err(CheckpointError::Truncated {
+                    path: p(),
+                    found,
+                    expected: HEADER_LEN,
+                });
+            }
+            return Err(CheckpointError::NotACheckpoint { path: p() });
+        }
+        if head.len() < HEADER_LEN {
+            return Err(CheckpointError::Truncated {
+                path: p(),
+                found,
+                expected: HEADER_LEN,
+            });
+        }
+        let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+        if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
+            return Err(CheckpointError::Version {
+                path: p(),
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let len = u64::from_le_bytes(head[12..20].try_into().expect("8 bytes"));
+        let expected = (HEADER_LEN as u64).saturating_add(len);
+        if file_len < expected {
+            return Err(CheckpointError::Truncated {
+                path: p(),
+                found,
+                expected: expected.min(usize::MAX as u64) as usize,
+            });
+        }
+        if file_len > expected {
+            return Err(CheckpointError::Corrupt {
+                path: p(),
+                problem: format!("{} trailing bytes after the payload", file_len - expected),
+            });
+        }
+        if len > MAX_PAYLOAD {
+            return Err(CheckpointError::Corrupt {
+                path: p(),
+                problem: format!(
+                    "its header announces a payload of {len} bytes, more than any checkpoint apical reads ({MAX_PAYLOAD})"
+                ),
+            });
+        }
+        Ok(Header {
+            version,
+            len,
+            sha256: head[20..52].try_into().expect("32 bytes"),
+        })
+    }
+}
+
+/// Opens a checkpoint file and reads and checks its header against the file's size; the
+/// file is left positioned at the payload.
+fn open_checked(path: &Path) -> Result<(Header, fs::File), CheckpointError> {
+    let read_err = |source| CheckpointError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = fs::File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a checkpoint is a checkpoint-*.bin file)",
+        )));
+    }
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    (&mut file)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
+    let header = Header::parse(&head, meta.len().max(head.len() as u64), path)?;
+    Ok((header, file))
+}
+
+/// A bincode varint (standard configuration) at `at`: the value and the position after it;
+/// None when `bytes` ends first.
+fn varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let le = |n: usize| -> Option<u64> {
+        let b = bytes.get(at + 1..at + 1 + n)?;
+        let mut v = [0u8; 16];
+        v[..n].copy_from_slice(b);
+        u64::try_from(u128::from_le_bytes(v))
+            .ok()
+            .or(Some(u64::MAX))
+    };
+    match *bytes.get(at)? {
+        b @ 0..=250 => Some((u64::from(b), at + 1)),
+        251 => Some((le(2)?, at + 3)),
+        252 => Some((le(4)?, at + 5)),
+        253 => Some((le(8)?, at + 9)),
+        _ => Some((le(16)?, at + 17)),
+    }
+}
+
+/// The payload starts with two strings (the model text and its hash). bincode allocates a
+/// string's announced length before reading it, so each length is checked against the
+/// `payload_len` bytes there are first (`bytes`: the payload or its beginning).
+fn strings_fit(bytes: &[u8], payload_len: u64, path: &Path) -> Result<(), CheckpointError> {
+    let mut at = 0;
+    for what in ["model text", "model hash"] {
+        let Some((len, after)) = varint(bytes, at) else {
+            return Ok(());
+        };
+        let end = (after as u64).saturating_add(len);
+        if end > payload_len {
+            return Err(CheckpointError::Corrupt {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "the {what} is announced as {len} bytes, more than the payload holds"
+                ),
+            });
+        }
+        at = end as usize;
+    }
+    Ok(())
+}
+
+/// What a checkpoint says about itself: the first fields of its payload, read without
+/// reading (or checksumming) the rest. Fields and order are those of [`Checkpoint`], so
+/// bincode decodes them from the payload's beginning.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CheckpointHead {
+    pub model_toml: String,
+    pub model_sha256: String,
+    pub seed: u64,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub epochs_done: usize,
+    pub progress: Option<ProgressHead>,
+}
+
+/// The first fields of [`EpochProgress`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProgressHead {
+    pub example: usize,
+    pub correct: usize,
+}
+
+impl CheckpointHead {
+    /// (epochs done, examples done in the next epoch), the order of checkpoints in a run.
+    pub fn position(&self) -> (usize, usize) {
+        (
+            self.epochs_done,
+            self.progress.as_ref().map_or(0, |p| p.example),
+        )
+    }
+}
+
+impl Checkpoint {
+    /// (epochs done, examples done in the next epoch), the order of checkpoints in a run.
+    pub fn position(&self) -> (usize, usize) {
+        (
+            self.epochs_done,
+            self.progress.as_ref().map_or(0, |p| p.example),
+        )
+    }
+}
+
+/// The head of a checkpoint file ([`CheckpointHead`]): its header checked against the
+/// file size, then the first few KiB of the payload decoded. The payload's checksum is
+/// not checked (that needs the whole file: [`Checkpoint::load`]).
+pub fn peek(path: &Path) -> Result<CheckpointHead, CheckpointError> {
+    let (header, mut file) = open_checked(path)?;
+    let mut prefix = Vec::new();
+    let mut want = header.len.min(PEEK_BYTES);
+    loop {
+        (&mut file)
+            .take(want - prefix.len() as u64)
+            .read_to_end(&mut prefix)
+            .map_err(|source| CheckpointError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        strings_fit(&prefix, header.len, path)?;
+        match bincode::serde::decode_from_slice::<CheckpointHead, _>(
+            &prefix,
+            bincode::config::standard(),
+        ) {
+            Ok((head, _)) => return Ok(head),
+            // A model text longer than the first read: read up to the whole payload.
+            Err(_) if want < header.len && prefix.len() as u64 == want => want = header.len,
+            Err(e) => {
+                return Err(CheckpointError::Corrupt {
+                    path: path.to_path_buf(),
+                    problem: format!("cannot decode payload: {e}"),
+                })
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -61,6 +278,8 @@ pub enum CheckpointError {
     },
     #[error("checkpoint {path} is corrupt: {problem}")]
     Corrupt { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Memory(#[from] crate::io::memory::MemoryError),
 }
 
 /// Per-epoch results kept in checkpoints (no wall-clock times, so files are reproducible).
@@ -124,80 +343,52 @@ pub fn sha256_hex(text: &[u8]) -> String {
 impl Checkpoint {
     /// Encodes to the file format.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = bincode::serde::encode_to_vec(self, bincode::config::standard())
+        // One buffer: the payload is encoded behind a header whose length and checksum are
+        // filled in afterwards (the file holds the payload once in memory, not twice).
+        let mut out = vec![0u8; HEADER_LEN];
+        bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard())
             .expect("a checkpoint always encodes");
-        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(&payload));
-        out.extend_from_slice(&payload);
+        let len = (out.len() - HEADER_LEN) as u64;
+        let digest = Sha256::digest(&out[HEADER_LEN..]);
+        out[..8].copy_from_slice(MAGIC);
+        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[12..20].copy_from_slice(&len.to_le_bytes());
+        out[20..52].copy_from_slice(&digest);
         out
     }
 
     /// Decodes the file format; `path` names the file in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
+        let header = Header::parse(
+            &bytes[..bytes.len().min(HEADER_LEN)],
+            bytes.len() as u64,
+            path,
+        )?;
+        Self::from_payload(&header, &bytes[HEADER_LEN..], path)
+    }
+
+    /// Checks the payload against the header's checksum and decodes it.
+    fn from_payload(header: &Header, payload: &[u8], path: &Path) -> Result<Self, CheckpointError> {
         let p = || path.to_path_buf();
-        if bytes.len() < 8 || &bytes[..8] != MAGIC {
-            if bytes.len() < 8 && MAGIC.starts_with(bytes) {
-                return Err(CheckpointError::Truncated {
-                    path: p(),
-                    found: bytes.len(),
-                    expected: HEADER_LEN,
-                });
-            }
-            return Err(CheckpointError::NotACheckpoint { path: p() });
-        }
-        if bytes.len() < HEADER_LEN {
-            return Err(CheckpointError::Truncated {
-                path: p(),
-                found: bytes.len(),
-                expected: HEADER_LEN,
-            });
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
-            return Err(CheckpointError::Version {
-                path: p(),
-                found: version,
-                expected: FORMAT_VERSION,
-            });
-        }
-        let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-        let expected = (HEADER_LEN as u64).saturating_add(len);
-        if (bytes.len() as u64) < expected {
-            return Err(CheckpointError::Truncated {
-                path: p(),
-                found: bytes.len(),
-                expected: expected.min(usize::MAX as u64) as usize,
-            });
-        }
-        if bytes.len() as u64 > expected {
-            return Err(CheckpointError::Corrupt {
-                path: p(),
-                problem: format!(
-                    "{} trailing bytes after the payload",
-                    bytes.len() as u64 - expected
-                ),
-            });
-        }
-        let payload = &bytes[HEADER_LEN..];
-        if Sha256::digest(payload).as_slice() != &bytes[20..52] {
+        if Sha256::digest(payload).as_slice() != header.sha256 {
             return Err(CheckpointError::Corrupt {
                 path: p(),
                 problem: "payload checksum mismatch".into(),
             });
         }
+        strings_fit(payload, payload.len() as u64, path)?;
         let decoded = bincode::serde::decode_from_slice::<Checkpoint, _>(
             payload,
             bincode::config::standard(),
         );
-        if version < FORMAT_VERSION && !matches!(&decoded, Ok((ck, _)) if ck.progress.is_none()) {
+        if header.version < FORMAT_VERSION
+            && !matches!(&decoded, Ok((ck, _)) if ck.progress.is_none())
+        {
             // Only the mid-epoch state changed since: the checksum passed, so a payload
             // that does not decode as an end-of-epoch checkpoint is a mid-epoch one.
             return Err(CheckpointError::OldMidEpoch {
                 path: p(),
-                found: version,
+                found: header.version,
             });
         }
         let (ck, used) = decoded.map_err(|e| CheckpointError::Corrupt {
@@ -290,12 +481,45 @@ impl Checkpoint {
         Ok(cfg)
     }
 
+    /// Reads and checks a checkpoint file. The header is read first and checked against
+    /// the file's size, so a file is never read further than its header promises: a
+    /// device or a pipe is refused, a truncated or padded file is named as such before
+    /// its payload is read, and the payload buffer is reserved fallibly.
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = fs::read(path).map_err(|source| CheckpointError::Read {
+        let (header, mut file) = open_checked(path)?;
+        // The payload and the network decoded from it are in memory together.
+        crate::io::memory::check(
+            header.len.saturating_mul(2),
+            &format!("reading checkpoint {}", path.display()),
+        )?;
+        let read_err = |source| CheckpointError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        let len = usize::try_from(header.len).map_err(|_| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            problem: format!("a payload of {} bytes", header.len),
         })?;
-        Self::from_bytes(&bytes, path)
+        let mut payload = Vec::new();
+        payload.try_reserve_exact(len).map_err(|_| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("cannot allocate {len} bytes for its payload"),
+            ))
+        })?;
+        (&mut file)
+            .take(header.len)
+            .read_to_end(&mut payload)
+            .map_err(read_err)?;
+        if payload.len() != len {
+            // The file shrank while it was read.
+            return Err(CheckpointError::Truncated {
+                path: path.to_path_buf(),
+                found: HEADER_LEN + payload.len(),
+                expected: HEADER_LEN + len,
+            });
+        }
+        Self::from_payload(&header, &payload, path)
     }
 
     /// Writes atomically: the previous file at `path` stays intact until the new one is
@@ -311,7 +535,7 @@ impl Checkpoint {
 /// The network a checkpoint holds: its parameters exactly as saved and the feedback noise
 /// stream where the run left it. (`Network::from_params` alone would re-draw symmetric
 /// feedback weights from a fresh stream; the saved ones are the ones the run used.)
-pub fn restore_network(
+pub(crate) fn restore_network(
     cfg: ModelConfig,
     params: Vec<LayerParams>,
     seed: u64,
@@ -333,7 +557,7 @@ pub fn epoch_file_name(epoch: usize) -> String {
 }
 
 /// File name of a mid-epoch checkpoint.
-pub fn progress_file_name(epoch: usize, example: usize) -> String {
+pub(crate) fn progress_file_name(epoch: usize, example: usize) -> String {
     format!("checkpoint-epoch-{epoch}-example-{example}.bin")
 }
 
@@ -360,7 +584,8 @@ pub fn list_checkpoints(dir: &Path) -> std::io::Result<Vec<(usize, usize, PathBu
                 .map(|(e, k)| (e.saturating_sub(1), k)),
             None => rest.parse::<usize>().ok().map(|e| (e, 0)),
         };
-        if let Some((e, k)) = key {
+        // A directory (or anything else) named like a checkpoint is not one.
+        if let (Some((e, k)), true) = (key, path.is_file()) {
             found.push((e, k, path));
         }
     }

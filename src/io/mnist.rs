@@ -1,6 +1,5 @@
 //! MNIST data: IDX parsing (raw or gzip'd), validation, checksums and data-directory discovery.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
@@ -13,16 +12,16 @@ use sha2::{Digest, Sha256};
 /// Pixels in one MNIST image (28 x 28).
 pub const IMAGE_PIXELS: usize = 784;
 /// Side length of an MNIST image.
-pub const IMAGE_SIDE: usize = 28;
+pub(crate) const IMAGE_SIDE: usize = 28;
 /// Images in the MNIST training set.
 pub const TRAIN_LEN: usize = 60_000;
 /// Images in the MNIST test set.
 pub const TEST_LEN: usize = 10_000;
 
 /// IDX magic number of an unsigned-byte, 3-dimensional (images) file.
-pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
+pub(crate) const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 /// IDX magic number of an unsigned-byte, 1-dimensional (labels) file.
-pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
+pub(crate) const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// Largest (decompressed) IDX file accepted, to bound memory on hostile input.
 const MAX_IDX_BYTES: u64 = 1 << 30;
@@ -124,13 +123,16 @@ pub enum DataError {
     },
     /// The file is longer than its header says.
     #[error(
-        "{}: IDX file has trailing bytes: expected {expected} bytes but the file has {actual}{note}",
+        "{}: IDX file has trailing bytes: expected {expected} bytes but the file has {more}{actual}{note}",
         path.display()
     )]
     TrailingBytes {
         path: PathBuf,
         expected: u64,
         actual: u64,
+        /// "more than " when the rest was not read to its end (a gzip stream is not
+        /// inflated further than needed to know it is too long).
+        more: &'static str,
         note: &'static str,
     },
     /// The header's dimensions multiply past what any file could hold.
@@ -256,52 +258,190 @@ pub struct Mnist {
     pub test: MnistSet,
 }
 
-/// Reads a file, refusing ones over the size limit.
-fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_IDX_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_IDX_BYTES {
-        return Err(DataError::TooLarge {
+/// Bytes read past the end an IDX header promises before a file is called too long (the
+/// excess is counted up to this, not inflated to its end).
+const TRAILING_PROBE: u64 = 1 << 20;
+
+/// What a header must say before the body is read (the expected shape of an MNIST file),
+/// checked on the header's dimensions.
+type HeaderCheck<'a> = &'a dyn Fn(&[u32]) -> Result<(), DataError>;
+
+/// An IDX file's header fields and body (the bytes after the header).
+struct Idx {
+    dims: Vec<u32>,
+    body: Vec<u8>,
+}
+
+/// The kind of IDX file expected: its magic number and header length.
+#[derive(Clone, Copy)]
+enum Kind {
+    Images,
+    Labels,
+}
+
+impl Kind {
+    fn magic(self) -> u32 {
+        match self {
+            Kind::Images => IDX_IMAGES_MAGIC,
+            Kind::Labels => IDX_LABELS_MAGIC,
+        }
+    }
+    fn header(self) -> usize {
+        match self {
+            Kind::Images => IMAGES_HEADER,
+            Kind::Labels => LABELS_HEADER,
+        }
+    }
+}
+
+/// A stream of IDX bytes: `src` (already decompressed when `gz`), `raw_len` its length when
+/// known (a raw regular file or a slice).
+struct Source<'a> {
+    src: Box<dyn Read + 'a>,
+    raw_len: Option<u64>,
+    gz: bool,
+}
+
+impl<'a> Source<'a> {
+    /// A byte slice, gunzipped as it is read if it starts with the gzip magic.
+    fn slice(bytes: &'a [u8]) -> Self {
+        if bytes.starts_with(&GZIP_MAGIC) {
+            Source {
+                src: Box::new(MultiGzDecoder::new(bytes)),
+                raw_len: None,
+                gz: true,
+            }
+        } else {
+            Source {
+                src: Box::new(bytes),
+                raw_len: Some(bytes.len() as u64),
+                gz: false,
+            }
+        }
+    }
+
+    /// A file, gunzipped as it is read if it starts with the gzip magic; the length of a
+    /// raw regular file is known from its metadata (a device or a pipe has none).
+    fn file(path: &Path) -> Result<Self, DataError> {
+        let io = |source| DataError::Io {
             path: path.to_path_buf(),
-            limit: MAX_IDX_BYTES,
-        });
+            source,
+        };
+        let mut file = fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        let mut start = Vec::with_capacity(2);
+        (&mut file).take(2).read_to_end(&mut start).map_err(io)?;
+        let gz = start == GZIP_MAGIC;
+        let stream = std::io::Cursor::new(start).chain(file);
+        Ok(if gz {
+            Source {
+                src: Box::new(MultiGzDecoder::new(std::io::BufReader::new(stream))),
+                raw_len: None,
+                gz: true,
+            }
+        } else {
+            Source {
+                src: Box::new(stream),
+                raw_len: meta.is_file().then_some(meta.len()),
+                gz: false,
+            }
+        })
     }
-    Ok(bytes)
 }
 
-/// Decompresses a gzip stream (one or more members), bounded by the size limit.
-fn gunzip(bytes: &[u8], origin: &Path) -> Result<Vec<u8>, DataError> {
-    let mut out = Vec::new();
-    MultiGzDecoder::new(bytes)
-        .take(MAX_IDX_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|source| DataError::Gzip {
-            path: origin.to_path_buf(),
-            source,
-        })?;
-    if out.len() as u64 > MAX_IDX_BYTES {
+/// Reads one IDX file from `s` without reading past what its header promises: the header
+/// first (magic number, dimensions), then its length against the file's (raw files) and
+/// `check`, then exactly the body, then at most [`TRAILING_PROBE`] bytes more to tell a
+/// file that is too long. With `head_out`, the header's bytes are copied there (the
+/// checksum covers them and the body).
+fn read_idx(
+    mut s: Source<'_>,
+    origin: &Path,
+    kind: Kind,
+    check: HeaderCheck<'_>,
+    head_out: Option<&mut Vec<u8>>,
+) -> Result<Idx, DataError> {
+    let gz = s.gz;
+    let read_err = |source: std::io::Error| {
+        if gz {
+            DataError::Gzip {
+                path: origin.to_path_buf(),
+                source,
+            }
+        } else {
+            DataError::Io {
+                path: origin.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let header = kind.header();
+    let mut head = Vec::with_capacity(header);
+    (&mut s.src)
+        .take(header as u64)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
+    let actual = s.raw_len.unwrap_or(head.len() as u64);
+    check_header(&head, actual, origin, gz, kind.magic(), header)?;
+    let dims: Vec<u32> = (4..header).step_by(4).map(|at| be_u32(&head, at)).collect();
+    let expected = check_length(s.raw_len, origin, gz, header, &dims)?;
+    check(&dims)?;
+    let body_len = expected - header as u64;
+    if body_len > MAX_IDX_BYTES {
         return Err(DataError::TooLarge {
             path: origin.to_path_buf(),
             limit: MAX_IDX_BYTES,
         });
     }
-    Ok(out)
-}
-
-/// Returns `bytes`, gunzipped first if it starts with the gzip magic.
-fn decompress<'a>(bytes: &'a [u8], origin: &Path) -> Result<Cow<'a, [u8]>, DataError> {
-    if bytes.starts_with(&GZIP_MAGIC) {
-        gunzip(bytes, origin).map(Cow::Owned)
-    } else {
-        Ok(Cow::Borrowed(bytes))
+    let mut body = Vec::new();
+    if s.raw_len.is_some() {
+        // The file holds the whole body (checked above): reserve it at once, fallibly.
+        body.try_reserve_exact(body_len as usize).map_err(|_| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("cannot allocate {body_len} bytes"),
+            ))
+        })?;
     }
+    (&mut s.src)
+        .take(body_len)
+        .read_to_end(&mut body)
+        .map_err(read_err)?;
+    if (body.len() as u64) < body_len {
+        return Err(DataError::Truncated {
+            path: origin.to_path_buf(),
+            what: format!(
+                "a {header}-byte header plus {} data bytes",
+                dims_text(&dims)
+            ),
+            expected,
+            actual: header as u64 + body.len() as u64,
+            note: note(gz),
+        });
+    }
+    if s.raw_len.is_none() {
+        // A stream of unknown length (gzip, a device): it must end here. Reading to its
+        // end also checks a gzip member's CRC.
+        let extra = std::io::copy(&mut (&mut s.src).take(TRAILING_PROBE), &mut std::io::sink())
+            .map_err(read_err)?;
+        if extra > 0 {
+            return Err(DataError::TrailingBytes {
+                path: origin.to_path_buf(),
+                expected,
+                actual: expected + extra,
+                more: if extra == TRAILING_PROBE {
+                    "more than "
+                } else {
+                    ""
+                },
+                note: note(gz),
+            });
+        }
+    }
+    if let Some(h) = head_out {
+        h.clone_from(&head);
+    }
+    Ok(Idx { dims, body })
 }
 
 /// Suffix for byte counts that refer to decompressed data.
@@ -317,15 +457,16 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
-/// Checks the magic number and header length; `bytes` must be raw IDX.
+/// Checks the magic number and header length; `head` is the (decompressed) header as far
+/// as the file has one, `actual` the file's length when known (else `head`'s).
 fn check_header(
-    bytes: &[u8],
+    head: &[u8],
+    actual: u64,
     origin: &Path,
     gz: bool,
     expected: u32,
     header: usize,
 ) -> Result<(), DataError> {
-    let actual = bytes.len() as u64;
     let truncated_header = || DataError::Truncated {
         path: origin.to_path_buf(),
         what: "the IDX header".to_string(),
@@ -333,10 +474,10 @@ fn check_header(
         actual,
         note: note(gz),
     };
-    if bytes.len() < 4 {
+    if head.len() < 4 {
         return Err(truncated_header());
     }
-    let found = be_u32(bytes, 0);
+    let found = be_u32(head, 0);
     if found != expected {
         let (what, other, other_hint) = if expected == IDX_IMAGES_MAGIC {
             (
@@ -359,32 +500,34 @@ fn check_header(
             hint: if found == other { other_hint } else { "" },
         });
     }
-    if bytes.len() < header {
+    if head.len() < header {
         return Err(truncated_header());
     }
     Ok(())
 }
 
-/// Checks that a raw IDX file is exactly `header + prod(dims)` bytes long.
+fn dims_text(dims: &[u32]) -> String {
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" x ")
+}
+
+/// The length `header + prod(dims)` a raw IDX file must have, checked against the file's
+/// length `actual` when it is known.
 fn check_length(
-    bytes: &[u8],
+    actual: Option<u64>,
     origin: &Path,
     gz: bool,
     header: usize,
     dims: &[u32],
-) -> Result<(), DataError> {
-    let dims_text = dims
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(" x ");
+) -> Result<u64, DataError> {
     if dims.contains(&0) {
         return Err(DataError::ZeroDimension {
             path: origin.to_path_buf(),
-            dims: dims_text,
+            dims: dims_text(dims),
         });
     }
-    let actual = bytes.len() as u64;
     let expected = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
@@ -392,46 +535,51 @@ fn check_length(
     let Some(expected) = expected else {
         return Err(DataError::HeaderOverflow {
             path: origin.to_path_buf(),
-            dims: dims_text,
-            actual,
+            dims: dims_text(dims),
+            actual: actual.unwrap_or(header as u64),
         });
     };
-    if actual < expected {
-        return Err(DataError::Truncated {
+    match actual {
+        Some(actual) if actual < expected => Err(DataError::Truncated {
             path: origin.to_path_buf(),
-            what: format!("a {header}-byte header plus {dims_text} data bytes"),
+            what: format!("a {header}-byte header plus {} data bytes", dims_text(dims)),
             expected,
             actual,
             note: note(gz),
-        });
-    }
-    if actual > expected {
-        return Err(DataError::TrailingBytes {
+        }),
+        Some(actual) if actual > expected => Err(DataError::TrailingBytes {
             path: origin.to_path_buf(),
             expected,
             actual,
+            more: "",
             note: note(gz),
-        });
+        }),
+        _ => Ok(expected),
     }
+}
+
+fn no_check(_: &[u32]) -> Result<(), DataError> {
     Ok(())
 }
 
-fn images_from_raw(
-    bytes: &[u8],
+fn images_from(
+    s: Source<'_>,
     origin: &Path,
-    gz: bool,
+    check: HeaderCheck<'_>,
+    head_out: Option<&mut Vec<u8>>,
 ) -> Result<(Vec<u8>, usize, usize, usize), DataError> {
-    check_header(bytes, origin, gz, IDX_IMAGES_MAGIC, IMAGES_HEADER)?;
-    let dims = [be_u32(bytes, 4), be_u32(bytes, 8), be_u32(bytes, 12)];
-    check_length(bytes, origin, gz, IMAGES_HEADER, &dims)?;
-    let [n, rows, cols] = dims.map(|d| d as usize);
-    Ok((bytes[IMAGES_HEADER..].to_vec(), n, rows, cols))
+    let idx = read_idx(s, origin, Kind::Images, check, head_out)?;
+    let [n, rows, cols] = [idx.dims[0], idx.dims[1], idx.dims[2]].map(|d| d as usize);
+    Ok((idx.body, n, rows, cols))
 }
 
-fn labels_from_raw(bytes: &[u8], origin: &Path, gz: bool) -> Result<Vec<u8>, DataError> {
-    check_header(bytes, origin, gz, IDX_LABELS_MAGIC, LABELS_HEADER)?;
-    check_length(bytes, origin, gz, LABELS_HEADER, &[be_u32(bytes, 4)])?;
-    let labels = &bytes[LABELS_HEADER..];
+fn labels_from(
+    s: Source<'_>,
+    origin: &Path,
+    check: HeaderCheck<'_>,
+    head_out: Option<&mut Vec<u8>>,
+) -> Result<Vec<u8>, DataError> {
+    let labels = read_idx(s, origin, Kind::Labels, check, head_out)?.body;
     if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v > 9) {
         return Err(DataError::BadLabel {
             path: origin.to_path_buf(),
@@ -439,7 +587,7 @@ fn labels_from_raw(bytes: &[u8], origin: &Path, gz: bool) -> Result<Vec<u8>, Dat
             value,
         });
     }
-    Ok(labels.to_vec())
+    Ok(labels)
 }
 
 /// Parses an IDX images file (raw or gzip'd) into `(pixels, n, rows, cols)`.
@@ -448,25 +596,24 @@ pub fn parse_idx_images(
     bytes: &[u8],
     origin: &Path,
 ) -> Result<(Vec<u8>, usize, usize, usize), DataError> {
-    let gz = bytes.starts_with(&GZIP_MAGIC);
-    images_from_raw(&decompress(bytes, origin)?, origin, gz)
+    images_from(Source::slice(bytes), origin, &no_check, None)
 }
 
 /// Parses an IDX labels file (raw or gzip'd); every label must be in 0..=9.
 /// `origin` is used only in error messages.
 pub fn parse_idx_labels(bytes: &[u8], origin: &Path) -> Result<Vec<u8>, DataError> {
-    let gz = bytes.starts_with(&GZIP_MAGIC);
-    labels_from_raw(&decompress(bytes, origin)?, origin, gz)
+    labels_from(Source::slice(bytes), origin, &no_check, None)
 }
 
-/// Reads an IDX images file (raw or gzip'd) into `(pixels, n, rows, cols)`.
+/// Reads an IDX images file (raw or gzip'd) into `(pixels, n, rows, cols)`, never reading
+/// (or inflating) more than its header promises.
 pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, usize, usize, usize), DataError> {
-    parse_idx_images(&read_file(path)?, path)
+    images_from(Source::file(path)?, path, &no_check, None)
 }
 
 /// Reads an IDX labels file (raw or gzip'd); every label must be in 0..=9.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DataError> {
-    parse_idx_labels(&read_file(path)?, path)
+    labels_from(Source::file(path)?, path, &no_check, None)
 }
 
 fn assemble(
@@ -515,35 +662,37 @@ fn locate(dir: &Path, expected: &Expected) -> Result<PathBuf, DataError> {
     })
 }
 
-/// Reads and decompresses one MNIST file, verifying its checksum if asked.
-/// Returns the raw IDX bytes and whether the file was gzip'd.
-fn read_verified(
+/// Compares a file's SHA-256 (of its decompressed bytes: `head` and `body`) with the
+/// original's, unless the verify cache knows the file as it is now with that digest and
+/// the content's CRC-32 ([`crate::io::verify_cache`]): hashed once per file identity.
+fn verify(
     path: &Path,
     expected: &Expected,
-    verify: bool,
-) -> Result<(Vec<u8>, bool), DataError> {
-    let bytes = read_file(path)?;
-    let gz = bytes.starts_with(&GZIP_MAGIC);
-    let raw = if gz { gunzip(&bytes, path)? } else { bytes };
-    // Hashed once per file identity, again on any change (io::verify_cache).
-    let cache = VerifyCache::user();
-    if verify && !cache.is_recorded(path, expected.sha256, &raw) {
-        let digest = Sha256::digest(&raw);
-        let mut actual = String::with_capacity(64);
-        for b in digest {
-            let _ = write!(actual, "{b:02x}");
-        }
-        if actual != expected.sha256 {
-            return Err(DataError::Checksum {
-                path: path.to_path_buf(),
-                name: format!("{}-{}", expected.stem, expected.kind),
-                expected: expected.sha256.to_string(),
-                actual,
-            });
-        }
-        cache.remember(path, expected.sha256, &raw);
+    cache: &VerifyCache,
+    head: &[u8],
+    body: &[u8],
+) -> Result<(), DataError> {
+    let crc = VerifyCache::crc32(&[head, body]);
+    if cache.is_recorded_crc(path, expected.sha256, crc) {
+        return Ok(());
     }
-    Ok((raw, gz))
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    hasher.update(body);
+    let mut actual = String::with_capacity(64);
+    for b in hasher.finalize() {
+        let _ = write!(actual, "{b:02x}");
+    }
+    if actual != expected.sha256 {
+        return Err(DataError::Checksum {
+            path: path.to_path_buf(),
+            name: format!("{}-{}", expected.stem, expected.kind),
+            expected: expected.sha256.to_string(),
+            actual,
+        });
+    }
+    cache.remember_crc(path, expected.sha256, crc);
+    Ok(())
 }
 
 fn load_mnist_set(
@@ -551,23 +700,54 @@ fn load_mnist_set(
     images: &Expected,
     labels: &Expected,
     n: usize,
-    verify: bool,
+    verify_checksums: bool,
 ) -> Result<MnistSet, DataError> {
     let images_path = locate(dir, images)?;
     let labels_path = locate(dir, labels)?;
-    let (raw, gz) = read_verified(&images_path, images, verify)?;
-    let parsed = images_from_raw(&raw, &images_path, gz)?;
-    drop(raw);
-    let (found_n, rows, cols) = (parsed.1, parsed.2, parsed.3);
-    if (found_n, rows, cols) != (n, IMAGE_SIDE, IMAGE_SIDE) {
-        return Err(DataError::UnexpectedShape {
-            path: images_path,
-            expected: format!("{n} images of {IMAGE_SIDE}x{IMAGE_SIDE}"),
-            found: format!("{found_n} images of {rows}x{cols}"),
-        });
+    // The shape is checked on the header, before the body is read.
+    let shape = |dims: &[u32]| {
+        let found: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+        if found != [n, IMAGE_SIDE, IMAGE_SIDE] {
+            return Err(DataError::UnexpectedShape {
+                path: images_path.clone(),
+                expected: format!("{n} images of {IMAGE_SIDE}x{IMAGE_SIDE}"),
+                found: format!("{} images of {}x{}", found[0], found[1], found[2]),
+            });
+        }
+        Ok(())
+    };
+    let cache = VerifyCache::user();
+    let mut head = Vec::new();
+    let parsed = images_from(
+        Source::file(&images_path)?,
+        &images_path,
+        &shape,
+        Some(&mut head),
+    )?;
+    if verify_checksums {
+        verify(&images_path, images, &cache, &head, &parsed.0)?;
     }
-    let (raw, gz) = read_verified(&labels_path, labels, verify)?;
-    let label_vec = labels_from_raw(&raw, &labels_path, gz)?;
+    let count = |dims: &[u32]| {
+        if dims[0] as usize != n {
+            return Err(DataError::CountMismatch {
+                images_path: images_path.clone(),
+                images: n,
+                labels_path: labels_path.clone(),
+                labels: dims[0] as usize,
+            });
+        }
+        Ok(())
+    };
+    let mut head = Vec::new();
+    let label_vec = labels_from(
+        Source::file(&labels_path)?,
+        &labels_path,
+        &count,
+        Some(&mut head),
+    )?;
+    if verify_checksums {
+        verify(&labels_path, labels, &cache, &head, &label_vec)?;
+    }
     assemble(parsed, &images_path, label_vec, &labels_path)
 }
 
@@ -590,6 +770,13 @@ pub fn load_mnist(dir: &Path, verify_checksums: bool) -> Result<Mnist, DataError
     Ok(Mnist { train, test })
 }
 
+/// `$APICAL_DATA` when set and not empty.
+pub fn data_env() -> Option<PathBuf> {
+    std::env::var_os(DATA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// Picks the MNIST directory: `explicit` if given; else `$APICAL_DATA`; else the first existing
 /// of `data/mnist`, `../shared/data/mnist` and the same two relative to this crate's source.
 pub fn find_data_dir(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
@@ -603,8 +790,7 @@ pub fn find_data_dir(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
             })
         };
     }
-    if let Some(dir) = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()) {
-        let dir = PathBuf::from(dir);
+    if let Some(dir) = data_env() {
         return if dir.is_dir() {
             Ok(dir)
         } else {

@@ -140,20 +140,40 @@ impl VerifyCache {
     /// identity with that digest and the CRC-32 of `content`. When not, the caller hashes
     /// the content and, when the digest is right, calls [`VerifyCache::remember`].
     pub fn is_recorded(&self, path: &Path, sha256: &str, content: &[u8]) -> bool {
+        self.is_recorded_crc(path, sha256, crc32fast::hash(content))
+    }
+
+    /// [`VerifyCache::is_recorded`] for content whose CRC-32 is `crc32`
+    /// ([`VerifyCache::crc32`]).
+    pub fn is_recorded_crc(&self, path: &Path, sha256: &str, crc32: u32) -> bool {
         let (Some(cache_file), Some(id)) = (&self.file, FileIdentity::of(path)) else {
             return false;
         };
-        lookup(cache_file, &id, sha256, crc32fast::hash(content))
+        lookup(cache_file, &id, sha256, crc32)
     }
 
     /// Records that the file `path`, as it is now, has content `content` with the SHA-256
     /// `sha256` (best effort).
     pub fn remember(&self, path: &Path, sha256: &str, content: &[u8]) {
+        self.remember_crc(path, sha256, crc32fast::hash(content));
+    }
+
+    /// [`VerifyCache::remember`] for content whose CRC-32 is `crc32`.
+    pub fn remember_crc(&self, path: &Path, sha256: &str, crc32: u32) {
         if self.file.is_some() {
             if let Some(id) = FileIdentity::of(path) {
-                self.record(id, sha256, crc32fast::hash(content));
+                self.record(id, sha256, crc32);
             }
         }
+    }
+
+    /// The CRC-32 of content given in consecutive parts (that of their concatenation).
+    pub fn crc32(parts: &[&[u8]]) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize()
     }
 
     /// Records that the file with identity `file` has digest `sha256` and content CRC-32
@@ -256,7 +276,7 @@ mod tests {
 
     const SHA: &str = "00aa";
 
-    /// A start as `mnist::read_verified` makes it: a full check (which passes) unless the
+    /// A start as `mnist::verify` makes it: a full check (which passes) unless the
     /// cache knows the file; tells whether the full check ran.
     fn full_check_ran(cache: &VerifyCache, path: &Path) -> bool {
         let content = fs::read(path).unwrap();

@@ -1,7 +1,7 @@
 //! Model files: every parameter of `docs/model.md`, read from TOML and validated.
 //!
 //! Field names follow the spec (`tau_s`, `tau_L`, `g_B`, ...). Unknown fields are rejected by
-//! serde with the field's name; out-of-range values by [`ModelConfig::validate`], which names
+//! serde with the field's name; out-of-range values by `ModelConfig::validate`, which names
 //! the field as `section.field`.
 
 use serde::{Deserialize, Serialize};
@@ -10,13 +10,23 @@ use std::path::Path;
 /// The default model (784-500-10), embedded so `apical train` works without a file.
 pub const DEFAULT_MODEL_TOML: &str = include_str!("../../models/guerguiev-1h.toml");
 /// Largest layer (units) a model file may ask for.
-pub const MAX_LAYER_SIZE: usize = 1_000_000;
+pub(crate) const MAX_LAYER_SIZE: usize = 1_000_000;
 /// Most weights per layer (4 GiB of f32).
-pub const MAX_WEIGHTS: usize = 1 << 30;
+pub(crate) const MAX_WEIGHTS: usize = 1 << 30;
 /// Most hidden layers a model file may ask for.
-pub const MAX_LAYERS: usize = 64;
+pub(crate) const MAX_LAYERS: usize = 64;
 /// Longest phase or PSP window, in steps.
-pub const MAX_STEPS: usize = 1_000_000;
+pub(crate) const MAX_STEPS: usize = 1_000_000;
+/// Dotted keys of fields that the model as written out ([`ModelConfig::to_toml_string`])
+/// leaves out while they have their default, so that older models' text is unchanged; `--set`
+/// accepts them all the same.
+pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode"];
+/// Smallest time step (ms) that can be meant: the paper uses 1 ms; 1 µs is already far below
+/// any use of this model.
+pub const MIN_DT_MS: f64 = 1e-3;
+/// Longest time constant (ms) that can be meant: 100 s, four orders of magnitude above the
+/// paper's 10 ms membrane time constant.
+pub const MAX_TAU_MS: f64 = 1e5;
 /// Name of the default model file under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "guerguiev-1h";
 
@@ -79,6 +89,25 @@ pub enum InputDraw {
     Poisson,
     /// At most one spike per step with probability lambda.
     Bernoulli,
+}
+
+/// What the neurons communicate (spec sections 2-4 and 9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeuronMode {
+    /// Poisson spikes filtered by the PSP kernel, somata integrated by forward Euler (the
+    /// paper's model, the default).
+    #[default]
+    Spiking,
+    /// The non-spiking mode of spec section 9: layers pass rates lambda_max sigma(C) with no
+    /// kernel, somata sit at their steady state (docs/model.md, section 9).
+    Rate,
+}
+
+impl NeuronMode {
+    fn is_spiking(&self) -> bool {
+        *self == NeuronMode::Spiking
+    }
 }
 
 /// Spread of the uniform weight initialisation (spec section 7).
@@ -160,6 +189,11 @@ pub struct NeuronConfig {
     /// Inhibitory reversal potential of the teaching current.
     #[serde(rename = "E_I", default = "d_e_i")]
     pub e_i: f64,
+    /// Spikes (the default) or the rate mode of section 9. Not written out when spiking, so
+    /// the model text (and every checkpoint) of a spiking model is what it was before the
+    /// rate mode existed.
+    #[serde(default, skip_serializing_if = "NeuronMode::is_spiking")]
+    pub mode: NeuronMode,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -454,7 +488,7 @@ impl ModelConfig {
     }
 
     /// Checks every value range; the error names the field as `section.field`.
-    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let bad = |field: &str, problem: String| ConfigError::Invalid {
             path: origin.to_string(),
             field: field.to_string(),
@@ -572,6 +606,34 @@ impl ModelConfig {
         let s = &self.synapse;
         positive("synapse.tau_L", s.tau_l)?;
         positive("synapse.tau_s", s.tau_s)?;
+        for (field, tau) in [("synapse.tau_L", s.tau_l), ("synapse.tau_s", s.tau_s)] {
+            if tau > MAX_TAU_MS {
+                return Err(bad(
+                    field,
+                    format!(
+                        "is {tau} ms: a time constant above {MAX_TAU_MS} ms can only be a mistake (the paper's are 10 and 3 ms)"
+                    ),
+                ));
+            }
+        }
+        if ne.dt < MIN_DT_MS {
+            return Err(bad(
+                "neuron.dt",
+                format!(
+                    "is {} ms: a time step below {MIN_DT_MS} ms can only be a mistake (the paper's is 1 ms)",
+                    ne.dt
+                ),
+            ));
+        }
+        if ne.dt > s.tau_l {
+            return Err(bad(
+                "neuron.dt",
+                format!(
+                    "is {} ms, longer than the membrane time constant synapse.tau_L ({} ms): the simulation cannot resolve the dynamics (the paper's step is 1 ms)",
+                    ne.dt, s.tau_l
+                ),
+            ));
+        }
         if (s.tau_l - s.tau_s).abs() < 1e-12 {
             return Err(bad(
                 "synapse.tau_s",
@@ -585,6 +647,25 @@ impl ModelConfig {
             ));
         }
         let p = &self.phases;
+        if ne.mode == NeuronMode::Rate {
+            // Section 9: somata at their steady state C = k_B B, plateaus at the phase end.
+            if ne.g_a != 0.0 {
+                return Err(bad(
+                    "neuron.g_A",
+                    format!(
+                        "must be 0 with neuron.mode = \"rate\" (the rate mode's hidden soma is C = k_B B, with no apical coupling), got {}",
+                        ne.g_a
+                    ),
+                ));
+            }
+            if p.stochastic_plateau_times {
+                return Err(bad(
+                    "phases.stochastic_plateau_times",
+                    "must be false with neuron.mode = \"rate\" (the rate mode takes every plateau at the phase end)"
+                        .into(),
+                ));
+            }
+        }
         for (field, v) in [
             ("phases.l_f", p.l_f),
             ("phases.l_t", p.l_t),

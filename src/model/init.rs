@@ -7,9 +7,9 @@ use rand::seq::index::sample;
 use rand::Rng as _;
 
 /// sqrt(12): uniform half-width that gives sd 2 W_sd (the reference's final code).
-pub const SPREAD_FINAL: f64 = 3.465;
+pub(crate) const SPREAD_FINAL: f64 = 3.465;
 /// sqrt(3): half-width that gives sd W_sd (the paper and earlier reference versions).
-pub const SPREAD_NARROW: f64 = 1.7325;
+pub(crate) const SPREAD_NARROW: f64 = 1.7325;
 
 /// Eqs. 7.1-7.3: mean and sd of the weights for fan-in `n`, given lambda_max.
 pub fn weight_stats(init: &InitConfig, lambda_max: f64, n: usize) -> (f64, f64) {
@@ -28,7 +28,7 @@ pub fn weight_stats(init: &InitConfig, lambda_max: f64, n: usize) -> (f64, f64) 
 }
 
 /// The uniform half-width factor h / sd of the chosen spread.
-pub fn spread_factor(s: InitSpread) -> f64 {
+pub(crate) fn spread_factor(s: InitSpread) -> f64 {
     match s {
         InitSpread::Final => SPREAD_FINAL,
         InitSpread::Narrow => SPREAD_NARROW,
@@ -105,7 +105,7 @@ pub fn init_params(cfg: &ModelConfig, rng: &mut Rng) -> Vec<LayerParams> {
 }
 
 /// Which entries of a feedback matrix are zeroed: `fraction` of them, without replacement.
-pub fn sparse_mask(len: usize, fraction: f64, rng: &mut Rng) -> Vec<bool> {
+pub(crate) fn sparse_mask(len: usize, fraction: f64, rng: &mut Rng) -> Vec<bool> {
     let zeroed = (fraction * len as f64).round() as usize;
     let mut keep = vec![true; len];
     for i in sample(rng, len, zeroed.min(len)).iter() {
@@ -115,7 +115,7 @@ pub fn sparse_mask(len: usize, fraction: f64, rng: &mut Rng) -> Vec<bool> {
 }
 
 /// Zeroes the masked entries and scales the rest.
-pub fn apply_sparse_mask(y: &mut [f32], keep: &[bool], scale: f32) {
+pub(crate) fn apply_sparse_mask(y: &mut [f32], keep: &[bool], scale: f32) {
     for (v, &k) in y.iter_mut().zip(keep) {
         *v = if k { *v * scale } else { 0.0 };
     }

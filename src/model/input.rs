@@ -59,7 +59,7 @@ impl PoissonInput {
     }
 
     /// Forgets the current image.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.active.clear();
         self.rates.clear();
         self.p0.clear();
@@ -100,6 +100,15 @@ impl PoissonInput {
             |i| poisson_tail(uniforms[i], rates[i], p0[i]),
         );
         &self.events
+    }
+
+    /// (unit, rate in spikes per step) of every unit of non-zero rate, in unit order (the
+    /// rate mode's input, eq. 9.1).
+    pub fn active_rates(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
+        self.active
+            .iter()
+            .zip(&self.rates)
+            .map(|(&j, &r)| (j as usize, r))
     }
 
     /// Rate of unit j in spikes per step (0 when it is not active).

@@ -8,24 +8,24 @@ use crate::model::params::LayerParams;
 use rand_distr::{Distribution, Normal};
 
 /// Eq. 6.3: P_final = 20 / lambda_max^2, the output layer's learning rate factor.
-pub fn p_final(lambda_max: f64) -> f64 {
+pub(crate) fn p_final(lambda_max: f64) -> f64 {
     20.0 / (lambda_max * lambda_max)
 }
 
 /// Eq. 6.4: P_hidden = 20 / lambda_max, the hidden layers' learning rate factor.
-pub fn p_hidden(lambda_max: f64) -> f64 {
+pub(crate) fn p_hidden(lambda_max: f64) -> f64 {
     20.0 / lambda_max
 }
 
 /// Eq. 6.1: E_out = -(rbar_t - lambda_max sigma(Cbar_f)) k_D lambda_max sigma'(Cbar_f).
-pub fn output_error(d: &Dynamics, rate_t: &[f32], c_f: &[f32], out: &mut [f32]) {
+pub(crate) fn output_error(d: &Dynamics, rate_t: &[f32], c_f: &[f32], out: &mut [f32]) {
     for ((e, &r), &c) in out.iter_mut().zip(rate_t).zip(c_f) {
         *e = -(r - d.lambda_max * sigmoid(c)) * d.k_d * d.lambda_max * sigmoid_prime(c);
     }
 }
 
 /// Eq. 6.2: E_m = -(alpha_t - alpha_f) k_B lambda_max sigma'(Cbar_f), alpha = sigma(Abar).
-pub fn hidden_error(d: &Dynamics, a_t: &[f32], a_f: &[f32], c_f: &[f32], out: &mut [f32]) {
+pub(crate) fn hidden_error(d: &Dynamics, a_t: &[f32], a_f: &[f32], c_f: &[f32], out: &mut [f32]) {
     for (((e, &at), &af), &c) in out.iter_mut().zip(a_t).zip(a_f).zip(c_f) {
         *e = -(plateau_potential(at) - plateau_potential(af))
             * d.k_b
@@ -52,7 +52,7 @@ pub fn backprop_error(
 
 /// Eqs. 6.5-6.6: W <- W - step E s_f^T, b <- b - step E, with step = eta P.
 /// Only inputs with a non-zero window PSP touch their weight row.
-pub fn apply_feedforward_update(p: &mut LayerParams, e: &[f32], s_f: &[f32], step: f32) {
+pub(crate) fn apply_feedforward_update(p: &mut LayerParams, e: &[f32], s_f: &[f32], step: f32) {
     let n = p.n;
     for (j, &s) in s_f.iter().enumerate() {
         if s != 0.0 {
@@ -83,7 +83,7 @@ pub fn update_bias(b: &mut [f32], e: &[f32], step: f32) {
 /// Y <- Y - eta_b E_inv s_A,f^T and, with a feedback bias, c <- c - eta_b E_inv. Sparse
 /// feedback keeps its zeros (and is not rescaled).
 #[allow(clippy::too_many_arguments)]
-pub fn learned_feedback_update(
+pub(crate) fn learned_feedback_update(
     d: &Dynamics,
     p: &mut LayerParams,
     c_f: &[f32],
@@ -121,7 +121,7 @@ pub fn learned_feedback_update(
 /// Eq. 6.7 (symmetric feedback): Y_{M-2} = W_{M-1}^T (+ N), Y_m = (W_{m+1}^T + N_m) Y_{m+1}
 /// for broadcast feedback, Y_m = W_{m+1}^T (+ N_m) for next-layer feedback; sparse feedback
 /// then keeps its mask and scale. N has sd `noise_sd` (0: none), drawn afresh each call.
-pub fn symmetrize_feedback(
+pub(crate) fn symmetrize_feedback(
     layers: &mut [LayerParams],
     source: FeedbackSource,
     noise_sd: f64,

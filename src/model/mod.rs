@@ -4,8 +4,8 @@
 //! derived once ([`topology`]), the learned parameters ([`params`]) and their
 //! initialisation ([`init`]), and the equations as functions over slices: the Poisson input
 //! ([`input`]), the PSP kernel ([`synapse`]), compartment dynamics, spikes and the plateau
-//! potential ([`neuron`]), the local learning rules ([`learning`]), and what a model file may
-//! ask to record ([`recording`]). May use: [`crate::base`] only.
+//! potential ([`neuron`]), the rate mode of spec section 9 ([`rate`]), the local learning rules
+//! ([`learning`]), and what a model file may ask to record ([`recording`]). May use: [`crate::base`] only.
 
 pub mod config;
 pub mod init;
@@ -15,6 +15,7 @@ pub mod neuron;
 pub mod overrides;
 pub mod params;
 pub mod phases;
+pub mod rate;
 pub mod readout;
 pub mod record_plan;
 pub mod recording;

@@ -40,13 +40,13 @@ impl Dynamics {
 
 /// The logistic function sigma.
 #[inline]
-pub fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
 /// sigma'(x) = sigma(x) (1 - sigma(x)).
 #[inline]
-pub fn sigmoid_prime(x: f32) -> f32 {
+pub(crate) fn sigmoid_prime(x: f32) -> f32 {
     let s = sigmoid(x);
     s * (1.0 - s)
 }
@@ -82,14 +82,8 @@ pub fn output_soma_step(d: &Dynamics, c: &mut [f32], dendrite: &[f32], g_e: Opti
 
 /// Eq. 4.3: I = g_E (E_E - C) + g_I (E_I - C), g_I = 1 - g_E.
 #[inline]
-pub fn teaching_current(d: &Dynamics, c: f32, g_e: f32) -> f32 {
+pub(crate) fn teaching_current(d: &Dynamics, c: f32, g_e: f32) -> f32 {
     g_e * (d.e_e - c) + (1.0 - g_e) * (d.e_i - c)
-}
-
-/// Eq. 3.4: lambda_C = lambda_max sigma(C), spikes per step.
-#[inline]
-pub fn firing_rate(d: &Dynamics, c: f32) -> f32 {
-    d.lambda_max * sigmoid(c)
 }
 
 /// Eq. 3.4: a Poisson count of mean `lambda` from one uniform `u` in [0, 1), by inversion.
@@ -147,7 +141,7 @@ pub fn exp_small(x: f32) -> f32 {
 
 /// Eq. 3.4 with [`fast_exp`]: lambda_max sigma(C), as the simulation step computes it.
 #[inline(always)]
-pub fn fast_rate(d: &Dynamics, c: f32) -> f32 {
+pub(crate) fn fast_rate(d: &Dynamics, c: f32) -> f32 {
     d.lambda_max / (1.0 + fast_exp(-c))
 }
 
@@ -159,7 +153,7 @@ fn small_rates(d: &Dynamics) -> bool {
 }
 
 /// e^-lambda, the probability of no spike at rate `lambda` (eq. 3.4), as the step computes
-/// it (see [`small_rates`]).
+/// it (see `small_rates`).
 #[inline(always)]
 pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
     if small_rates(d) {
@@ -172,7 +166,7 @@ pub fn no_spike_probability(d: &Dynamics, lambda: f32) -> f32 {
 /// Scratch of one step's spike draw for a group of units (a neuron block, the input): their
 /// uniforms, counts, and the units that spike. Not state: never saved, sized on first use.
 #[derive(Clone, Debug, Default)]
-pub struct DrawScratch {
+pub(crate) struct DrawScratch {
     pub uniforms: Vec<f32>,
     pub count: Vec<f32>,
     pub cand: Vec<u32>,
@@ -181,7 +175,7 @@ pub struct DrawScratch {
 impl DrawScratch {
     /// Fits the scratch to `n` units (nothing to do when it already does).
     #[inline(always)]
-    pub fn fit(&mut self, n: usize) {
+    pub(crate) fn fit(&mut self, n: usize) {
         if self.uniforms.len() != n {
             self.uniforms.resize(n, 0.0);
             self.count.resize(n, 0.0);
@@ -256,7 +250,7 @@ pub fn poisson_count_upto3(u: f32, lambda: f32, p0: f32) -> f32 {
 /// eight at a time from a comparison mask and a table of its set lanes, without a branch
 /// per unit. `cand` is scratch of `count.len() + 8` entries.
 #[inline(always)]
-pub fn emit_spikes(
+pub(crate) fn emit_spikes(
     count: &[f32],
     cand: &mut [u32],
     events: &mut Vec<u32>,
@@ -321,4 +315,25 @@ pub fn poisson_tail(u: f32, lambda: f32, p0: f32) -> u8 {
 #[inline]
 pub fn plateau_potential(mean_apical: f32) -> f32 {
     sigmoid(mean_apical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::ModelConfig;
+
+    #[test]
+    fn the_step_rate_is_lambda_max_sigma_of_c() {
+        // Eq. 3.4 in f64 against the step's fast_exp version, over the range potentials take.
+        let d = Dynamics::new(&ModelConfig::default_model().neuron);
+        for i in -400..=400 {
+            let c = i as f32 * 0.05;
+            let exact = d.lambda_max as f64 / (1.0 + (-(c as f64)).exp());
+            let fast = fast_rate(&d, c) as f64;
+            assert!(
+                (fast - exact).abs() <= 1e-6 * exact.max(1e-12),
+                "C = {c}: {fast} vs {exact}"
+            );
+        }
+    }
 }

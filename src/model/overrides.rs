@@ -37,7 +37,7 @@ impl Override {
 }
 
 /// A TOML value from its text; a bare word is a string.
-pub fn parse_value(text: &str) -> Result<Value, String> {
+pub(crate) fn parse_value(text: &str) -> Result<Value, String> {
     let doc = format!("v = {text}");
     match doc.parse::<Table>() {
         Ok(mut t) => t.remove("v").ok_or_else(|| "has no value".to_string()),
@@ -70,7 +70,14 @@ impl ModelConfig {
                 path: origin.to_string(),
                 message: e.to_string(),
             })?;
-        let known = leaf_keys(&doc);
+        let mut known = leaf_keys(&doc);
+        known.extend(
+            crate::model::config::UNWRITTEN_DEFAULT_KEYS
+                .iter()
+                .filter(|k| !known.iter().any(|h| h == *k))
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>(),
+        );
         for o in overrides {
             set(&mut doc, o, &known, origin)?;
         }
@@ -173,6 +180,13 @@ mod tests {
                 .unwrap()
                 .to_toml_string()
         );
+    }
+
+    #[test]
+    fn a_field_left_out_when_default_can_be_set() {
+        let c = set_all(&["neuron.mode=rate"]).unwrap();
+        assert_eq!(c.neuron.mode, crate::model::config::NeuronMode::Rate);
+        assert!(c.to_toml_string().contains("mode = \"rate\""));
     }
 
     #[test]

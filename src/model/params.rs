@@ -28,7 +28,7 @@ pub struct LayerParams {
 
 impl LayerParams {
     /// Zero parameters of layer `m` (no sparse-feedback mask).
-    pub fn zeros(t: &Topology, m: usize) -> Self {
+    pub(crate) fn zeros(t: &Topology, m: usize) -> Self {
         let (n, n_pre, n_fb) = (t.sizes[m], t.input_size(m), t.feedback_size(m));
         LayerParams {
             n_pre,

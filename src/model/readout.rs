@@ -1,7 +1,7 @@
 //! The network's answer: class scores and the predicted class (sections 1 and 8).
 
 /// Class scores: the mean of each class's block of output values (section 1).
-pub fn class_scores(values: &[f32], per_class: usize) -> [f32; 10] {
+pub(crate) fn class_scores(values: &[f32], per_class: usize) -> [f32; 10] {
     let mut s = [0.0f32; 10];
     for (c, v) in s.iter_mut().enumerate() {
         let blk = &values[c * per_class..(c + 1) * per_class];

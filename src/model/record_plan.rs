@@ -6,13 +6,13 @@ use crate::model::recording::{
 };
 
 /// Compartment codes of the report's `mapping/element_ids`.
-pub const ELEMENT_SOMA: u32 = 0;
-pub const ELEMENT_BASAL: u32 = 1;
-pub const ELEMENT_APICAL: u32 = 2;
+pub(crate) const ELEMENT_SOMA: u32 = 0;
+pub(crate) const ELEMENT_BASAL: u32 = 1;
+pub(crate) const ELEMENT_APICAL: u32 = 2;
 
 /// Compartment potentials of one layer in `/report/<population>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReportSel {
+pub(crate) struct ReportSel {
     /// Element codes recorded per neuron, ascending (soma 0, basal 1, apical 2).
     pub elements: Vec<u32>,
     pub examples: Examples,
@@ -22,7 +22,7 @@ pub struct ReportSel {
 /// A record spec resolved against a model: per population (0 = input, m + 1 = layer m) or
 /// per layer m, what is recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordPlan {
+pub(crate) struct RecordPlan {
     /// Per population.
     pub spikes: Vec<Option<Examples>>,
     /// Per layer.
@@ -37,20 +37,11 @@ pub struct RecordPlan {
     pub labels: Option<Examples>,
 }
 
-/// Population names of a model: input, hidden0.., output.
-pub fn population_names(cfg: &ModelConfig) -> Vec<String> {
-    let n_hidden = cfg.network.hidden.len();
-    let mut v = vec!["input".to_string()];
-    v.extend((0..n_hidden).map(|m| format!("hidden{m}")));
-    v.push("output".into());
-    v
-}
-
 impl RecordPlan {
     /// Checks the groups against the model. Errors name the group's part, e.g.
     /// `record[0].layers`.
-    pub fn resolve(groups: &[RecordGroup], cfg: &ModelConfig) -> Result<Self, SpecError> {
-        let names = population_names(cfg);
+    pub(crate) fn resolve(groups: &[RecordGroup], cfg: &ModelConfig) -> Result<Self, SpecError> {
+        let names = cfg.topology().population_names();
         let m_layers = names.len() - 1;
         let is_hidden = |p: usize| p >= 1 && p < m_layers;
         let mut plan = RecordPlan {

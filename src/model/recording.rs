@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a run records when neither `--record` nor the model file says.
-pub const DEFAULT_SPEC: &str = "metrics,weights";
+pub(crate) const DEFAULT_SPEC: &str = "metrics,weights";
 
 /// One group of what to record: some variables, for some layers and examples.
 /// This is also a `[[record]]` table of a model file.
@@ -58,7 +58,7 @@ pub(crate) fn spec_err(field: impl Into<String>, problem: impl Into<String>) -> 
 /// ```
 ///
 /// "none" gives no groups (no trace file). Variable and layer names are checked against
-/// the model by [`RecordPlan::resolve`].
+/// the model by `RecordPlan::resolve`.
 pub fn parse_spec(spec: &str) -> Result<Vec<RecordGroup>, SpecError> {
     let spec = spec.trim();
     if spec.is_empty() {
@@ -151,7 +151,7 @@ pub enum Examples {
 impl Examples {
     /// Whether example `k` of an epoch of `n` examples is selected.
     #[inline]
-    pub fn selects(&self, k: usize, n: usize) -> bool {
+    pub(crate) fn selects(&self, k: usize, n: usize) -> bool {
         match *self {
             Examples::All => true,
             Examples::None => false,
@@ -164,7 +164,7 @@ impl Examples {
 }
 
 /// Parses an example selection; the error says what is wrong.
-pub fn parse_examples(s: &str) -> Result<Examples, String> {
+pub(crate) fn parse_examples(s: &str) -> Result<Examples, String> {
     let count = |v: &str| -> Result<usize, String> {
         v.trim()
             .parse::<usize>()
@@ -196,7 +196,7 @@ pub fn parse_examples(s: &str) -> Result<Examples, String> {
 
 /// A variable that can be recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Var {
+pub(crate) enum Var {
     Spikes,
     Soma,
     Basal,

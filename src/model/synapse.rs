@@ -55,7 +55,7 @@ impl Kernel {
 
     /// kappa at lag d steps (d >= 1) as this kernel counts it: 0 beyond the window when
     /// truncated.
-    pub fn at_lag(&self, d: usize) -> f64 {
+    pub(crate) fn at_lag(&self, d: usize) -> f64 {
         match self.kind {
             PspKernel::Truncated if d > self.taps.len() => 0.0,
             _ => kappa(d as f64 * self.dt, self.tau_l, self.tau_s),
@@ -65,7 +65,7 @@ impl Kernel {
     /// Eq. 5.6: weight of a spike emitted `q` steps before the last step of a phase in the
     /// mean PSP over that phase's last `window` steps: (1/window) sum of kappa(d) over the
     /// lags d at which the spike is seen inside the window. Zero once q >= window + mem - 1.
-    pub fn window_weights(&self, window: usize) -> Vec<f32> {
+    pub(crate) fn window_weights(&self, window: usize) -> Vec<f32> {
         let mem = self.taps.len();
         (0..window + mem - 1)
             .map(|q| {
@@ -257,7 +257,7 @@ impl PspTrace {
     }
 
     /// One step of input: u(t) = sum of the weight rows `w[j * stride + lo..]` of the
-    /// spiking inputs j in `events` (see [`add_rows`]).
+    /// spiking inputs j in `events` (see `add_rows`).
     #[inline(always)]
     pub fn push_rows(
         &mut self,
@@ -380,7 +380,7 @@ fn weighted_sum<const FROM_BASE: bool>(out: &mut [f32], base: &[f32], rows: &[(&
 /// four per pass over u; blocks of at most 16 neurons (the output layer) keep their sums
 /// in one 16-lane register instead.
 #[inline(always)]
-pub fn add_rows(u: &mut [f32], w: &[f32], n: usize, lo: usize, events: &[u32], fresh: bool) {
+pub(crate) fn add_rows(u: &mut [f32], w: &[f32], n: usize, lo: usize, events: &[u32], fresh: bool) {
     let len = u.len();
     let row = |j: u32| {
         let start = j as usize * n + lo;

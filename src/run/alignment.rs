@@ -2,15 +2,24 @@
 //! directory (Guerguiev et al. 2017, Fig. 7):
 //!
 //! - `update_angle_deg`: the angle between a hidden layer's update and the update backprop
-//!   would make, averaged over the last [`PROBE_EXAMPLES`] training examples of the epoch.
+//!   would make, averaged over the last `PROBE_EXAMPLES` training examples of the epoch.
 //!   Both updates are an error vector times the same s_f^T (eq. 6.5), so the angle between
-//!   the updates is the angle between E_m (eq. 6.2) and the backprop error (eq. 6.8)
-//!   computed from W_{m+1} as it was before the example's update and the error E_{m+1} the
-//!   layer above actually used.
+//!   the updates is the angle between E_m (eq. 6.2) and backprop's error (eq. 6.8), computed
+//!   with the forward weights as they were before the example's update: for the last hidden
+//!   layer from the output error E_out, for a deeper one from backprop's error of the layer
+//!   above (the whole chain W^T ... W^T E_out, as the reference code computes its
+//!   `E_bp`). The paper (Fig. 7A) plots this per-example angle smoothed over a sliding
+//!   window of 100 examples; the mean over the epoch's last 100 is that curve at the epoch's
+//!   end. Until 2026-12 a deeper layer was compared with one backprop step from the local
+//!   error of the layer above; one-hidden-layer networks are unaffected.
 //! - `feedback_angle_deg`: the angle (Frobenius cosine) between the feedback weights Y_m and
 //!   the transposed forward weights of the path they stand in for: W_{m+1}^T when feedback
 //!   comes from the layer above (or Y_m belongs to the last hidden layer), and the product
 //!   W_{m+1}^T ... W_{M-1}^T for broadcast feedback from the output to a deeper layer.
+//!
+//! On request ([`AlignmentLog::with_trace`]) every training example is compared, and the
+//! mean angle of every block of `PROBE_EXAMPLES` (100) examples goes to `alignment_trace.csv`:
+//! the whole curve of Fig. 7A rather than one point per epoch.
 //!
 //! Everything here only reads the network: no random draws, no writes to its state, so a
 //! run is bit-identical with or without it.
@@ -23,12 +32,39 @@ use crate::sim::network::Network;
 use std::path::Path;
 
 /// Training examples at the end of each epoch whose updates are compared with backprop.
-pub const PROBE_EXAMPLES: usize = 100;
+pub(crate) const PROBE_EXAMPLES: usize = 100;
 
 /// File name of the diagnostics in a run directory.
-pub const FILE_NAME: &str = "alignment.csv";
+pub(crate) const FILE_NAME: &str = "alignment.csv";
+
+/// File name of the per-block trace ([`AlignmentLog::with_trace`]).
+pub const TRACE_FILE_NAME: &str = "alignment_trace.csv";
 
 const HEADER: &str = "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg";
+
+const TRACE_HEADER: &str = "epoch,example,layer,update_angle_deg,update_examples";
+
+/// The mean update angle of one hidden layer over one block of training examples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracePoint {
+    pub epoch: usize,
+    /// 1-based training example of the epoch that closed the block.
+    pub example: usize,
+    pub layer: usize,
+    /// Mean angle between the hidden update and backprop's over the block, degrees (NaN when
+    /// no example of the block had an error to compare).
+    pub update_angle_deg: f64,
+    /// Examples of the block that entered the mean.
+    pub update_examples: usize,
+}
+
+/// The block sums of the per-example trace.
+#[derive(Debug, Default)]
+struct Trace {
+    points: Vec<TracePoint>,
+    sum: Vec<f64>,
+    counted: Vec<usize>,
+}
 
 /// One hidden layer's diagnostics at the end of one epoch.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,7 +104,7 @@ pub fn degrees(cos: f64) -> f64 {
 
 /// The matrix Y_m should be compared with, as `t[i * n_fb + k]` (neuron i of layer m, feedback
 /// input k): W_{m+1}^T, or W_{m+1}^T ... W_{M-1}^T for broadcast feedback.
-pub fn transposed_forward_path(
+pub(crate) fn transposed_forward_path(
     params: &[LayerParams],
     m: usize,
     source: FeedbackSource,
@@ -130,7 +166,10 @@ pub struct AlignmentLog {
     saved: Vec<LayerParams>,
     sum_angle: Vec<f64>,
     counted: Vec<usize>,
+    /// Backprop's error of each hidden layer for the current example.
     e_bp: Vec<Vec<f32>>,
+    /// The per-block trace, when asked for.
+    trace: Option<Trace>,
 }
 
 impl AlignmentLog {
@@ -148,9 +187,37 @@ impl AlignmentLog {
         }
     }
 
+    /// This log, comparing every training example and keeping the mean of each block of
+    /// `PROBE_EXAMPLES` (100) in `alignment_trace.csv`; earlier epochs' blocks (up to
+    /// `epochs_done`) are read from `dir`.
+    pub fn with_trace(mut self, dir: &Path, epochs_done: usize) -> Self {
+        let points = std::fs::read_to_string(dir.join(TRACE_FILE_NAME))
+            .map(|t| parse_trace_csv(&t))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.epoch <= epochs_done)
+            .collect();
+        self.trace = Some(Trace {
+            points,
+            ..Default::default()
+        });
+        self
+    }
+
+    /// The trace so far (empty without [`AlignmentLog::with_trace`]).
+    pub fn trace_points(&self) -> &[TracePoint] {
+        self.trace.as_ref().map_or(&[], |t| &t.points)
+    }
+
     /// Whether example `k` (0-based) of `n` is in the probe window at the end of the epoch.
     pub fn probes(k: usize, n: usize) -> bool {
         k + PROBE_EXAMPLES >= n
+    }
+
+    /// Whether this log compares example `k` (0-based) of `n`: the end-of-epoch window, or
+    /// every example with a trace.
+    pub fn compares(&self, k: usize, n: usize) -> bool {
+        self.trace.is_some() || Self::probes(k, n)
     }
 
     /// Remembers the forward weights the backprop comparison needs (call before training
@@ -172,23 +239,72 @@ impl AlignmentLog {
         }
     }
 
-    /// Compares the errors the example just used with backprop's (call after training it).
+    /// Compares the errors the example just used with backprop's (call after training it);
+    /// every call counts towards the epoch's mean.
     pub fn after_example(&mut self, net: &Network) {
+        self.compare(net, true, None);
+    }
+
+    /// As [`AlignmentLog::after_example`] for example `k` (0-based) of `n` of `epoch`: the
+    /// epoch's mean takes the examples of the end-of-epoch window, the trace every one.
+    pub fn after_example_at(&mut self, net: &Network, epoch: usize, k: usize, n: usize) {
+        self.compare(net, Self::probes(k, n), Some((epoch, k, n)));
+    }
+
+    fn compare(&mut self, net: &Network, in_window: bool, at: Option<(usize, usize, usize)>) {
         let st = &net.state;
-        for m in 0..self.saved.len() {
-            if st.errors[m + 1].iter().all(|&e| e == 0.0) {
-                continue;
+        let hidden = self.saved.len();
+        if let Some(t) = &mut self.trace {
+            t.sum.resize(hidden, 0.0);
+            t.counted.resize(hidden, 0);
+        }
+        // Top down: the last hidden layer from E_out, each deeper one from the layer above's
+        // backprop error (eq. 6.8 applied along the chain).
+        let mut have_above = st.errors[hidden].iter().any(|&e| e != 0.0);
+        for m in (0..hidden).rev() {
+            if !have_above {
+                break;
             }
+            let (lower, upper) = self.e_bp.split_at_mut(m + 1);
+            let above: &[f32] = if m + 1 == hidden {
+                &st.errors[hidden]
+            } else {
+                &upper[0]
+            };
             backprop_error(
                 &net.model.dynamics,
                 &self.saved[m],
-                &st.errors[m + 1],
+                above,
                 &st.layers[m].forward.c,
-                &mut self.e_bp[m],
+                &mut lower[m],
             );
+            have_above = lower[m].iter().any(|&e| e != 0.0);
             if let Some(c) = cosine(&st.errors[m], &self.e_bp[m]) {
-                self.sum_angle[m] += degrees(c);
-                self.counted[m] += 1;
+                let angle = degrees(c);
+                if in_window {
+                    self.sum_angle[m] += angle;
+                    self.counted[m] += 1;
+                }
+                if let Some(t) = &mut self.trace {
+                    t.sum[m] += angle;
+                    t.counted[m] += 1;
+                }
+            }
+        }
+        if let (Some(t), Some((epoch, k, n))) = (&mut self.trace, at) {
+            if (k + 1) % PROBE_EXAMPLES == 0 || k + 1 == n {
+                for m in 0..hidden {
+                    let c = t.counted[m];
+                    t.points.push(TracePoint {
+                        epoch,
+                        example: k + 1,
+                        layer: m,
+                        update_angle_deg: if c > 0 { t.sum[m] / c as f64 } else { f64::NAN },
+                        update_examples: c,
+                    });
+                }
+                t.sum.fill(0.0);
+                t.counted.fill(0);
             }
         }
     }
@@ -215,9 +331,14 @@ impl AlignmentLog {
         self.saved.clear();
         self.sum_angle.clear();
         self.counted.clear();
+        if let Some(t) = &mut self.trace {
+            t.sum.clear();
+            t.counted.clear();
+        }
     }
 
-    /// Writes every record so far to `dir/alignment.csv` (atomically).
+    /// Writes every record so far to `dir/alignment.csv` (atomically), and the trace to
+    /// `dir/alignment_trace.csv` when there is one.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let mut s = String::from(HEADER);
         s.push('\n');
@@ -227,8 +348,40 @@ impl AlignmentLog {
                 r.epoch, r.layer, r.update_angle_deg, r.update_examples, r.feedback_angle_deg
             ));
         }
-        write_atomic(&dir.join(FILE_NAME), s.as_bytes())
+        write_atomic(&dir.join(FILE_NAME), s.as_bytes())?;
+        if let Some(t) = &self.trace {
+            let mut s = String::from(TRACE_HEADER);
+            s.push('\n');
+            for p in &t.points {
+                s.push_str(&format!(
+                    "{},{},{},{:.4},{}\n",
+                    p.epoch, p.example, p.layer, p.update_angle_deg, p.update_examples
+                ));
+            }
+            write_atomic(&dir.join(TRACE_FILE_NAME), s.as_bytes())?;
+        }
+        Ok(())
     }
+}
+
+/// Parses alignment_trace.csv; malformed lines are skipped.
+pub fn parse_trace_csv(text: &str) -> Vec<TracePoint> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() != 5 {
+                return None;
+            }
+            Some(TracePoint {
+                epoch: f[0].parse().ok()?,
+                example: f[1].parse().ok()?,
+                layer: f[2].parse().ok()?,
+                update_angle_deg: f[3].parse().ok()?,
+                update_examples: f[4].parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// Parses alignment.csv; malformed lines are skipped.

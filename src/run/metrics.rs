@@ -8,7 +8,7 @@ use rand::seq::index::sample;
 use rand::seq::SliceRandom;
 
 /// The first `n` of an epoch's shuffle of the whole training set (section 8).
-pub fn epoch_order(seed: u64, epoch: usize, total: usize, n: usize) -> Vec<usize> {
+pub(crate) fn epoch_order(seed: u64, epoch: usize, total: usize, n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..total).collect();
     order.shuffle(&mut stream(seed, Purpose::Shuffle, &[epoch as u64]));
     order.truncate(n.min(total));
@@ -16,7 +16,7 @@ pub fn epoch_order(seed: u64, epoch: usize, total: usize, n: usize) -> Vec<usize
 }
 
 /// Test images for an evaluation: all of them, or a seeded random subset (section 8).
-pub fn test_subset(seed: u64, key: &[u64], total: usize, n: usize) -> Vec<usize> {
+pub(crate) fn test_subset(seed: u64, key: &[u64], total: usize, n: usize) -> Vec<usize> {
     if n >= total {
         return (0..total).collect();
     }
@@ -24,7 +24,7 @@ pub fn test_subset(seed: u64, key: &[u64], total: usize, n: usize) -> Vec<usize>
 }
 
 /// Percent of `predictions` that differ from the labels of `indices`.
-pub fn error_percent(set: &MnistSet, indices: &[usize], predictions: &[u8]) -> f64 {
+pub(crate) fn error_percent(set: &MnistSet, indices: &[usize], predictions: &[u8]) -> f64 {
     let wrong = indices
         .iter()
         .zip(predictions)

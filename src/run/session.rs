@@ -4,16 +4,20 @@
 //! [`TrainError::Interrupted`] back with the checkpoint to resume from.
 
 use crate::io::checkpoint::Checkpoint;
-use crate::io::mnist::{find_data_dir, load_mnist, DataError, Mnist};
-use crate::io::record::{
-    parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint, DEFAULT_SPEC,
+use crate::io::memory::{self, MemoryError};
+use crate::io::mnist::{
+    data_env, find_data_dir, load_mnist, DataError, Mnist, TEST_LEN, TRAIN_LEN,
 };
-use crate::io::run_dir::{RunDir, RunDirError, RunInfo};
+use crate::io::record::{
+    parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint,
+};
+use crate::io::run_dir::{KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::record_plan::RecordPlan;
+use crate::model::recording::DEFAULT_SPEC;
 use crate::run::trainer::{Progress, RunOptions, TrainError, Trainer};
 use crate::sim::observer::NoObserver;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 /// What to train: a new run of a model, or the continuation of a run directory.
@@ -57,6 +61,9 @@ pub struct TrainRequest {
     /// `None`: as many as the current rayon pool has (the CLI's `--threads`, else the
     /// cores). Tests run on the rayon pool. Results do not depend on it.
     pub threads: Option<usize>,
+    /// Which end-of-epoch checkpoints stay (`None`: a resumed run's own, else the default,
+    /// the last two and every tenth).
+    pub keep_checkpoints: Option<KeepCheckpoints>,
 }
 
 /// Anything that stops a run before it trains, each naming its source.
@@ -72,6 +79,8 @@ pub enum SessionError {
     RunDir(#[from] RunDirError),
     #[error("--record: {0}")]
     Record(#[from] RecordError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -87,20 +96,71 @@ pub struct TrainOutcome {
     pub traces: Option<Result<PathBuf, RecordError>>,
 }
 
+/// Refuses example counts above what MNIST holds (60,000 training and 10,000 test images);
+/// `train_from` and `test_from` name where each count came from.
+pub fn check_counts(
+    train_examples: usize,
+    train_from: &str,
+    test_examples: usize,
+    test_from: &str,
+) -> Result<(), String> {
+    if train_examples > TRAIN_LEN {
+        return Err(format!(
+            "{train_from} {train_examples} is more than the {TRAIN_LEN} training images of MNIST; give at most {TRAIN_LEN}"
+        ));
+    }
+    if test_examples > TEST_LEN {
+        return Err(format!(
+            "{test_from} {test_examples} is more than the {TEST_LEN} test images of MNIST; give at most {TEST_LEN}"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a model whose training would need more memory than this process may use.
+pub fn check_memory(cfg: &ModelConfig) -> Result<(), MemoryError> {
+    memory::check(
+        crate::sim::memory::training_bytes(cfg),
+        &format!("the model {} ({})", cfg.name, cfg.sizes_string()),
+    )
+}
+
 /// Trains as `request` says until done or until `stop` is raised (polled after every
 /// example). Messages for the user go to `progress.notice`.
+///
+/// The run directory is locked first (before the data is read; a second writer of the same
+/// directory is refused at once, naming the holder) and stays locked until this returns.
 pub fn train<P: Progress>(
     request: &TrainRequest,
     progress: &mut P,
     stop: &AtomicBool,
 ) -> Result<TrainOutcome, SessionError> {
     let data_holder: Mnist;
+    let _lock: RunLock;
     let mut trainer = match &request.start {
         Start::Resume { dir, epochs } => {
             let run = RunDir::open(dir)?;
-            let info = run.read_info()?;
+            // Nothing to resume: said without leaving a lock file in a directory that is
+            // not a run's.
+            if run.checkpoints()?.is_empty() {
+                return Err(run.no_checkpoint().into());
+            }
+            _lock = run.lock()?;
             let (ck, latest) = run.latest_checkpoint()?;
-            let epochs = epochs.unwrap_or(info.epochs);
+            let check = run.verify_resume(&ck, &latest)?;
+            for line in &check.repaired {
+                progress.notice(line);
+            }
+            let cfg = check.cfg.clone();
+            // A lost run.json: the total is unknown, so the run only completes the epoch it
+            // is in unless --epochs says more.
+            let own_epochs = check
+                .info
+                .as_ref()
+                .map_or(ck.epochs_done + usize::from(ck.progress.is_some()), |i| {
+                    i.epochs
+                });
+            let epochs = epochs.unwrap_or(own_epochs);
             if epochs < ck.epochs_done {
                 return Err(SessionError::Invalid(format!(
                     "{} already has {} epochs; --epochs gives the total and must be at least that",
@@ -108,16 +168,26 @@ pub fn train<P: Progress>(
                     ck.epochs_done
                 )));
             }
-            // The request's data folder, else the run's own, else the usual places (a run
-            // directory copied from another machine).
-            let data_dir = match &request.data {
-                Some(d) => find_data_dir(Some(d))?,
-                None if info.data_dir.is_dir() => info.data_dir.clone(),
-                None => find_data_dir(None)?,
+            check_memory(&cfg)?;
+            // The request's data folder (or APICAL_DATA), else the run's own, else the usual
+            // places (a run directory copied from another machine).
+            let data_dir = match (&request.data, &check.info) {
+                (Some(d), _) => find_data_dir(Some(d))?,
+                (None, _) if data_env().is_some() => find_data_dir(None)?,
+                (None, Some(info)) if info.data_dir.is_dir() => info.data_dir.clone(),
+                (None, _) => find_data_dir(None)?,
             };
             progress.notice(&format!("loading MNIST from {}", data_dir.display()));
             data_holder = load_mnist(&data_dir, request.verify)?;
-            let checkpoint_every = request.checkpoint_every.unwrap_or(info.checkpoint_every);
+            let checkpoint_every = request
+                .checkpoint_every
+                .unwrap_or(check.info.as_ref().map_or(0, |i| i.checkpoint_every));
+            let keep_checkpoints = request.keep_checkpoints.unwrap_or(
+                check
+                    .info
+                    .as_ref()
+                    .map_or_else(Default::default, |i| i.keep_checkpoints),
+            );
             let opts = RunOptions {
                 epochs,
                 // The checkpoint's seed and example counts replace these (Trainer::resume).
@@ -126,6 +196,7 @@ pub fn train<P: Progress>(
                 seed: ck.seed,
                 out_dir: dir.clone(),
                 checkpoint_every,
+                keep_checkpoints,
             };
             progress.notice(&format!(
                 "resuming {} from {} ({}) up to {} epochs",
@@ -134,10 +205,33 @@ pub fn train<P: Progress>(
                 position(&ck),
                 epochs
             ));
+            let info = match check.info {
+                Some(info) => RunInfo {
+                    epochs,
+                    checkpoint_every,
+                    keep_checkpoints,
+                    ..info
+                },
+                None => {
+                    if request_epochs_missing(&request.start) {
+                        progress.notice(&format!(
+                            "run.json held the run's total number of epochs; continuing to epoch {epochs} only (give --epochs for more)"
+                        ));
+                    }
+                    RunInfo {
+                        apical_version: env!("CARGO_PKG_VERSION").into(),
+                        model: cfg.name.clone(),
+                        seed: ck.seed,
+                        epochs,
+                        train_examples: ck.train_examples,
+                        test_examples: ck.test_examples,
+                        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+                        checkpoint_every,
+                        keep_checkpoints,
+                    }
+                }
+            };
             let t = Trainer::resume(ck, &data_holder, opts)?;
-            let mut info = info;
-            info.epochs = epochs;
-            info.checkpoint_every = checkpoint_every;
             t.run.write_info(&info).map_err(TrainError::from)?;
             t
         }
@@ -153,9 +247,18 @@ pub fn train<P: Progress>(
                 RecordPlan::resolve(&parse_spec(spec).map_err(RecordError::from)?, model)
                     .map_err(RecordError::from)?;
             }
-            let data_dir = find_data_dir(request.data.as_deref())?;
-            progress.notice(&format!("loading MNIST from {}", data_dir.display()));
-            data_holder = load_mnist(&data_dir, request.verify)?;
+            let (train_from, test_from) = (
+                if train_examples.is_some() {
+                    "--train-examples"
+                } else {
+                    "the model's training.train_examples ="
+                },
+                if test_examples.is_some() {
+                    "--test-examples"
+                } else {
+                    "the model's training.test_examples ="
+                },
+            );
             let epochs = epochs.unwrap_or(model.training.epochs);
             let train_examples = train_examples.unwrap_or(model.training.train_examples);
             let test_examples = test_examples.unwrap_or(model.training.test_examples);
@@ -164,10 +267,21 @@ pub fn train<P: Progress>(
                     "--epochs, --train-examples and --test-examples must be at least 1".into(),
                 ));
             }
+            check_counts(train_examples, train_from, test_examples, test_from)
+                .map_err(SessionError::Invalid)?;
+            check_memory(model)?;
             let out = out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{seed}", model.name)));
+            let (run, lock) = RunDir::create_locked(&out)?;
+            _lock = lock;
+            run.refuse_checkpoints()?;
+            refuse_symlink(&out.join("traces.h5"))?;
+            let data_dir = find_data_dir(request.data.as_deref())?;
+            progress.notice(&format!("loading MNIST from {}", data_dir.display()));
+            data_holder = load_mnist(&data_dir, request.verify)?;
             let checkpoint_every = request.checkpoint_every.unwrap_or(0);
+            let keep_checkpoints = request.keep_checkpoints.unwrap_or_default();
             let info = RunInfo {
                 apical_version: env!("CARGO_PKG_VERSION").into(),
                 model: model.name.clone(),
@@ -177,6 +291,7 @@ pub fn train<P: Progress>(
                 test_examples,
                 data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
                 checkpoint_every,
+                keep_checkpoints,
             };
             let opts = RunOptions {
                 epochs,
@@ -185,6 +300,7 @@ pub fn train<P: Progress>(
                 seed: *seed,
                 out_dir: out.clone(),
                 checkpoint_every,
+                keep_checkpoints,
             };
             progress.notice(&format!(
                 "training {} ({}) for {} epoch(s) of {} examples, testing on {}; run directory {}",
@@ -234,6 +350,15 @@ pub fn train<P: Progress>(
     })
 }
 
+fn request_epochs_missing(start: &Start) -> bool {
+    matches!(start, Start::Resume { epochs: None, .. })
+}
+
+/// A trace file's name taken by a symbolic link: refused before the recorder opens it.
+fn refuse_symlink(path: &Path) -> Result<(), SessionError> {
+    crate::io::atomic::refuse_symlink(path).map_err(|e| SessionError::Invalid(e.to_string()))
+}
+
 /// "N epochs done" or "N epochs and K examples of epoch N+1 done".
 fn position(ck: &Checkpoint) -> String {
     match &ck.progress {
@@ -255,10 +380,10 @@ fn make_recorder(
     spec: Option<&str>,
     resumed: bool,
     z: Compression,
-) -> Result<Option<Recorder>, RecordError> {
+) -> Result<Option<Recorder>, SessionError> {
     let cfg = &t.net.model.cfg;
     let (groups, text) = match spec {
-        Some(s) => (parse_spec(s)?, s.to_string()),
+        Some(s) => (parse_spec(s).map_err(RecordError::from)?, s.to_string()),
         None if !cfg.record.is_empty() => (
             cfg.record.clone(),
             "[[record]] tables of the model file".to_string(),
@@ -287,7 +412,9 @@ fn make_recorder(
         example,
         step,
     };
-    Recorder::create(
+    // The recorder would write through a link at the trace file's name.
+    refuse_symlink(&path)?;
+    Ok(Recorder::create(
         &path,
         &groups,
         &text,
@@ -297,5 +424,5 @@ fn make_recorder(
         start,
         z,
     )
-    .map(Some)
+    .map(Some)?)
 }

@@ -5,7 +5,7 @@
 use crate::base::rng::{stream, Purpose};
 use crate::io::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
 use crate::io::mnist::Mnist;
-use crate::io::run_dir::{EpochMetrics, RunDir, RunDirError, RunInfo};
+use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo};
 use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
 use crate::run::alignment::AlignmentLog;
@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// Write a mid-epoch checkpoint every this many examples (0: only at epoch ends).
     pub checkpoint_every: usize,
+    /// Which end-of-epoch checkpoints stay once later ones are written.
+    pub keep_checkpoints: KeepCheckpoints,
 }
 
 /// Called as training goes (progress bars, logs).
@@ -96,6 +98,10 @@ pub struct Trainer<'a> {
     pub wall: Vec<[f64; 2]>,
     /// Position inside the next epoch, when resuming from a mid-epoch checkpoint.
     pub resume_progress: Option<EpochProgress>,
+    /// Compare every training example's hidden update with backprop's and write the means
+    /// of blocks of 100 to `alignment_trace.csv` (the curve of the paper's Fig. 7A; see
+    /// [`AlignmentLog::with_trace`]). Off by default: it costs one backprop pass per example.
+    pub alignment_trace: bool,
 }
 
 impl<'a> Trainer<'a> {
@@ -119,6 +125,7 @@ impl<'a> Trainer<'a> {
             history: Vec::new(),
             wall: Vec::new(),
             resume_progress: None,
+            alignment_trace: false,
         })
     }
 
@@ -150,6 +157,7 @@ impl<'a> Trainer<'a> {
             history: ck.history,
             wall,
             resume_progress: ck.progress,
+            alignment_trace: false,
         };
         // A run killed between its checkpoint and its metrics left them one epoch short.
         if !t.history.is_empty() {
@@ -201,6 +209,9 @@ impl<'a> Trainer<'a> {
         let dt_ms = cfg.neuron.dt;
         // Feedback alignment diagnostics (read-only: they do not change the run).
         let mut align = AlignmentLog::load(&self.run.dir, self.history.len());
+        if self.alignment_trace {
+            align = align.with_trace(&self.run.dir, self.history.len());
+        }
         while self.history.len() < self.opts.epochs {
             let epoch = self.history.len() + 1;
             let started = Instant::now();
@@ -222,6 +233,7 @@ impl<'a> Trainer<'a> {
                     self.net.start_epoch(seed, epoch);
                     for l in &mut self.net.state.layers {
                         l.spike_count = 0;
+                        l.rate_sum = 0.0;
                     }
                 }
             }
@@ -230,7 +242,7 @@ impl<'a> Trainer<'a> {
             let quick = cfg.training.quick_test_every;
             for k in start..n_train {
                 let idx = order[k];
-                let probe = AlignmentLog::probes(k, n_train);
+                let probe = align.compares(k, n_train);
                 if probe {
                     align.before_example(&self.net);
                 }
@@ -240,7 +252,7 @@ impl<'a> Trainer<'a> {
                         .train_example(train.image(idx), train.label(idx), l_f[k], l_t[k], obs);
                 obs.on_example_end(out.predicted, &self.net.params);
                 if probe {
-                    align.after_example(&self.net);
+                    align.after_example_at(&self.net, epoch, k, n_train);
                 }
                 steps += (l_f[k] + l_t[k]) as u64;
                 if out.predicted == train.label(idx) {
@@ -303,7 +315,12 @@ impl<'a> Trainer<'a> {
                 .state
                 .layers
                 .iter()
-                .map(|l| l.spike_count as f64 / (l.n as f64 * steps.max(1) as f64) * 1000.0 / dt_ms)
+                // Spikes, or in the rate mode the expected spikes (one of the two is zero).
+                .map(|l| {
+                    (l.spike_count as f64 + l.rate_sum) / (l.n as f64 * steps.max(1) as f64)
+                        * 1000.0
+                        / dt_ms
+                })
                 .collect();
             let train_seconds = started.elapsed().as_secs_f64();
             let test_started = Instant::now();
@@ -331,6 +348,7 @@ impl<'a> Trainer<'a> {
             self.net.state.reset();
             let ck = self.checkpoint(epoch, None);
             ck.save(&self.run.dir.join(checkpoint::epoch_file_name(epoch)))?;
+            drop(ck);
             // Mid-epoch files of this epoch are superseded by the epoch's checkpoint.
             if let Ok(list) = checkpoint::list_checkpoints(&self.run.dir) {
                 for (e, k, p) in list {
@@ -339,6 +357,10 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
+            // Older epochs' checkpoints the retention policy does not keep (the one just
+            // written is on disk: `save` synced it and its directory).
+            self.run
+                .prune_checkpoints(self.opts.keep_checkpoints, epoch)?;
             align.end_epoch(epoch, &self.net);
             align.write(&self.run.dir).map_err(io_err(&self.run.dir))?;
             let metrics = self.metrics();

@@ -8,7 +8,7 @@ use crate::model::topology::Topology;
 
 /// Default width from which a layer's blocks are shared among threads, where nothing
 /// chose one ([`Exec::default`]: never).
-pub const DEFAULT_PARALLEL_MIN: usize = usize::MAX;
+pub(crate) const DEFAULT_PARALLEL_MIN: usize = usize::MAX;
 
 /// Narrowest layer whose blocks [`Exec::for_threads`] shares among threads. A training
 /// step of a block of 512 neurons costs about 2 microseconds and handing a step to the

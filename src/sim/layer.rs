@@ -203,7 +203,7 @@ impl NeuronBlock {
 
     /// Eq. 5.2-5.4: sums of C, the rate and A over the integration window.
     #[inline(always)]
-    fn add_to_window(&mut self, hidden: bool) {
+    pub(crate) fn add_to_window(&mut self, hidden: bool) {
         add_assign(&mut self.sum_c, &self.soma);
         add_assign(&mut self.sum_rate, &self.rate);
         if hidden {
@@ -353,6 +353,11 @@ pub struct LayerState {
     pub target: PhaseMeans,
     /// Spikes emitted since the counter was last cleared.
     pub spike_count: u64,
+    /// Rate mode (section 9): the sum of every neuron's rate over the steps since the counter
+    /// was last cleared, the expected spike count. Not saved (a run resumed inside an epoch
+    /// counts from the resume on).
+    #[serde(skip)]
+    pub rate_sum: f64,
     /// The dense baseline's per-input PSPs (None: event-driven, the default). Never saved.
     #[serde(skip)]
     pub dense: Option<DenseInput>,
@@ -383,6 +388,7 @@ impl LayerState {
             forward: PhaseMeans::new(n),
             target: PhaseMeans::new(n),
             spike_count: 0,
+            rate_sum: 0.0,
             dense: None,
         }
     }
@@ -404,7 +410,7 @@ impl LayerState {
         self.dense = n_pre.map(|n| DenseInput::new(kernel, n));
     }
 
-    pub fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
+    pub(crate) fn reseed(&mut self, mut rngs: impl FnMut(usize) -> Rng) {
         for (i, b) in self.blocks.iter_mut().enumerate() {
             b.rng = LaneRng::new(rngs(i));
         }
@@ -454,14 +460,14 @@ impl LayerState {
     /// Adds the feedback spikes of this step to the apical input history (eq. 3.2): they
     /// reach A at the next step.
     #[inline(always)]
-    pub fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
+    pub(crate) fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
         for b in &mut self.blocks {
             b.apical_in.push_rows(kernel, &p.y, p.n, b.lo, fb_events);
         }
     }
 
     /// Ends a phase: stores the window means (forward or target).
-    pub fn end_phase(&mut self, forward: bool, window: usize, offsets: Option<&[u8]>) {
+    pub(crate) fn end_phase(&mut self, forward: bool, window: usize, offsets: Option<&[u8]>) {
         let means = if forward {
             &mut self.forward
         } else {

@@ -24,9 +24,6 @@ pub struct Model {
     pub cfg: ModelConfig,
     pub dynamics: Dynamics,
     pub kernel: Kernel,
-    /// Dense baseline (benchmarks only): B = W s every step over all inputs, as the
-    /// reference computes it, instead of the event-driven update. Same model.
-    pub dense: bool,
 }
 
 impl Model {
@@ -37,12 +34,7 @@ impl Model {
             cfg,
             dynamics,
             kernel,
-            dense: false,
         }
-    }
-
-    pub fn n_layers(&self) -> usize {
-        self.cfg.network.hidden.len() + 1
     }
 
     /// Output units per class.
@@ -139,22 +131,6 @@ impl Network {
             simd: self.exec.simd,
             ..Exec::for_threads(threads, &cfg.topology(), cfg.training.block_size)
         };
-    }
-
-    /// Switches the dense baseline on or off (see [`Model::dense`]); the state's input
-    /// histories start empty.
-    pub fn set_dense(&mut self, on: bool) {
-        self.model.dense = on;
-        let cfg = &self.model.cfg;
-        let sizes = cfg.layer_sizes();
-        for (m, l) in self.state.layers.iter_mut().enumerate() {
-            let n_pre = if m == 0 {
-                cfg.network.n_in
-            } else {
-                sizes[m - 1]
-            };
-            l.set_dense(&self.model.kernel, on.then_some(n_pre));
-        }
     }
 
     /// Resets the state and gives it the training streams of `epoch`.
@@ -371,6 +347,68 @@ impl Network {
                 },
             )
             .collect()
+    }
+
+    /// One example on a state of its own, without learning, for watching the dynamics with
+    /// an observer (the Python package's `Network.simulate`). The streams are those of
+    /// `apical eval`'s test of test image `index` after `epochs_done` epochs (repeat 0), so
+    /// [`Phase::Test`] with `steps` = l_f_test predicts what that test predicted.
+    /// [`Phase::Forward`]: a forward phase of `steps` steps. [`Phase::Target`]: a forward
+    /// phase of l_f steps, then `steps` target-phase steps teaching `label`. Returns the
+    /// prediction of the (last) forward or test phase.
+    #[allow(clippy::too_many_arguments)]
+    pub fn simulate<O: Observer>(
+        &self,
+        image: &[u8],
+        index: u64,
+        seed: u64,
+        epochs_done: usize,
+        phase: Phase,
+        steps: usize,
+        label: u8,
+        obs: &mut O,
+    ) -> u8 {
+        let key = crate::base::rng::Key::Eval { epochs_done }.value();
+        let model = &self.model;
+        let p = &model.cfg.phases;
+        let per_class = model.units_per_class();
+        let mut st = NetState::new(model, seed, Purpose::TestExample, &[key, index]);
+        st.reset();
+        st.input.set_image(image);
+        let (exec, first, window) = match phase {
+            Phase::Test => (self.exec.sequential(), steps, p.integration_time_test),
+            Phase::Forward => (self.exec, steps, p.integration_time),
+            Phase::Target => (self.exec, p.l_f, p.integration_time),
+        };
+        let first_phase = if phase == Phase::Test {
+            Phase::Test
+        } else {
+            Phase::Forward
+        };
+        let params = &self.params[..];
+        run_phase(
+            model,
+            params,
+            &mut st,
+            first_phase,
+            first,
+            window.min(first),
+            &exec,
+            obs,
+        );
+        let predicted = predict(&st.output().forward.c, per_class);
+        if phase == Phase::Target {
+            for (i, g) in st.teach.iter_mut().enumerate() {
+                *g = if i / per_class == label as usize {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
+            let w = p.integration_time.min(steps);
+            run_phase(model, params, &mut st, Phase::Target, steps, w, &exec, obs);
+        }
+        predicted
     }
 
     /// Whether every weight, bias and potential is finite.

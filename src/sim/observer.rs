@@ -21,7 +21,7 @@ pub struct StepInfo<'a> {
     pub state: &'a NetState,
 }
 
-/// Watches a simulation without changing it; called by [`crate::sim::schedule::run_phase`].
+/// Watches a simulation without changing it; called by `crate::sim::schedule::run_phase`.
 /// `NoObserver` compiles to nothing.
 pub trait Observer {
     /// After every step.

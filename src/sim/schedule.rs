@@ -1,6 +1,7 @@
-//! The per-step schedule of one phase (docs/model.md, sections 2-5 and 8).
+//! The per-step schedule of one phase (docs/model.md, sections 2-5 and 8); the rate mode of
+//! section 9 has its own ([`crate::sim::rate`]).
 
-use crate::model::config::FeedbackSource;
+use crate::model::config::{FeedbackSource, NeuronMode};
 use crate::model::params::LayerParams;
 use crate::sim::exec::Exec;
 use crate::sim::network::Model;
@@ -25,6 +26,11 @@ pub fn run_phase<O: Observer>(
     exec: &Exec,
     obs: &mut O,
 ) {
+    if model.cfg.neuron.mode == NeuronMode::Rate {
+        // Section 9: a schedule of its own, chosen once per phase.
+        crate::sim::rate::run_phase(model, params, state, phase, len, window, obs);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     match exec.simd {
         crate::base::simd::Level::Avx512 => {

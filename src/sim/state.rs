@@ -38,7 +38,7 @@ impl NetState {
         let m_layers = sizes.len();
         let hist = model.hist_len();
         let block = cfg.training.block_size;
-        let mut layers: Vec<LayerState> = sizes
+        let layers: Vec<LayerState> = sizes
             .iter()
             .enumerate()
             .map(|(m, &n)| {
@@ -53,16 +53,6 @@ impl NetState {
                 )
             })
             .collect();
-        if model.dense {
-            for (m, l) in layers.iter_mut().enumerate() {
-                let n_pre = if m == 0 {
-                    cfg.network.n_in
-                } else {
-                    sizes[m - 1]
-                };
-                l.set_dense(&model.kernel, Some(n_pre));
-            }
-        }
         let window = cfg.phases.integration_time;
         let presyn = (0..m_layers)
             .map(|m| {
@@ -112,7 +102,7 @@ impl NetState {
     }
 
     /// New random streams keyed by `(seed, purpose, key)`, as `new` would give.
-    pub fn reseed(&mut self, seed: u64, purpose: Purpose, key: &[u64]) {
+    pub(crate) fn reseed(&mut self, seed: u64, purpose: Purpose, key: &[u64]) {
         self.input_rng = input_stream(seed, purpose, key);
         self.plateau_rng = stream(seed, Purpose::Plateau, key);
         for (m, l) in self.layers.iter_mut().enumerate() {

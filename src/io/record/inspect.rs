@@ -102,6 +102,13 @@ pub fn inspect(path: &Path) -> Result<String, RecordError> {
             let _ = writeln!(out, "  {a} = {}", attr_text(&f, a));
         }
     }
+    if attrs.iter().any(|a| a == "stop_reason") && attr_text(&f, "stop_reason") == "running" {
+        out.push_str(
+            "note: stop_reason is still `running`: the writer stopped without closing the file \
+             (killed, or still running); it holds what the last flush wrote \
+             (docs/traces.md, Crash safety)\n",
+        );
+    }
     out.push_str("contents (dataset, type, shape, attributes):\n");
     inspect_group(&f, "", &mut out).map_err(he("cannot read the file's groups"))?;
     if attrs.iter().any(|a| a == "model_toml") {

@@ -1,8 +1,8 @@
 //! The per-population parts of a trace file: spikes, reports, plateaus, weights, the
 //! examples and epochs tables.
 
-use super::recorder::Compression;
-use super::writer::{put_data, Col, Job};
+use super::compression::Filters;
+use super::writer::{put_attr, put_data, Col, Job, SonataBool};
 use crate::model::recording::Examples;
 use hdf5::{Dataset, Group};
 
@@ -29,7 +29,7 @@ pub(super) struct ReportOut {
 impl ReportOut {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn create(
-        z: Compression,
+        z: Filters,
         root: &Group,
         pop: &str,
         n: usize,
@@ -45,7 +45,10 @@ impl ReportOut {
         let times = Col::<f64>::create(z, &g, "times", &[], Some("ms"))?;
         let m = g.create_group("mapping")?;
         let ids: Vec<u64> = (0..n as u64).collect();
-        put_data(&m, "node_ids", &ids, None)?;
+        // SONATA: `sorted` (bool, optional) says the node ids ascend; libsonata reads it as
+        // the enum bool h5py writes.
+        let node_ids = put_data(&m, "node_ids", &ids, None)?;
+        put_attr(&node_ids, "sorted", &SonataBool::TRUE)?;
         let ptr: Vec<u64> = (0..=n as u64).map(|i| i * k as u64).collect();
         put_data(&m, "index_pointers", &ptr, None)?;
         let el: Vec<u32> = (0..n).flat_map(|_| elements.iter().copied()).collect();
@@ -65,9 +68,9 @@ impl ReportOut {
         })
     }
 
-    pub(super) fn flush(&mut self, jobs: &mut Vec<Job>) {
-        self.data.flush(jobs);
-        self.times.flush(jobs);
+    pub(super) fn flush(&mut self, jobs: &mut Vec<Job>, last: bool) {
+        self.data.flush(jobs, last);
+        self.times.flush(jobs, last);
         // mapping/time = start, stop, step over the rows written: the time of row r is
         // start + r * step when every step of the recorded stretch was sampled, and always
         // `times[r]`.

@@ -10,34 +10,40 @@
 //! resizable datasets between examples, so memory stays flat however long the run.
 
 //!
-//! Files: [`writer`] is the HDF5 side (the
-//! writer thread, chunked columns, attribute helpers); [`layout`] the per-population
-//! datasets of the file; [`recorder`] the observer that fills them; [`inspect`] reads a
+//! Files: `writer` is the HDF5 side (the
+//! writer thread, chunked columns, attribute helpers); `layout` the per-population
+//! datasets of the file; `recorder` the observer that fills them; [`inspect`] reads a
 //! file back as text. What may be recorded (the spec grammar, `[[record]]` tables) is part of
 //! the model description: [`crate::model::recording`].
 
+mod compression;
 mod inspect;
 mod layout;
 
 mod recorder;
 mod writer;
 
-pub use crate::model::record_plan::{
-    population_names, RecordPlan, ReportSel, ELEMENT_APICAL, ELEMENT_BASAL, ELEMENT_SOMA,
-};
-pub use crate::model::recording::{
-    parse_spec, Examples, RecordGroup, SpecError, Var, DEFAULT_SPEC,
-};
+pub use crate::model::recording::{parse_spec, RecordGroup, SpecError};
+pub use compression::{time_decimals, Compression};
 pub use inspect::inspect;
 pub use recorder::steps_before;
-pub use recorder::{Compression, Recorder, RunEnd, StartPoint};
-pub use writer::{RecordError, Sorting};
+pub use recorder::{Recorder, RunEnd, StartPoint};
+pub use writer::{RecordError, SonataBool, Sorting};
 
-/// Version of the file layout (root attribute `format_version`).
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the file layout (root attribute `format_version`): 2 since the SONATA
+/// `magic`/`version` attributes, the scale-offset default and the HDF5 1.8 format.
+pub const FORMAT_VERSION: u32 = 2;
 /// Buffered bytes that trigger a flush at the end of an example.
-pub const FLUSH_BYTES: usize = 8 << 20;
+pub(crate) const FLUSH_BYTES: usize = 8 << 20;
+/// A flush at the end of an example when the last one is this old: what a process killed
+/// without closing the file loses is about this much (docs/traces.md, Crash safety).
+pub(crate) const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// SONATA's root attribute `magic` (uint32).
+pub(crate) const SONATA_MAGIC: u32 = 0x0A7A;
+/// SONATA's root attribute `version` (uint32 [2]): the SONATA specification version 0.1
+/// whose spike and report layouts the file follows.
+pub(crate) const SONATA_VERSION: [u32; 2] = [0, 1];
 /// Target size of one uncompressed chunk.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Units of the model's potentials (the model is dimensionless, docs/model.md).
-pub const POTENTIAL_UNITS: &str = "dimensionless";
+pub(crate) const POTENTIAL_UNITS: &str = "dimensionless";

@@ -1,65 +1,24 @@
 //! The recorder: an observer of the simulation that streams what the plan selects into the
 //! trace file.
 
+use super::compression::{Compression, Filters};
 use super::layout::*;
 use super::writer::*;
-use super::{FLUSH_BYTES, FORMAT_VERSION, POTENTIAL_UNITS};
+use super::{
+    FLUSH_BYTES, FLUSH_INTERVAL, FORMAT_VERSION, POTENTIAL_UNITS, SONATA_MAGIC, SONATA_VERSION,
+};
 use crate::base::rng::{stream, Purpose};
 use crate::io::checkpoint::EpochRecord;
 use crate::model::config::ModelConfig;
 use crate::model::neuron::plateau_potential;
 use crate::model::params::LayerParams;
 use crate::model::phases::phase_lengths;
-use crate::model::record_plan::{
-    population_names, RecordPlan, ELEMENT_APICAL, ELEMENT_BASAL, ELEMENT_SOMA,
-};
+use crate::model::record_plan::{RecordPlan, ELEMENT_APICAL, ELEMENT_BASAL, ELEMENT_SOMA};
 use crate::model::recording::RecordGroup;
 use crate::sim::observer::{Observer, Phase, StepInfo};
 use crate::sim::state::NetState;
 use hdf5::File;
 use std::path::{Path, PathBuf};
-
-/// Compression of the trace datasets. libsonata's PyPI wheels (0.1.37, 0.2.2) come with an
-/// HDF5 that has no deflate filter: they read only files written with `None`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    /// Byte shuffle, then deflate at this level (0-9).
-    Deflate(u8),
-    None,
-}
-
-impl Default for Compression {
-    fn default() -> Self {
-        Compression::Deflate(1)
-    }
-}
-
-impl std::fmt::Display for Compression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Compression::Deflate(l) => write!(f, "deflate:{l}"),
-            Compression::None => f.write_str("none"),
-        }
-    }
-}
-
-impl std::str::FromStr for Compression {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(Compression::None),
-            "deflate" => Ok(Compression::default()),
-            _ => s
-                .strip_prefix("deflate:")
-                .and_then(|l| l.parse::<u8>().ok())
-                .filter(|&l| l <= 9)
-                .map(Compression::Deflate)
-                .ok_or_else(|| {
-                    format!("is not a compression; use deflate, deflate:0..9 or none, got {s:?}")
-                }),
-        }
-    }
-}
 
 /// How a recorded run ended (root attributes `complete` and `stop_reason`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +71,11 @@ pub struct Recorder {
     /// (epoch, examples done in it) of the last example handed to the buffers.
     last_done: (usize, usize),
     flush_bytes: usize,
+    /// A flush at the end of an example when the last one is this old.
+    flush_interval: std::time::Duration,
+    last_flush: std::time::Instant,
+    /// `APICAL_TRACE_FLUSH_LOG`: a file to which every completed flush appends a line.
+    flush_log: Option<PathBuf>,
     error: Option<RecordError>,
     finished: bool,
     inject_failure: bool,
@@ -137,23 +101,11 @@ impl Recorder {
             let path = path.to_path_buf();
             move |source| RecordError::Hdf5 { path, what, source }
         };
-        // Memory stays flat on long runs only with the 1.10 format (its extensible-array
-        // chunk index; with the 1.8 B-tree index peak RSS grew by ~6 MB per 20,000 recorded
-        // examples, docs/traces.md) and a small metadata cache. Its price: a process killed
-        // before closing the file leaves it flagged "open for write", and readers refuse it
-        // until `h5clear -s` (hdf5-tools) clears the flag.
-        let mdc = hdf5::file::MetadataCacheConfig {
-            initial_size: 1 << 20,
-            min_size: 1 << 19,
-            max_size: 4 << 20,
-            max_increment: 1 << 20,
-            ..Default::default()
-        };
-        let file = File::with_options()
-            .with_fapl(|p| p.libver_v110().mdc_config(&mdc))
-            .create(path)
-            .map_err(he("cannot create the file"))?;
-        let names = population_names(cfg);
+        // Laid out under a temporary name and renamed when complete: a process killed while
+        // the file is being laid out leaves no half-written traces.h5.
+        let part = part_path(path);
+        let file = create_file(&part).map_err(he("cannot create the file"))?;
+        let names = cfg.topology().population_names();
         let sizes = cfg.layer_sizes();
         let m_layers = sizes.len();
         let dt = cfg.neuron.dt;
@@ -165,7 +117,13 @@ impl Recorder {
                 crate::model::config::FeedbackSource::NextLayer => sizes[m + 1],
             }
         };
+        let z = Filters::new(z, dt);
         let build = || -> hdf5::Result<Recorder> {
+            // SONATA's two root attributes of every SONATA HDF5 file.
+            put_attr(&file, "magic", &SONATA_MAGIC)?;
+            file.new_attr_builder()
+                .with_data(&SONATA_VERSION[..])
+                .create("version")?;
             put_str(&file, "format", "apical-traces")?;
             put_attr(&file, "format_version", &FORMAT_VERSION)?;
             put_str(&file, "apical_version", env!("CARGO_PKG_VERSION"))?;
@@ -177,7 +135,7 @@ impl Recorder {
             put_str(&file, "potential_units", POTENTIAL_UNITS)?;
             put_str(&file, "rate_units", "Hz")?;
             put_str(&file, "record_spec", spec_text)?;
-            put_str(&file, "compression", &z.to_string())?;
+            put_str(&file, "compression", &z.z.to_string())?;
             put_str(&file, "populations", &names.join(","))?;
             let sz: Vec<u64> = std::iter::once(cfg.network.n_in as u64)
                 .chain(sizes.iter().map(|&s| s as u64))
@@ -196,14 +154,19 @@ impl Recorder {
 
             let (_, spikes) = per_population(&file, "spikes", &plan.spikes, |sg, p, ex| {
                 let g = sg.create_group(&names[p])?;
+                let zs = z.spikes(if p == 0 {
+                    cfg.network.n_in
+                } else {
+                    sizes[p - 1]
+                });
                 g.new_attr::<Sorting>()
                     .create("sorting")?
                     .write_scalar(&Sorting::by_time)?;
                 Ok(SpikeOut {
                     examples: *ex,
                     active: false,
-                    timestamps: Col::create(z, &g, "timestamps", &[], Some("ms"))?,
-                    node_ids: Col::create(z, &g, "node_ids", &[], None)?,
+                    timestamps: Col::create(zs, &g, "timestamps", &[], Some("ms"))?,
+                    node_ids: Col::create(zs, &g, "node_ids", &[], None)?,
                 })
             })?;
             let (_, reports) = per_population(&file, "report", &plan.report, |rg, m, r| {
@@ -336,12 +299,19 @@ impl Recorder {
                 target_steps: 0,
                 last_done: (start.epoch.saturating_sub(1), 0),
                 flush_bytes: FLUSH_BYTES,
+                flush_interval: FLUSH_INTERVAL,
+                last_flush: std::time::Instant::now(),
+                flush_log: std::env::var_os("APICAL_TRACE_FLUSH_LOG").map(PathBuf::from),
                 error: None,
                 finished: false,
                 inject_failure: false,
             })
         };
         let mut r = build().map_err(he("cannot lay out the file"))?;
+        std::fs::rename(&part, path).map_err(|e| RecordError::Write {
+            path: path.to_path_buf(),
+            message: format!("cannot rename {} to it: {e}", part.display()),
+        })?;
         if start.example > 0 {
             r.last_done = (start.epoch, start.example);
         }
@@ -360,9 +330,15 @@ impl Recorder {
     }
 
     /// Flush when this many bytes are buffered at the end of an example (default
-    /// [`FLUSH_BYTES`]).
+    /// `FLUSH_BYTES`).
     pub fn set_flush_bytes(&mut self, bytes: usize) {
         self.flush_bytes = bytes;
+    }
+
+    /// Flush at the end of an example when the last flush is this old (default
+    /// 1 s).
+    pub fn set_flush_interval(&mut self, interval: std::time::Duration) {
+        self.flush_interval = interval;
     }
 
     /// Makes the next flush fail as a write error would (for tests of that path).
@@ -407,7 +383,7 @@ impl Recorder {
     /// Hands every buffer to the writer thread, with an update of the progress attributes.
     /// Blocks while the writer is still busy with the batch before the last one, so at
     /// most two batches are in flight.
-    fn flush_all(&mut self) {
+    fn flush_all(&mut self, last: bool) {
         let mut jobs: Vec<Job> = Vec::new();
         if std::mem::take(&mut self.inject_failure) {
             jobs.push(Box::new(|| {
@@ -416,8 +392,8 @@ impl Recorder {
         }
         let j = &mut jobs;
         for s in self.spikes.iter_mut().flatten() {
-            s.timestamps.flush(j);
-            s.node_ids.flush(j);
+            s.timestamps.flush(j, last);
+            s.node_ids.flush(j, last);
         }
         for r in self
             .reports
@@ -425,55 +401,67 @@ impl Recorder {
             .chain(self.rates.iter_mut())
             .flatten()
         {
-            r.flush(j);
+            r.flush(j, last);
         }
         for p in self.plateaus.iter_mut().flatten() {
-            p.row.flush(j);
-            p.forward.flush(j);
-            p.target.flush(j);
+            p.row.flush(j, last);
+            p.forward.flush(j, last);
+            p.target.flush(j, last);
         }
         for w in self.weights.iter_mut().flatten() {
-            w.w.flush(j);
-            w.b.flush(j);
+            w.w.flush(j, last);
+            w.b.flush(j, last);
             if let Some(c) = &mut w.y {
-                c.flush(j);
+                c.flush(j, last);
             }
             if let Some(c) = &mut w.c {
-                c.flush(j);
+                c.flush(j, last);
             }
         }
         if let Some(s) = &mut self.snaps {
-            s.epoch.flush(j);
-            s.example.flush(j);
-            s.time.flush(j);
+            s.epoch.flush(j, last);
+            s.example.flush(j, last);
+            s.time.flush(j, last);
         }
         if let Some(e) = &mut self.examples {
-            e.epoch.flush(j);
-            e.example.flush(j);
-            e.image.flush(j);
-            e.label.flush(j);
-            e.prediction.flush(j);
-            e.start_time.flush(j);
-            e.forward_steps.flush(j);
-            e.target_steps.flush(j);
+            e.epoch.flush(j, last);
+            e.example.flush(j, last);
+            e.image.flush(j, last);
+            e.label.flush(j, last);
+            e.prediction.flush(j, last);
+            e.start_time.flush(j, last);
+            e.forward_steps.flush(j, last);
+            e.target_steps.flush(j, last);
         }
         let e = &mut self.epochs;
-        e.epoch.flush(j);
-        e.train_examples.flush(j);
-        e.train_error.flush(j);
-        e.test_examples.flush(j);
-        e.test_error.flush(j);
-        e.rates_hz.flush(j);
-        e.end_time.flush(j);
+        e.epoch.flush(j, last);
+        e.train_examples.flush(j, last);
+        e.train_error.flush(j, last);
+        e.test_examples.flush(j, last);
+        e.test_error.flush(j, last);
+        e.rates_hz.flush(j, last);
+        e.end_time.flush(j, last);
         if let Some(f) = &self.file {
             let f = f.clone();
             let (epoch, example) = (self.last_done.0 as u64, self.last_done.1 as u64);
             let end = self.step as f64 * self.dt;
+            let log = self.flush_log.clone().map(|p| {
+                let rows: Vec<String> = self
+                    .spikes
+                    .iter()
+                    .map(|s| s.as_ref().map_or(0, |s| s.timestamps.rows).to_string())
+                    .collect();
+                (p, rows.join(" "))
+            });
             jobs.push(Box::new(move || {
                 put_attr(&f, "last_epoch", &epoch)?;
                 put_attr(&f, "last_example", &example)?;
                 put_attr(&f, "end_time", &end)?;
-                f.flush()
+                f.flush()?;
+                if let Some((p, rows)) = log {
+                    log_flush(&p, &rows);
+                }
+                Ok(())
             }));
         }
         let sent = self.writer.tx.as_ref().map(|tx| tx.send(jobs));
@@ -504,12 +492,13 @@ impl Recorder {
         }
     }
 
-    fn try_flush(&mut self) {
+    fn try_flush(&mut self, last: bool) {
         self.check_writer();
         if self.error.is_some() {
             return;
         }
-        self.flush_all();
+        self.last_flush = std::time::Instant::now();
+        self.flush_all(last);
     }
 
     /// Best effort after a write error: say so in the file (writer thread joined).
@@ -566,7 +555,7 @@ impl Recorder {
             return;
         }
         self.finished = true;
-        self.try_flush();
+        self.try_flush(true);
         // Let the writer finish every batch, then write the status from this thread.
         self.writer.tx = None;
         if let Some(t) = self.writer.thread.take() {
@@ -723,7 +712,13 @@ impl Observer for Recorder {
 
 impl Recorder {
     /// Run event: an epoch starts (or resumes at example `first`).
-    pub fn epoch_start(&mut self, epoch: usize, first: usize, n: usize, params: &[LayerParams]) {
+    pub(crate) fn epoch_start(
+        &mut self,
+        epoch: usize,
+        first: usize,
+        n: usize,
+        params: &[LayerParams],
+    ) {
         self.epoch = epoch;
         self.n_examples = n;
         if epoch == 1 && first == 0 {
@@ -732,7 +727,7 @@ impl Recorder {
     }
 
     /// Run event: a training example is about to run.
-    pub fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+    pub(crate) fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
         self.epoch = epoch;
         self.example = example;
         self.image = image;
@@ -772,7 +767,7 @@ impl Recorder {
     }
 
     /// Run event: the example ran (its prediction; `params` after learning).
-    pub fn example_end(&mut self, predicted: u8, params: &[LayerParams]) {
+    pub(crate) fn example_end(&mut self, predicted: u8, params: &[LayerParams]) {
         if let (Some(_), Some(e)) = (self.example_row, &mut self.examples) {
             e.epoch.push(self.epoch as u32);
             e.example.push(self.example as u32);
@@ -797,13 +792,15 @@ impl Recorder {
         }
         // After a write error, on_example_start turns recording off; the run goes on.
         self.check_writer();
-        if self.buffered_bytes() >= self.flush_bytes {
-            self.try_flush();
+        if self.buffered_bytes() >= self.flush_bytes
+            || self.last_flush.elapsed() >= self.flush_interval
+        {
+            self.try_flush(false);
         }
     }
 
     /// Run event: the epoch ended and was tested.
-    pub fn epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
+    pub(crate) fn epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
         let e = &mut self.epochs;
         e.epoch.push(record.epoch as u32);
         e.train_examples.push(record.train_examples as u32);
@@ -816,7 +813,7 @@ impl Recorder {
         e.end_time.push(self.step as f64 * self.dt);
         self.last_done = (record.epoch, record.train_examples);
         self.snapshot(params, record.epoch, record.train_examples);
-        self.try_flush();
+        self.try_flush(false);
     }
 }
 
@@ -849,6 +846,56 @@ pub fn steps_before(
             .sum::<u64>();
     }
     steps
+}
+
+/// Appends `<unix time in ms> <spike rows of each population>` to the flush log (a
+/// diagnostic of the crash tests: which rows a completed flush had written, and when).
+fn log_flush(path: &Path, rows: &str) {
+    use std::io::Write as _;
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{ms} {rows}");
+    }
+}
+
+/// `traces.h5.part` beside `traces.h5`: where the file is laid out before it is renamed.
+fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    path.with_file_name(name)
+}
+
+/// Creates the trace file so that a process killed at any moment leaves a file that every
+/// reader opens as it is, with every row of the last flushes (docs/traces.md, Crash safety):
+///
+/// - the HDF5 1.8 format (superblock version 2): the 1.10 format's superblock flags a file
+///   "open for write" while it is, and readers refuse a file whose writer died until
+///   `h5clear -s` clears the flag;
+/// - no metadata evictions between flushes: HDF5 writes metadata only inside `H5Fflush`
+///   (raw data first, then metadata), never a dataset's new length before its chunks;
+///   the cache holds the metadata of one flush interval.
+fn create_file(path: &Path) -> hdf5::Result<File> {
+    use hdf5::file::{CacheDecreaseMode, CacheIncreaseMode, FlashIncreaseMode};
+    let mdc = hdf5::file::MetadataCacheConfig {
+        evictions_enabled: false,
+        set_initial_size: true,
+        initial_size: 2 << 20,
+        min_size: 1 << 20,
+        max_size: 32 << 20,
+        incr_mode: CacheIncreaseMode::Off,
+        flash_incr_mode: FlashIncreaseMode::Off,
+        decr_mode: CacheDecreaseMode::Off,
+        ..Default::default()
+    };
+    File::with_options()
+        .with_fapl(|p| p.libver_v18().mdc_config(&mdc))
+        .create(path)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The HDF5 side of recording: the writer thread, chunked resizable columns and
 //! attribute helpers.
 
-use super::recorder::Compression;
+use super::compression::{Compression, Filters};
 use super::CHUNK_BYTES;
 use crate::model::recording::SpecError;
 use hdf5::types::VarLenUnicode;
@@ -21,6 +21,16 @@ pub enum Sorting {
     none = 0,
     by_id = 1,
     by_time = 2,
+}
+
+/// SONATA's bool as libsonata (HighFive) and h5py read it: an HDF5 enum of int8 with the
+/// members FALSE = 0 and TRUE = 1 (the `sorted` attribute of a report's node ids).
+#[derive(H5Type, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i8)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum SonataBool {
+    FALSE = 0,
+    TRUE = 1,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,34 +144,73 @@ pub(super) fn put_data<T: H5Type>(
     Ok(ds)
 }
 
-/// A resizable, chunked, compressed dataset `[rows, inner...]` and its buffer of rows not
-/// yet written.
+/// A resizable, chunked, possibly filtered dataset `[rows, inner...]` and its buffer of
+/// rows not yet written.
+///
+/// A filtered column is written in whole chunks only (the last, partial chunk when the file
+/// is closed): a filtered chunk changes size when rewritten, HDF5 then frees its old place
+/// and may give it to the next chunk, and a process killed before the next flush would
+/// leave the on-disk index pointing at overwritten bytes. An unfiltered chunk is rewritten
+/// in place, with the same bytes for the rows already there, so every flushed row of an
+/// unfiltered column survives a kill (docs/traces.md, Crash safety).
 pub(super) struct Col<T: H5Type + Copy> {
     pub(super) ds: Dataset,
     pub(super) inner: Vec<usize>,
     pub(super) width: usize,
     pub(super) buf: Vec<T>,
     pub(super) rows: usize,
+    chunk_rows: usize,
+    /// Whether only whole chunks are written before the last flush.
+    whole_chunks: bool,
 }
 
 impl<T: H5Type + Copy + Send + 'static> Col<T> {
     pub(super) fn create(
-        z: Compression,
+        f: Filters,
         g: &Group,
         name: &str,
         inner: &[usize],
         units: Option<&str>,
     ) -> hdf5::Result<Self> {
+        use hdf5::filters::ScaleOffset;
+        use hdf5::types::TypeDescriptor as TD;
         let width: usize = inner.iter().product();
         let row_bytes = width.max(1) * std::mem::size_of::<T>();
-        let chunk_rows = (CHUNK_BYTES / row_bytes).max(1);
+        let chunk_rows = if f.spike_chunk_rows > 0 {
+            f.spike_chunk_rows
+        } else if inner.is_empty() {
+            // The 1-D columns of a table share one chunk length whatever their type, so
+            // whole-chunk writes cut them at the same row.
+            CHUNK_BYTES / 8
+        } else {
+            (CHUNK_BYTES / row_bytes).max(1)
+        };
         let mut ext = vec![Extent::resizable(0)];
         ext.extend(inner.iter().map(|&d| Extent::fixed(d)));
         let mut chunk = vec![chunk_rows];
         chunk.extend_from_slice(inner);
         let mut b = g.new_dataset::<T>().chunk(chunk);
-        if let Compression::Deflate(level) = z {
-            b = b.shuffle().deflate(level.min(9));
+        let mut filtered = false;
+        match f.z {
+            Compression::Deflate(level) => {
+                b = b.shuffle().deflate(level.min(9));
+                filtered = true;
+            }
+            Compression::ScaleOffset if f.spike_chunk_rows > 0 => match T::type_descriptor() {
+                TD::Integer(_) | TD::Unsigned(_) => {
+                    // Minimum bits 0: the filter finds the bits each chunk needs.
+                    b = b.scale_offset(ScaleOffset::Integer(0));
+                    filtered = true;
+                }
+                TD::Float(_) => {
+                    if let Some(d) = f.time_decimals {
+                        b = b.scale_offset(ScaleOffset::FloatDScale(d));
+                        filtered = true;
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
         }
         let ds = b.shape(SimpleExtents::from_vec(ext)).create(name)?;
         if let Some(u) = units {
@@ -173,6 +222,8 @@ impl<T: H5Type + Copy + Send + 'static> Col<T> {
             width,
             buf: Vec::new(),
             rows: 0,
+            chunk_rows,
+            whole_chunks: filtered && chunk_rows > 1,
         })
     }
 
@@ -189,13 +240,26 @@ impl<T: H5Type + Copy + Send + 'static> Col<T> {
         self.rows + self.buf.len() / self.width.max(1)
     }
 
+    /// Buffered bytes that the next flush (not the last) writes.
     pub(super) fn bytes(&self) -> usize {
-        self.buf.len() * std::mem::size_of::<T>()
+        self.flushable_rows(false) * self.width.max(1) * std::mem::size_of::<T>()
     }
 
-    /// Hands the buffered rows to the writer as a job that appends them to the dataset.
-    pub(super) fn flush(&mut self, jobs: &mut Vec<Job>) {
+    /// Buffered rows that a flush writes: all at the last flush or when unfiltered, else
+    /// those up to the last chunk boundary.
+    fn flushable_rows(&self, last: bool) -> usize {
         let n = self.buf.len() / self.width.max(1);
+        if last || !self.whole_chunks {
+            return n;
+        }
+        let end = (self.rows + n) / self.chunk_rows * self.chunk_rows;
+        end.saturating_sub(self.rows)
+    }
+
+    /// Hands the buffered rows that a flush writes ([`Col::flushable_rows`]) to the writer
+    /// as a job that appends them to the dataset.
+    pub(super) fn flush(&mut self, jobs: &mut Vec<Job>, last: bool) {
+        let n = self.flushable_rows(last);
         if n == 0 {
             return;
         }
@@ -203,7 +267,8 @@ impl<T: H5Type + Copy + Send + 'static> Col<T> {
         self.rows += n;
         let ds = self.ds.clone();
         let inner = self.inner.clone();
-        let data = std::mem::take(&mut self.buf);
+        let rest = self.buf.split_off(n * self.width.max(1));
+        let data = std::mem::replace(&mut self.buf, rest);
         jobs.push(Box::new(move || write_rows(&ds, r0, &inner, &data)));
     }
 }

@@ -1,0 +1,24 @@
+//! `apical._apical`: the Rust side of the Python package `apical` (python/apical/ holds the
+//! pure-Python layer and the type stubs). Everything here calls the `apical` library; no
+//! simulation code lives in this crate.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod model;
+mod network;
+mod traces;
+mod train;
+
+#[pymodule]
+fn _apical(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<model::Model>()?;
+    m.add_class::<network::Network>()?;
+    m.add_function(wrap_pyfunction!(train::train, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_h5_read, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_h5_attrs, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_h5_members, m)?)?;
+    Ok(())
+}

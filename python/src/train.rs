@@ -1,0 +1,428 @@
+//! `apical._apical.train`: one training run through the library's `session::train`, the
+//! code path of `apical train`, so the same model, seed and counts give byte-identical
+//! checkpoints.
+//!
+//! The run goes on a thread of its own, with the GIL released. The calling (main) thread
+//! waits for its messages and does everything that needs Python: progress output, the
+//! per-epoch callback, and Ctrl-C (`check_signals` every 100 ms). A KeyboardInterrupt or a
+//! callback that returns False raises the trainer's stop flag: it finishes the current
+//! example, writes a checkpoint and returns.
+
+use crate::errors;
+use crate::model::Model;
+use apical::io::record::Compression;
+use apical::io::run_dir::{EpochMetrics, KeepCheckpoints};
+use apical::run::session::{self, Start, TrainRequest};
+use apical::run::trainer::{Progress, TrainError};
+use pyo3::prelude::*;
+use pyo3::types::PyBool;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What the training thread tells the calling thread.
+enum Msg {
+    /// A message for the user.
+    Notice(String),
+    /// Progress inside an epoch (sent at most every `TICK`).
+    Examples {
+        epoch: usize,
+        done: usize,
+        total: usize,
+        per_second: f64,
+        train_error: f64,
+    },
+    Testing {
+        epoch: usize,
+        n: usize,
+    },
+    QuickTest(String),
+    /// An epoch ended; the trainer waits for the answer: whether to go on.
+    Epoch {
+        json: String,
+        line: String,
+        reply: mpsc::Sender<bool>,
+    },
+}
+
+const TICK: Duration = Duration::from_millis(250);
+
+/// The library's progress events, sent to the calling thread.
+struct Relay {
+    tx: mpsc::Sender<Msg>,
+    epoch: usize,
+    total: usize,
+    first: usize,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress for Relay {
+    fn notice(&mut self, message: &str) {
+        let _ = self.tx.send(Msg::Notice(message.to_string()));
+    }
+    fn start_epoch(&mut self, epoch: usize, examples: usize, done: usize) {
+        self.epoch = epoch;
+        self.total = examples;
+        self.first = done;
+        self.started = Instant::now();
+        self.last = self.started;
+    }
+    fn example_done(&mut self, done: usize, train_error: f64) {
+        let now = Instant::now();
+        if now.duration_since(self.last) < TICK && done < self.total {
+            return;
+        }
+        self.last = now;
+        let secs = now.duration_since(self.started).as_secs_f64().max(1e-9);
+        let _ = self.tx.send(Msg::Examples {
+            epoch: self.epoch,
+            done,
+            total: self.total,
+            per_second: (done - self.first) as f64 / secs,
+            train_error,
+        });
+    }
+    fn testing(&mut self, epoch: usize, n: usize) {
+        let _ = self.tx.send(Msg::Testing { epoch, n });
+    }
+    fn quick_test(&mut self, epoch: usize, example: usize, error: f64) {
+        let _ = self.tx.send(Msg::QuickTest(format!(
+            "epoch {epoch} example {example}: quick test error {error:.1} %"
+        )));
+    }
+    fn end_epoch(&mut self, m: &EpochMetrics) {
+        let (reply, answer) = mpsc::channel();
+        let msg = Msg::Epoch {
+            json: serde_json::to_string(m).expect("metrics serialise"),
+            line: epoch_line(m),
+            reply,
+        };
+        if self.tx.send(msg).is_ok() {
+            // No answer (the caller is gone): go on; the stop flag decides.
+            let _ = answer.recv();
+        }
+    }
+}
+
+/// The command line's end-of-epoch line.
+fn epoch_line(m: &EpochMetrics) -> String {
+    let r = &m.record;
+    let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
+    format!(
+        "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, train {:.1} s ({:.3} ms/example), test {:.1} s",
+        r.epoch,
+        r.train_error,
+        r.test_error,
+        r.test_examples,
+        rates.join(", "),
+        m.train_seconds,
+        1000.0 * m.seconds_per_train_example,
+        m.test_seconds
+    )
+}
+
+/// Writes to Python's sys.stderr (a notebook shows it).
+fn write_stderr(py: Python<'_>, text: &str) -> PyResult<()> {
+    let err = py.import("sys")?.getattr("stderr")?;
+    if err.is_none() {
+        return Ok(());
+    }
+    err.call_method1("write", (text,))?;
+    err.call_method0("flush")?;
+    Ok(())
+}
+
+/// Runs `f` on `threads` worker threads (a pool of its own), or on rayon's global pool.
+pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
+    match threads {
+        None => Ok(f()),
+        Some(0) => Err(errors::invalid("threads must be at least 1")),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| errors::invalid(format!("cannot start the thread pool: {e}")))?;
+            Ok(pool.install(f))
+        }
+    }
+}
+
+/// The outcome handed to the Python layer: (run dir, how it ended, detail, trace file or
+/// None, trace warning or None). How it ended: "completed", "stopped" (the callback said
+/// False), "interrupted" (Ctrl-C: the Python layer re-raises KeyboardInterrupt).
+type Outcome = (PathBuf, String, String, Option<PathBuf>, Option<String>);
+
+#[allow(clippy::too_many_arguments)]
+#[pyfunction]
+#[pyo3(signature = (model=None, *, resume=None, epochs=None, train_examples=None,
+    test_examples=None, seed=0, out=None, record=None, trace_compression="deflate:1",
+    checkpoint_every=None, keep_checkpoints=None, threads=None, progress=true, data=None, verify=true, callback=None))]
+pub fn train(
+    py: Python<'_>,
+    model: Option<PyRef<'_, Model>>,
+    resume: Option<PathBuf>,
+    epochs: Option<usize>,
+    train_examples: Option<usize>,
+    test_examples: Option<usize>,
+    seed: u64,
+    out: Option<PathBuf>,
+    record: Option<String>,
+    trace_compression: &str,
+    checkpoint_every: Option<usize>,
+    keep_checkpoints: Option<&str>,
+    threads: Option<usize>,
+    progress: bool,
+    data: Option<PathBuf>,
+    verify: bool,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<Outcome> {
+    let compression: Compression = trace_compression
+        .parse()
+        .map_err(|e: String| errors::invalid(format!("trace_compression: {e}")))?;
+    let keep_checkpoints = keep_checkpoints
+        .map(|k| k.parse::<KeepCheckpoints>())
+        .transpose()
+        .map_err(|e| errors::invalid(format!("keep_checkpoints: {e}")))?;
+    let start = match (resume, model) {
+        (Some(_), Some(_)) => {
+            return Err(errors::invalid(
+                "give either a model (a new run) or resume= (a run directory), not both",
+            ))
+        }
+        (Some(dir), None) => Start::Resume { dir, epochs },
+        (None, model) => {
+            let model = match model {
+                Some(m) => m.cfg.clone(),
+                None => Model::default_model()?.cfg,
+            };
+            Start::New {
+                model,
+                seed,
+                epochs,
+                train_examples,
+                test_examples,
+                out,
+            }
+        }
+    };
+    let resuming = matches!(start, Start::Resume { .. });
+    let request = TrainRequest {
+        start,
+        data,
+        verify,
+        record,
+        compression,
+        checkpoint_every,
+        keep_checkpoints,
+        // Training shares a wide layer's neuron blocks among as many threads as the run's
+        // pool has (`threads=`, else every core).
+        threads,
+    };
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Msg>();
+    // Waited on with the GIL released, which needs a Sync receiver.
+    let rx = std::sync::Mutex::new(rx);
+    let mut relay = Relay {
+        tx,
+        epoch: 0,
+        total: 0,
+        first: 0,
+        started: Instant::now(),
+        last: Instant::now(),
+    };
+    // A Ctrl-C or an exception of the callback, raised again once the run has stopped.
+    let mut pending: Option<PyErr> = None;
+    let mut stopped_by_callback = false;
+    let mut bar_open = false;
+    let result = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let r = with_threads(threads, || session::train(&request, &mut relay, &stop));
+            // Dropping the relay closes the channel: the loop below ends.
+            drop(relay);
+            r
+        });
+        loop {
+            let msg = py.detach(|| {
+                rx.lock()
+                    .expect("only this thread receives")
+                    .recv_timeout(Duration::from_millis(100))
+            });
+            match msg {
+                Ok(m) => {
+                    let end_bar = |bar_open: &mut bool| {
+                        if std::mem::take(bar_open) {
+                            let _ = write_stderr(py, "\n");
+                        }
+                    };
+                    match m {
+                        Msg::Notice(t) | Msg::QuickTest(t) => {
+                            if progress {
+                                end_bar(&mut bar_open);
+                                let _ = write_stderr(py, &format!("{t}\n"));
+                            }
+                        }
+                        Msg::Examples {
+                            epoch,
+                            done,
+                            total,
+                            per_second,
+                            train_error,
+                        } => {
+                            if progress {
+                                bar_open = true;
+                                let _ = write_stderr(
+                                    py,
+                                    &format!(
+                                        "\repoch {epoch} {} {done}/{total} {per_second:.0}/s train err {train_error:.1} %",
+                                        bar(done, total)
+                                    ),
+                                );
+                            }
+                        }
+                        Msg::Testing { epoch, n } => {
+                            if progress {
+                                end_bar(&mut bar_open);
+                                let _ = write_stderr(
+                                    py,
+                                    &format!("epoch {epoch}: testing on {n} images ...\n"),
+                                );
+                            }
+                        }
+                        Msg::Epoch { json, line, reply } => {
+                            if progress {
+                                end_bar(&mut bar_open);
+                                let _ = write_stderr(py, &format!("{line}\n"));
+                            }
+                            let mut go_on = true;
+                            if let (Some(cb), None) = (&callback, &pending) {
+                                let called = py
+                                    .import("json")
+                                    .and_then(|j| j.call_method1("loads", (json,)))
+                                    .and_then(|d| cb.call1(py, (d,)));
+                                match called {
+                                    Ok(v) => {
+                                        let v = v.bind(py);
+                                        if v.is_instance_of::<PyBool>() && !v.is_truthy()? {
+                                            go_on = false;
+                                            stopped_by_callback = true;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        go_on = false;
+                                        pending = Some(e);
+                                    }
+                                }
+                            }
+                            if !go_on {
+                                stop.store(true, Ordering::SeqCst);
+                            }
+                            let _ = reply.send(go_on);
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if let Err(e) = py.check_signals() {
+                stop.store(true, Ordering::SeqCst);
+                if pending.is_none() {
+                    if progress {
+                        if std::mem::take(&mut bar_open) {
+                            let _ = write_stderr(py, "\n");
+                        }
+                        let _ = write_stderr(
+                            py,
+                            "interrupt: finishing the current example and writing a checkpoint\n",
+                        );
+                    }
+                    pending = Some(e);
+                }
+            }
+        }
+        if bar_open && progress {
+            let _ = write_stderr(py, "\n");
+        }
+        let joined = py.detach(|| worker.join());
+        Ok::<_, PyErr>(joined.expect("the training thread does not panic"))
+    })?;
+    let outcome = result?.map_err(|e| errors::session(e, resuming))?;
+    let (traces, warning) = match outcome.traces {
+        Some(Ok(p)) => (Some(p), None),
+        Some(Err(e)) => (
+            None,
+            Some(format!(
+                "trace recording stopped early: {}; the file keeps everything written before (see its last_epoch and last_example attributes)",
+                errors::error_text(&e)
+            )),
+        ),
+        None => (None, None),
+    };
+    match outcome.result {
+        Ok(()) => {
+            if let Some(e) = pending {
+                // The callback raised after the last epoch: nothing left to stop.
+                return Err(e);
+            }
+            Ok((
+                outcome.dir,
+                "completed".into(),
+                String::new(),
+                traces,
+                warning,
+            ))
+        }
+        Err(TrainError::Interrupted {
+            epoch,
+            example,
+            checkpoint,
+        }) => {
+            let detail = format!(
+                "stopped in epoch {epoch} after {example} examples; checkpoint {}",
+                checkpoint.display()
+            );
+            if let Some(e) = pending {
+                if progress {
+                    let _ = write_stderr(
+                        py,
+                        &format!(
+                            "{detail}\nresume with: apical.train(resume={:?})\n",
+                            outcome.dir.display().to_string()
+                        ),
+                    );
+                }
+                return Err(e);
+            }
+            let how = if stopped_by_callback {
+                "stopped"
+            } else {
+                "interrupted"
+            };
+            Ok((outcome.dir, how.into(), detail, traces, warning))
+        }
+        Err(e) => Err(errors::train(e)),
+    }
+}
+
+/// A 30-character text bar.
+fn bar(done: usize, total: usize) -> String {
+    let width = 30;
+    let filled = (done * width)
+        .checked_div(total)
+        .unwrap_or(width)
+        .min(width);
+    let mut s = String::with_capacity(width + 2);
+    s.push('[');
+    for i in 0..width {
+        s.push(if i < filled {
+            '='
+        } else if i == filled {
+            '>'
+        } else {
+            ' '
+        });
+    }
+    s.push(']');
+    s
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# CI of the Python package, called from .ci/run:
+#   scripts/ci-python.sh
+# 1. the one CI venv of scripts/ci-traces.sh ($TRACES_VENV, default
+#    $CARGO_TARGET_DIR/traces-venv) with the pinned tools of scripts/requirements-ci.txt and
+#    python/requirements-test.txt (pytest, matplotlib, maturin);
+# 2. `pip install .` into it (the README's install line: maturin builds python/, the
+#    binding crate of the workspace);
+# 3. the pytest suite tests/python/ (small real runs; compares checkpoints with the CLI's);
+# 4. the worked example of docs/python.md, extracted and run with small budgets
+#    (scripts/run_python_doc.py).
+# Prints the seconds of every stage. Needs MNIST (scripts/setup.sh puts it into data/mnist).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target"
+target="$(cd "$target" && pwd)"
+venv="${TRACES_VENV:-$target/traces-venv}"
+python="${PYTHON:-python3}"
+t_all=$(date +%s)
+stage_start=$t_all
+stage() {
+    local now
+    now=$(date +%s)
+    echo "ci-python: $1 took $((now - stage_start)) s"
+    stage_start=$now
+}
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r scripts/requirements-ci.txt -r python/requirements-test.txt
+stage "venv and pinned tools"
+
+# The same target folder as cargo's own builds, so the Rust library compiled for the CLI is
+# reused; --force-reinstall: the package always reflects this checkout.
+CARGO_TARGET_DIR="$target" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --force-reinstall --no-deps .
+stage "pip install ."
+
+# The byte-identity test compares with the command line's checkpoints.
+cargo build --release --quiet --bin apical
+export APICAL_BIN="$target/release/apical"
+stage "cargo build --release --bin apical"
+
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python
+stage "pytest tests/python"
+
+MPLBACKEND=Agg "$venv/bin/python" scripts/run_python_doc.py docs/python.md
+stage "docs/python.md example"
+echo "ci-python: all stages took $(($(date +%s) - t_all)) s"

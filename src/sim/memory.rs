@@ -1,0 +1,80 @@
+//! How much memory a model needs, estimated from its sizes before anything is allocated
+//! (checked against what the machine allows by [`crate::io::memory`]).
+
+use crate::model::config::ModelConfig;
+
+/// Bytes of one copy of the learned parameters: W, b, Y, c (f32) and the sparse-feedback
+/// mask (one byte per feedback weight when feedback is sparse).
+pub fn params_bytes(cfg: &ModelConfig) -> u64 {
+    let t = cfg.topology();
+    let sparse = cfg.learning.feedback_sparsity > 0.0;
+    (0..t.n_layers())
+        .map(|m| {
+            let (n, n_pre, n_fb) = (
+                t.sizes[m] as u64,
+                t.input_size(m) as u64,
+                t.feedback_size(m) as u64,
+            );
+            let c = if t.is_hidden(m) { n } else { 0 };
+            let floats = n * n_pre + n + n * n_fb + c;
+            4 * floats + if sparse { n * n_fb } else { 0 }
+        })
+        .sum()
+}
+
+/// Bytes of one copy of the network state: per neuron its potentials, window sums, input
+/// histories (`psp_window_steps + 1` slots for each dendrite) and apical history; per
+/// presynaptic unit its window mean and traces.
+pub fn state_bytes(cfg: &ModelConfig) -> u64 {
+    let t = cfg.topology();
+    let window = cfg.synapse.psp_window_steps as u64 + 2;
+    let hist = (cfg.phases.integration_time + cfg.phases.plateau_time_max_offset) as u64;
+    let per_neuron = 4 * (16 + 2 * window + hist) + 8;
+    let neurons: u64 = t.sizes.iter().map(|&n| n as u64).sum();
+    let presynaptic: u64 = (0..t.n_layers()).map(|m| t.input_size(m) as u64).sum();
+    neurons * per_neuron + presynaptic * 4 * 8
+}
+
+/// MNIST in memory (60,000 + 10,000 images of 784 bytes, and the labels).
+pub const DATA_BYTES: u64 = 70_000 * 785;
+/// The program itself, its threads and allocator arenas.
+pub const BASE_BYTES: u64 = 128 << 20;
+
+/// A rough upper bound of a training run's peak memory: the network's parameters and
+/// state, a checkpoint's copy of both and its encoded file (written at every checkpoint),
+/// the trace recorder's weight snapshot, MNIST and the program itself.
+pub fn training_bytes(cfg: &ModelConfig) -> u64 {
+    let p = params_bytes(cfg);
+    let s = state_bytes(cfg);
+    4 * p + 3 * s + DATA_BYTES + BASE_BYTES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_of_the_default_model_by_hand() {
+        let cfg = ModelConfig::default_model();
+        // 784-500-10 with broadcast feedback: W1 784x500, b1 500, Y1 10x500, c1 500;
+        // W2 500x10, b2 10.
+        let floats = 784 * 500 + 500 + 10 * 500 + 500 + 500 * 10 + 10;
+        assert_eq!(params_bytes(&cfg), 4 * floats);
+        // Its checkpoints hold the same parameters: 1.6 MB.
+        assert!((1_500_000..1_700_000).contains(&params_bytes(&cfg)));
+    }
+
+    #[test]
+    fn a_million_hidden_units_need_gigabytes() {
+        let text = crate::model::config::DEFAULT_MODEL_TOML
+            .replace("hidden = [500]", "hidden = [1000000]");
+        let cfg = ModelConfig::from_toml_str(&text, "t").unwrap();
+        let p = params_bytes(&cfg);
+        assert_eq!(
+            p,
+            4 * (784 * 1_000_000 + 3 * 1_000_000 + 10 * 1_000_000 + 1_000_000 * 10 + 10)
+        );
+        assert!(training_bytes(&cfg) > 4 * p);
+        assert!(training_bytes(&cfg) < 5 * p);
+    }
+}

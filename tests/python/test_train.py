@@ -1,0 +1,165 @@
+"""apical.train / apical.resume: the command line's numbers, callbacks, stopping, Ctrl-C."""
+
+import filecmp
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import apical
+from conftest import COUNT_FLAGS, COUNTS, OVERRIDES, SET_FLAGS, run_cli
+
+
+def checkpoint_names(d):
+    return sorted(p.name for p in d.glob("checkpoint-*.bin"))
+
+
+def assert_same_checkpoints(a, b):
+    names = checkpoint_names(a)
+    assert names and names == checkpoint_names(b)
+    for n in names:
+        # cmp: byte for byte
+        assert filecmp.cmp(a / n, b / n, shallow=False), n
+
+
+def test_checkpoints_are_byte_identical_to_the_cli(run, cli, data_dir, tmp_path):
+    out = tmp_path / "cli"
+    run_cli(cli, "train", *SET_FLAGS, *COUNT_FLAGS, "--out", out, "--data", data_dir,
+            "--record", "none", "--quiet")
+    assert checkpoint_names(run.dir) == ["checkpoint-epoch-1.bin", "checkpoint-epoch-2.bin"]
+    assert_same_checkpoints(run.dir, out)
+    assert (run.dir / "model.toml").read_bytes() == (out / "model.toml").read_bytes()
+    strip = lambda ms: [{k: v for k, v in m.items() if "seconds" not in k} for m in ms]
+    cli_metrics = json.loads((out / "metrics.json").read_text())
+    assert strip(run.metrics) == strip(cli_metrics)
+
+
+def test_metrics_and_callback(run):
+    m = run.metrics
+    assert run.status == "completed" and run.completed
+    assert [e["epoch"] for e in m] == [1, 2]
+    for e in m:
+        assert 0 <= e["train_error"] <= 100 and 0 <= e["test_error"] <= 100
+        assert e["train_examples"] == 300 and e["test_examples"] == 100
+        assert len(e["rates_hz"]) == 2 and all(r > 0 for r in e["rates_hz"])
+    # The callback saw each epoch's metrics as metrics.json holds them.
+    assert run.seen == m
+    assert run.info["seed"] == 1 and run.info["epochs"] == 2
+    assert run.model == apical.Model.default().with_overrides(OVERRIDES)
+    assert [p.name for p in run.checkpoints] == ["checkpoint-epoch-1.bin", "checkpoint-epoch-2.bin"]
+    assert run.traces == run.dir / "traces.h5"
+
+
+def test_threads_do_not_change_the_result(run, small_model, data_dir, tmp_path):
+    r = apical.train(small_model, out=tmp_path / "t1", threads=1, record="none",
+                     progress=False, data=data_dir, **COUNTS)
+    assert r.traces is None
+    assert_same_checkpoints(run.dir, r.dir)
+
+
+def test_callback_false_stops_and_resume_continues_exactly(run, small_model, data_dir, tmp_path):
+    out = tmp_path / "stopped"
+    r = apical.train(small_model, out=out, record="none", progress=False, data=data_dir,
+                     callback=lambda m: m["epoch"] < 1, **COUNTS)
+    assert r.status == "stopped" and not r.completed
+    assert checkpoint_names(out) == ["checkpoint-epoch-1.bin"]
+    assert len(r.metrics) == 1
+    r2 = apical.resume(out, record="none", progress=False, data=data_dir)
+    assert r2.completed and len(r2.metrics) == 2
+    assert_same_checkpoints(run.dir, out)
+
+
+def test_keep_checkpoints_retains_the_last_one_with_the_same_weights(run, small_model, data_dir,
+                                                                   tmp_path):
+    out = tmp_path / "last1"
+    r = apical.train(small_model, out=out, record="none", progress=False, data=data_dir,
+                     keep_checkpoints="last:1", **COUNTS)
+    assert r.completed
+    assert checkpoint_names(out) == ["checkpoint-epoch-2.bin"]
+    assert filecmp.cmp(out / "checkpoint-epoch-2.bin", run.dir / "checkpoint-epoch-2.bin",
+                       shallow=False)
+    with pytest.raises(apical.ApicalError, match="keep_checkpoints"):
+        apical.train(small_model, out=tmp_path / "bad", record="none", progress=False,
+                     data=data_dir, keep_checkpoints="last:x", **COUNTS)
+
+
+def test_callback_exception_is_raised_after_a_checkpoint(small_model, data_dir, tmp_path):
+    def boom(m):
+        raise ValueError("from the callback")
+
+    out = tmp_path / "boom"
+    with pytest.raises(ValueError, match="from the callback"):
+        apical.train(small_model, out=out, record="none", progress=False, data=data_dir,
+                     callback=boom, **COUNTS)
+    assert checkpoint_names(out) == ["checkpoint-epoch-1.bin"]
+
+
+def test_ctrl_c_writes_a_checkpoint_and_raises_keyboard_interrupt(small_model, data_dir, tmp_path):
+    out = tmp_path / "interrupted"
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        apical.train(small_model, out=out, epochs=1, train_examples=60000, test_examples=100,
+                     record="none", progress=False, data=data_dir)
+    timer.cancel()
+    assert time.monotonic() - started < 30
+    names = checkpoint_names(out)
+    assert len(names) == 1 and names[0].startswith("checkpoint-epoch-1-example-"), names
+    # The run continues from there (a short resume: the epoch's end is far).
+    net = apical.Network.from_run(out, data=data_dir)
+    assert net.epochs_done == 0
+
+
+def test_gil_is_released_while_training(small_model, data_dir, tmp_path):
+    done = threading.Event()
+    result = {}
+
+    def work():
+        result["run"] = apical.train(small_model, out=tmp_path / "bg", record="none",
+                                     progress=False, data=data_dir, **COUNTS)
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.001)
+    t.join()
+    assert result["run"].completed
+    assert ticks > 50  # this thread kept running while the other trained
+
+
+def test_progress_output(small_model, data_dir, tmp_path, capsys):
+    apical.train(small_model, out=tmp_path / "p", epochs=1, train_examples=100, test_examples=50,
+                 record="none", progress=True, data=data_dir)
+    err = capsys.readouterr().err
+    assert "loading MNIST from" in err
+    assert "epoch 1: train error" in err and "test error" in err
+
+
+def test_errors_carry_the_cli_message(run, cli, small_model, data_dir, tmp_path):
+    # An existing run directory is refused, as by `apical train --out`.
+    with pytest.raises(apical.ApicalError) as e:
+        apical.train(small_model, out=run.dir, progress=False, data=data_dir, **COUNTS)
+    r = run_cli(cli, "train", *SET_FLAGS, *COUNT_FLAGS, "--out", run.dir, "--data", data_dir,
+                "--quiet", check=False)
+    assert r.stderr.strip().splitlines()[-1] == f"error: {e.value}"
+    # A data folder that does not exist.
+    with pytest.raises(apical.DataError) as e:
+        apical.train(small_model, out=tmp_path / "d", progress=False, data=tmp_path / "nope", **COUNTS)
+    r = run_cli(cli, "train", *SET_FLAGS, *COUNT_FLAGS, "--out", tmp_path / "d2", "--data",
+                tmp_path / "nope", "--quiet", check=False)
+    assert r.stderr.strip().splitlines()[-1] == f"error: {e.value}"
+    # A record spec that does not fit the model.
+    with pytest.raises(apical.TraceError, match="hidden3"):
+        apical.train(small_model, out=tmp_path / "r", record="spikes:layers=hidden3",
+                     progress=False, data=data_dir, **COUNTS)
+    with pytest.raises(apical.ApicalError, match="at least 1"):
+        apical.train(small_model, out=tmp_path / "z", epochs=0, progress=False, data=data_dir)
+    with pytest.raises(apical.CheckpointError):
+        apical.resume(tmp_path / "no-run", progress=False, data=data_dir)
