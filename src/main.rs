@@ -95,6 +95,20 @@ struct BenchArgs {
     /// Only the default model (784-500-10).
     #[arg(long)]
     default_only: bool,
+    /// Thread counts of training and test evaluation, e.g. 1,2,4,8,16 (the first is the
+    /// reference of the speed-ups).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Hidden widths of the wide one-hidden-layer networks (784-W-10), e.g. 2000,8000.
+    #[arg(long, value_delimiter = ',', default_value = "2000")]
+    wide: Vec<usize>,
+    /// Short `apical train` processes started at once for the sweep table (default: the
+    /// largest thread count; 0: neither the sweep nor the start-up table).
+    #[arg(long)]
+    sweep_runs: Option<usize>,
+    /// Training examples of each sweep run (default 300; --quick: 10).
+    #[arg(long)]
+    sweep_examples: Option<usize>,
     /// Directory of the model files (models/guerguiev-{0,1,2}h.toml).
     #[arg(long, default_value = "models")]
     models: PathBuf,
@@ -122,7 +136,8 @@ struct TrainArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Worker threads (default: the CPUs this process may use: SLURM_CPUS_PER_TASK, else
-    /// the CPU affinity). Results do not depend on it.
+    /// the CPU affinity): tests run images in parallel, and training shares the neuron
+    /// blocks of layers of 1024+ neurons among them. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
@@ -398,6 +413,7 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
         record: a.record.clone(),
         compression: a.trace_compression,
         checkpoint_every: a.checkpoint_every,
+        threads: a.threads,
         keep_checkpoints: a.keep_checkpoints,
     };
     let mut bar = Bar {
@@ -515,7 +531,14 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     if o.reps == 0 || o.train_examples == 0 || o.test_examples == 0 || o.dense_examples == 0 {
         bail!("--reps, --train-examples, --test-examples and --dense-examples must be at least 1");
     }
-    let (data, _) = load_data(a.data.as_deref(), true)?;
+    if a.threads.is_empty() || a.threads.contains(&0) {
+        bail!("--threads must list thread counts of at least 1, e.g. 1,2,4");
+    }
+    if a.wide.contains(&0) {
+        bail!("--wide must list widths of at least 1, e.g. 2000,8000");
+    }
+    o.threads = a.threads.clone();
+    let (data, data_dir) = load_data(a.data.as_deref(), true)?;
     let default = ModelConfig::from_toml_str(
         DEFAULT_MODEL_TOML,
         &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
@@ -529,8 +552,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             let cfg = ModelConfig::from_file(&path)?;
             models.push((cfg.name.clone(), cfg));
         }
-        let wide = bench::wide_model(&default, 2000);
-        models.push((wide.name.clone(), wide));
+        for &w in &a.wide {
+            let wide = bench::wide_model(&default, w);
+            models.push((wide.name.clone(), wide));
+        }
     }
     let mut rows = Vec::new();
     for (name, cfg) in &models {
@@ -538,11 +563,56 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             eprintln!("{m}")
         }));
     }
+    let handoff: Vec<bench::HandoffRow> = o
+        .threads
+        .iter()
+        .filter(|&&t| t > 1)
+        .map(|&t| {
+            eprintln!("hand-over of a step to {t} threads: rayon against the team");
+            bench::time_handoff(t, if a.quick { 2_000 } else { 100_000 }, o.reps)
+        })
+        .collect();
+    let sweep_runs = a
+        .sweep_runs
+        .unwrap_or_else(|| o.threads.iter().copied().max().unwrap_or(1));
+    let (sweep, startup) = if sweep_runs > 0 {
+        let exe = std::env::current_exe().context("cannot find the apical executable")?;
+        let examples = a.sweep_examples.unwrap_or(if a.quick { 10 } else { 300 });
+        let tests = if a.quick { 10 } else { 100 };
+        let reps = if a.quick { 1 } else { o.reps };
+        let mut log = |m: &str| eprintln!("{m}");
+        let sweep =
+            bench::sweep_throughput(&exe, &data_dir, sweep_runs, examples, tests, reps, &mut log)?;
+        let startup = bench::time_startup(&exe, &data_dir, reps, &mut log)?;
+        (Some(sweep), Some(startup))
+    } else {
+        (None, None)
+    };
     println!(
-        "apical bench: medians of {} repetitions; training {} examples (dense baseline {}), test {} images; 1 thread unless stated",
-        o.reps, o.train_examples, o.dense_examples, o.test_examples
+        "apical bench: medians of {} repetitions; training {} examples (dense baseline {}, one thread), test {} images; threads {}",
+        o.reps,
+        o.train_examples,
+        o.dense_examples,
+        o.test_examples,
+        o.threads
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     );
     print!("{}", bench::format_table(&rows));
+    if !handoff.is_empty() {
+        println!();
+        print!("{}", bench::format_handoff(&handoff));
+    }
+    if let Some(s) = sweep {
+        println!();
+        print!("{}", bench::format_sweep(&s));
+    }
+    if let Some(s) = startup {
+        println!();
+        print!("{}", bench::format_startup(&s));
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 use apical::base::rng::{stream, Purpose};
 use apical::model::config::{ModelConfig, PspKernel, DEFAULT_MODEL_TOML};
+use apical::sim::exec::LayerExec;
 use apical::sim::layer::LayerState;
 use apical::sim::network::Network;
 use rand::RngExt as _;
@@ -33,8 +34,26 @@ fn check_kernel(kind: PspKernel) {
             events.push(events[0]);
         }
         events.sort_unstable();
-        event.step(p, kernel, d, &events, None, false, true, false);
-        dense.step(p, kernel, d, &events, None, false, true, false);
+        event.step(
+            p,
+            kernel,
+            d,
+            &events,
+            None,
+            false,
+            true,
+            LayerExec::serial(),
+        );
+        dense.step(
+            p,
+            kernel,
+            d,
+            &events,
+            None,
+            false,
+            true,
+            LayerExec::serial(),
+        );
         for (a, b) in event.basal().zip(dense.basal()) {
             max_err = max_err.max((a - b).abs() / (1.0 + a.abs()));
             max_b = max_b.max(a.abs());

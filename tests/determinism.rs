@@ -22,8 +22,8 @@ fn images(n: usize) -> Vec<(Vec<u8>, u8)> {
         .collect()
 }
 
-/// Trains 30 examples with hidden blocks of 64 neurons updated in parallel (when the pool
-/// has more than one thread), then tests 40 images; returns the weights and predictions.
+/// Trains 30 examples with hidden blocks of 64 neurons shared among `threads` threads,
+/// then tests 40 images on a pool of as many; returns the weights and predictions.
 fn run(threads: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -34,6 +34,8 @@ fn run(threads: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
         cfg.network.hidden = vec![300];
         cfg.training.block_size = 64;
         let mut net = Network::new(cfg.clone(), 5);
+        // Forced: Exec::for_threads would keep a 300-neuron layer on one thread.
+        net.exec.threads = threads;
         net.exec.parallel_min = 1;
         let data = images(40);
         let (l_f, l_t) = phase_lengths(&cfg, 30, &mut stream(5, Purpose::PhaseLengths, &[1]));
@@ -82,4 +84,58 @@ fn different_seeds_give_different_weights() {
     let a = Network::new(cfg.clone(), 1);
     let b = Network::new(cfg, 2);
     assert_ne!(a.params[0].w, b.params[0].w);
+}
+
+/// Training state and parameters as bytes (the checkpoint's encoding).
+fn bytes<T: serde::Serialize>(x: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(x, bincode::config::standard()).unwrap()
+}
+
+/// A layer wide enough for `Exec::for_threads` (1100 neurons: blocks of 512, 512 and 76),
+/// trained with the blocks and the weight update shared among 2 and 3 threads: the same
+/// weights and the same state (potentials, PSP histories, every block's random stream),
+/// byte for byte, as on one thread; and a mid-run change of the thread count changes
+/// nothing either.
+#[test]
+fn a_wide_layer_on_2_and_3_threads_gives_the_bytes_of_one_thread() {
+    let mut cfg = ModelConfig::default_model();
+    cfg.network.hidden = vec![1100];
+    let data = images(12);
+    let n = 10;
+    let (l_f, l_t) = phase_lengths(&cfg, n, &mut stream(7, Purpose::PhaseLengths, &[1]));
+    let run = |threads: &dyn Fn(usize) -> usize| {
+        let mut net = Network::new(cfg.clone(), 7);
+        net.start_epoch(7, 1);
+        for k in 0..n {
+            net.set_threads(threads(k));
+            // Always the team (not the faster of team and one thread by timing).
+            net.exec.adaptive = false;
+            net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k], &mut NoObserver);
+        }
+        (bytes(&net.params), bytes(&net.state))
+    };
+    let one = run(&|_| 1);
+    for t in [2, 3] {
+        let mut net = Network::new(cfg.clone(), 7);
+        net.set_threads(t);
+        assert_eq!(
+            net.exec.threads, t,
+            "1100 neurons in 3 blocks: shared on {t} threads"
+        );
+        assert_eq!(
+            net.exec.parallel(10).threads,
+            1,
+            "the output layer stays on one thread"
+        );
+        let many = run(&|_| t);
+        assert!(one.0 == many.0, "parameters differ on {t} threads");
+        assert!(one.1 == many.1, "state differs on {t} threads");
+    }
+    let mixed = run(&|k| 1 + k % 3);
+    assert!(
+        one.0 == mixed.0 && one.1 == mixed.1,
+        "changing threads mid-run"
+    );
+    // The comparison is not between untouched networks: learning moved the weights.
+    assert!(bytes(&Network::new(cfg.clone(), 7).params) != one.0);
 }

@@ -166,6 +166,7 @@ fn instruction_set_and_parallel_blocks_do_not_change_results() {
     let cfg = ModelConfig::from_toml_str(DEFAULT_MODEL_TOML, "default").unwrap();
     let run = |parallel_min: usize| {
         let mut net = Network::new(cfg.clone(), 4);
+        net.exec.threads = 2;
         net.exec.parallel_min = parallel_min;
         net.start_epoch(4, 1);
         let image: Vec<u8> = (0..784).map(|i| ((i * 31) % 256) as u8).collect();

@@ -663,6 +663,7 @@ fn stopped_points_resume_to_the_uninterrupted_result() {
             compression: "none".parse().unwrap(),
             checkpoint_every: None,
             keep_checkpoints: None,
+            threads: None,
         };
         let o = session::train(&request, &mut Quiet, &AtomicBool::new(true)).unwrap();
         assert!(

@@ -151,8 +151,9 @@ def train(
     directory (default ``runs/<model>-seed<S>``; one holding checkpoints is refused).
     ``record`` is a record spec (docs/traces.md), e.g. ``"spikes"`` or
     ``"spikes,soma:layers=hidden0;examples=every:10"``, or ``"none"``; a list of variables
-    is joined with commas. ``threads`` limits the worker threads (results do not depend on
-    it). ``data`` is the MNIST folder (default as the command line: ``APICAL_DATA``,
+    is joined with commas. ``threads`` limits the worker threads: tests run images in
+    parallel, and training shares the neuron blocks of layers of 1024+ neurons among them
+    (results do not depend on it). ``data`` is the MNIST folder (default as the command line: ``APICAL_DATA``,
     ``data/mnist``, ``../shared/data/mnist``). ``callback(metrics)`` is called after each
     epoch with that epoch's metrics (a dict as in metrics.json); returning False stops the
     run after a checkpoint. ``keep_checkpoints`` is the retention policy of

@@ -216,6 +216,9 @@ pub fn train(
         compression,
         checkpoint_every,
         keep_checkpoints,
+        // Training shares a wide layer's neuron blocks among as many threads as the run's
+        // pool has (`threads=`, else every core).
+        threads,
     };
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<Msg>();

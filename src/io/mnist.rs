@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::io::verify_cache::VerifyCache;
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
@@ -351,13 +352,14 @@ impl<'a> Source<'a> {
 /// Reads one IDX file from `s` without reading past what its header promises: the header
 /// first (magic number, dimensions), then its length against the file's (raw files) and
 /// `check`, then exactly the body, then at most [`TRAILING_PROBE`] bytes more to tell a
-/// file that is too long. With `hasher`, the bytes read (header and body) are hashed.
+/// file that is too long. With `head_out`, the header's bytes are copied there (the
+/// checksum covers them and the body).
 fn read_idx(
     mut s: Source<'_>,
     origin: &Path,
     kind: Kind,
     check: HeaderCheck<'_>,
-    mut hasher: Option<&mut Sha256>,
+    head_out: Option<&mut Vec<u8>>,
 ) -> Result<Idx, DataError> {
     let gz = s.gz;
     let read_err = |source: std::io::Error| {
@@ -436,9 +438,8 @@ fn read_idx(
             });
         }
     }
-    if let Some(h) = hasher.as_mut() {
-        h.update(&head);
-        h.update(&body);
+    if let Some(h) = head_out {
+        h.clone_from(&head);
     }
     Ok(Idx { dims, body })
 }
@@ -565,9 +566,9 @@ fn images_from(
     s: Source<'_>,
     origin: &Path,
     check: HeaderCheck<'_>,
-    hasher: Option<&mut Sha256>,
+    head_out: Option<&mut Vec<u8>>,
 ) -> Result<(Vec<u8>, usize, usize, usize), DataError> {
-    let idx = read_idx(s, origin, Kind::Images, check, hasher)?;
+    let idx = read_idx(s, origin, Kind::Images, check, head_out)?;
     let [n, rows, cols] = [idx.dims[0], idx.dims[1], idx.dims[2]].map(|d| d as usize);
     Ok((idx.body, n, rows, cols))
 }
@@ -576,9 +577,9 @@ fn labels_from(
     s: Source<'_>,
     origin: &Path,
     check: HeaderCheck<'_>,
-    hasher: Option<&mut Sha256>,
+    head_out: Option<&mut Vec<u8>>,
 ) -> Result<Vec<u8>, DataError> {
-    let labels = read_idx(s, origin, Kind::Labels, check, hasher)?.body;
+    let labels = read_idx(s, origin, Kind::Labels, check, head_out)?.body;
     if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v > 9) {
         return Err(DataError::BadLabel {
             path: origin.to_path_buf(),
@@ -661,8 +662,23 @@ fn locate(dir: &Path, expected: &Expected) -> Result<PathBuf, DataError> {
     })
 }
 
-/// Compares a file's SHA-256 (of its decompressed bytes) with the original's.
-fn verify(path: &Path, expected: &Expected, hasher: Sha256) -> Result<(), DataError> {
+/// Compares a file's SHA-256 (of its decompressed bytes: `head` and `body`) with the
+/// original's, unless the verify cache knows the file as it is now with that digest and
+/// the content's CRC-32 ([`crate::io::verify_cache`]): hashed once per file identity.
+fn verify(
+    path: &Path,
+    expected: &Expected,
+    cache: &VerifyCache,
+    head: &[u8],
+    body: &[u8],
+) -> Result<(), DataError> {
+    let crc = VerifyCache::crc32(&[head, body]);
+    if cache.is_recorded_crc(path, expected.sha256, crc) {
+        return Ok(());
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    hasher.update(body);
     let mut actual = String::with_capacity(64);
     for b in hasher.finalize() {
         let _ = write!(actual, "{b:02x}");
@@ -675,6 +691,7 @@ fn verify(path: &Path, expected: &Expected, hasher: Sha256) -> Result<(), DataEr
             actual,
         });
     }
+    cache.remember_crc(path, expected.sha256, crc);
     Ok(())
 }
 
@@ -699,15 +716,16 @@ fn load_mnist_set(
         }
         Ok(())
     };
-    let mut hasher = Sha256::new();
+    let cache = VerifyCache::user();
+    let mut head = Vec::new();
     let parsed = images_from(
         Source::file(&images_path)?,
         &images_path,
         &shape,
-        Some(&mut hasher),
+        Some(&mut head),
     )?;
     if verify_checksums {
-        verify(&images_path, images, hasher)?;
+        verify(&images_path, images, &cache, &head, &parsed.0)?;
     }
     let count = |dims: &[u32]| {
         if dims[0] as usize != n {
@@ -720,15 +738,15 @@ fn load_mnist_set(
         }
         Ok(())
     };
-    let mut hasher = Sha256::new();
+    let mut head = Vec::new();
     let label_vec = labels_from(
         Source::file(&labels_path)?,
         &labels_path,
         &count,
-        Some(&mut hasher),
+        Some(&mut head),
     )?;
     if verify_checksums {
-        verify(&labels_path, labels, hasher)?;
+        verify(&labels_path, labels, &cache, &head, &label_vec)?;
     }
     assemble(parsed, &images_path, label_vec, &labels_path)
 }

@@ -1,8 +1,9 @@
 //! Files: everything that reads or writes the disk.
 //!
 //! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the memory the machine
-//! allows ([`memory`]), the MNIST files ([`mnist`]), the run directory and its lock
-//! ([`run_dir`]), HDF5 traces ([`record`]) and their NWB export ([`nwb`]).
+//! allows ([`memory`]), the MNIST files ([`mnist`]) and the record of those already checked
+//! ([`verify_cache`]), the run directory and its lock ([`run_dir`]), HDF5 traces
+//! ([`record`]) and their NWB export ([`nwb`]).
 //! May use: [`crate::base`], [`crate::model`], [`crate::sim`].
 
 pub mod atomic;
@@ -12,3 +13,4 @@ pub mod mnist;
 pub mod nwb;
 pub mod record;
 pub mod run_dir;
+pub mod verify_cache;

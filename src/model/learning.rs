@@ -56,13 +56,25 @@ pub(crate) fn apply_feedforward_update(p: &mut LayerParams, e: &[f32], s_f: &[f3
     let n = p.n;
     for (j, &s) in s_f.iter().enumerate() {
         if s != 0.0 {
-            let k = step * s;
-            for (w, &ei) in p.w[j * n..(j + 1) * n].iter_mut().zip(e) {
-                *w -= k * ei;
-            }
+            update_weight_row(&mut p.w[j * n..(j + 1) * n], e, s, step);
         }
     }
-    for (b, &ei) in p.b.iter_mut().zip(e) {
+    update_bias(&mut p.b, e, step);
+}
+
+/// Eq. 6.5 for one input j: its weight row w_j. <- w_j. - (step s_j) E (each weight on its
+/// own, so rows may be updated in any order or on any thread with the same result).
+#[inline]
+pub fn update_weight_row(row: &mut [f32], e: &[f32], s_j: f32, step: f32) {
+    let k = step * s_j;
+    for (w, &ei) in row.iter_mut().zip(e) {
+        *w -= k * ei;
+    }
+}
+
+/// Eq. 6.6: b <- b - step E.
+pub fn update_bias(b: &mut [f32], e: &[f32], step: f32) {
+    for (b, &ei) in b.iter_mut().zip(e) {
         *b -= step * ei;
     }
 }

@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 /// What to train: a new run of a model, or the continuation of a run directory.
-#[derive(Clone, Debug)]
-// Made once per run: the size difference between the variants does not matter.
+// One value per run: the size of `New` costs nothing, and callers (the CLI, the Python
+// package) build it by name, which a boxed model would complicate.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
 pub enum Start {
     /// A fresh run. `None` counts come from the model file's `[training]` section.
     New {
@@ -55,6 +56,11 @@ pub struct TrainRequest {
     pub compression: Compression,
     /// Mid-epoch checkpoint interval in examples (`None`: a resumed run's own, else 0).
     pub checkpoint_every: Option<usize>,
+    /// Threads of training: layers wide enough share their neuron blocks among them
+    /// ([`crate::sim::exec::Exec::for_threads`]; the default 784-500-10 model stays on one).
+    /// `None`: as many as the current rayon pool has (the CLI's `--threads`, else the
+    /// cores). Tests run on the rayon pool. Results do not depend on it.
+    pub threads: Option<usize>,
     /// Which end-of-epoch checkpoints stay (`None`: a resumed run's own, else the default,
     /// the last two and every tenth).
     pub keep_checkpoints: Option<KeepCheckpoints>,
@@ -311,6 +317,16 @@ pub fn train<P: Progress>(
             Trainer::new(model.clone(), &data_holder, opts, &info)?
         }
     };
+    trainer
+        .net
+        .set_threads(request.threads.unwrap_or_else(rayon::current_num_threads));
+    let exec = trainer.net.exec;
+    if exec.threads > 1 {
+        progress.notice(&format!(
+            "training on {} threads: layers of at least {} neurons share their neuron blocks (one thread while that is faster)",
+            exec.threads, exec.parallel_min
+        ));
+    }
     let resumed = matches!(request.start, Start::Resume { .. });
     let mut recorder = make_recorder(
         &trainer,

@@ -3,10 +3,12 @@
 //! same result whether its blocks run on one thread or many.
 
 use crate::base::rng::{LaneRng, Rng};
+use crate::base::simd::{self, Level};
 use crate::model::neuron::{self, DrawScratch, Dynamics};
 use crate::model::params::LayerParams;
 use crate::model::synapse::{DenseInput, Kernel, PspTrace};
-use rayon::prelude::*;
+use crate::sim::exec::LayerExec;
+use crate::sim::team::with_team;
 use serde::{Deserialize, Serialize};
 
 /// Means over the integration window of one phase (eq. 5.1-5.5), one value per neuron.
@@ -248,6 +250,68 @@ impl NeuronBlock {
     }
 }
 
+/// [`NeuronBlock::step`] compiled for the instruction set `simd` (at most what the CPU
+/// has): a block run by a team thread is called through a pointer, outside the schedule's
+/// code compiled for it, and would otherwise run the baseline build (same results, slower).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn step_block(
+    simd: Level,
+    b: &mut NeuronBlock,
+    p: &LayerParams,
+    kernel: &Kernel,
+    d: &Dynamics,
+    input: BasalInput<'_>,
+    teach: Option<&[f32]>,
+    in_window: bool,
+    need_apical: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match simd {
+        Level::Avx512 => {
+            // SAFETY: `simd` is at most simd::detect(): the CPU has AVX-512 F/VL/BW/DQ.
+            unsafe { step_block_avx512(b, p, kernel, d, input, teach, in_window, need_apical) };
+            return;
+        }
+        Level::Avx2 => {
+            // SAFETY: `simd` is at most simd::detect(): the CPU has AVX2.
+            unsafe { step_block_avx2(b, p, kernel, d, input, teach, in_window, need_apical) };
+            return;
+        }
+        Level::Baseline => {}
+    }
+    let _ = simd;
+    b.step(p, kernel, d, input, teach, in_window, need_apical);
+}
+
+/// [`NeuronBlock::step`] compiled for a wider instruction set (`$features`), without fused
+/// multiply-add (as the schedule's builds: bit-identical results).
+macro_rules! step_block_compiled_for {
+    ($name:ident, $features:literal) => {
+        /// [`NeuronBlock::step`] compiled with the target features in its attribute.
+        ///
+        /// # Safety
+        /// Only call on a CPU that has those features.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            b: &mut NeuronBlock,
+            p: &LayerParams,
+            kernel: &Kernel,
+            d: &Dynamics,
+            input: BasalInput<'_>,
+            teach: Option<&[f32]>,
+            in_window: bool,
+            need_apical: bool,
+        ) {
+            b.step(p, kernel, d, input, teach, in_window, need_apical);
+        }
+    };
+}
+step_block_compiled_for!(step_block_avx2, "avx2");
+step_block_compiled_for!(step_block_avx512, "avx2,avx512f,avx512vl,avx512bw,avx512dq");
+
 /// Where a block's basal input comes from in one step.
 #[derive(Clone, Copy)]
 enum BasalInput<'a> {
@@ -352,7 +416,8 @@ impl LayerState {
         }
     }
 
-    /// One time step of the whole layer, blocks in parallel when `parallel`. The apical
+    /// One time step of the whole layer, its blocks shared among `exec.threads` threads
+    /// (this thread's [`crate::sim::team::Team`]; 1: in order on this thread). The apical
     /// potentials are brought up to date only when `need_apical` (they must be whenever the
     /// soma, the window means or an observer read them).
     #[allow(clippy::too_many_arguments)]
@@ -366,16 +431,20 @@ impl LayerState {
         teach: Option<&[f32]>,
         in_window: bool,
         need_apical: bool,
-        parallel: bool,
+        exec: LayerExec,
     ) {
         let input = match &mut self.dense {
             Some(dense) => BasalInput::Dense(dense.step(kernel, in_events)),
             None => BasalInput::Events(in_events),
         };
-        if parallel && self.blocks.len() > 1 {
-            self.blocks
-                .par_iter_mut()
-                .for_each(|b| b.step(p, kernel, d, input, teach, in_window, need_apical));
+        if exec.threads > 1 && self.blocks.len() > 1 {
+            // Never more than this CPU has (the level is checked where it is used).
+            let simd = exec.simd.min(simd::detect());
+            with_team(exec.threads, |team| {
+                team.for_each_mut(&mut self.blocks, |b| {
+                    step_block(simd, b, p, kernel, d, input, teach, in_window, need_apical)
+                })
+            });
         } else {
             for b in &mut self.blocks {
                 b.step(p, kernel, d, input, teach, in_window, need_apical);

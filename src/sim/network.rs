@@ -11,9 +11,12 @@ use crate::model::readout::predict;
 use crate::model::synapse::Kernel;
 use crate::sim::exec::Exec;
 use crate::sim::observer::{NoObserver, Observer, Phase};
+use crate::sim::pace::Pace;
 use crate::sim::schedule::run_phase;
 use crate::sim::state::NetState;
+use crate::sim::team::with_team;
 use rayon::prelude::*;
+use std::time::Instant;
 
 /// Everything fixed by the model file, derived once.
 #[derive(Clone, Debug)]
@@ -50,6 +53,28 @@ impl Model {
     }
 }
 
+/// [`learning::apply_feedforward_update`] with the weight rows of the inputs shared among
+/// the `threads` threads of this thread's team (each weight is updated on its own, so the
+/// result is the same; rows of silent inputs are skipped as there).
+fn shared_feedforward_update(
+    threads: usize,
+    p: &mut LayerParams,
+    e: &[f32],
+    s_f: &[f32],
+    step: f32,
+) {
+    let n = p.n;
+    with_team(threads, |team| {
+        team.for_each_chunk_mut(&mut p.w, n, |j, row| {
+            let s = s_f[j];
+            if s != 0.0 {
+                learning::update_weight_row(row, e, s, step);
+            }
+        })
+    });
+    learning::update_bias(&mut p.b, e, step);
+}
+
 /// The outcome of one training example.
 #[derive(Clone, Copy, Debug)]
 pub struct ExampleOutcome {
@@ -67,6 +92,8 @@ pub struct Network {
     pub exec: Exec,
     /// Noise stream of symmetric feedback.
     pub feedback_rng: Rng,
+    /// Timings of training examples on the team and on one thread (`exec.adaptive`).
+    pub pace: Pace,
 }
 
 impl Network {
@@ -87,11 +114,23 @@ impl Network {
             state,
             exec: Exec::default(),
             feedback_rng: stream(seed, Purpose::Feedback, &[]),
+            pace: Pace::default(),
         };
         if net.model.cfg.learning.feedback_mode == FeedbackMode::Symmetric {
             net.symmetrize();
         }
         net
+    }
+
+    /// Runs this network's training on `threads` threads where its layers are wide enough
+    /// to pay ([`Exec::for_threads`]); tests keep running examples in parallel on the
+    /// rayon pool. The results do not depend on it.
+    pub fn set_threads(&mut self, threads: usize) {
+        let cfg = &self.model.cfg;
+        self.exec = Exec {
+            simd: self.exec.simd,
+            ..Exec::for_threads(threads, &cfg.topology(), cfg.training.block_size)
+        };
     }
 
     /// Resets the state and gives it the training streams of `epoch`.
@@ -113,6 +152,8 @@ impl Network {
     }
 
     /// One training example: forward phase, target phase, then learning (sections 5-6).
+    /// With a thread team (`exec.threads` > 1) and `exec.adaptive`, the example runs on the
+    /// team or on one thread, whichever [`Pace`] has timed faster (the same result).
     pub fn train_example<O: Observer>(
         &mut self,
         image: &[u8],
@@ -133,7 +174,13 @@ impl Network {
                 0.0
             };
         }
-        let exec = self.exec;
+        let timed = self.exec.threads > 1 && self.exec.adaptive;
+        let exec = if timed && !self.pace.use_team() {
+            self.exec.sequential()
+        } else {
+            self.exec
+        };
+        let started = timed.then(Instant::now);
         run_phase(
             &self.model,
             &self.params,
@@ -155,12 +202,22 @@ impl Network {
             &exec,
             obs,
         );
-        self.learn();
+        self.learn_with(&exec);
+        if let Some(t0) = started {
+            let steps = (l_f + l_t).max(1) as f64;
+            self.pace.record(t0.elapsed().as_secs_f64() / steps);
+        }
         ExampleOutcome { predicted }
     }
 
     /// Section 6: errors of every layer from the phase means, then the updates.
     pub fn learn(&mut self) {
+        let exec = self.exec;
+        self.learn_with(&exec);
+    }
+
+    /// [`Network::learn`] on the threads `exec` gives wide layers.
+    fn learn_with(&mut self, exec: &Exec) {
         let cfg = &self.model.cfg;
         let d = &self.model.dynamics;
         let lambda_max = cfg.neuron.lambda_max;
@@ -219,12 +276,23 @@ impl Network {
                 learning::p_final(lambda_max)
             };
             let step = (cfg.learning.eta[m] * p) as f32;
-            learning::apply_feedforward_update(
-                &mut self.params[m],
-                &st.errors[m],
-                &st.presyn[m].mean,
-                step,
-            );
+            let threads = exec.parallel(self.params[m].n).threads;
+            if threads > 1 {
+                shared_feedforward_update(
+                    threads,
+                    &mut self.params[m],
+                    &st.errors[m],
+                    &st.presyn[m].mean,
+                    step,
+                );
+            } else {
+                learning::apply_feedforward_update(
+                    &mut self.params[m],
+                    &st.errors[m],
+                    &st.presyn[m].mean,
+                    step,
+                );
+            }
         }
         if mode == FeedbackMode::Symmetric {
             self.symmetrize();

@@ -414,6 +414,9 @@ fn run_one(
         // A resumed run keeps its own interval unless the sweep gives one.
         checkpoint_every: run.checkpoint_every,
         keep_checkpoints: run.keep_checkpoints,
+        // The points running at once share the cores: a wide layer's neuron blocks get
+        // this point's part of them (one thread when there are as many points as cores).
+        threads: Some((rayon::current_num_threads() / settings.jobs.max(1)).max(1)),
     };
     let mut progress = PointProgress { name, log };
     match session::train(&request, &mut progress, stop) {
