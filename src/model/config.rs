@@ -487,44 +487,32 @@ impl ModelConfig {
         self.topology().sizes_string()
     }
 
-    /// Checks every value range; the error names the field as `section.field`.
+    /// Checks every value range; the error names the field as `section.field`. One check
+    /// per section of the model file, in the file's order.
     pub(crate) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let bad = |field: &str, problem: String| ConfigError::Invalid {
-            path: origin.to_string(),
-            field: field.to_string(),
-            problem,
-        };
-        let positive = |field: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(bad(
-                    field,
-                    format!("must be a positive finite number, got {v}"),
-                ))
-            }
-        };
-        let finite = |field: &str, v: f64| {
-            if v.is_finite() {
-                Ok(())
-            } else {
-                Err(bad(field, format!("must be finite, got {v}")))
-            }
-        };
-        let nonneg = |field: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(())
-            } else {
-                Err(bad(field, format!("must be >= 0 and finite, got {v}")))
-            }
-        };
+        let ck = Checker { origin };
+        self.check_name(&ck)?;
+        self.check_network(&ck)?;
+        self.check_neuron_and_synapse(&ck)?;
+        self.check_phases(&ck)?;
+        self.check_learning(&ck)?;
+        self.check_init_and_training(&ck)?;
+        if !self.record.is_empty() {
+            crate::model::record_plan::RecordPlan::resolve(&self.record, self)
+                .map_err(|e| ck.bad(&e.field, e.problem))?;
+        }
+        Ok(())
+    }
+
+    /// `name`: letters, digits, '-', '_' and '.' (it names files and HDF5 attributes).
+    fn check_name(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
         if self.name.trim().is_empty()
             || !self
                 .name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(bad(
+            return Err(ck.bad(
                 "name",
                 format!(
                     "must be non-empty and use only letters, digits, '-', '_' and '.', got {:?}",
@@ -532,9 +520,14 @@ impl ModelConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `[network]`: sizes within what can be allocated, outputs in groups of ten.
+    fn check_network(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
         let n = &self.network;
         if n.n_in == 0 {
-            return Err(bad("network.n_in", "must be at least 1, got 0".into()));
+            return Err(ck.bad("network.n_in", "must be at least 1, got 0".into()));
         }
         // Far beyond any model of the paper, small enough that sizes cannot overflow or ask
         // for absurd memory before anything runs.
@@ -543,7 +536,7 @@ impl ModelConfig {
             .chain(n.hidden.iter().map(|&h| ("network.hidden", h)))
         {
             if v > MAX_LAYER_SIZE {
-                return Err(bad(
+                return Err(ck.bad(
                     field,
                     format!("{v} is too large: at most {MAX_LAYER_SIZE} units per layer"),
                 ));
@@ -552,7 +545,7 @@ impl ModelConfig {
         let mut n_pre = n.n_in;
         for (m, &size) in n.hidden.iter().chain(std::iter::once(&n.n_out)).enumerate() {
             if n_pre * size > MAX_WEIGHTS {
-                return Err(bad(
+                return Err(ck.bad(
                     "network.hidden",
                     format!(
                         "layer {m} would have {n_pre} x {size} weights; at most {MAX_WEIGHTS} per layer are supported"
@@ -562,7 +555,7 @@ impl ModelConfig {
             n_pre = size;
         }
         if n.hidden.len() > MAX_LAYERS {
-            return Err(bad(
+            return Err(ck.bad(
                 "network.hidden",
                 format!(
                     "has {} layers; at most {MAX_LAYERS} are supported",
@@ -571,7 +564,7 @@ impl ModelConfig {
             ));
         }
         if n.n_out == 0 || n.n_out % 10 != 0 {
-            return Err(bad(
+            return Err(ck.bad(
                 "network.n_out",
                 format!(
                     "must be a positive multiple of 10 (k units per class), got {}",
@@ -580,15 +573,21 @@ impl ModelConfig {
             ));
         }
         if let Some(i) = n.hidden.iter().position(|&h| h == 0) {
-            return Err(bad(
+            return Err(ck.bad(
                 "network.hidden",
                 format!("layer {i} has size 0; every layer needs at least one neuron"),
             ));
         }
+        Ok(())
+    }
+
+    /// `[neuron]` and `[synapse]`: rates, conductances, a time step and time constants the
+    /// simulation can resolve.
+    fn check_neuron_and_synapse(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
         let ne = &self.neuron;
-        positive("neuron.lambda_max", ne.lambda_max)?;
+        ck.positive("neuron.lambda_max", ne.lambda_max)?;
         if ne.lambda_max > 1.0 {
-            return Err(bad(
+            return Err(ck.bad(
                 "neuron.lambda_max",
                 format!(
                     "is a rate in spikes per step and must be at most 1, got {}",
@@ -596,19 +595,19 @@ impl ModelConfig {
                 ),
             ));
         }
-        positive("neuron.dt", ne.dt)?;
-        positive("neuron.g_L", ne.g_l)?;
-        nonneg("neuron.g_B", ne.g_b)?;
-        nonneg("neuron.g_A", ne.g_a)?;
-        nonneg("neuron.g_D", ne.g_d)?;
-        finite("neuron.E_E", ne.e_e)?;
-        finite("neuron.E_I", ne.e_i)?;
+        ck.positive("neuron.dt", ne.dt)?;
+        ck.positive("neuron.g_L", ne.g_l)?;
+        ck.nonneg("neuron.g_B", ne.g_b)?;
+        ck.nonneg("neuron.g_A", ne.g_a)?;
+        ck.nonneg("neuron.g_D", ne.g_d)?;
+        ck.finite("neuron.E_E", ne.e_e)?;
+        ck.finite("neuron.E_I", ne.e_i)?;
         let s = &self.synapse;
-        positive("synapse.tau_L", s.tau_l)?;
-        positive("synapse.tau_s", s.tau_s)?;
+        ck.positive("synapse.tau_L", s.tau_l)?;
+        ck.positive("synapse.tau_s", s.tau_s)?;
         for (field, tau) in [("synapse.tau_L", s.tau_l), ("synapse.tau_s", s.tau_s)] {
             if tau > MAX_TAU_MS {
-                return Err(bad(
+                return Err(ck.bad(
                     field,
                     format!(
                         "is {tau} ms: a time constant above {MAX_TAU_MS} ms can only be a mistake (the paper's are 10 and 3 ms)"
@@ -617,7 +616,7 @@ impl ModelConfig {
             }
         }
         if ne.dt < MIN_DT_MS {
-            return Err(bad(
+            return Err(ck.bad(
                 "neuron.dt",
                 format!(
                     "is {} ms: a time step below {MIN_DT_MS} ms can only be a mistake (the paper's is 1 ms)",
@@ -626,7 +625,7 @@ impl ModelConfig {
             ));
         }
         if ne.dt > s.tau_l {
-            return Err(bad(
+            return Err(ck.bad(
                 "neuron.dt",
                 format!(
                     "is {} ms, longer than the membrane time constant synapse.tau_L ({} ms): the simulation cannot resolve the dynamics (the paper's step is 1 ms)",
@@ -635,22 +634,29 @@ impl ModelConfig {
             ));
         }
         if (s.tau_l - s.tau_s).abs() < 1e-12 {
-            return Err(bad(
+            return Err(ck.bad(
                 "synapse.tau_s",
                 "must differ from tau_L (the kernel divides by tau_L - tau_s)".into(),
             ));
         }
         if s.psp_window_steps == 0 {
-            return Err(bad(
+            return Err(ck.bad(
                 "synapse.psp_window_steps",
                 "must be at least 1, got 0".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// `[phases]`: phase lengths that hold their integration windows.
+    fn check_phases(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
+        let ne = &self.neuron;
+        let s = &self.synapse;
         let p = &self.phases;
         if ne.mode == NeuronMode::Rate {
             // Section 9: somata at their steady state C = k_B B, plateaus at the phase end.
             if ne.g_a != 0.0 {
-                return Err(bad(
+                return Err(ck.bad(
                     "neuron.g_A",
                     format!(
                         "must be 0 with neuron.mode = \"rate\" (the rate mode's hidden soma is C = k_B B, with no apical coupling), got {}",
@@ -659,7 +665,7 @@ impl ModelConfig {
                 ));
             }
             if p.stochastic_plateau_times {
-                return Err(bad(
+                return Err(ck.bad(
                     "phases.stochastic_plateau_times",
                     "must be false with neuron.mode = \"rate\" (the rate mode takes every plateau at the phase end)"
                         .into(),
@@ -673,14 +679,11 @@ impl ModelConfig {
             ("synapse.psp_window_steps", s.psp_window_steps),
         ] {
             if v > MAX_STEPS {
-                return Err(bad(
-                    field,
-                    format!("{v} steps is too long: at most {MAX_STEPS}"),
-                ));
+                return Err(ck.bad(field, format!("{v} steps is too long: at most {MAX_STEPS}")));
             }
         }
         if p.plateau_time_max_offset > u8::MAX as usize {
-            return Err(bad(
+            return Err(ck.bad(
                 "phases.plateau_time_max_offset",
                 format!(
                     "must be at most 255 steps, got {}",
@@ -689,14 +692,14 @@ impl ModelConfig {
             ));
         }
         if p.integration_time == 0 {
-            return Err(bad(
+            return Err(ck.bad(
                 "phases.integration_time",
                 "must be at least 1, got 0".into(),
             ));
         }
         for (field, len) in [("phases.l_f", p.l_f), ("phases.l_t", p.l_t)] {
             if len == 0 {
-                return Err(bad(
+                return Err(ck.bad(
                     field,
                     "is a phase length and must be at least 1, got 0".into(),
                 ));
@@ -705,7 +708,7 @@ impl ModelConfig {
                 < p.integration_time
                     .saturating_add(p.plateau_time_max_offset * p.stochastic_plateau_times as usize)
             {
-                return Err(bad(
+                return Err(ck.bad(
                     field,
                     format!(
                         "({len}) must be at least phases.integration_time ({}) plus the largest plateau time offset when stochastic plateau times are on",
@@ -715,10 +718,10 @@ impl ModelConfig {
             }
         }
         if p.l_f_test == 0 {
-            return Err(bad("phases.l_f_test", "must be at least 1, got 0".into()));
+            return Err(ck.bad("phases.l_f_test", "must be at least 1, got 0".into()));
         }
         if p.integration_time_test == 0 || p.integration_time_test > p.l_f_test {
-            return Err(bad(
+            return Err(ck.bad(
                 "phases.integration_time_test",
                 format!(
                     "must be between 1 and l_f_test ({}), got {}",
@@ -727,14 +730,20 @@ impl ModelConfig {
             ));
         }
         if p.use_rand_phase_lengths {
-            positive("phases.wald_mean", p.wald_mean)?;
-            positive("phases.wald_shape", p.wald_shape)?;
+            ck.positive("phases.wald_mean", p.wald_mean)?;
+            ck.positive("phases.wald_shape", p.wald_shape)?;
         }
-        nonneg("phases.plateau_time_sd", p.plateau_time_sd)?;
+        ck.nonneg("phases.plateau_time_sd", p.plateau_time_sd)?;
+        Ok(())
+    }
+
+    /// `[learning]`: one rate per layer, feedback options in range.
+    fn check_learning(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
+        let n = &self.network;
         let l = &self.learning;
         let layers = n.hidden.len() + 1;
         if l.eta.len() != layers {
-            return Err(bad(
+            return Err(ck.bad(
                 "learning.eta",
                 format!(
                     "needs one learning rate per layer ({layers}: {} hidden + output), got {}",
@@ -744,18 +753,18 @@ impl ModelConfig {
             ));
         }
         for (i, &e) in l.eta.iter().enumerate() {
-            nonneg(&format!("learning.eta[{i}]"), e)?;
+            ck.nonneg(&format!("learning.eta[{i}]"), e)?;
         }
         if !(0.0..1.0).contains(&l.feedback_sparsity) {
-            return Err(bad(
+            return Err(ck.bad(
                 "learning.feedback_sparsity",
                 format!("must be in [0, 1), got {}", l.feedback_sparsity),
             ));
         }
-        finite("learning.feedback_sparse_scale", l.feedback_sparse_scale)?;
-        nonneg("learning.symmetric_noise_sd", l.symmetric_noise_sd)?;
+        ck.finite("learning.feedback_sparse_scale", l.feedback_sparse_scale)?;
+        ck.nonneg("learning.symmetric_noise_sd", l.symmetric_noise_sd)?;
         if l.feedback_mode == FeedbackMode::Learned && l.eta_feedback.len() != n.hidden.len() {
-            return Err(bad(
+            return Err(ck.bad(
                 "learning.eta_feedback",
                 format!(
                     "needs one rate per hidden layer ({}) when feedback_mode = \"learned\", got {}",
@@ -765,51 +774,86 @@ impl ModelConfig {
             ));
         }
         for (i, &e) in l.eta_feedback.iter().enumerate() {
-            nonneg(&format!("learning.eta_feedback[{i}]"), e)?;
+            ck.nonneg(&format!("learning.eta_feedback[{i}]"), e)?;
         }
+        Ok(())
+    }
+
+    /// `[init]` and `[training]`.
+    fn check_init_and_training(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
         let i = &self.init;
-        finite("init.V_avg", i.v_avg)?;
+        ck.finite("init.V_avg", i.v_avg)?;
         if i.weight_optimisation && i.v_avg == 0.0 {
-            return Err(bad(
+            return Err(ck.bad(
                 "init.V_avg",
                 "must be non-zero (W_avg divides by it)".into(),
             ));
         }
-        positive("init.V_sd", i.v_sd)?;
-        finite("init.b_avg", i.b_avg)?;
-        nonneg("init.b_sd", i.b_sd)?;
+        ck.positive("init.V_sd", i.v_sd)?;
+        ck.finite("init.b_avg", i.b_avg)?;
+        ck.nonneg("init.b_sd", i.b_sd)?;
         let t = &self.training;
         if t.epochs == 0 {
-            return Err(bad("training.epochs", "must be at least 1, got 0".into()));
+            return Err(ck.bad("training.epochs", "must be at least 1, got 0".into()));
         }
         if t.train_examples == 0 {
-            return Err(bad(
+            return Err(ck.bad(
                 "training.train_examples",
                 "must be at least 1, got 0".into(),
             ));
         }
         if t.test_examples == 0 {
-            return Err(bad(
-                "training.test_examples",
-                "must be at least 1, got 0".into(),
-            ));
+            return Err(ck.bad("training.test_examples", "must be at least 1, got 0".into()));
         }
         if t.quick_test_every > 0 && t.quick_test_examples == 0 {
-            return Err(bad(
+            return Err(ck.bad(
                 "training.quick_test_examples",
                 "must be at least 1 when quick tests are on".into(),
             ));
         }
         if t.block_size == 0 {
-            return Err(bad(
-                "training.block_size",
-                "must be at least 1, got 0".into(),
-            ));
-        }
-        if !self.record.is_empty() {
-            crate::model::record_plan::RecordPlan::resolve(&self.record, self)
-                .map_err(|e| bad(&e.field, e.problem))?;
+            return Err(ck.bad("training.block_size", "must be at least 1, got 0".into()));
         }
         Ok(())
+    }
+}
+
+/// Builds the errors of [`ModelConfig::validate`] for one model file (`origin`).
+struct Checker<'a> {
+    origin: &'a str,
+}
+
+impl Checker<'_> {
+    /// `field` of the file is wrong: `problem` says how.
+    fn bad(&self, field: &str, problem: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.origin.to_string(),
+            field: field.to_string(),
+            problem,
+        }
+    }
+
+    fn positive(&self, field: &str, v: f64) -> Result<(), ConfigError> {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(self.bad(field, format!("must be a positive finite number, got {v}")))
+        }
+    }
+
+    fn finite(&self, field: &str, v: f64) -> Result<(), ConfigError> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(self.bad(field, format!("must be finite, got {v}")))
+        }
+    }
+
+    fn nonneg(&self, field: &str, v: f64) -> Result<(), ConfigError> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(())
+        } else {
+            Err(self.bad(field, format!("must be >= 0 and finite, got {v}")))
+        }
     }
 }
