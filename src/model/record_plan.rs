@@ -56,47 +56,8 @@ impl RecordPlan {
         let mut claimed: Vec<(Var, usize, usize, Examples, usize)> = Vec::new();
         for (gi, g) in groups.iter().enumerate() {
             let f = |part: &str| format!("record[{gi}].{part}");
-            if g.variables.is_empty() {
-                return Err(spec_err(
-                    f("variables"),
-                    format!("is empty; choose from {VAR_NAMES}"),
-                ));
-            }
-            if g.interval == 0 {
-                return Err(spec_err(f("interval"), "must be at least 1 step, got 0"));
-            }
-            let mut vars = Vec::new();
-            for (vi, v) in g.variables.iter().enumerate() {
-                let Some(vs) = parse_var(v.trim()) else {
-                    return Err(spec_err(
-                        f(&format!("variables[{vi}]")),
-                        format!("is the unknown variable {v:?}; choose from {VAR_NAMES}"),
-                    ));
-                };
-                vars.extend_from_slice(vs);
-            }
-            let mut pops = Vec::new();
-            for (li, l) in g.layers.iter().enumerate() {
-                let l = l.trim();
-                match l {
-                    "all" => pops.extend(0..=m_layers),
-                    "hidden" => pops.extend(1..m_layers),
-                    _ => match names.iter().position(|n| n == l) {
-                        Some(p) => pops.push(p),
-                        None => {
-                            return Err(spec_err(
-                                f(&format!("layers[{li}]")),
-                                format!(
-                                    "is the unknown population {l:?}; this model has {} (or all, hidden)",
-                                    names.join(", ")
-                                ),
-                            ))
-                        }
-                    },
-                }
-            }
-            pops.sort_unstable();
-            pops.dedup();
+            let vars = group_vars(g, &f)?;
+            let pops = group_populations(g, &names, &f)?;
             let explicit = g.examples.is_some();
             let examples = match &g.examples {
                 Some(s) => parse_examples(s.trim()).map_err(|p| spec_err(f("examples"), p))?,
@@ -152,47 +113,67 @@ impl RecordPlan {
                         ));
                     }
                     claimed.push((v, p, gi, ex, g.interval));
-                    let m = p.wrapping_sub(1);
-                    match v {
-                        Var::Spikes => plan.spikes[p] = Some(ex),
-                        Var::Rate => plan.rate[m] = Some((ex, g.interval)),
-                        Var::Plateau => plan.plateau[m] = Some(ex),
-                        Var::Weights => plan.weights[m] = Some(ex),
-                        Var::Soma | Var::Basal | Var::Apical => {
-                            let code = match v {
-                                Var::Soma => ELEMENT_SOMA,
-                                Var::Basal => ELEMENT_BASAL,
-                                _ => ELEMENT_APICAL,
-                            };
-                            match &mut plan.report[m] {
-                                None => {
-                                    plan.report[m] = Some(ReportSel {
-                                        elements: vec![code],
-                                        examples: ex,
-                                        interval: g.interval,
-                                    })
-                                }
-                                Some(r) => {
-                                    if r.examples != ex || r.interval != g.interval {
-                                        return Err(spec_err(
-                                            f("variables"),
-                                            format!(
-                                                "records potentials of {} with other examples or interval than another group; soma, basal and apical of one population share one report, so give them in one group",
-                                                names[p]
-                                            ),
-                                        ));
-                                    }
-                                    r.elements.push(code);
-                                    r.elements.sort_unstable();
-                                }
-                            }
-                        }
-                        Var::Labels | Var::Metrics => {}
-                    }
+                    plan.select(v, p, ex, g.interval, &names[p])
+                        .map_err(|problem| spec_err(f("variables"), problem))?;
                 }
             }
         }
         Ok(plan)
+    }
+
+    /// Records variable `v` of population `p` (0: the input; `name` in errors) for examples
+    /// `ex` every `interval` steps. The potentials of one population share one report: a
+    /// second group may add to it only with the same examples and interval.
+    fn select(
+        &mut self,
+        v: Var,
+        p: usize,
+        ex: Examples,
+        interval: usize,
+        name: &str,
+    ) -> Result<(), String> {
+        let m = p.wrapping_sub(1);
+        let code = match v {
+            Var::Spikes => {
+                self.spikes[p] = Some(ex);
+                return Ok(());
+            }
+            Var::Rate => {
+                self.rate[m] = Some((ex, interval));
+                return Ok(());
+            }
+            Var::Plateau => {
+                self.plateau[m] = Some(ex);
+                return Ok(());
+            }
+            Var::Weights => {
+                self.weights[m] = Some(ex);
+                return Ok(());
+            }
+            Var::Labels | Var::Metrics => return Ok(()),
+            Var::Soma => ELEMENT_SOMA,
+            Var::Basal => ELEMENT_BASAL,
+            Var::Apical => ELEMENT_APICAL,
+        };
+        match &mut self.report[m] {
+            None => {
+                self.report[m] = Some(ReportSel {
+                    elements: vec![code],
+                    examples: ex,
+                    interval,
+                });
+            }
+            Some(r) if r.examples != ex || r.interval != interval => {
+                return Err(format!(
+                    "records potentials of {name} with other examples or interval than another group; soma, basal and apical of one population share one report, so give them in one group"
+                ));
+            }
+            Some(r) => {
+                r.elements.push(code);
+                r.elements.sort_unstable();
+            }
+        }
+        Ok(())
     }
 
     /// Whether anything per example is recorded for example `k` of `n`.
@@ -210,6 +191,63 @@ impl RecordPlan {
                 .iter()
                 .any(|r| r.is_some_and(|r| r.0.selects(k, n)))
     }
+}
+
+/// The variables of group `g`, checked (`f` names the group's parts in errors).
+fn group_vars(g: &RecordGroup, f: &impl Fn(&str) -> String) -> Result<Vec<Var>, SpecError> {
+    if g.variables.is_empty() {
+        return Err(spec_err(
+            f("variables"),
+            format!("is empty; choose from {VAR_NAMES}"),
+        ));
+    }
+    if g.interval == 0 {
+        return Err(spec_err(f("interval"), "must be at least 1 step, got 0"));
+    }
+    let mut vars = Vec::new();
+    for (vi, v) in g.variables.iter().enumerate() {
+        let Some(vs) = parse_var(v.trim()) else {
+            return Err(spec_err(
+                f(&format!("variables[{vi}]")),
+                format!("is the unknown variable {v:?}; choose from {VAR_NAMES}"),
+            ));
+        };
+        vars.extend_from_slice(vs);
+    }
+    Ok(vars)
+}
+
+/// The populations of group `g` (indices into `names`, 0: the input), sorted, each once;
+/// `all` and `hidden` stand for theirs.
+fn group_populations(
+    g: &RecordGroup,
+    names: &[String],
+    f: &impl Fn(&str) -> String,
+) -> Result<Vec<usize>, SpecError> {
+    let m_layers = names.len() - 1;
+    let mut pops = Vec::new();
+    for (li, l) in g.layers.iter().enumerate() {
+        let l = l.trim();
+        match l {
+            "all" => pops.extend(0..=m_layers),
+            "hidden" => pops.extend(1..m_layers),
+            _ => match names.iter().position(|n| n == l) {
+                Some(p) => pops.push(p),
+                None => {
+                    return Err(spec_err(
+                        f(&format!("layers[{li}]")),
+                        format!(
+                            "is the unknown population {l:?}; this model has {} (or all, hidden)",
+                            names.join(", ")
+                        ),
+                    ))
+                }
+            },
+        }
+    }
+    pops.sort_unstable();
+    pops.dedup();
+    Ok(pops)
 }
 
 #[cfg(test)]
