@@ -2,7 +2,8 @@
 //! examples and epochs tables.
 
 use super::compression::Filters;
-use super::writer::{put_attr, put_data, Col, Job, SonataBool};
+use super::writer::{put_attr, put_data, Col, Job, SonataBool, Sorting};
+use super::POTENTIAL_UNITS;
 use crate::model::recording::Examples;
 use hdf5::{Dataset, Group};
 
@@ -11,6 +12,27 @@ pub(super) struct SpikeOut {
     pub(super) active: bool,
     pub(super) timestamps: Col<f64>,
     pub(super) node_ids: Col<u64>,
+}
+
+impl SpikeOut {
+    /// `spikes/<pop>`: `timestamps` and `node_ids`, sorted by time (SONATA).
+    pub(super) fn create(
+        z: Filters,
+        root: &Group,
+        pop: &str,
+        examples: Examples,
+    ) -> hdf5::Result<Self> {
+        let g = root.create_group(pop)?;
+        g.new_attr::<Sorting>()
+            .create("sorting")?
+            .write_scalar(&Sorting::by_time)?;
+        Ok(SpikeOut {
+            examples,
+            active: false,
+            timestamps: Col::create(z, &g, "timestamps", &[], Some("ms"))?,
+            node_ids: Col::create(z, &g, "node_ids", &[], None)?,
+        })
+    }
 }
 
 /// A report in the SONATA layout: `data` [time x elements], `mapping`, plus `times`.
@@ -96,6 +118,27 @@ pub(super) struct PlateauOut {
     pub(super) target: Col<f32>,
 }
 
+impl PlateauOut {
+    /// `plateau/<pop>`: the forward and target plateau potentials of each recorded example.
+    pub(super) fn create(
+        z: Filters,
+        root: &Group,
+        pop: &str,
+        n: usize,
+        examples: Examples,
+    ) -> hdf5::Result<Self> {
+        let g = root.create_group(pop)?;
+        let u = Some(POTENTIAL_UNITS);
+        Ok(PlateauOut {
+            examples,
+            active: false,
+            row: Col::create(z, &g, "example_row", &[], None)?,
+            forward: Col::create(z, &g, "forward", &[n], u)?,
+            target: Col::create(z, &g, "target", &[n], u)?,
+        })
+    }
+}
+
 pub(super) struct WeightsOut {
     pub(super) examples: Examples,
     pub(super) w: Col<f32>,
@@ -103,6 +146,35 @@ pub(super) struct WeightsOut {
     pub(super) y: Option<Col<f32>>,
     pub(super) c: Option<Col<f32>>,
     pub(super) scratch: Vec<f32>,
+}
+
+impl WeightsOut {
+    /// `weights/<pop>`: snapshots of W (n x n_pre) and b, and of Y (n x `feedback`) and c
+    /// where the layer has feedback (hidden layers).
+    pub(super) fn create(
+        z: Filters,
+        root: &Group,
+        pop: &str,
+        n: usize,
+        n_pre: usize,
+        feedback: Option<usize>,
+        examples: Examples,
+    ) -> hdf5::Result<Self> {
+        let g = root.create_group(pop)?;
+        let u = Some(POTENTIAL_UNITS);
+        Ok(WeightsOut {
+            examples,
+            w: Col::create(z, &g, "W", &[n, n_pre], u)?,
+            b: Col::create(z, &g, "b", &[n], u)?,
+            y: feedback
+                .map(|k| Col::create(z, &g, "Y", &[n, k], u))
+                .transpose()?,
+            c: feedback
+                .map(|_| Col::create(z, &g, "c", &[n], u))
+                .transpose()?,
+            scratch: Vec::new(),
+        })
+    }
 }
 
 pub(super) struct ExamplesOut {
@@ -116,6 +188,23 @@ pub(super) struct ExamplesOut {
     pub(super) target_steps: Col<u32>,
 }
 
+impl ExamplesOut {
+    /// `examples`: one row per recorded training example.
+    pub(super) fn create(z: Filters, root: &Group) -> hdf5::Result<Self> {
+        let g = root.create_group("examples")?;
+        Ok(ExamplesOut {
+            epoch: Col::create(z, &g, "epoch", &[], None)?,
+            example: Col::create(z, &g, "example", &[], None)?,
+            image: Col::create(z, &g, "image", &[], None)?,
+            label: Col::create(z, &g, "label", &[], None)?,
+            prediction: Col::create(z, &g, "prediction", &[], None)?,
+            start_time: Col::create(z, &g, "start_time", &[], Some("ms"))?,
+            forward_steps: Col::create(z, &g, "forward_steps", &[], None)?,
+            target_steps: Col::create(z, &g, "target_steps", &[], None)?,
+        })
+    }
+}
+
 pub(super) struct EpochsOut {
     pub(super) epoch: Col<u32>,
     pub(super) train_examples: Col<u32>,
@@ -126,9 +215,37 @@ pub(super) struct EpochsOut {
     pub(super) end_time: Col<f64>,
 }
 
+impl EpochsOut {
+    /// `epochs`: one row per finished epoch (`rates_hz` has one column per layer).
+    pub(super) fn create(z: Filters, root: &Group, m_layers: usize) -> hdf5::Result<Self> {
+        let g = root.create_group("epochs")?;
+        Ok(EpochsOut {
+            epoch: Col::create(z, &g, "epoch", &[], None)?,
+            train_examples: Col::create(z, &g, "train_examples", &[], None)?,
+            train_error: Col::create(z, &g, "train_error", &[], Some("%"))?,
+            test_examples: Col::create(z, &g, "test_examples", &[], None)?,
+            test_error: Col::create(z, &g, "test_error", &[], Some("%"))?,
+            rates_hz: Col::create(z, &g, "rates_hz", &[m_layers], Some("Hz"))?,
+            end_time: Col::create(z, &g, "end_time", &[], Some("ms"))?,
+        })
+    }
+}
+
 pub(super) struct SnapIndex {
     pub(super) epoch: Col<u32>,
     pub(super) example: Col<u32>,
     pub(super) time: Col<f64>,
     pub(super) last: Option<(usize, usize)>,
+}
+
+impl SnapIndex {
+    /// `weights/epoch`, `example` and `time`: when each weight snapshot was taken.
+    pub(super) fn create(z: Filters, root: &Group) -> hdf5::Result<Self> {
+        Ok(SnapIndex {
+            epoch: Col::create(z, root, "epoch", &[], None)?,
+            example: Col::create(z, root, "example", &[], None)?,
+            time: Col::create(z, root, "time", &[], Some("ms"))?,
+            last: None,
+        })
+    }
 }

@@ -105,167 +105,21 @@ impl Recorder {
         // the file is being laid out leaves no half-written traces.h5.
         let part = part_path(path);
         let file = create_file(&part).map_err(he("cannot create the file"))?;
-        let names = cfg.topology().population_names();
-        let sizes = cfg.layer_sizes();
-        let m_layers = sizes.len();
+        let m_layers = cfg.layer_sizes().len();
         let dt = cfg.neuron.dt;
-        let mut pre = vec![cfg.network.n_in];
-        pre.extend_from_slice(&sizes[..m_layers - 1]);
-        let fb = |m: usize| -> usize {
-            match cfg.network.feedback {
-                crate::model::config::FeedbackSource::Broadcast => cfg.network.n_out,
-                crate::model::config::FeedbackSource::NextLayer => sizes[m + 1],
-            }
-        };
         let z = Filters::new(z, dt);
         let build = || -> hdf5::Result<Recorder> {
-            // SONATA's two root attributes of every SONATA HDF5 file.
-            put_attr(&file, "magic", &SONATA_MAGIC)?;
-            file.new_attr_builder()
-                .with_data(&SONATA_VERSION[..])
-                .create("version")?;
-            put_str(&file, "format", "apical-traces")?;
-            put_attr(&file, "format_version", &FORMAT_VERSION)?;
-            put_str(&file, "apical_version", env!("CARGO_PKG_VERSION"))?;
-            put_str(&file, "model_name", &cfg.name)?;
-            put_str(&file, "model_toml", model_toml)?;
-            put_attr(&file, "seed", &seed)?;
-            put_attr(&file, "dt", &dt)?;
-            put_str(&file, "time_units", "ms")?;
-            put_str(&file, "potential_units", POTENTIAL_UNITS)?;
-            put_str(&file, "rate_units", "Hz")?;
-            put_str(&file, "record_spec", spec_text)?;
-            put_str(&file, "compression", &z.z.to_string())?;
-            put_str(&file, "populations", &names.join(","))?;
-            let sz: Vec<u64> = std::iter::once(cfg.network.n_in as u64)
-                .chain(sizes.iter().map(|&s| s as u64))
-                .collect();
-            file.new_attr_builder()
-                .with_data(&sz[..])
-                .create("population_sizes")?;
-            put_attr(&file, "start_epoch", &(start.epoch as u64))?;
-            put_attr(&file, "start_example", &(start.example as u64))?;
-            put_attr(&file, "start_time", &(start.step as f64 * dt))?;
-            put_attr(&file, "complete", &false)?;
-            put_str(&file, "stop_reason", "running")?;
-            put_attr(&file, "last_epoch", &(start.epoch.saturating_sub(1) as u64))?;
-            put_attr(&file, "last_example", &0u64)?;
-            put_attr(&file, "end_time", &(start.step as f64 * dt))?;
-
-            let (_, spikes) = per_population(&file, "spikes", &plan.spikes, |sg, p, ex| {
-                let g = sg.create_group(&names[p])?;
-                let zs = z.spikes(if p == 0 {
-                    cfg.network.n_in
-                } else {
-                    sizes[p - 1]
-                });
-                g.new_attr::<Sorting>()
-                    .create("sorting")?
-                    .write_scalar(&Sorting::by_time)?;
-                Ok(SpikeOut {
-                    examples: *ex,
-                    active: false,
-                    timestamps: Col::create(zs, &g, "timestamps", &[], Some("ms"))?,
-                    node_ids: Col::create(zs, &g, "node_ids", &[], None)?,
-                })
-            })?;
-            let (_, reports) = per_population(&file, "report", &plan.report, |rg, m, r| {
-                ReportOut::create(
-                    z,
-                    rg,
-                    &names[m + 1],
-                    sizes[m],
-                    &r.elements,
-                    r.examples,
-                    r.interval,
-                    dt,
-                    POTENTIAL_UNITS,
-                )
-            })?;
-            let (_, rates) = per_population(&file, "rates", &plan.rate, |g, m, (ex, iv)| {
-                ReportOut::create(
-                    z,
-                    g,
-                    &names[m + 1],
-                    sizes[m],
-                    &[ELEMENT_SOMA],
-                    *ex,
-                    *iv,
-                    dt,
-                    "Hz",
-                )
-            })?;
-            let (_, plateaus) = per_population(&file, "plateau", &plan.plateau, |pg, m, ex| {
-                let g = pg.create_group(&names[m + 1])?;
-                let u = Some(POTENTIAL_UNITS);
-                Ok(PlateauOut {
-                    examples: *ex,
-                    active: false,
-                    row: Col::create(z, &g, "example_row", &[], None)?,
-                    forward: Col::create(z, &g, "forward", &[sizes[m]], u)?,
-                    target: Col::create(z, &g, "target", &[sizes[m]], u)?,
-                })
-            })?;
-            let (wg, weights) = per_population(&file, "weights", &plan.weights, |wg, m, ex| {
-                let g = wg.create_group(&names[m + 1])?;
-                let hidden = m + 1 < m_layers;
-                let u = Some(POTENTIAL_UNITS);
-                Ok(WeightsOut {
-                    examples: *ex,
-                    w: Col::create(z, &g, "W", &[sizes[m], pre[m]], u)?,
-                    b: Col::create(z, &g, "b", &[sizes[m]], u)?,
-                    y: if hidden {
-                        Some(Col::create(z, &g, "Y", &[sizes[m], fb(m)], u)?)
-                    } else {
-                        None
-                    },
-                    c: if hidden {
-                        Some(Col::create(z, &g, "c", &[sizes[m]], u)?)
-                    } else {
-                        None
-                    },
-                    scratch: Vec::new(),
-                })
-            })?;
-            let snaps = match &wg {
-                Some(wg) => Some(SnapIndex {
-                    epoch: Col::create(z, wg, "epoch", &[], None)?,
-                    example: Col::create(z, wg, "example", &[], None)?,
-                    time: Col::create(z, wg, "time", &[], Some("ms"))?,
-                    last: None,
-                }),
-                None => None,
-            };
-            let per_example = plan.spikes.iter().any(Option::is_some)
-                || plan.report.iter().any(Option::is_some)
-                || plan.rate.iter().any(Option::is_some)
-                || plan.plateau.iter().any(Option::is_some)
-                || plan.labels.is_some();
-            let examples = if per_example {
-                let g = file.create_group("examples")?;
-                Some(ExamplesOut {
-                    epoch: Col::create(z, &g, "epoch", &[], None)?,
-                    example: Col::create(z, &g, "example", &[], None)?,
-                    image: Col::create(z, &g, "image", &[], None)?,
-                    label: Col::create(z, &g, "label", &[], None)?,
-                    prediction: Col::create(z, &g, "prediction", &[], None)?,
-                    start_time: Col::create(z, &g, "start_time", &[], Some("ms"))?,
-                    forward_steps: Col::create(z, &g, "forward_steps", &[], None)?,
-                    target_steps: Col::create(z, &g, "target_steps", &[], None)?,
-                })
-            } else {
-                None
-            };
-            let g = file.create_group("epochs")?;
-            let epochs = EpochsOut {
-                epoch: Col::create(z, &g, "epoch", &[], None)?,
-                train_examples: Col::create(z, &g, "train_examples", &[], None)?,
-                train_error: Col::create(z, &g, "train_error", &[], Some("%"))?,
-                test_examples: Col::create(z, &g, "test_examples", &[], None)?,
-                test_error: Col::create(z, &g, "test_error", &[], Some("%"))?,
-                rates_hz: Col::create(z, &g, "rates_hz", &[m_layers], Some("Hz"))?,
-                end_time: Col::create(z, &g, "end_time", &[], Some("ms"))?,
-            };
+            write_root_attributes(&file, cfg, model_toml, spec_text, seed, start, z)?;
+            let Outputs {
+                spikes,
+                reports,
+                rates,
+                plateaus,
+                weights,
+                snaps,
+                examples,
+                epochs,
+            } = lay_out(&file, &plan, cfg, z)?;
             file.flush()?;
             Ok(Recorder {
                 file: None,
@@ -869,6 +723,150 @@ fn part_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     path.with_file_name(name)
+}
+
+/// The trace file's groups and columns, one writer per recorded variable and population.
+struct Outputs {
+    spikes: Vec<Option<SpikeOut>>,
+    reports: Vec<Option<ReportOut>>,
+    rates: Vec<Option<ReportOut>>,
+    plateaus: Vec<Option<PlateauOut>>,
+    weights: Vec<Option<WeightsOut>>,
+    snaps: Option<SnapIndex>,
+    examples: Option<ExamplesOut>,
+    epochs: EpochsOut,
+}
+
+/// Lays out what `plan` records: `spikes/`, `report/`, `rates/`, `plateau/`, `weights/`
+/// per population, then the `examples` and `epochs` tables (docs/traces.md).
+fn lay_out(file: &File, plan: &RecordPlan, cfg: &ModelConfig, z: Filters) -> hdf5::Result<Outputs> {
+    let names = cfg.topology().population_names();
+    let sizes = cfg.layer_sizes();
+    let m_layers = sizes.len();
+    let dt = cfg.neuron.dt;
+    let mut pre = vec![cfg.network.n_in];
+    pre.extend_from_slice(&sizes[..m_layers - 1]);
+    let fb = |m: usize| -> usize {
+        match cfg.network.feedback {
+            crate::model::config::FeedbackSource::Broadcast => cfg.network.n_out,
+            crate::model::config::FeedbackSource::NextLayer => sizes[m + 1],
+        }
+    };
+    let (_, spikes) = per_population(file, "spikes", &plan.spikes, |sg, p, ex| {
+        let n = if p == 0 {
+            cfg.network.n_in
+        } else {
+            sizes[p - 1]
+        };
+        SpikeOut::create(z.spikes(n), sg, &names[p], *ex)
+    })?;
+    let (_, reports) = per_population(file, "report", &plan.report, |rg, m, r| {
+        ReportOut::create(
+            z,
+            rg,
+            &names[m + 1],
+            sizes[m],
+            &r.elements,
+            r.examples,
+            r.interval,
+            dt,
+            POTENTIAL_UNITS,
+        )
+    })?;
+    let (_, rates) = per_population(file, "rates", &plan.rate, |g, m, (ex, iv)| {
+        ReportOut::create(
+            z,
+            g,
+            &names[m + 1],
+            sizes[m],
+            &[ELEMENT_SOMA],
+            *ex,
+            *iv,
+            dt,
+            "Hz",
+        )
+    })?;
+    let (_, plateaus) = per_population(file, "plateau", &plan.plateau, |pg, m, ex| {
+        PlateauOut::create(z, pg, &names[m + 1], sizes[m], *ex)
+    })?;
+    let (wg, weights) = per_population(file, "weights", &plan.weights, |wg, m, ex| {
+        // Feedback weights Y (n x feedback size) and c: hidden layers only.
+        let feedback = (m + 1 < m_layers).then(|| fb(m));
+        WeightsOut::create(z, wg, &names[m + 1], sizes[m], pre[m], feedback, *ex)
+    })?;
+    let snaps = wg.as_ref().map(|wg| SnapIndex::create(z, wg)).transpose()?;
+    let per_example = plan.spikes.iter().any(Option::is_some)
+        || plan.report.iter().any(Option::is_some)
+        || plan.rate.iter().any(Option::is_some)
+        || plan.plateau.iter().any(Option::is_some)
+        || plan.labels.is_some();
+    let examples = if per_example {
+        Some(ExamplesOut::create(z, file)?)
+    } else {
+        None
+    };
+    let epochs = EpochsOut::create(z, file, m_layers)?;
+    Ok(Outputs {
+        spikes,
+        reports,
+        rates,
+        plateaus,
+        weights,
+        snaps,
+        examples,
+        epochs,
+    })
+}
+
+/// The root attributes: SONATA's `magic` and `version`, then what the file holds and how
+/// the run went so far (`complete`, `stop_reason` and the last example are updated as it
+/// runs).
+fn write_root_attributes(
+    file: &File,
+    cfg: &ModelConfig,
+    model_toml: &str,
+    spec_text: &str,
+    seed: u64,
+    start: StartPoint,
+    z: Filters,
+) -> hdf5::Result<()> {
+    let dt = cfg.neuron.dt;
+    let sizes = cfg.layer_sizes();
+    let names = cfg.topology().population_names();
+    // SONATA's two root attributes of every SONATA HDF5 file.
+    put_attr(file, "magic", &SONATA_MAGIC)?;
+    file.new_attr_builder()
+        .with_data(&SONATA_VERSION[..])
+        .create("version")?;
+    put_str(file, "format", "apical-traces")?;
+    put_attr(file, "format_version", &FORMAT_VERSION)?;
+    put_str(file, "apical_version", env!("CARGO_PKG_VERSION"))?;
+    put_str(file, "model_name", &cfg.name)?;
+    put_str(file, "model_toml", model_toml)?;
+    put_attr(file, "seed", &seed)?;
+    put_attr(file, "dt", &dt)?;
+    put_str(file, "time_units", "ms")?;
+    put_str(file, "potential_units", POTENTIAL_UNITS)?;
+    put_str(file, "rate_units", "Hz")?;
+    put_str(file, "record_spec", spec_text)?;
+    put_str(file, "compression", &z.z.to_string())?;
+    put_str(file, "populations", &names.join(","))?;
+    let sz: Vec<u64> = std::iter::once(cfg.network.n_in as u64)
+        .chain(sizes.iter().map(|&s| s as u64))
+        .collect();
+    file.new_attr_builder()
+        .with_data(&sz[..])
+        .create("population_sizes")?;
+    put_attr(file, "start_epoch", &(start.epoch as u64))?;
+    put_attr(file, "start_example", &(start.example as u64))?;
+    put_attr(file, "start_time", &(start.step as f64 * dt))?;
+    put_attr(file, "complete", &false)?;
+    put_str(file, "stop_reason", "running")?;
+    put_attr(file, "last_epoch", &(start.epoch.saturating_sub(1) as u64))?;
+    put_attr(file, "last_example", &0u64)?;
+    put_attr(file, "end_time", &(start.step as f64 * dt))?;
+
+    Ok(())
 }
 
 /// Creates the trace file so that a process killed at any moment leaves a file that every
