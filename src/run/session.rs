@@ -135,109 +135,8 @@ pub fn train<P: Progress>(
     progress: &mut P,
     stop: &AtomicBool,
 ) -> Result<TrainOutcome, SessionError> {
-    let data_holder: Mnist;
-    let _lock: RunLock;
-    let mut trainer = match &request.start {
-        Start::Resume { dir, epochs } => {
-            let run = RunDir::open(dir)?;
-            // Nothing to resume: said without leaving a lock file in a directory that is
-            // not a run's; a run still before its first checkpoint is named by its lock.
-            if run.checkpoints()?.is_empty() {
-                if run.dir.join(LOCK_FILE).exists() {
-                    drop(run.lock()?);
-                }
-                return Err(run.no_checkpoint().into());
-            }
-            _lock = run.lock()?;
-            let (ck, latest) = run.latest_checkpoint()?;
-            let check = run.verify_resume(&ck, &latest)?;
-            for line in &check.repaired {
-                progress.notice(line);
-            }
-            let cfg = check.cfg.clone();
-            // A lost run.json: the total is unknown, so the run only completes the epoch it
-            // is in unless --epochs says more.
-            let own_epochs = check
-                .info
-                .as_ref()
-                .map_or(ck.epochs_done + usize::from(ck.progress.is_some()), |i| {
-                    i.epochs
-                });
-            let epochs = epochs.unwrap_or(own_epochs);
-            if epochs < ck.epochs_done {
-                return Err(SessionError::Invalid(format!(
-                    "{} already has {} epochs; --epochs gives the total and must be at least that",
-                    dir.display(),
-                    ck.epochs_done
-                )));
-            }
-            check_memory(&cfg)?;
-            // The request's data folder (or APICAL_DATA), else the run's own, else the usual
-            // places (a run directory copied from another machine).
-            let data_dir = match (&request.data, &check.info) {
-                (Some(d), _) => find_data_dir(Some(d))?,
-                (None, _) if data_env().is_some() => find_data_dir(None)?,
-                (None, Some(info)) if info.data_dir.is_dir() => info.data_dir.clone(),
-                (None, _) => find_data_dir(None)?,
-            };
-            progress.notice(&format!("loading MNIST from {}", data_dir.display()));
-            data_holder = load_mnist(&data_dir, request.verify)?;
-            let checkpoint_every = request
-                .checkpoint_every
-                .unwrap_or(check.info.as_ref().map_or(0, |i| i.checkpoint_every));
-            let keep_checkpoints = request.keep_checkpoints.unwrap_or(
-                check
-                    .info
-                    .as_ref()
-                    .map_or_else(Default::default, |i| i.keep_checkpoints),
-            );
-            let opts = RunOptions {
-                epochs,
-                // The checkpoint's seed and example counts replace these (Trainer::resume).
-                train_examples: ck.train_examples,
-                test_examples: ck.test_examples,
-                seed: ck.seed,
-                out_dir: dir.clone(),
-                checkpoint_every,
-                keep_checkpoints,
-            };
-            progress.notice(&format!(
-                "resuming {} from {} ({}) up to {} epochs",
-                dir.display(),
-                latest.display(),
-                position(&ck),
-                epochs
-            ));
-            let info = match check.info {
-                Some(info) => RunInfo {
-                    epochs,
-                    checkpoint_every,
-                    keep_checkpoints,
-                    ..info
-                },
-                None => {
-                    if request_epochs_missing(&request.start) {
-                        progress.notice(&format!(
-                            "run.json held the run's total number of epochs; continuing to epoch {epochs} only (give --epochs for more)"
-                        ));
-                    }
-                    RunInfo {
-                        apical_version: env!("CARGO_PKG_VERSION").into(),
-                        model: cfg.name.clone(),
-                        seed: ck.seed,
-                        epochs,
-                        train_examples: ck.train_examples,
-                        test_examples: ck.test_examples,
-                        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
-                        checkpoint_every,
-                        keep_checkpoints,
-                    }
-                }
-            };
-            let t = Trainer::resume(ck, &data_holder, opts)?;
-            t.run.write_info(&info).map_err(TrainError::from)?;
-            t
-        }
+    let prepared = match &request.start {
+        Start::Resume { dir, epochs } => prepare_resume(request, dir, *epochs, progress)?,
         Start::New {
             model,
             seed,
@@ -245,77 +144,25 @@ pub fn train<P: Progress>(
             train_examples,
             test_examples,
             out,
-        } => {
-            if let Some(spec) = &request.record {
-                RecordPlan::resolve(&parse_spec(spec).map_err(RecordError::from)?, model)
-                    .map_err(RecordError::from)?;
-            }
-            let (train_from, test_from) = (
-                if train_examples.is_some() {
-                    "--train-examples"
-                } else {
-                    "the model's training.train_examples ="
-                },
-                if test_examples.is_some() {
-                    "--test-examples"
-                } else {
-                    "the model's training.test_examples ="
-                },
-            );
-            let epochs = epochs.unwrap_or(model.training.epochs);
-            let train_examples = train_examples.unwrap_or(model.training.train_examples);
-            let test_examples = test_examples.unwrap_or(model.training.test_examples);
-            if epochs == 0 || train_examples == 0 || test_examples == 0 {
-                return Err(SessionError::Invalid(
-                    "--epochs, --train-examples and --test-examples must be at least 1".into(),
-                ));
-            }
-            check_counts(train_examples, train_from, test_examples, test_from)
-                .map_err(SessionError::Invalid)?;
-            check_memory(model)?;
-            let out = out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{seed}", model.name)));
-            let (run, lock) = RunDir::create_locked(&out)?;
-            _lock = lock;
-            run.refuse_checkpoints()?;
-            refuse_symlink(&out.join("traces.h5"))?;
-            let data_dir = find_data_dir(request.data.as_deref())?;
-            progress.notice(&format!("loading MNIST from {}", data_dir.display()));
-            data_holder = load_mnist(&data_dir, request.verify)?;
-            let checkpoint_every = request.checkpoint_every.unwrap_or(0);
-            let keep_checkpoints = request.keep_checkpoints.unwrap_or_default();
-            let info = RunInfo {
-                apical_version: env!("CARGO_PKG_VERSION").into(),
-                model: model.name.clone(),
-                seed: *seed,
-                epochs,
-                train_examples,
-                test_examples,
-                data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
-                checkpoint_every,
-                keep_checkpoints,
-            };
-            let opts = RunOptions {
-                epochs,
-                train_examples,
-                test_examples,
-                seed: *seed,
-                out_dir: out.clone(),
-                checkpoint_every,
-                keep_checkpoints,
-            };
-            progress.notice(&format!(
-                "training {} ({}) for {} epoch(s) of {} examples, testing on {}; run directory {}",
-                model.name,
-                model.sizes_string(),
-                epochs,
-                train_examples,
-                test_examples,
-                out.display()
-            ));
-            Trainer::new(model.clone(), &data_holder, opts, &info)?
+        } => prepare_new(
+            request,
+            model,
+            *seed,
+            (*epochs, *train_examples, *test_examples),
+            out.as_deref(),
+            progress,
+        )?,
+    };
+    // Held until the run's end.
+    let _lock = prepared.lock;
+    let data = prepared.data;
+    let mut trainer = match prepared.begin {
+        Begin::Resume { ck, opts, info } => {
+            let t = Trainer::resume(ck, &data, opts)?;
+            t.run.write_info(&info).map_err(TrainError::from)?;
+            t
         }
+        Begin::New { model, opts, info } => Trainer::new(model, &data, opts, &info)?,
     };
     trainer
         .net
@@ -350,6 +197,228 @@ pub fn train<P: Progress>(
         dir: trainer.run.dir.clone(),
         result,
         traces,
+    })
+}
+
+/// A run ready to train: its directory locked, the data loaded, and where it begins.
+struct Prepared {
+    lock: RunLock,
+    data: Mnist,
+    begin: Begin,
+}
+
+/// Where a prepared run begins.
+// Built once per run.
+#[allow(clippy::large_enum_variant)]
+enum Begin {
+    Resume {
+        ck: Checkpoint,
+        opts: RunOptions,
+        info: RunInfo,
+    },
+    New {
+        model: ModelConfig,
+        opts: RunOptions,
+        info: RunInfo,
+    },
+}
+
+/// A resumed run: the directory's latest checkpoint, checked against run.json and
+/// model.toml, with the run's own settings where the request leaves them open.
+fn prepare_resume<P: Progress>(
+    request: &TrainRequest,
+    dir: &Path,
+    epochs: Option<usize>,
+    progress: &mut P,
+) -> Result<Prepared, SessionError> {
+    let run = RunDir::open(dir)?;
+    // Nothing to resume: said without leaving a lock file in a directory that is
+    // not a run's; a run still before its first checkpoint is named by its lock.
+    if run.checkpoints()?.is_empty() {
+        if run.dir.join(LOCK_FILE).exists() {
+            drop(run.lock()?);
+        }
+        return Err(run.no_checkpoint().into());
+    }
+    let lock = run.lock()?;
+    let (ck, latest) = run.latest_checkpoint()?;
+    let check = run.verify_resume(&ck, &latest)?;
+    for line in &check.repaired {
+        progress.notice(line);
+    }
+    let cfg = check.cfg.clone();
+    // A lost run.json: the total is unknown, so the run only completes the epoch it
+    // is in unless --epochs says more.
+    let own_epochs = check
+        .info
+        .as_ref()
+        .map_or(ck.epochs_done + usize::from(ck.progress.is_some()), |i| {
+            i.epochs
+        });
+    let epochs = epochs.unwrap_or(own_epochs);
+    if epochs < ck.epochs_done {
+        return Err(SessionError::Invalid(format!(
+            "{} already has {} epochs; --epochs gives the total and must be at least that",
+            dir.display(),
+            ck.epochs_done
+        )));
+    }
+    check_memory(&cfg)?;
+    // The request's data folder (or APICAL_DATA), else the run's own, else the usual
+    // places (a run directory copied from another machine).
+    let data_dir = match (&request.data, &check.info) {
+        (Some(d), _) => find_data_dir(Some(d))?,
+        (None, _) if data_env().is_some() => find_data_dir(None)?,
+        (None, Some(info)) if info.data_dir.is_dir() => info.data_dir.clone(),
+        (None, _) => find_data_dir(None)?,
+    };
+    progress.notice(&format!("loading MNIST from {}", data_dir.display()));
+    let data = load_mnist(&data_dir, request.verify)?;
+    let checkpoint_every = request
+        .checkpoint_every
+        .unwrap_or(check.info.as_ref().map_or(0, |i| i.checkpoint_every));
+    let keep_checkpoints = request.keep_checkpoints.unwrap_or(
+        check
+            .info
+            .as_ref()
+            .map_or_else(Default::default, |i| i.keep_checkpoints),
+    );
+    let opts = RunOptions {
+        epochs,
+        // The checkpoint's seed and example counts replace these (Trainer::resume).
+        train_examples: ck.train_examples,
+        test_examples: ck.test_examples,
+        seed: ck.seed,
+        out_dir: dir.to_path_buf(),
+        checkpoint_every,
+        keep_checkpoints,
+    };
+    progress.notice(&format!(
+        "resuming {} from {} ({}) up to {} epochs",
+        dir.display(),
+        latest.display(),
+        position(&ck),
+        epochs
+    ));
+    let info = match check.info {
+        Some(info) => RunInfo {
+            epochs,
+            checkpoint_every,
+            keep_checkpoints,
+            ..info
+        },
+        None => {
+            if request_epochs_missing(&request.start) {
+                progress.notice(&format!(
+                    "run.json held the run's total number of epochs; continuing to epoch {epochs} only (give --epochs for more)"
+                ));
+            }
+            RunInfo {
+                apical_version: env!("CARGO_PKG_VERSION").into(),
+                model: cfg.name.clone(),
+                seed: ck.seed,
+                epochs,
+                train_examples: ck.train_examples,
+                test_examples: ck.test_examples,
+                data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+                checkpoint_every,
+                keep_checkpoints,
+            }
+        }
+    };
+    Ok(Prepared {
+        lock,
+        data,
+        begin: Begin::Resume { ck, opts, info },
+    })
+}
+
+/// A new run: counts from the request or the model file, checked; the run directory
+/// created and locked.
+fn prepare_new<P: Progress>(
+    request: &TrainRequest,
+    model: &ModelConfig,
+    seed: u64,
+    (epochs, train_examples, test_examples): (Option<usize>, Option<usize>, Option<usize>),
+    out: Option<&Path>,
+    progress: &mut P,
+) -> Result<Prepared, SessionError> {
+    if let Some(spec) = &request.record {
+        RecordPlan::resolve(&parse_spec(spec).map_err(RecordError::from)?, model)
+            .map_err(RecordError::from)?;
+    }
+    let (train_from, test_from) = (
+        if train_examples.is_some() {
+            "--train-examples"
+        } else {
+            "the model's training.train_examples ="
+        },
+        if test_examples.is_some() {
+            "--test-examples"
+        } else {
+            "the model's training.test_examples ="
+        },
+    );
+    let epochs = epochs.unwrap_or(model.training.epochs);
+    let train_examples = train_examples.unwrap_or(model.training.train_examples);
+    let test_examples = test_examples.unwrap_or(model.training.test_examples);
+    if epochs == 0 || train_examples == 0 || test_examples == 0 {
+        return Err(SessionError::Invalid(
+            "--epochs, --train-examples and --test-examples must be at least 1".into(),
+        ));
+    }
+    check_counts(train_examples, train_from, test_examples, test_from)
+        .map_err(SessionError::Invalid)?;
+    check_memory(model)?;
+    let out = out.map_or_else(
+        || PathBuf::from(format!("runs/{}-seed{seed}", model.name)),
+        Path::to_path_buf,
+    );
+    let (run, lock) = RunDir::create_locked(&out)?;
+    run.refuse_checkpoints()?;
+    refuse_symlink(&out.join("traces.h5"))?;
+    let data_dir = find_data_dir(request.data.as_deref())?;
+    progress.notice(&format!("loading MNIST from {}", data_dir.display()));
+    let data = load_mnist(&data_dir, request.verify)?;
+    let checkpoint_every = request.checkpoint_every.unwrap_or(0);
+    let keep_checkpoints = request.keep_checkpoints.unwrap_or_default();
+    let info = RunInfo {
+        apical_version: env!("CARGO_PKG_VERSION").into(),
+        model: model.name.clone(),
+        seed,
+        epochs,
+        train_examples,
+        test_examples,
+        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+        checkpoint_every,
+        keep_checkpoints,
+    };
+    let opts = RunOptions {
+        epochs,
+        train_examples,
+        test_examples,
+        seed,
+        out_dir: out.clone(),
+        checkpoint_every,
+        keep_checkpoints,
+    };
+    progress.notice(&format!(
+        "training {} ({}) for {} epoch(s) of {} examples, testing on {}; run directory {}",
+        model.name,
+        model.sizes_string(),
+        epochs,
+        train_examples,
+        test_examples,
+        out.display()
+    ));
+    Ok(Prepared {
+        lock,
+        data,
+        begin: Begin::New {
+            model: model.clone(),
+            opts,
+            info,
+        },
     })
 }
 
