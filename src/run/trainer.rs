@@ -206,7 +206,6 @@ impl<'a> Trainer<'a> {
         let cfg = self.net.model.cfg.clone();
         let train = &self.data.train;
         let n_train = self.opts.train_examples.min(train.len());
-        let dt_ms = cfg.neuron.dt;
         // Feedback alignment diagnostics (read-only: they do not change the run).
         let mut align = AlignmentLog::load(&self.run.dir, self.history.len());
         if self.alignment_trace {
@@ -278,27 +277,10 @@ impl<'a> Trainer<'a> {
                     && done % self.opts.checkpoint_every == 0
                     && done < n_train;
                 if (interrupted || periodic) && done < n_train {
-                    // Never save non-finite values: the previous checkpoint stays the last.
-                    if !self.net.is_finite() {
-                        return Err(self.non_finite(epoch, done));
-                    }
-                    let ck = self.checkpoint(
-                        epoch - 1,
-                        Some(EpochProgress {
-                            example: done,
-                            correct,
-                            steps,
-                            state: self.net.state.clone(),
-                        }),
-                    );
-                    let path = self
-                        .run
-                        .dir
-                        .join(checkpoint::progress_file_name(epoch, done));
-                    ck.save(&path)?;
+                    let (path, progress_state) = self.save_progress(epoch, done, correct, steps)?;
                     if interrupted {
                         // Calling `run` again continues exactly where this call stopped.
-                        self.resume_progress = ck.progress;
+                        self.resume_progress = progress_state;
                         return Err(TrainError::Interrupted {
                             epoch,
                             example: done,
@@ -307,67 +289,18 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
-            if !self.net.is_finite() {
-                return Err(self.non_finite(epoch, n_train));
-            }
-            let rates_hz = self
-                .net
-                .state
-                .layers
-                .iter()
-                // Spikes, or in the rate mode the expected spikes (one of the two is zero).
-                .map(|l| {
-                    (l.spike_count as f64 + l.rate_sum) / (l.n as f64 * steps.max(1) as f64)
-                        * 1000.0
-                        / dt_ms
-                })
-                .collect();
-            let train_seconds = started.elapsed().as_secs_f64();
-            let test_started = Instant::now();
-            progress.testing(epoch, self.opts.test_examples);
-            let (idx, preds) = evaluate(
-                &self.net,
-                &self.data.test,
-                seed,
-                epoch_test_key(epoch),
-                self.opts.test_examples,
-            );
-            let record = EpochRecord {
-                epoch,
-                train_examples: n_train,
-                train_error: 100.0 * (n_train - correct) as f64 / n_train.max(1) as f64,
-                test_examples: idx.len(),
-                test_error: error_percent(&self.data.test, &idx, &preds),
-                rates_hz,
-            };
-            obs.on_epoch_end(&record, &self.net.params);
-            self.history.push(record);
-            self.wall
-                .push([train_seconds, test_started.elapsed().as_secs_f64()]);
-            // The test reset the state: the next epoch starts from zero.
-            self.net.state.reset();
-            let ck = self.checkpoint(epoch, None);
-            ck.save(&self.run.dir.join(checkpoint::epoch_file_name(epoch)))?;
-            drop(ck);
-            // Mid-epoch files of this epoch are superseded by the epoch's checkpoint.
-            if let Ok(list) = checkpoint::list_checkpoints(&self.run.dir) {
-                for (e, k, p) in list {
-                    if k > 0 && e < epoch {
-                        let _ = std::fs::remove_file(p);
-                    }
-                }
-            }
-            // Older epochs' checkpoints the retention policy does not keep (the one just
-            // written is on disk: `save` synced it and its directory).
-            self.run
-                .prune_checkpoints(self.opts.keep_checkpoints, epoch)?;
-            align.end_epoch(epoch, &self.net);
-            align.write(&self.run.dir).map_err(io_err(&self.run.dir))?;
-            let metrics = self.metrics();
-            self.run.write_metrics(&metrics)?;
-            if let Some(m) = metrics.last() {
-                progress.end_epoch(m);
-            }
+            self.end_epoch(
+                EpochTally {
+                    epoch,
+                    n_train,
+                    correct,
+                    steps,
+                    started,
+                },
+                progress,
+                obs,
+                &mut align,
+            )?;
             if stop.load(Ordering::SeqCst) && self.history.len() < self.opts.epochs {
                 return Err(TrainError::Interrupted {
                     epoch,
@@ -378,6 +311,128 @@ impl<'a> Trainer<'a> {
         }
         Ok(())
     }
+}
+
+impl Trainer<'_> {
+    /// A mid-epoch checkpoint after `done` examples of `epoch`: its path, and the progress
+    /// it holds (to continue from when the run stops here). Never saves non-finite values:
+    /// the previous checkpoint then stays the last.
+    fn save_progress(
+        &mut self,
+        epoch: usize,
+        done: usize,
+        correct: usize,
+        steps: u64,
+    ) -> Result<(PathBuf, Option<EpochProgress>), TrainError> {
+        if !self.net.is_finite() {
+            return Err(self.non_finite(epoch, done));
+        }
+        let ck = self.checkpoint(
+            epoch - 1,
+            Some(EpochProgress {
+                example: done,
+                correct,
+                steps,
+                state: self.net.state.clone(),
+            }),
+        );
+        let path = self
+            .run
+            .dir
+            .join(checkpoint::progress_file_name(epoch, done));
+        ck.save(&path)?;
+        Ok((path, ck.progress))
+    }
+
+    /// The end of an epoch: firing rates, the test, the epoch's record and checkpoint,
+    /// retention, alignment and metrics files.
+    fn end_epoch<P: Progress, O: RunHooks>(
+        &mut self,
+        tally: EpochTally,
+        progress: &mut P,
+        obs: &mut O,
+        align: &mut AlignmentLog,
+    ) -> Result<(), TrainError> {
+        let EpochTally {
+            epoch,
+            n_train,
+            correct,
+            steps,
+            started,
+        } = tally;
+        let seed = self.opts.seed;
+        let dt_ms = self.net.model.cfg.neuron.dt;
+        if !self.net.is_finite() {
+            return Err(self.non_finite(epoch, n_train));
+        }
+        let rates_hz = self
+            .net
+            .state
+            .layers
+            .iter()
+            // Spikes, or in the rate mode the expected spikes (one of the two is zero).
+            .map(|l| {
+                (l.spike_count as f64 + l.rate_sum) / (l.n as f64 * steps.max(1) as f64) * 1000.0
+                    / dt_ms
+            })
+            .collect();
+        let train_seconds = started.elapsed().as_secs_f64();
+        let test_started = Instant::now();
+        progress.testing(epoch, self.opts.test_examples);
+        let (idx, preds) = evaluate(
+            &self.net,
+            &self.data.test,
+            seed,
+            epoch_test_key(epoch),
+            self.opts.test_examples,
+        );
+        let record = EpochRecord {
+            epoch,
+            train_examples: n_train,
+            train_error: 100.0 * (n_train - correct) as f64 / n_train.max(1) as f64,
+            test_examples: idx.len(),
+            test_error: error_percent(&self.data.test, &idx, &preds),
+            rates_hz,
+        };
+        obs.on_epoch_end(&record, &self.net.params);
+        self.history.push(record);
+        self.wall
+            .push([train_seconds, test_started.elapsed().as_secs_f64()]);
+        // The test reset the state: the next epoch starts from zero.
+        self.net.state.reset();
+        let ck = self.checkpoint(epoch, None);
+        ck.save(&self.run.dir.join(checkpoint::epoch_file_name(epoch)))?;
+        drop(ck);
+        // Mid-epoch files of this epoch are superseded by the epoch's checkpoint.
+        if let Ok(list) = checkpoint::list_checkpoints(&self.run.dir) {
+            for (e, k, p) in list {
+                if k > 0 && e < epoch {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+        // Older epochs' checkpoints the retention policy does not keep (the one just
+        // written is on disk: `save` synced it and its directory).
+        self.run
+            .prune_checkpoints(self.opts.keep_checkpoints, epoch)?;
+        align.end_epoch(epoch, &self.net);
+        align.write(&self.run.dir).map_err(io_err(&self.run.dir))?;
+        let metrics = self.metrics();
+        self.run.write_metrics(&metrics)?;
+        if let Some(m) = metrics.last() {
+            progress.end_epoch(m);
+        }
+        Ok(())
+    }
+}
+
+/// What an epoch's training loop counted.
+struct EpochTally {
+    epoch: usize,
+    n_train: usize,
+    correct: usize,
+    steps: u64,
+    started: Instant,
 }
 
 impl Trainer<'_> {
