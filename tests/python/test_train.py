@@ -99,13 +99,19 @@ def test_callback_exception_is_raised_after_a_checkpoint(small_model, data_dir, 
 
 def test_ctrl_c_writes_a_checkpoint_and_raises_keyboard_interrupt(small_model, data_dir, tmp_path):
     out = tmp_path / "interrupted"
+    # Python's own Ctrl-C handler, as at a terminal: a process started in the background by
+    # a non-interactive shell inherits SIGINT ignored, and Python then installs none.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        apical.train(small_model, out=out, epochs=1, train_examples=60000, test_examples=100,
-                     record="none", progress=False, data=data_dir)
-    timer.cancel()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            apical.train(small_model, out=out, epochs=1, train_examples=60000,
+                         test_examples=100, record="none", progress=False, data=data_dir)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 30
     names = checkpoint_names(out)
     assert len(names) == 1 and names[0].startswith("checkpoint-epoch-1-example-"), names
