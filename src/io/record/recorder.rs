@@ -50,14 +50,8 @@ pub struct Recorder {
     step: u64,
     /// Whether any per-step recording is on for the current example.
     step_active: bool,
-    spikes: Vec<Option<SpikeOut>>,
-    reports: Vec<Option<ReportOut>>,
-    rates: Vec<Option<ReportOut>>,
-    plateaus: Vec<Option<PlateauOut>>,
-    weights: Vec<Option<WeightsOut>>,
-    snaps: Option<SnapIndex>,
-    examples: Option<ExamplesOut>,
-    epochs: EpochsOut,
+    /// The file's groups and columns.
+    out: Outputs,
     // The current example.
     epoch: usize,
     n_examples: usize,
@@ -110,16 +104,7 @@ impl Recorder {
         let z = Filters::new(z, dt);
         let build = || -> hdf5::Result<Recorder> {
             write_root_attributes(&file, cfg, model_toml, spec_text, seed, start, z)?;
-            let Outputs {
-                spikes,
-                reports,
-                rates,
-                plateaus,
-                weights,
-                snaps,
-                examples,
-                epochs,
-            } = lay_out(&file, &plan, cfg, z)?;
+            let out = lay_out(&file, &plan, cfg, z)?;
             file.flush()?;
             Ok(Recorder {
                 file: None,
@@ -134,14 +119,7 @@ impl Recorder {
                 m_layers,
                 step: start.step,
                 step_active: false,
-                spikes,
-                reports,
-                rates,
-                plateaus,
-                weights,
-                snaps,
-                examples,
-                epochs,
+                out,
                 epoch: start.epoch,
                 n_examples: 0,
                 example: start.example,
@@ -208,16 +186,16 @@ impl Recorder {
 
     fn buffered_bytes(&self) -> usize {
         let mut b = 0;
-        for s in self.spikes.iter().flatten() {
+        for s in self.out.spikes.iter().flatten() {
             b += s.timestamps.bytes() + s.node_ids.bytes();
         }
-        for r in self.reports.iter().chain(&self.rates).flatten() {
+        for r in self.out.reports.iter().chain(&self.out.rates).flatten() {
             b += r.bytes();
         }
-        for p in self.plateaus.iter().flatten() {
+        for p in self.out.plateaus.iter().flatten() {
             b += p.forward.bytes() + p.target.bytes() + p.row.bytes();
         }
-        for w in self.weights.iter().flatten() {
+        for w in self.out.weights.iter().flatten() {
             b += w.w.bytes() + w.b.bytes();
             b += w.y.as_ref().map_or(0, |c| c.bytes()) + w.c.as_ref().map_or(0, |c| c.bytes());
         }
@@ -245,24 +223,25 @@ impl Recorder {
             }));
         }
         let j = &mut jobs;
-        for s in self.spikes.iter_mut().flatten() {
+        for s in self.out.spikes.iter_mut().flatten() {
             s.timestamps.flush(j, last);
             s.node_ids.flush(j, last);
         }
         for r in self
+            .out
             .reports
             .iter_mut()
-            .chain(self.rates.iter_mut())
+            .chain(self.out.rates.iter_mut())
             .flatten()
         {
             r.flush(j, last);
         }
-        for p in self.plateaus.iter_mut().flatten() {
+        for p in self.out.plateaus.iter_mut().flatten() {
             p.row.flush(j, last);
             p.forward.flush(j, last);
             p.target.flush(j, last);
         }
-        for w in self.weights.iter_mut().flatten() {
+        for w in self.out.weights.iter_mut().flatten() {
             w.w.flush(j, last);
             w.b.flush(j, last);
             if let Some(c) = &mut w.y {
@@ -272,12 +251,12 @@ impl Recorder {
                 c.flush(j, last);
             }
         }
-        if let Some(s) = &mut self.snaps {
+        if let Some(s) = &mut self.out.snaps {
             s.epoch.flush(j, last);
             s.example.flush(j, last);
             s.time.flush(j, last);
         }
-        if let Some(e) = &mut self.examples {
+        if let Some(e) = &mut self.out.examples {
             e.epoch.flush(j, last);
             e.example.flush(j, last);
             e.image.flush(j, last);
@@ -287,7 +266,7 @@ impl Recorder {
             e.forward_steps.flush(j, last);
             e.target_steps.flush(j, last);
         }
-        let e = &mut self.epochs;
+        let e = &mut self.out.epochs;
         e.epoch.flush(j, last);
         e.train_examples.flush(j, last);
         e.train_error.flush(j, last);
@@ -301,6 +280,7 @@ impl Recorder {
             let end = self.step as f64 * self.dt;
             let log = self.flush_log.clone().map(|p| {
                 let rows: Vec<String> = self
+                    .out
                     .spikes
                     .iter()
                     .map(|s| s.as_ref().map_or(0, |s| s.timestamps.rows).to_string())
@@ -368,7 +348,7 @@ impl Recorder {
         if self.error.is_some() {
             return;
         }
-        let Some(s) = &mut self.snaps else {
+        let Some(s) = &mut self.out.snaps else {
             return;
         };
         if s.last == Some((epoch, example)) {
@@ -378,7 +358,7 @@ impl Recorder {
         s.epoch.push(epoch as u32);
         s.example.push(example as u32);
         s.time.push(self.step as f64 * self.dt);
-        for (w, p) in self.weights.iter_mut().zip(params) {
+        for (w, p) in self.out.weights.iter_mut().zip(params) {
             let Some(w) = w else { continue };
             // W[i, j] = w[j * n + i]: store neuron-major, as (post, pre).
             transpose_into(&p.w, p.n_pre, p.n, &mut w.scratch);
@@ -464,7 +444,8 @@ fn transpose_into(src: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
 
 impl Observer for Recorder {
     fn reads_apical(&self) -> bool {
-        self.reports
+        self.out
+            .reports
             .iter()
             .flatten()
             .any(|r| r.elements.contains(&ELEMENT_APICAL))
@@ -486,7 +467,7 @@ impl Observer for Recorder {
         }
         let t = k as f64 * self.dt;
         let st: &NetState = info.state;
-        for (p, s) in self.spikes.iter_mut().enumerate() {
+        for (p, s) in self.out.spikes.iter_mut().enumerate() {
             let Some(s) = s else { continue };
             if !s.active {
                 continue;
@@ -501,7 +482,7 @@ impl Observer for Recorder {
                 s.node_ids.push(i as u64);
             }
         }
-        for (m, r) in self.reports.iter_mut().enumerate() {
+        for (m, r) in self.out.reports.iter_mut().enumerate() {
             let Some(r) = r else { continue };
             if !r.active || k % r.interval != 0 {
                 continue;
@@ -521,7 +502,7 @@ impl Observer for Recorder {
             }
         }
         let hz = 1000.0 / self.dt as f32;
-        for (m, r) in self.rates.iter_mut().enumerate() {
+        for (m, r) in self.out.rates.iter_mut().enumerate() {
             let Some(r) = r else { continue };
             if !r.active || k % r.interval != 0 {
                 continue;
@@ -541,7 +522,7 @@ impl Observer for Recorder {
             return;
         }
         let Some(row) = self.example_row else { return };
-        for (m, p) in self.plateaus.iter_mut().enumerate() {
+        for (m, p) in self.out.plateaus.iter_mut().enumerate() {
             let Some(p) = p else { continue };
             if !p.active {
                 continue;
@@ -596,25 +577,29 @@ impl Recorder {
             return;
         }
         self.example_row = if self.plan.example_selected(example, n) {
-            self.examples.as_ref().map(|e| e.epoch.total_rows() as u64)
+            self.out
+                .examples
+                .as_ref()
+                .map(|e| e.epoch.total_rows() as u64)
         } else {
             None
         };
         let mut any = false;
-        for s in self.spikes.iter_mut().flatten() {
+        for s in self.out.spikes.iter_mut().flatten() {
             s.active = s.examples.selects(example, n);
             any |= s.active;
         }
         for r in self
+            .out
             .reports
             .iter_mut()
-            .chain(self.rates.iter_mut())
+            .chain(self.out.rates.iter_mut())
             .flatten()
         {
             r.active = r.examples.selects(example, n);
             any |= r.active;
         }
-        for p in self.plateaus.iter_mut().flatten() {
+        for p in self.out.plateaus.iter_mut().flatten() {
             p.active = p.examples.selects(example, n);
         }
         self.step_active = any;
@@ -622,7 +607,7 @@ impl Recorder {
 
     /// Run event: the example ran (its prediction; `params` after learning).
     pub(crate) fn example_end(&mut self, predicted: u8, params: &[LayerParams]) {
-        if let (Some(_), Some(e)) = (self.example_row, &mut self.examples) {
+        if let (Some(_), Some(e)) = (self.example_row, &mut self.out.examples) {
             e.epoch.push(self.epoch as u32);
             e.example.push(self.example as u32);
             e.image.push(self.image as u32);
@@ -637,6 +622,7 @@ impl Recorder {
         self.last_done = (self.epoch, self.example + 1);
         let (k, n) = (self.example, self.n_examples);
         if self
+            .out
             .weights
             .iter()
             .flatten()
@@ -655,7 +641,7 @@ impl Recorder {
 
     /// Run event: the epoch ended and was tested.
     pub(crate) fn epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
-        let e = &mut self.epochs;
+        let e = &mut self.out.epochs;
         e.epoch.push(record.epoch as u32);
         e.train_examples.push(record.train_examples as u32);
         e.train_error.push(record.train_error);
