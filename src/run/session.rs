@@ -228,7 +228,7 @@ enum Begin {
 fn prepare_resume<P: Progress>(
     request: &TrainRequest,
     dir: &Path,
-    epochs: Option<usize>,
+    epochs_asked: Option<usize>,
     progress: &mut P,
 ) -> Result<Prepared, SessionError> {
     let run = RunDir::open(dir)?;
@@ -255,7 +255,7 @@ fn prepare_resume<P: Progress>(
         .map_or(ck.epochs_done + usize::from(ck.progress.is_some()), |i| {
             i.epochs
         });
-    let epochs = epochs.unwrap_or(own_epochs);
+    let epochs = epochs_asked.unwrap_or(own_epochs);
     if epochs < ck.epochs_done {
         return Err(SessionError::Invalid(format!(
             "{} already has {} epochs; --epochs gives the total and must be at least that",
@@ -308,7 +308,7 @@ fn prepare_resume<P: Progress>(
             ..info
         },
         None => {
-            if request_epochs_missing(&request.start) {
+            if epochs_asked.is_none() {
                 progress.notice(&format!(
                     "run.json held the run's total number of epochs; continuing to epoch {epochs} only (give --epochs for more)"
                 ));
@@ -420,10 +420,6 @@ fn prepare_new<P: Progress>(
             info,
         },
     })
-}
-
-fn request_epochs_missing(start: &Start) -> bool {
-    matches!(start, Start::Resume { epochs: None, .. })
 }
 
 /// A trace file's name taken by a symbolic link: refused before the recorder opens it.
