@@ -10,6 +10,7 @@ use apical::model::overrides::Override;
 use apical::run::metrics::evaluate_repeats;
 use apical::run::session::{self, SessionError, Start, TrainRequest};
 use apical::run::trainer::{Progress, TrainError};
+use apical::sim::network::Model;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -194,6 +195,11 @@ struct EvalArgs {
     /// one's error and their mean +- sd (the paper averages 20)
     #[arg(long, default_value_t = 1)]
     repeats: usize,
+    /// Change the test phase for this test (the weights stay the checkpoint's), e.g. the
+    /// paper's 500-ms test: `--set phases.l_f_test=500 --set
+    /// phases.integration_time_test=470`. Only those two fields.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
     #[arg(long)]
@@ -633,13 +639,22 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         bail!("--repeats must be at least 1");
     }
     // A run directory: its latest checkpoint (a damaged one names the one before it).
-    let (net, ck, path) = if a.checkpoint.is_dir() {
+    let (mut net, ck, path) = if a.checkpoint.is_dir() {
         RunDir::open(&a.checkpoint)?.restore()?
     } else {
         let ck = Checkpoint::load(&a.checkpoint)?;
         let net = run_dir::restore(&ck, &a.checkpoint)?;
         (net, ck, a.checkpoint.clone())
     };
+    if !a.set.is_empty() {
+        let overrides = a
+            .set
+            .iter()
+            .map(|s| Override::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cfg = (net.model.cfg).with_test_overrides(&overrides, &path.display().to_string())?;
+        net.model = Model::new(cfg);
+    }
     let cfg = &net.model.cfg;
     let (data, _) = load_data(a.data.dir.as_deref(), a.data.no_verify)?;
     let pixels = data.test.rows * data.test.cols;
@@ -659,6 +674,12 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         a.repeats,
     );
     let n = ev.indices.len();
+    if !a.set.is_empty() {
+        println!(
+            "test phase: {} steps, prediction from the mean of the last {}",
+            cfg.phases.l_f_test, cfg.phases.integration_time_test
+        );
+    }
     if a.repeats == 1 {
         println!(
             "{}: {} epochs trained; test error {:.2} % on {n} images",

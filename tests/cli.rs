@@ -268,6 +268,59 @@ fn eval_reports_error_and_confusion_matrix() {
         let want = format!("test error {:.2} %", 100.0 * wrong as f64 / 200.0);
         assert!(out.contains(&want), "{want} in {out}");
     }
+    // --set changes the test phase only: the model's own values give the same test, a
+    // 500-step phase is reported and runs, a field that shapes the network is refused.
+    let plain = run_apical(&["eval", s(&ck), "--test-examples", "200", "--repeats", "2"]);
+    let same = run_apical(&[
+        "eval",
+        s(&ck),
+        "--test-examples",
+        "200",
+        "--repeats",
+        "2",
+        "--set",
+        "phases.l_f_test=250",
+        "--set",
+        "phases.integration_time_test=220",
+    ]);
+    assert_eq!(same.0, Some(0), "{}", same.2);
+    let after_phase_line = |o: &str| -> String {
+        o.lines()
+            .filter(|l| !l.starts_with("test phase:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(after_phase_line(&same.1), after_phase_line(&plain.1));
+    assert!(
+        same.1
+            .contains("test phase: 250 steps, prediction from the mean of the last 220"),
+        "{}",
+        same.1
+    );
+    let long = run_apical(&[
+        "eval",
+        s(&ck),
+        "--test-examples",
+        "200",
+        "--set",
+        "phases.l_f_test=500",
+        "--set",
+        "phases.integration_time_test=470",
+    ]);
+    assert_eq!(long.0, Some(0), "{}", long.2);
+    assert!(
+        long.1
+            .contains("test phase: 500 steps, prediction from the mean of the last 470"),
+        "{}",
+        long.1
+    );
+    let err = run_err(&["eval", s(&ck), "--set", "neuron.g_A=0.05"]);
+    assert!(
+        err.contains("`neuron.g_A` cannot change for a test of trained weights"),
+        "{err}"
+    );
+    let err = run_err(&["eval", s(&ck), "--set", "phases.integration_time_test=600"]);
+    assert!(err.contains("phases.integration_time_test"), "{err}");
     // Damaged, foreign or missing checkpoints.
     let mut raw = bytes(&ck);
     let mid = raw.len() / 2;

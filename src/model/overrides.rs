@@ -89,6 +89,37 @@ impl ModelConfig {
     }
 }
 
+/// The fields a test of trained weights may change: the test phase's length and the window
+/// its prediction averages (spec section 8; the paper's 500-ms test is `phases.l_f_test =
+/// 500`, `phases.integration_time_test = 470`). Every other field shapes what was trained.
+pub const TEST_PHASE_KEYS: [&str; 2] = ["phases.l_f_test", "phases.integration_time_test"];
+
+impl ModelConfig {
+    /// This model tested another way: like [`ModelConfig::with_overrides`], but every key
+    /// must be one of [`TEST_PHASE_KEYS`] (anything else would test a network other than
+    /// the one trained).
+    pub fn with_test_overrides(
+        &self,
+        overrides: &[Override],
+        origin: &str,
+    ) -> Result<Self, ConfigError> {
+        if let Some(o) = overrides
+            .iter()
+            .find(|o| !TEST_PHASE_KEYS.contains(&o.key.as_str()))
+        {
+            return Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                field: o.key.clone(),
+                problem: format!(
+                    "cannot change for a test of trained weights (only {} can)",
+                    TEST_PHASE_KEYS.join(" and ")
+                ),
+            });
+        }
+        self.with_overrides(overrides, origin)
+    }
+}
+
 /// Every settable dotted key of a model: the fields a model file may hold (the model as
 /// written out holds them all).
 fn leaf_keys(doc: &Table) -> Vec<String> {
@@ -216,5 +247,38 @@ mod tests {
         assert!(Override::parse("neuron.g_A").is_err());
         assert!(Override::parse("=3").is_err());
         assert!(Override::parse("learning.eta=[0.2,").is_err());
+    }
+
+    #[test]
+    fn a_test_may_change_only_its_phase() {
+        let d = ModelConfig::default_model();
+        let o = [
+            Override::parse("phases.l_f_test=500").unwrap(),
+            Override::parse("phases.integration_time_test=470").unwrap(),
+        ];
+        let c = d.with_test_overrides(&o, "ck").unwrap();
+        assert_eq!(
+            (c.phases.l_f_test, c.phases.integration_time_test),
+            (500, 470)
+        );
+        // Everything else as trained.
+        let mut back = c.clone();
+        back.phases.l_f_test = d.phases.l_f_test;
+        back.phases.integration_time_test = d.phases.integration_time_test;
+        assert_eq!(back.to_toml_string(), d.to_toml_string());
+        let e = d
+            .with_test_overrides(&[Override::parse("neuron.g_A=0.05").unwrap()], "ck")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ck") && e.contains("`neuron.g_A`"), "{e}");
+        // Validated like a model file: a window longer than the phase is refused.
+        let e = d
+            .with_test_overrides(
+                &[Override::parse("phases.integration_time_test=300").unwrap()],
+                "ck",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("phases.integration_time_test"), "{e}");
     }
 }
