@@ -139,3 +139,85 @@ fn a_wide_layer_on_2_and_3_threads_gives_the_bytes_of_one_thread() {
     // The comparison is not between untouched networks: learning moved the weights.
     assert!(bytes(&Network::new(cfg.clone(), 7).params) != one.0);
 }
+
+/// Counts what the schedule told it: steps watched one by one, steps run layer by layer.
+struct StepCounter {
+    watches: bool,
+    watched: usize,
+    unwatched: usize,
+}
+
+impl apical::sim::observer::Observer for StepCounter {
+    fn reads_apical(&self) -> bool {
+        false
+    }
+    fn watches_steps(&self) -> bool {
+        self.watches
+    }
+    fn on_step(&mut self, _info: &apical::sim::observer::StepInfo<'_>) {
+        self.watched += 1;
+    }
+    fn on_steps_unwatched(&mut self, _phase: apical::sim::observer::Phase, steps: usize) {
+        self.unwatched += steps;
+    }
+}
+
+/// Where no observer watches the steps, a network whose wide layers are shared among
+/// threads runs each phase layer by layer (one hand-over to the team per phase): two wide
+/// hidden layers with broadcast and with next-layer feedback, and learned feedback (its
+/// presynaptic means), give the parameters and state of the per-step schedule byte for
+/// byte, on one thread and on the team.
+#[test]
+fn phases_run_layer_by_layer_give_the_bytes_of_the_per_step_schedule() {
+    let base = ModelConfig::default_model();
+    let mut two_wide = base.clone();
+    two_wide.network.hidden = vec![1100, 1100];
+    two_wide.learning.eta = vec![0.2, 0.2, 0.2];
+    let mut next_layer = two_wide.clone();
+    next_layer.network.feedback = apical::model::config::FeedbackSource::NextLayer;
+    let mut learned = base.clone();
+    learned.network.hidden = vec![1100];
+    learned.learning.feedback_mode = apical::model::config::FeedbackMode::Learned;
+    learned.learning.eta_feedback = vec![0.05];
+    let data = images(8);
+    let n = 6;
+    for (name, cfg) in [
+        ("two wide", two_wide),
+        ("next layer", next_layer),
+        ("learned", learned),
+    ] {
+        let cfg = ModelConfig::from_toml_str(&cfg.to_toml_string(), name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (l_f, l_t) = phase_lengths(&cfg, n, &mut stream(3, Purpose::PhaseLengths, &[1]));
+        let run = |threads: usize, watches: bool| {
+            let mut net = Network::new(cfg.clone(), 3);
+            net.start_epoch(3, 1);
+            net.set_threads(threads);
+            net.exec.adaptive = false;
+            let mut obs = StepCounter {
+                watches,
+                watched: 0,
+                unwatched: 0,
+            };
+            for k in 0..n {
+                net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k], &mut obs);
+            }
+            let steps: usize = l_f[..n].iter().chain(&l_t[..n]).sum();
+            assert_eq!(obs.watched + obs.unwatched, steps, "{name}");
+            (bytes(&net.params), bytes(&net.state), obs.unwatched)
+        };
+        let per_step = run(1, false);
+        assert_eq!(per_step.2, 0, "{name}: one thread runs step by step");
+        let watched = run(2, true);
+        assert_eq!(watched.2, 0, "{name}: a watching observer sees every step");
+        let by_layer = run(2, false);
+        assert!(by_layer.2 > 0, "{name}: the team ran phases layer by layer");
+        for (other, what) in [
+            (&watched, "per step on 2 threads"),
+            (&by_layer, "layer by layer"),
+        ] {
+            assert!(per_step.0 == other.0, "{name}: parameters differ ({what})");
+            assert!(per_step.1 == other.1, "{name}: state differs ({what})");
+        }
+    }
+}

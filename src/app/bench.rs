@@ -17,7 +17,8 @@ use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
 use crate::run::metrics::epoch_order;
 use crate::sim::network::{Model, Network};
-use crate::sim::observer::{Observer, StepInfo};
+use crate::sim::observer::{Observer, Phase, StepInfo};
+use crate::sim::state::NetState;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -73,6 +74,8 @@ pub(crate) struct EventCounter {
     pub events: u64,
     /// Fan-out of the input and of each layer's spikes (feedforward + feedback targets).
     fan_out: Vec<u64>,
+    /// The current phase ran layer by layer (counted at its end).
+    unwatched: bool,
 }
 
 impl EventCounter {
@@ -96,6 +99,7 @@ impl EventCounter {
             steps: 0,
             events: 0,
             fan_out,
+            unwatched: false,
         }
     }
 }
@@ -103,6 +107,14 @@ impl EventCounter {
 impl Observer for EventCounter {
     fn reads_apical(&self) -> bool {
         false
+    }
+    /// A phase run layer by layer is counted at its end, from the spikes of all its steps.
+    fn watches_steps(&self) -> bool {
+        false
+    }
+    fn on_steps_unwatched(&mut self, _phase: Phase, steps: usize) {
+        self.steps += steps as u64;
+        self.unwatched = true;
     }
     #[inline]
     fn on_step(&mut self, info: &StepInfo<'_>) {
@@ -113,6 +125,15 @@ impl Observer for EventCounter {
             e += l.events.len() as u64 * f;
         }
         self.events += e;
+    }
+    fn on_phase_end(&mut self, _phase: Phase, s: &NetState) {
+        if std::mem::take(&mut self.unwatched) {
+            let mut e = s.input_seq.total() as u64 * self.fan_out[0];
+            for (l, &f) in s.layers.iter().zip(&self.fan_out[1..]) {
+                e += l.seq.total() as u64 * f;
+            }
+            self.events += e;
+        }
     }
 }
 

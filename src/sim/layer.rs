@@ -7,6 +7,7 @@ use crate::base::simd::{self, Level};
 use crate::model::neuron::{self, DrawScratch, Dynamics};
 use crate::model::params::LayerParams;
 use crate::model::synapse::{DenseInput, Kernel, PspTrace};
+use crate::sim::events::EventSeq;
 use crate::sim::exec::LayerExec;
 use crate::sim::team::with_team;
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,9 @@ pub struct NeuronBlock {
     /// Spikes of the current step as neuron indices of the layer (see LayerState::events).
     #[serde(skip)]
     events: Vec<u32>,
+    /// Spikes of every step of the current phase (phase-at-once schedule only).
+    #[serde(skip)]
+    seq: EventSeq,
 }
 
 impl NeuronBlock {
@@ -86,6 +90,7 @@ impl NeuronBlock {
             rng: LaneRng::new(rng),
             draw: DrawScratch::default(),
             events: Vec::with_capacity(len),
+            seq: EventSeq::default(),
         }
     }
 
@@ -108,9 +113,9 @@ impl NeuronBlock {
         self.hist_head = 0;
     }
 
-    /// One time step of this block, in the order of sections 3-4: basal dendrite, apical
-    /// dendrite, soma, spikes, window sums. `teach` is the per-neuron teaching conductance
-    /// g_E of the output layer's target phase.
+    /// One time step of this block, in the order of sections 3-4: feedback of the step
+    /// before, basal dendrite, apical dendrite, soma, spikes, window sums. `teach` is the
+    /// per-neuron teaching conductance g_E of the output layer's target phase.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn step(
@@ -119,11 +124,15 @@ impl NeuronBlock {
         kernel: &Kernel,
         d: &Dynamics,
         input: BasalInput<'_>,
+        feedback: Option<&[u32]>,
         teach: Option<&[f32]>,
         in_window: bool,
         need_apical: bool,
     ) {
         let hidden = p.n_fb > 0;
+        if let Some(fb) = feedback {
+            self.push_feedback(p, kernel, fb); // eq. 3.2
+        }
         self.update_basal(p, kernel, input); // eq. 2.3-2.5, 3.1, 4.1
         if hidden && need_apical {
             self.update_apical(p, kernel); // eq. 3.2
@@ -135,6 +144,76 @@ impl NeuronBlock {
         }
         if in_window {
             self.add_to_window(hidden); // eq. 5.2-5.4
+        }
+    }
+
+    /// Steps `0..input.steps()` of a phase at once, all but the apical dendrite: basal
+    /// dendrite, soma, spikes (kept per step in `seq`), window sums of C and the rate. Only
+    /// for phases in which A does not drive the soma (g_A = 0): the soma's g_A (A - C) term
+    /// is then zero whatever A holds, so the steps of the soma come out as in [`Self::step`].
+    #[inline(always)]
+    fn run_feedforward(
+        &mut self,
+        p: &LayerParams,
+        kernel: &Kernel,
+        d: &Dynamics,
+        input: &EventSeq,
+        teach: Option<&[f32]>,
+        window: usize,
+    ) {
+        let hidden = p.n_fb > 0;
+        let len = input.steps();
+        self.seq.clear();
+        for t in 0..len {
+            self.update_basal(p, kernel, BasalInput::Events(input.step(t))); // eq. 2.3-2.5, 3.1, 4.1
+            self.update_soma(d, hidden, teach); // eq. 3.3, 4.2-4.3
+            self.emit_spikes(d); // eq. 3.4
+            self.seq.push_step(&self.events);
+            if len - 1 - t < window {
+                add_assign(&mut self.sum_c, &self.soma); // eq. 5.2, 5.4
+                add_assign(&mut self.sum_rate, &self.rate);
+            }
+        }
+    }
+
+    /// The apical dendrite over the steps of the phase [`Self::run_feedforward`] ran: each
+    /// step's feedback spikes enter the apical input history (the step after them sees
+    /// them), A is computed in the integration window and summed there (eq. 3.2, 5.3), as
+    /// [`Self::step`] would have.
+    #[inline(always)]
+    fn run_apical(&mut self, p: &LayerParams, kernel: &Kernel, feedback: &EventSeq, window: usize) {
+        let len = feedback.steps();
+        for t in 0..len {
+            if t > 0 {
+                self.push_feedback(p, kernel, feedback.step(t - 1)); // eq. 3.2
+            }
+            if len - 1 - t < window {
+                self.update_apical(p, kernel); // eq. 3.2
+                add_assign(&mut self.sum_a, &self.apical); // eq. 5.3
+            }
+        }
+        if len > 0 {
+            self.push_feedback(p, kernel, feedback.step(len - 1));
+        }
+    }
+
+    /// Does `work` on this block.
+    #[inline(always)]
+    fn run(&mut self, p: &LayerParams, kernel: &Kernel, d: &Dynamics, work: BlockWork<'_>) {
+        match work {
+            BlockWork::Step {
+                input,
+                feedback,
+                teach,
+                in_window,
+                need_apical,
+            } => self.step(p, kernel, d, input, feedback, teach, in_window, need_apical),
+            BlockWork::Feedforward {
+                input,
+                teach,
+                window,
+            } => self.run_feedforward(p, kernel, d, input, teach, window),
+            BlockWork::Apical { feedback, window } => self.run_apical(p, kernel, feedback, window),
         }
     }
 
@@ -151,6 +230,14 @@ impl NeuronBlock {
             }
             BasalInput::Dense(psp) => dense_basal(p, psp, lo, &mut self.basal),
         }
+    }
+
+    /// Eq. 3.2: the feedback spikes of one step enter the apical input history (the rows
+    /// of Y of this block's neurons); they reach A at the step after them.
+    #[inline(always)]
+    fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
+        self.apical_in
+            .push_rows(kernel, &p.y, p.n, self.lo, fb_events);
     }
 
     /// Eq. 3.2: A = Y s_out + c, from the feedback PSPs as of the previous step (a pure
@@ -250,67 +337,98 @@ impl NeuronBlock {
     }
 }
 
-/// [`NeuronBlock::step`] compiled for the instruction set `simd` (at most what the CPU
+/// What a block does in one call: one step (the per-step schedule), or the feedforward
+/// part or the apical part of a whole phase (the phase-at-once schedule).
+#[derive(Clone, Copy)]
+enum BlockWork<'a> {
+    Step {
+        input: BasalInput<'a>,
+        feedback: Option<&'a [u32]>,
+        teach: Option<&'a [f32]>,
+        in_window: bool,
+        need_apical: bool,
+    },
+    Feedforward {
+        input: &'a EventSeq,
+        teach: Option<&'a [f32]>,
+        window: usize,
+    },
+    Apical {
+        feedback: &'a EventSeq,
+        window: usize,
+    },
+}
+
+/// [`NeuronBlock::run`] compiled for the instruction set `simd` (at most what the CPU
 /// has): a block run by a team thread is called through a pointer, outside the schedule's
 /// code compiled for it, and would otherwise run the baseline build (same results, slower).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn step_block(
+fn run_block(
     simd: Level,
     b: &mut NeuronBlock,
     p: &LayerParams,
     kernel: &Kernel,
     d: &Dynamics,
-    input: BasalInput<'_>,
-    teach: Option<&[f32]>,
-    in_window: bool,
-    need_apical: bool,
+    work: BlockWork<'_>,
 ) {
     #[cfg(target_arch = "x86_64")]
     match simd {
         Level::Avx512 => {
             // SAFETY: `simd` is at most simd::detect(): the CPU has AVX-512 F/VL/BW/DQ.
-            unsafe { step_block_avx512(b, p, kernel, d, input, teach, in_window, need_apical) };
+            unsafe { run_block_avx512(b, p, kernel, d, work) };
             return;
         }
         Level::Avx2 => {
             // SAFETY: `simd` is at most simd::detect(): the CPU has AVX2.
-            unsafe { step_block_avx2(b, p, kernel, d, input, teach, in_window, need_apical) };
+            unsafe { run_block_avx2(b, p, kernel, d, work) };
             return;
         }
         Level::Baseline => {}
     }
     let _ = simd;
-    b.step(p, kernel, d, input, teach, in_window, need_apical);
+    b.run(p, kernel, d, work);
 }
 
-/// [`NeuronBlock::step`] compiled for a wider instruction set (`$features`), without fused
+/// [`NeuronBlock::run`] compiled for a wider instruction set (`$features`), without fused
 /// multiply-add (as the schedule's builds: bit-identical results).
-macro_rules! step_block_compiled_for {
+macro_rules! run_block_compiled_for {
     ($name:ident, $features:literal) => {
-        /// [`NeuronBlock::step`] compiled with the target features in its attribute.
+        /// [`NeuronBlock::run`] compiled with the target features in its attribute.
         ///
         /// # Safety
         /// Only call on a CPU that has those features.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
             b: &mut NeuronBlock,
             p: &LayerParams,
             kernel: &Kernel,
             d: &Dynamics,
-            input: BasalInput<'_>,
-            teach: Option<&[f32]>,
-            in_window: bool,
-            need_apical: bool,
+            work: BlockWork<'_>,
         ) {
-            b.step(p, kernel, d, input, teach, in_window, need_apical);
+            b.run(p, kernel, d, work);
         }
     };
 }
-step_block_compiled_for!(step_block_avx2, "avx2");
-step_block_compiled_for!(step_block_avx512, "avx2,avx512f,avx512vl,avx512bw,avx512dq");
+run_block_compiled_for!(run_block_avx2, "avx2");
+run_block_compiled_for!(run_block_avx512, "avx2,avx512f,avx512vl,avx512bw,avx512dq");
+
+/// `work` on every block, the blocks shared among `exec.threads` threads (this thread's
+/// [`crate::sim::team::Team`]).
+fn run_shared(
+    blocks: &mut [NeuronBlock],
+    p: &LayerParams,
+    kernel: &Kernel,
+    d: &Dynamics,
+    work: BlockWork<'_>,
+    exec: LayerExec,
+) {
+    // Never more than this CPU has (the level is checked where it is used).
+    let simd = exec.simd.min(simd::detect());
+    with_team(exec.threads, |team| {
+        team.for_each_mut(blocks, |b| run_block(simd, b, p, kernel, d, work))
+    });
+}
 
 /// Where a block's basal input comes from in one step.
 #[derive(Clone, Copy)]
@@ -361,6 +479,9 @@ pub struct LayerState {
     /// The dense baseline's per-input PSPs (None: event-driven, the default). Never saved.
     #[serde(skip)]
     pub dense: Option<DenseInput>,
+    /// Spikes of every step of the current phase (phase-at-once schedule only). Never saved.
+    #[serde(skip)]
+    pub seq: EventSeq,
 }
 
 impl LayerState {
@@ -390,6 +511,7 @@ impl LayerState {
             spike_count: 0,
             rate_sum: 0.0,
             dense: None,
+            seq: EventSeq::default(),
         }
     }
 
@@ -419,7 +541,10 @@ impl LayerState {
     /// One time step of the whole layer, its blocks shared among `exec.threads` threads
     /// (this thread's [`crate::sim::team::Team`]; 1: in order on this thread). The apical
     /// potentials are brought up to date only when `need_apical` (they must be whenever the
-    /// soma, the window means or an observer read them).
+    /// soma, the window means or an observer read them). `feedback`: the feedback spikes of
+    /// the step before, which each block adds to its apical input history first (as
+    /// `LayerState::push_feedback` would have at the end of that step: the same sums, in
+    /// the same order, but shared among the threads).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn step(
@@ -428,6 +553,7 @@ impl LayerState {
         kernel: &Kernel,
         d: &Dynamics,
         in_events: &[u32],
+        feedback: Option<&[u32]>,
         teach: Option<&[f32]>,
         in_window: bool,
         need_apical: bool,
@@ -438,16 +564,17 @@ impl LayerState {
             None => BasalInput::Events(in_events),
         };
         if exec.threads > 1 && self.blocks.len() > 1 {
-            // Never more than this CPU has (the level is checked where it is used).
-            let simd = exec.simd.min(simd::detect());
-            with_team(exec.threads, |team| {
-                team.for_each_mut(&mut self.blocks, |b| {
-                    step_block(simd, b, p, kernel, d, input, teach, in_window, need_apical)
-                })
-            });
+            let work = BlockWork::Step {
+                input,
+                feedback,
+                teach,
+                in_window,
+                need_apical,
+            };
+            run_shared(&mut self.blocks, p, kernel, d, work, exec);
         } else {
             for b in &mut self.blocks {
-                b.step(p, kernel, d, input, teach, in_window, need_apical);
+                b.step(p, kernel, d, input, feedback, teach, in_window, need_apical);
             }
         }
         self.events.clear();
@@ -457,12 +584,78 @@ impl LayerState {
         self.spike_count += self.events.len() as u64;
     }
 
-    /// Adds the feedback spikes of this step to the apical input history (eq. 3.2): they
-    /// reach A at the next step.
+    /// The steps of a whole phase at once (phase-at-once schedule), all but the apical
+    /// dendrite: every block runs its basal dendrite, soma and spikes through the phase
+    /// on the input spikes of each step in `input` (one hand-over to the team per phase),
+    /// then the blocks' spikes are gathered per step into `seq` (and the last step's into
+    /// `events`). Requires g_A = 0 and the event-driven input (see
+    /// [`NeuronBlock::run_feedforward`]).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
+    pub(crate) fn run_feedforward(
+        &mut self,
+        p: &LayerParams,
+        kernel: &Kernel,
+        d: &Dynamics,
+        input: &EventSeq,
+        teach: Option<&[f32]>,
+        window: usize,
+        exec: LayerExec,
+    ) {
+        debug_assert!(self.dense.is_none());
+        let work = BlockWork::Feedforward {
+            input,
+            teach,
+            window,
+        };
+        if exec.threads > 1 && self.blocks.len() > 1 {
+            run_shared(&mut self.blocks, p, kernel, d, work, exec);
+        } else {
+            for b in &mut self.blocks {
+                b.run(p, kernel, d, work);
+            }
+        }
+        self.seq.clear();
+        for t in 0..input.steps() {
+            self.seq
+                .push_step_of(self.blocks.iter().map(|b| b.seq.step(t)));
+        }
+        self.spike_count += self.seq.total() as u64;
+        self.events.clear();
+        for b in &self.blocks {
+            self.events.extend_from_slice(&b.events);
+        }
+    }
+
+    /// The apical dendrite through the phase [`LayerState::run_feedforward`] ran, on the
+    /// feedback spikes of each step (`feedback`, the source layer's `seq`), shared among
+    /// the threads; the last step's feedback is delivered too.
+    #[inline(always)]
+    pub(crate) fn run_apical(
+        &mut self,
+        p: &LayerParams,
+        kernel: &Kernel,
+        d: &Dynamics,
+        feedback: &EventSeq,
+        window: usize,
+        exec: LayerExec,
+    ) {
+        let work = BlockWork::Apical { feedback, window };
+        if exec.threads > 1 && self.blocks.len() > 1 {
+            run_shared(&mut self.blocks, p, kernel, d, work, exec);
+        } else {
+            for b in &mut self.blocks {
+                b.run(p, kernel, d, work);
+            }
+        }
+    }
+
+    /// Adds the feedback spikes of one step to the apical input history (eq. 3.2): they
+    /// reach A at the next step. The schedule calls it for a phase's last step; the steps
+    /// before it hand their feedback to the next [`LayerState::step`].
     pub(crate) fn push_feedback(&mut self, p: &LayerParams, kernel: &Kernel, fb_events: &[u32]) {
         for b in &mut self.blocks {
-            b.apical_in.push_rows(kernel, &p.y, p.n, b.lo, fb_events);
+            b.push_feedback(p, kernel, fb_events);
         }
     }
 

@@ -2,11 +2,13 @@
 //!
 //! Owns: the state of a layer and its neuron blocks ([`layer`]), the network and its state
 //! ([`network`]), the per-step schedule of one phase ([`schedule`]; the rate mode's:
-//! [`rate`]), the per-step [`observer`] interface, the execution context (threads,
+//! [`rate`]), the per-step [`observer`] interface, the spikes of a phase's steps
+//! ([`events`]), the execution context (threads,
 //! parallel threshold, SIMD level: [`exec`]), the helper threads that share a wide layer's
 //! blocks ([`team`]) and the per-example choice between them and one thread ([`pace`]), and
 //! the memory a model needs ([`memory`]). May use: [`crate::base`], [`crate::model`].
 
+pub mod events;
 pub mod exec;
 pub mod layer;
 pub mod memory;

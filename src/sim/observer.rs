@@ -32,6 +32,18 @@ pub trait Observer {
     fn reads_apical(&self) -> bool {
         true
     }
+    /// Whether `on_step` must be called after every step. Where no observer needs it, A
+    /// does not drive the soma (g_A = 0), plateau times are fixed and a wide layer's blocks
+    /// are shared among threads, a phase runs layer by layer, each layer through all the
+    /// phase's steps at once (one hand-over to the threads per phase instead of one per
+    /// step; the same results), and the observer hears of the steps through
+    /// [`Observer::on_steps_unwatched`] instead.
+    fn watches_steps(&self) -> bool {
+        true
+    }
+    /// Instead of `on_step`, when the `steps` steps of a phase ran layer by layer (see
+    /// [`Observer::watches_steps`]).
+    fn on_steps_unwatched(&mut self, _phase: Phase, _steps: usize) {}
     /// After the last step of a phase, once the window means are stored.
     fn on_phase_end(&mut self, _phase: Phase, _state: &NetState) {}
 }
@@ -40,6 +52,9 @@ pub trait Observer {
 pub struct NoObserver;
 impl Observer for NoObserver {
     fn reads_apical(&self) -> bool {
+        false
+    }
+    fn watches_steps(&self) -> bool {
         false
     }
 }
@@ -53,6 +68,13 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     fn reads_apical(&self) -> bool {
         self.0.reads_apical() || self.1.reads_apical()
     }
+    fn watches_steps(&self) -> bool {
+        self.0.watches_steps() || self.1.watches_steps()
+    }
+    fn on_steps_unwatched(&mut self, phase: Phase, steps: usize) {
+        self.0.on_steps_unwatched(phase, steps);
+        self.1.on_steps_unwatched(phase, steps);
+    }
     fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
         self.0.on_phase_end(phase, state);
         self.1.on_phase_end(phase, state);
@@ -65,6 +87,12 @@ impl<O: Observer + ?Sized> Observer for &mut O {
     }
     fn reads_apical(&self) -> bool {
         (**self).reads_apical()
+    }
+    fn watches_steps(&self) -> bool {
+        (**self).watches_steps()
+    }
+    fn on_steps_unwatched(&mut self, phase: Phase, steps: usize) {
+        (**self).on_steps_unwatched(phase, steps);
     }
     fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
         (**self).on_phase_end(phase, state);

@@ -128,20 +128,123 @@ fn run_phase_impl<O: Observer>(
         apical_always,
     };
     open_presynaptic_windows(&plan, state); // eq. 5.6
-    for t in 0..len {
-        draw_input(state); // eq. 2.0
-        feedforward_sweep(&plan, state, t); // eq. 2.3-2.5, 3.1-3.4, 4.1-4.3, 5.6
-        deliver_feedback(&plan, state, t); // eq. 3.2
-        state.time_step += 1;
-        obs.on_step(&StepInfo {
-            phase,
-            step: t,
-            time_step: state.time_step,
-            state,
-        });
+    if layer_by_layer(&plan, state, obs) {
+        run_layers_through_phase(&plan, state); // eq. 2.0-5.6, layer by layer
+        obs.on_steps_unwatched(phase, len);
+    } else {
+        for t in 0..len {
+            draw_input(state); // eq. 2.0
+            feedforward_sweep(&plan, state, t); // eq. 3.2 (of step t-1), 2.3-2.5, 3.1-3.4, 4.1-4.3, 5.6
+            deliver_feedback(&plan, state, t); // eq. 3.2
+            state.time_step += 1;
+            obs.on_step(&StepInfo {
+                phase,
+                step: t,
+                time_step: state.time_step,
+                state,
+            });
+        }
     }
     close_windows(&plan, state); // eq. 5.2-5.5
     obs.on_phase_end(phase, state);
+}
+
+/// Whether the phase runs layer by layer, each layer through all its steps before the
+/// next ([`run_layers_through_phase`]), instead of step by step. It gives the same results
+/// wherever no layer's step needs a layer above it at that step: A does not drive the soma
+/// (g_A = 0) and is only read in the integration window (fixed plateau times, no observer
+/// reading it), the input is event-driven, and no observer watches the steps. It pays where
+/// a wide layer's blocks are shared among threads: one hand-over to the team per phase
+/// instead of one per step; elsewhere the per-step schedule runs.
+#[inline(always)]
+fn layer_by_layer<O: Observer>(plan: &PhasePlan<'_>, state: &NetState, obs: &O) -> bool {
+    !plan.apical_always
+        && plan.model.dynamics.g_a == 0.0
+        && !obs.watches_steps()
+        && state.layers.iter().all(|l| l.dense.is_none())
+        && plan
+            .params
+            .iter()
+            .any(|p| plan.exec.parallel(p.n).threads > 1)
+}
+
+/// The phase layer by layer (see [`layer_by_layer`]): the input's spikes of every step
+/// (eq. 2.0); each layer bottom-up through all the steps on the spikes of the layer below
+/// (eq. 2.3-2.5, 3.1, 3.3-3.4, 4.1-4.3); then each hidden layer's apical dendrite on the
+/// spikes of its feedback source (eq. 3.2). Every array sees the same operations in the
+/// same order as in the per-step schedule, and the presynaptic window means take each
+/// step's spikes as there (eq. 5.6).
+#[inline(always)]
+fn run_layers_through_phase(plan: &PhasePlan<'_>, state: &mut NetState) {
+    let m_layers = plan.params.len();
+    let kernel = &plan.model.kernel;
+    let learn = plan.phase == Phase::Forward;
+    let NetState {
+        input,
+        input_rng,
+        input_seq,
+        layers,
+        presyn,
+        presyn_fb,
+        teach,
+        time_step,
+        ..
+    } = state;
+    input_seq.clear();
+    for _ in 0..plan.len {
+        input.step(input_rng); // eq. 2.0
+        input_seq.push_step(&input.events);
+    }
+    for m in 0..m_layers {
+        let (below, cur) = layers.split_at_mut(m);
+        let in_seq = if m == 0 {
+            &*input_seq
+        } else {
+            &below[m - 1].seq
+        };
+        if plan.phase != Phase::Test {
+            for t in 0..plan.len {
+                let q = if learn { plan.to_end(t) } else { usize::MAX };
+                presyn[m].add_step(kernel, in_seq.step(t), q); // eq. 5.6
+            }
+        }
+        let teach = (plan.phase == Phase::Target && m + 1 == m_layers).then_some(&teach[..]);
+        cur[0].run_feedforward(
+            &plan.params[m],
+            kernel,
+            &plan.model.dynamics,
+            in_seq,
+            teach,
+            plan.window,
+            plan.exec.parallel(plan.params[m].n),
+        );
+    }
+    let src_of = feedback_source(plan);
+    for m in 0..m_layers - 1 {
+        let (lower, upper) = layers.split_at_mut(m + 1);
+        let fb = &upper[src_of(m) - m - 1].seq;
+        lower[m].run_apical(
+            &plan.params[m],
+            kernel,
+            &plan.model.dynamics,
+            fb,
+            plan.window,
+            plan.exec.parallel(plan.params[m].n),
+        );
+        if let Some(pf) = presyn_fb.get_mut(m) {
+            for t in 0..plan.len {
+                // As in `deliver_feedback`: shifted by one step.
+                let to_end = plan.to_end(t);
+                let q = if learn && to_end >= 1 {
+                    to_end - 1
+                } else {
+                    usize::MAX
+                };
+                pf.add_step(kernel, fb.step(t), q);
+            }
+        }
+    }
+    *time_step += plan.len as u64;
 }
 
 /// Eq. 5.6: a forward phase of training starts new presynaptic window means s_f.
@@ -162,7 +265,10 @@ fn draw_input(state: &mut NetState) {
 
 /// Layers bottom-up: each takes the spikes its input emitted this step into its basal
 /// dendrites, updates its compartments and emits spikes (layer step); outside tests the
-/// presynaptic window means of the weight updates take the same spikes.
+/// presynaptic window means of the weight updates take the same spikes. A hidden layer's
+/// blocks first take the feedback spikes of the step before into their apical input
+/// histories (eq. 3.2; see [`deliver_feedback`]): the source layer, above, has not stepped
+/// yet, so its events are still those of step t-1.
 #[inline(always)]
 fn feedforward_sweep(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
     let m_layers = plan.params.len();
@@ -170,6 +276,7 @@ fn feedforward_sweep(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
     let to_end = plan.to_end(t);
     let in_window = to_end < plan.window;
     let learn = plan.phase == Phase::Forward;
+    let src_of = feedback_source(plan);
     let NetState {
         input,
         layers,
@@ -179,17 +286,20 @@ fn feedforward_sweep(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
     } = state;
     for m in 0..m_layers {
         let (below, cur) = layers.split_at_mut(m);
+        let (cur, above) = cur.split_first_mut().expect("layer m exists");
         let in_ev: &[u32] = if m == 0 {
             &input.events
         } else {
             &below[m - 1].events
         };
+        let feedback = (t > 0 && m + 1 < m_layers).then(|| &above[src_of(m) - m - 1].events[..]);
         let teach = (plan.phase == Phase::Target && m + 1 == m_layers).then_some(&teach[..]);
-        cur[0].step(
+        cur.step(
             &plan.params[m],
             kernel,
             &plan.model.dynamics,
             in_ev,
+            feedback,
             teach,
             in_window,
             in_window || plan.apical_always,
@@ -201,13 +311,26 @@ fn feedforward_sweep(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
     }
 }
 
+/// The layer whose spikes are hidden layer m's feedback: the output layer (broadcast), or
+/// the layer above.
+#[inline(always)]
+fn feedback_source(plan: &PhasePlan<'_>) -> impl Fn(usize) -> usize {
+    let m_layers = plan.params.len();
+    let broadcast = plan.model.cfg.network.feedback == FeedbackSource::Broadcast;
+    move |m| if broadcast { m_layers - 1 } else { m + 1 }
+}
+
 /// Eq. 3.2: the spikes of the feedback source (the output layer, or the layer above)
-/// enter each hidden layer's apical input history; they reach A at the next step.
+/// enter each hidden layer's apical input history; they reach A at the next step. The
+/// blocks of the hidden layer take them at the start of that step ([`feedforward_sweep`],
+/// shared among the threads like the rest of the block step); a phase's last step has no
+/// next one and delivers them here. Outside tests the feedback's presynaptic window means
+/// take them at once.
 #[inline(always)]
 fn deliver_feedback(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
     let m_layers = plan.params.len();
     let kernel = &plan.model.kernel;
-    let broadcast = plan.model.cfg.network.feedback == FeedbackSource::Broadcast;
+    let src_of = feedback_source(plan);
     let to_end = plan.to_end(t);
     let learn = plan.phase == Phase::Forward;
     let NetState {
@@ -215,9 +338,10 @@ fn deliver_feedback(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
     } = state;
     for m in 0..m_layers - 1 {
         let (lower, upper) = layers.split_at_mut(m + 1);
-        let src = if broadcast { m_layers - 1 } else { m + 1 };
-        let fb_ev = &upper[src - m - 1].events;
-        lower[m].push_feedback(&plan.params[m], kernel, fb_ev);
+        let fb_ev = &upper[src_of(m) - m - 1].events;
+        if to_end == 0 {
+            lower[m].push_feedback(&plan.params[m], kernel, fb_ev);
+        }
         if let Some(pf) = presyn_fb.get_mut(m) {
             // A(t) sees the feedback PSP of step t-1: shift the window by one step.
             let q = if learn && to_end >= 1 {

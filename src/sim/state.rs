@@ -5,6 +5,7 @@ use crate::base::rng::{stream, Key, LaneRng, Purpose, Rng};
 use crate::model::config::{FeedbackMode, FeedbackSource, ModelConfig};
 use crate::model::input::PoissonInput;
 use crate::model::synapse::PresynapticWindow;
+use crate::sim::events::EventSeq;
 use crate::sim::layer::LayerState;
 use crate::sim::network::Model;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ pub struct NetState {
     pub errors: Vec<Vec<f32>>,
     /// Steps since the last reset.
     pub time_step: u64,
+    /// The input's spikes of every step of the current phase (phase-at-once schedule
+    /// only). Never saved.
+    #[serde(skip)]
+    pub input_seq: EventSeq,
 }
 
 impl NetState {
@@ -86,6 +91,7 @@ impl NetState {
             teach: vec![0.0; cfg.network.n_out],
             errors: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             time_step: 0,
+            input_seq: EventSeq::default(),
         }
     }
 

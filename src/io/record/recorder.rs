@@ -451,6 +451,23 @@ impl Observer for Recorder {
             .any(|r| r.elements.contains(&ELEMENT_APICAL))
     }
 
+    /// Only while this example records spikes or potentials.
+    fn watches_steps(&self) -> bool {
+        self.step_active
+    }
+
+    fn on_steps_unwatched(&mut self, phase: Phase, steps: usize) {
+        if phase == Phase::Test {
+            return;
+        }
+        self.step += steps as u64;
+        let n = u32::try_from(steps).unwrap_or(u32::MAX);
+        match phase {
+            Phase::Forward => self.forward_steps += n,
+            _ => self.target_steps += n,
+        }
+    }
+
     #[inline]
     fn on_step(&mut self, info: &StepInfo<'_>) {
         if info.phase == Phase::Test {
