@@ -230,6 +230,27 @@ fn host_name() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".into())
 }
 
+/// The holder named in a lock file held by another process. A process writes its name
+/// just after it takes the lock, so a lock taken a moment ago may still be nameless: look
+/// again for up to about 200 ms before giving up.
+fn read_holder(file: &mut File) -> Option<LockHolder> {
+    use std::io::Seek;
+    for attempt in 0..40 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut text = String::new();
+        if file.rewind().is_err() {
+            return None;
+        }
+        let _ = (&mut *file).take(4096).read_to_string(&mut text);
+        if let Ok(h) = serde_json::from_str::<LockHolder>(&text) {
+            return Some(h);
+        }
+    }
+    None
+}
+
 /// The lock of a run directory, held until dropped (or until the process ends: the kernel
 /// releases it then, however the process ends). A directory that [`RunDir::create_locked`]
 /// created and in which nothing else was written is removed again on drop.
@@ -276,11 +297,9 @@ impl RunLock {
         match try_lock(&file) {
             Ok(true) => {}
             Ok(false) => {
-                let mut text = String::new();
-                let _ = (&mut file).take(4096).read_to_string(&mut text);
-                let holder = serde_json::from_str::<LockHolder>(&text)
+                let holder = read_holder(&mut file)
                     .map(|h| h.to_string())
-                    .unwrap_or_else(|_| "another process".into());
+                    .unwrap_or_else(|| "another process".into());
                 return Err(locked(holder));
             }
             Err(e) => {
