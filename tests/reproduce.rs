@@ -172,6 +172,29 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
     assert!(ok, "{log}");
     assert_eq!(log.matches("tests of the weights").count(), 0, "{log}");
     assert!(log.contains("averaged test"), "{log}");
+    // --notes: a Markdown file under "Notes" after the table; a missing one is refused
+    // before anything runs, naming it.
+    let notes = tmp.path().join("notes.md");
+    std::fs::write(&notes, "The 1h runs sit below the paper's 4.1 %.\n").unwrap();
+    let (ok, log) = run(reproduce_cmd(tmp.path(), "50", "1")
+        .arg("--notes")
+        .arg(&notes));
+    assert!(ok, "{log}");
+    let page = std::fs::read_to_string(tmp.path().join("docs/results.md")).unwrap();
+    assert!(
+        page.contains("## Notes\n\nThe 1h runs sit below the paper's 4.1 %.\n"),
+        "{page}"
+    );
+    let missing = tmp.path().join("no-notes.md");
+    let (ok, log) = run(reproduce_cmd(tmp.path(), "50", "1")
+        .arg("--notes")
+        .arg(&missing));
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("cannot read the notes file") && log.contains("no-notes.md"),
+        "{log}"
+    );
+    assert!(!log.contains("(reused)"), "refused before the runs: {log}");
     // Another budget in the same directories is refused, naming the directory.
     let (ok, log) = run(&mut reproduce_cmd(tmp.path(), "60", "1"));
     assert!(!ok);

@@ -9,11 +9,16 @@ use std::path::Path;
 
 /// docs/results.md: the table of paper vs apical, the command, the plots (paths relative to
 /// the page) and the full-budget section.
+///
+/// At the paper's budget (`full_budget_run`) each experiment with a number in the paper also
+/// gets its difference from it; `notes` (Markdown: what is understood of the differences)
+/// follow the table under "Notes".
 pub fn render_results(
     runs: &[RunSummary],
     command: &str,
     images: &[String],
     full_budget_run: bool,
+    notes: Option<&str>,
 ) -> String {
     let mut s = String::new();
     s.push_str("# Reproducing Guerguiev, Lillicrap & Richards (eLife 2017)\n\n");
@@ -27,7 +32,12 @@ pub fn render_results(
     s.push_str("Command:\n\n```sh\n");
     s.push_str(command);
     s.push_str("\n```\n\n");
-    s.push_str(&results_table(runs));
+    s.push_str(&results_table(runs, full_budget_run));
+    if let Some(n) = notes {
+        s.push_str("## Notes\n\n");
+        s.push_str(n.trim());
+        s.push_str("\n\n");
+    }
     s.push_str(&plots_section(images));
     if !full_budget_run {
         s.push_str(FULL_BUDGET_SECTION);
@@ -70,7 +80,7 @@ fn budget_note(runs: &[RunSummary], full_budget_run: bool) -> String {
 
 /// The table: one row per experiment (mean and spread over seeds, the averaged test when
 /// the runs have one, the learning curve, the budget), then its notes.
-fn results_table(runs: &[RunSummary]) -> String {
+fn results_table(runs: &[RunSummary], compare: bool) -> String {
     let mut s = String::new();
     // The averaged test columns, when the runs have one (`--repeats N`).
     let repeats: Vec<usize> = runs
@@ -89,12 +99,16 @@ fn results_table(runs: &[RunSummary]) -> String {
             " averaged test ({repeats_label} repeats; mean ± sd over seeds) | averaged test per seed (mean ± sd of its repeats) |"
         ));
     }
+    if compare {
+        s.push_str(&format!(
+            " apical − paper{}: within 0.5 point? |",
+            if averaged { " (averaged test)" } else { "" }
+        ));
+    }
     s.push_str(" after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
-    s.push_str(if averaged {
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    } else {
-        "|---|---|---|---|---|---|---|---|---|---|\n"
-    });
+    let columns = 10 + 2 * usize::from(averaged) + usize::from(compare);
+    s.push_str(&"|---".repeat(columns));
+    s.push_str("|\n");
     let groups = by_experiment(runs);
     for e in EXPERIMENTS {
         let g = groups.iter().find(|(ge, _)| ge.name == e.name);
@@ -110,11 +124,11 @@ fn results_table(runs: &[RunSummary]) -> String {
                 let curve: Vec<String> = (0..rs[0].metrics.len())
                     .map(|k| format!("{:.2}", epoch_mean(rs, k)))
                     .collect();
+                let per_run: Vec<&AveragedTest> =
+                    rs.iter().filter_map(|r| r.averaged.as_ref()).collect();
+                let avg_means: Vec<f64> = per_run.iter().map(|a| a.mean).collect();
                 let avg_cols = if averaged {
-                    let per_run: Vec<&AveragedTest> =
-                        rs.iter().filter_map(|r| r.averaged.as_ref()).collect();
-                    let means: Vec<f64> = per_run.iter().map(|a| a.mean).collect();
-                    let (m, sd) = mean_sd(&means);
+                    let (m, sd) = mean_sd(&avg_means);
                     let per: Vec<String> = per_run
                         .iter()
                         .map(|a| format!("{:.2} ± {:.2}", a.mean, a.sd))
@@ -127,8 +141,19 @@ fn results_table(runs: &[RunSummary]) -> String {
                 } else {
                     String::new()
                 };
+                let compare_col = if compare {
+                    // The averaged test where the runs have it, else the single test.
+                    let ours = if avg_means.is_empty() {
+                        mean
+                    } else {
+                        mean_sd(&avg_means).0
+                    };
+                    format!(" {} |", paper_difference(e.paper_error, ours))
+                } else {
+                    String::new()
+                };
                 s.push_str(&format!(
-                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} |{} {} | {} × {} | {} | {} | {:.0} |\n",
+                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} |{}{} {} | {} × {} | {} | {} ({}) | {:.0} |\n",
                     e.name,
                     e.what,
                     e.paper,
@@ -137,10 +162,12 @@ fn results_table(runs: &[RunSummary]) -> String {
                     sd,
                     per.join(", "),
                     avg_cols,
+                    compare_col,
                     curve.join(" → "),
                     rs[0].metrics.len(),
                     last.map_or(0, |m| m.record.train_examples),
                     last.map_or(0, |m| m.record.test_examples),
+                    seeds.len(),
                     seeds.join(", "),
                     wall
                 ));
@@ -152,7 +179,7 @@ fn results_table(runs: &[RunSummary]) -> String {
                 e.paper,
                 e.figure,
                 // The columns after "not run" stay empty.
-                " |".repeat(if averaged { 8 } else { 6 })
+                " |".repeat(6 + 2 * usize::from(averaged) + usize::from(compare))
             )),
         }
     }
@@ -173,6 +200,21 @@ fn results_table(runs: &[RunSummary]) -> String {
         ));
     }
     s
+}
+
+/// An experiment's difference from the paper's number in points (apical − paper), and
+/// whether it lies within 0.5 point; "no number" where the paper gives none.
+pub(crate) fn paper_difference(paper: Option<f64>, apical: f64) -> String {
+    match paper {
+        None => "no number in the paper".to_string(),
+        Some(p) => {
+            let d = apical - p;
+            // Two decimals as shown, so that a shown 0.50 counts as within.
+            let shown = (d * 100.0).round() / 100.0;
+            let verdict = if shown.abs() <= 0.5 { "yes" } else { "no" };
+            format!("{d:+.2}: {verdict}")
+        }
+    }
 }
 
 /// The plots with their captions (paths relative to the page).
@@ -226,4 +268,19 @@ fn budgets(runs: &[RunSummary]) -> Vec<(usize, usize, usize)> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paper_difference;
+
+    #[test]
+    fn the_difference_from_the_paper_is_signed_and_judged_at_half_a_point() {
+        assert_eq!(paper_difference(Some(4.1), 3.30), "-0.80: no");
+        assert_eq!(paper_difference(Some(3.2), 3.57), "+0.37: yes");
+        assert_eq!(paper_difference(Some(8.3), 8.29), "-0.01: yes");
+        assert_eq!(paper_difference(Some(3.2), 3.70), "+0.50: yes");
+        assert_eq!(paper_difference(Some(3.2), 3.71), "+0.51: no");
+        assert_eq!(paper_difference(None, 5.0), "no number in the paper");
+    }
 }

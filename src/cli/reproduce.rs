@@ -1,6 +1,6 @@
 //! `apical reproduce` and `apical plot` (command-line edge of src/reproduce.rs and src/plot.rs).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use apical::app::reproduce::{self, ReproduceOptions};
 use apical::io::run_dir::RunDir;
 use apical::model::config::ModelConfig;
@@ -41,6 +41,10 @@ pub struct ReproduceArgs {
     /// The results page to write; its plots go to img/ beside it.
     #[arg(long, default_value = "docs/results.md")]
     results: PathBuf,
+    /// A Markdown file put on the results page under "Notes", after the table: what is
+    /// understood of the differences from the paper (e.g. docs/full/notes.md).
+    #[arg(long, value_name = "FILE")]
+    notes: Option<PathBuf>,
     /// Training examples simulated from a checkpoint for the plateau and raster plots.
     #[arg(long, default_value_t = 50)]
     plot_examples: usize,
@@ -113,6 +117,9 @@ fn command_line(a: &ReproduceArgs) -> String {
         a.out.display(),
         a.results.display()
     ));
+    if let Some(n) = &a.notes {
+        c.push_str(&format!(" --notes {}", n.display()));
+    }
     c
 }
 
@@ -129,6 +136,15 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         let origin = format!("models/{}.toml", e.name);
         ModelConfig::from_toml_str(e.model_toml, &origin)?.with_overrides(&overrides, &origin)?;
     }
+    // The notes too: a typo in their path should not surface after hours of training.
+    let notes = a
+        .notes
+        .as_ref()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the notes file {}", p.display()))
+        })
+        .transpose()?;
     for (flag, v) in budget_flags(&a) {
         if v == Some(0) {
             bail!("{flag} must be at least 1");
@@ -199,7 +215,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         .map(|n| format!("img/{n}"))
         .collect();
     let full = a.epochs.is_none() && a.train_examples.is_none() && a.test_examples.is_none();
-    let text = reproduce::render_results(&runs, &command_line(&a), &rel, full);
+    let text = reproduce::render_results(&runs, &command_line(&a), &rel, full, notes.as_deref());
     reproduce::write_text(&a.results, &text)?;
     for r in &runs {
         let avg = r.averaged.as_ref().map_or(String::new(), |a| {
