@@ -215,7 +215,10 @@ fn malformed_idx_file_is_reported_with_its_name() {
     }
     // With checksums on (the default) the header is checked before the digest (a read
     // bounded by what the header promises), so the file is named with its wrong magic ...
+    // In the temporary directory: a run directory left in the working directory by an
+    // earlier `apical train` must not answer first.
     let r = apical()
+        .current_dir(dir.path())
         .args(["train", "--quiet", "--data"])
         .arg(dir.path())
         .output()
@@ -228,6 +231,7 @@ fn malformed_idx_file_is_reported_with_its_name() {
     );
     // ... and so it is without them.
     let r = apical()
+        .current_dir(dir.path())
         .args(["train", "--quiet", "--no-verify", "--data"])
         .arg(dir.path())
         .output()
