@@ -172,28 +172,62 @@ pub enum ReproduceError {
 /// The experiments named by `spec`: "all", or a comma-separated list of names (the
 /// "guerguiev-" prefix may be left out).
 pub fn select(spec: &str) -> Result<Vec<&'static Experiment>, ReproduceError> {
-    if spec == "all" {
-        return Ok(EXPERIMENTS.iter().collect());
+    Ok(select_with_seeds(spec)?.0)
+}
+
+/// [`select`], where a name may carry its own number of seeds (`0h:3`: seeds 0, 1 and 2
+/// of 0h, whatever `--seeds` says), and "all" may stand beside such names: `all,0h:3,1h:3`
+/// is every experiment, 0h and 1h with three seeds. Returns the experiments in the order of
+/// the results table when "all" is given (else as named, each once) and the seed counts
+/// given by name.
+#[allow(clippy::type_complexity)]
+pub fn select_with_seeds(
+    spec: &str,
+) -> Result<(Vec<&'static Experiment>, Vec<(&'static str, u64)>), ReproduceError> {
+    let mut picked: Vec<&'static Experiment> = Vec::new();
+    let mut counts = Vec::new();
+    let mut all = false;
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if item == "all" {
+            all = true;
+            continue;
+        }
+        let (name, count) = match item.split_once(':') {
+            Some((n, c)) => {
+                let c: u64 = c.trim().parse().ok().filter(|&c| c >= 1).ok_or_else(|| {
+                    ReproduceError::Budget(format!(
+                        "\"{item}\": the number of seeds after ':' must be a whole number of at least 1"
+                    ))
+                })?;
+                (n.trim(), Some(c))
+            }
+            None => (item, None),
+        };
+        let e = EXPERIMENTS
+            .iter()
+            .find(|e| e.name == name || e.name.strip_prefix("guerguiev-") == Some(name))
+            .ok_or_else(|| {
+                ReproduceError::Unknown(
+                    name.to_string(),
+                    EXPERIMENTS
+                        .iter()
+                        .map(|e| e.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            })?;
+        if !picked.iter().any(|p| p.name == e.name) {
+            picked.push(e);
+        }
+        if let Some(c) = count {
+            counts.retain(|(n, _)| *n != e.name);
+            counts.push((e.name, c));
+        }
     }
-    spec.split(',')
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            EXPERIMENTS
-                .iter()
-                .find(|e| e.name == s || e.name.strip_prefix("guerguiev-") == Some(s))
-                .ok_or_else(|| {
-                    ReproduceError::Unknown(
-                        s.to_string(),
-                        EXPERIMENTS
-                            .iter()
-                            .map(|e| e.name)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    )
-                })
-        })
-        .collect()
+    if all {
+        picked = EXPERIMENTS.iter().collect();
+    }
+    Ok((picked, counts))
 }
 
 /// The budget and where to put things.
@@ -215,6 +249,18 @@ pub struct ReproduceOptions {
     pub alignment_trace: bool,
     /// Which end-of-epoch checkpoints each run keeps.
     pub keep_checkpoints: KeepCheckpoints,
+    /// Experiments run with seeds 0..N of their own instead of `seeds` (`0h:3`).
+    pub seed_counts: Vec<(&'static str, u64)>,
+}
+
+impl ReproduceOptions {
+    /// The seeds experiment `e` runs with.
+    pub fn seeds_of(&self, e: &Experiment) -> Vec<u64> {
+        match self.seed_counts.iter().find(|(n, _)| *n == e.name) {
+            Some(&(_, n)) => (0..n).collect(),
+            None => self.seeds.clone(),
+        }
+    }
 }
 
 /// The finished run of one (experiment, seed).
@@ -435,7 +481,7 @@ pub fn lock_runs(
     for &e in exps {
         let (cfg, ..) = budget(e, opts)?;
         crate::run::session::check_memory(&cfg)?;
-        for &seed in &opts.seeds {
+        for seed in opts.seeds_of(e) {
             let (_, lock) = RunDir::create_locked(&run_dir(&opts.out_dir, e.name, seed))?;
             locks.push(lock);
         }
@@ -455,7 +501,7 @@ pub fn run_all(
 ) -> Result<Vec<RunSummary>, ReproduceError> {
     let jobs: Vec<(&'static Experiment, u64)> = exps
         .iter()
-        .flat_map(|&e| opts.seeds.iter().map(move |&s| (e, s)))
+        .flat_map(|&e| opts.seeds_of(e).into_iter().map(move |s| (e, s)))
         .collect();
     // Settings are checked before anything runs.
     for &(e, seed) in &jobs {
@@ -652,11 +698,12 @@ pub fn render_plots(
     })?;
     let groups = by_experiment(runs);
     let mut files = Vec::new();
-    let seeds = groups.iter().map(|(_, rs)| rs.len()).max().unwrap_or(1);
-    let over = if seeds > 1 {
-        format!("mean over {seeds} seeds, band: min-max")
-    } else {
-        "one seed".to_string()
+    let most = groups.iter().map(|(_, rs)| rs.len()).max().unwrap_or(1);
+    let fewest = groups.iter().map(|(_, rs)| rs.len()).min().unwrap_or(1);
+    let over = match (fewest, most) {
+        (_, 1) => "one seed".to_string(),
+        (f, m) if f == m => format!("mean over {m} seeds, band: min-max"),
+        (f, m) => format!("mean over {f}-{m} seeds, band: min-max"),
     };
     let curves: Vec<Series> = groups
         .iter()
@@ -813,6 +860,36 @@ mod tests {
         assert_eq!(s[1].name, "guerguiev-1h-fixed-hidden");
         let e = select("3h").unwrap_err().to_string();
         assert!(e.contains("\"3h\"") && e.contains("guerguiev-2h"), "{e}");
+    }
+
+    #[test]
+    fn a_name_may_carry_its_own_seed_count() {
+        let (exps, counts) = select_with_seeds("all,0h:3,guerguiev-1h:2").unwrap();
+        assert_eq!(exps.len(), EXPERIMENTS.len());
+        assert_eq!(counts, vec![("guerguiev-0h", 3), ("guerguiev-1h", 2)]);
+        let (exps, counts) = select_with_seeds("2h:3,1h,2h").unwrap();
+        let names: Vec<&str> = exps.iter().map(|e| e.name).collect();
+        assert_eq!(names, ["guerguiev-2h", "guerguiev-1h"]);
+        assert_eq!(counts, vec![("guerguiev-2h", 3)]);
+        for bad in ["1h:0", "1h:x", "1h:-1"] {
+            let e = select_with_seeds(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("seeds"), "{e}");
+        }
+        let opts = ReproduceOptions {
+            epochs: None,
+            train_examples: None,
+            test_examples: None,
+            seeds: vec![0],
+            overrides: Vec::new(),
+            jobs: 1,
+            out_dir: PathBuf::from("runs"),
+            data_dir: PathBuf::from("data"),
+            alignment_trace: false,
+            keep_checkpoints: KeepCheckpoints::default(),
+            seed_counts: counts,
+        };
+        assert_eq!(opts.seeds_of(exps[0]), vec![0, 1, 2]);
+        assert_eq!(opts.seeds_of(exps[1]), vec![0]);
     }
 
     #[test]

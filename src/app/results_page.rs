@@ -136,7 +136,11 @@ fn results_table(runs: &[RunSummary], compare: bool) -> String {
                     if per_run.is_empty() {
                         " | |".to_string()
                     } else {
-                        format!(" {m:.2} ± {sd:.2} % | {} |", per.join(", "))
+                        format!(
+                            " {} | {} |",
+                            over_seeds(m, sd, avg_means.len()),
+                            per.join(", ")
+                        )
                     }
                 } else {
                     String::new()
@@ -153,13 +157,12 @@ fn results_table(runs: &[RunSummary], compare: bool) -> String {
                     String::new()
                 };
                 s.push_str(&format!(
-                    "| `{}` | {} | {} ({}) | {:.2} ± {:.2} % | {} |{}{} {} | {} × {} | {} | {} ({}) | {:.0} |\n",
+                    "| `{}` | {} | {} ({}) | {} | {} |{}{} {} | {} × {} | {} | {} ({}) | {:.0} |\n",
                     e.name,
                     e.what,
                     e.paper,
                     e.figure,
-                    mean,
-                    sd,
+                    over_seeds(mean, sd, errs.len()),
                     per.join(", "),
                     avg_cols,
                     compare_col,
@@ -200,6 +203,15 @@ fn results_table(runs: &[RunSummary], compare: bool) -> String {
         ));
     }
     s
+}
+
+/// A mean ± sd over `n` seeds; one seed has no spread to show.
+fn over_seeds(mean: f64, sd: f64, n: usize) -> String {
+    if n == 1 {
+        format!("{mean:.2} % (one seed)")
+    } else {
+        format!("{mean:.2} ± {sd:.2} %")
+    }
 }
 
 /// An experiment's difference from the paper's number in points (apical − paper), and

@@ -12,7 +12,8 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct ReproduceArgs {
     /// "all", or experiment names separated by commas (the "guerguiev-" prefix may be left
-    /// out), e.g. `1h,0h,1h-fixed-hidden`.
+    /// out), e.g. `1h,0h,1h-fixed-hidden`; `NAME:N` gives one experiment N seeds of its
+    /// own (`all,0h:3,1h:3,2h:3`: every experiment, three of them with three seeds).
     #[arg(default_value = "all")]
     experiments: String,
     /// Epochs per run (default: each model file's training.epochs, the paper's 60).
@@ -125,7 +126,7 @@ fn command_line(a: &ReproduceArgs) -> String {
 
 pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     crate::set_threads(a.threads)?;
-    let exps = reproduce::select(&a.experiments)?;
+    let (exps, seed_counts) = reproduce::select_with_seeds(&a.experiments)?;
     let overrides = a
         .set
         .iter()
@@ -171,14 +172,16 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         data_dir: std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone()),
         alignment_trace: a.alignment_trace,
         keep_checkpoints: a.keep_checkpoints,
+        seed_counts,
     };
     // Every run directory is locked before the data is read.
     let locks = reproduce::lock_runs(&exps, &opts)?;
     eprintln!("loading MNIST from {}", data_dir.display());
     let data = apical::io::mnist::load_mnist(&data_dir, !a.data.no_verify)?;
     let started = Instant::now();
+    let runs_total: usize = exps.iter().map(|e| opts.seeds_of(e).len()).sum();
     eprintln!(
-        "reproducing {} experiment(s) x {} seed(s), {} at once, in {}",
+        "reproducing {} experiment(s), {runs_total} run(s) ({} seed(s) each unless named), {} at once, in {}",
         exps.len(),
         a.seeds,
         a.jobs,
