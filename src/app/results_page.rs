@@ -257,11 +257,12 @@ fn plots_section(images: &[String]) -> String {
 const FULL_BUDGET_SECTION: &str = concat!(
     "## Full-budget results (60 epochs)\n\n",
             "The paper's budget (60 epochs of all 60,000 training images, tested on all 10,000 test \
-             images after each epoch) takes about 20 minutes per 784-500-10 experiment on the \
-             2-core development machine (about 15 s of training per epoch on one core, and the \
-             test). Runs on the full data set live in `docs/full/results.md`. Command:\n\n\
+             images after each epoch) takes about 25 minutes per 784-500-10 experiment on the \
+             2-core development machine (about 17 s of training per epoch on one core, and the \
+             test). Its results, with the paper's averaged test (20 repeats) and three seeds of \
+             the main networks, are in `docs/full/results.md`. Command:\n\n\
              ```sh\ncargo build --release\n\
-             target/release/apical reproduce all --seeds 1 --jobs 2 --out runs/reproduce-full --results docs/full/results.md\n```\n\n\
+             target/release/apical reproduce all,0h:3,1h:3,2h:3 --repeats 20 --jobs 2 --out runs/reproduce-full --results docs/full/results.md --notes docs/full/notes.md\n```\n\n\
              (the defaults of `--epochs`, `--train-examples` and `--test-examples` are each model \
              file's `[training]` section: 60, 60,000 and 10,000). Running the same command again \
              reuses every finished run, continues unfinished ones from their latest checkpoint \
