@@ -413,9 +413,11 @@ macro_rules! run_block_compiled_for {
 run_block_compiled_for!(run_block_avx2, "avx2");
 run_block_compiled_for!(run_block_avx512, "avx2,avx512f,avx512vl,avx512bw,avx512dq");
 
-/// `work` on every block, the blocks shared among `exec.threads` threads (this thread's
-/// [`crate::sim::team::Team`]).
-fn run_shared(
+/// `work` on every block: shared among `exec.threads` threads (this thread's
+/// [`crate::sim::team::Team`]) where there are several of each, else in order on this
+/// thread.
+#[inline(always)]
+fn run_blocks(
     blocks: &mut [NeuronBlock],
     p: &LayerParams,
     kernel: &Kernel,
@@ -423,11 +425,17 @@ fn run_shared(
     work: BlockWork<'_>,
     exec: LayerExec,
 ) {
-    // Never more than this CPU has (the level is checked where it is used).
-    let simd = exec.simd.min(simd::detect());
-    with_team(exec.threads, |team| {
-        team.for_each_mut(blocks, |b| run_block(simd, b, p, kernel, d, work))
-    });
+    if exec.threads > 1 && blocks.len() > 1 {
+        // Never more than this CPU has (the level is checked where it is used).
+        let simd = exec.simd.min(simd::detect());
+        with_team(exec.threads, |team| {
+            team.for_each_mut(blocks, |b| run_block(simd, b, p, kernel, d, work))
+        });
+    } else {
+        for b in blocks {
+            b.run(p, kernel, d, work);
+        }
+    }
 }
 
 /// Where a block's basal input comes from in one step.
@@ -563,20 +571,14 @@ impl LayerState {
             Some(dense) => BasalInput::Dense(dense.step(kernel, in_events)),
             None => BasalInput::Events(in_events),
         };
-        if exec.threads > 1 && self.blocks.len() > 1 {
-            let work = BlockWork::Step {
-                input,
-                feedback,
-                teach,
-                in_window,
-                need_apical,
-            };
-            run_shared(&mut self.blocks, p, kernel, d, work, exec);
-        } else {
-            for b in &mut self.blocks {
-                b.step(p, kernel, d, input, feedback, teach, in_window, need_apical);
-            }
-        }
+        let work = BlockWork::Step {
+            input,
+            feedback,
+            teach,
+            in_window,
+            need_apical,
+        };
+        run_blocks(&mut self.blocks, p, kernel, d, work, exec);
         self.events.clear();
         for b in &self.blocks {
             self.events.extend_from_slice(&b.events);
@@ -608,13 +610,7 @@ impl LayerState {
             teach,
             window,
         };
-        if exec.threads > 1 && self.blocks.len() > 1 {
-            run_shared(&mut self.blocks, p, kernel, d, work, exec);
-        } else {
-            for b in &mut self.blocks {
-                b.run(p, kernel, d, work);
-            }
-        }
+        run_blocks(&mut self.blocks, p, kernel, d, work, exec);
         self.seq.clear();
         for t in 0..input.steps() {
             self.seq
@@ -641,13 +637,7 @@ impl LayerState {
         exec: LayerExec,
     ) {
         let work = BlockWork::Apical { feedback, window };
-        if exec.threads > 1 && self.blocks.len() > 1 {
-            run_shared(&mut self.blocks, p, kernel, d, work, exec);
-        } else {
-            for b in &mut self.blocks {
-                b.run(p, kernel, d, work);
-            }
-        }
+        run_blocks(&mut self.blocks, p, kernel, d, work, exec);
     }
 
     /// Adds the feedback spikes of one step to the apical input history (eq. 3.2): they
