@@ -96,6 +96,11 @@ struct BenchArgs {
     /// Only the default model (784-500-10).
     #[arg(long)]
     default_only: bool,
+    /// Only the rate networks of 784-500-10 under each learning rule (guerguiev-1h-rate,
+    /// baseline-backprop-1h, baseline-feedback-alignment-1h): what scripts/bench-torch.sh
+    /// compares with PyTorch.
+    #[arg(long, conflicts_with = "default_only")]
+    rules: bool,
     /// Thread counts of training and test evaluation, e.g. 1,2,4,8,16 (the first is the
     /// reference of the speed-ups).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -110,7 +115,7 @@ struct BenchArgs {
     /// Training examples of each sweep run (default 300; --quick: 10).
     #[arg(long)]
     sweep_examples: Option<usize>,
-    /// Directory of the model files (models/guerguiev-{0,1,2}h.toml).
+    /// Directory of the model files (models/guerguiev-{0,1,2}h.toml, the rate models).
     #[arg(long, default_value = "models")]
     models: PathBuf,
     /// MNIST directory (default: APICAL_DATA, else data/mnist or ../shared/data/mnist).
@@ -550,11 +555,24 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         &format!("models/{DEFAULT_MODEL_NAME}.toml (embedded)"),
     )?;
     let mut models: Vec<(String, ModelConfig)> = Vec::new();
+    let rate_rules = [
+        "guerguiev-1h-rate",
+        "baseline-backprop-1h",
+        "baseline-feedback-alignment-1h",
+    ];
     if a.default_only {
         models.push((default.name.clone(), default.clone()));
+    } else if a.rules {
+        for name in rate_rules {
+            let cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;
+            models.push((cfg.name.clone(), cfg));
+        }
     } else {
-        for h in ["0h", "1h", "2h"] {
-            let path = a.models.join(format!("guerguiev-{h}.toml"));
+        for name in ["guerguiev-0h", "guerguiev-1h", "guerguiev-2h"]
+            .into_iter()
+            .chain(rate_rules)
+        {
+            let path = a.models.join(format!("{name}.toml"));
             let cfg = ModelConfig::from_file(&path)?;
             models.push((cfg.name.clone(), cfg));
         }

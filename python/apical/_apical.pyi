@@ -99,6 +99,11 @@ class Network:
         """b of weight layer ``layer``."""
     def feedback(self, layer: int) -> npt.NDArray[np.float32]:
         """Y of weight layer ``layer``, (neurons, feedback units); (n, 0) for the output."""
+    @property
+    def rule(self) -> str:
+        """The learning rule: "guerguiev", "backprop" or "feedback-alignment"."""
+    def matrix(self, name: str, layer: int) -> npt.NDArray[np.float32]:
+        """A matrix by name ("weights", "biases", "feedback", "apical_bias") of weight layer ``layer``."""
     def evaluate(
         self,
         test_examples: int = 10000,

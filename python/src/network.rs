@@ -204,6 +204,36 @@ impl Network {
         Ok(post_pre(py, p.y.clone(), p.n_fb, p.n))
     }
 
+    /// The learning rule the network trains with (`[learning] rule`: "guerguiev",
+    /// "backprop" or "feedback-alignment"; docs/model.md, section 10).
+    #[getter]
+    fn rule(&self) -> &'static str {
+        self.net.model.rule.name()
+    }
+
+    /// A learned or fixed matrix of the network by name: "weights" (W), "biases" (b, as a
+    /// (n, 1) array), "feedback" (Y: the segregated-dendrite rule's feedback weights, and
+    /// feedback alignment's fixed matrix B) or "apical_bias" (c, (n, 1); (n, 0) where the layer has none), of weight layer
+    /// `layer`. The names a rule's state goes by, whatever the rule.
+    fn matrix<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        layer: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let p = self.layer(layer)?;
+        match name {
+            "weights" => Ok(post_pre(py, p.w.clone(), p.n_pre, p.n)),
+            "feedback" => Ok(post_pre(py, p.y.clone(), p.n_fb, p.n)),
+            "biases" => Ok(post_pre(py, p.b.clone(), 1, p.n)),
+            "apical_bias" if p.c.len() == p.n => Ok(post_pre(py, p.c.clone(), 1, p.n)),
+            "apical_bias" => Ok(post_pre(py, Vec::new(), 0, p.n)),
+            other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "matrix name {other:?} is not one of \"weights\", \"biases\", \"feedback\", \"apical_bias\""
+            ))),
+        }
+    }
+
     /// Tests on `test_examples` MNIST test images (a seeded subset below 10,000), as
     /// `apical eval`: {"error": % (repeat 0, what `apical eval` prints), "errors": [% per
     /// repeat], "confusion": 10x10 counts summed over repeats [true, predicted],

@@ -7,5 +7,5 @@
 pub mod bench;
 pub mod plot;
 pub mod reproduce;
-mod results_page;
+pub mod results_page;
 pub mod sweep;

@@ -218,7 +218,13 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         .map(|n| format!("img/{n}"))
         .collect();
     let full = a.epochs.is_none() && a.train_examples.is_none() && a.test_examples.is_none();
-    let text = reproduce::render_results(&runs, &command_line(&a), &rel, full, notes.as_deref());
+    let text = apical::app::results_page::render_results(
+        &runs,
+        &command_line(&a),
+        &rel,
+        full,
+        notes.as_deref(),
+    );
     reproduce::write_text(&a.results, &text)?;
     for r in &runs {
         let avg = r.averaged.as_ref().map_or(String::new(), |a| {

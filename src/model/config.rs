@@ -20,7 +20,7 @@ pub(crate) const MAX_STEPS: usize = 1_000_000;
 /// Dotted keys of fields that the model as written out ([`ModelConfig::to_toml_string`])
 /// leaves out while they have their default, so that older models' text is unchanged; `--set`
 /// accepts them all the same.
-pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode"];
+pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode", "learning.rule"];
 /// Smallest time step (ms) that can be meant: the paper uses 1 ms; 1 µs is already far below
 /// any use of this model.
 pub const MIN_DT_MS: f64 = 1e-3;
@@ -47,15 +47,8 @@ pub enum ConfigError {
     },
 }
 
-/// Where hidden layers' apical compartments get their feedback from (spec section 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedbackSource {
-    /// Every hidden layer receives the output layer's spikes (the reference default).
-    Broadcast,
-    /// Each hidden layer receives the spikes of the layer directly above it.
-    NextLayer,
-}
+pub use crate::model::topology::FeedbackSource;
+use crate::model::topology::Topology;
 
 /// How the feedback weights Y are set and changed (spec section 6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +62,43 @@ pub enum FeedbackMode {
     Learned,
     /// Hidden errors computed by backprop through W^T (no apical plateaus used).
     Backprop,
+}
+
+/// The learning rule a model trains with (`[learning] rule`; docs/model.md, sections 6 and 10).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearningRule {
+    /// Segregated dendrites (Guerguiev et al. 2017): a forward and a target phase, hidden
+    /// errors from apical plateau potentials (section 6). The default.
+    #[default]
+    Guerguiev,
+    /// The exact gradient of the output loss through the rate network (section 10): the
+    /// upper bound every rule is compared with. Rate mode only.
+    Backprop,
+    /// Feedback alignment (Lillicrap et al. 2016): backprop's output error sent down through
+    /// the fixed random feedback weights Y instead of W^T (section 10). Rate mode only.
+    FeedbackAlignment,
+}
+
+impl LearningRule {
+    fn is_guerguiev(&self) -> bool {
+        *self == LearningRule::Guerguiev
+    }
+
+    /// The name as written in a model file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LearningRule::Guerguiev => "guerguiev",
+            LearningRule::Backprop => "backprop",
+            LearningRule::FeedbackAlignment => "feedback-alignment",
+        }
+    }
+
+    /// Whether the rule runs a target phase (the segregated-dendrite rule) or learns from
+    /// one forward phase (the gradient rules of section 10).
+    pub fn has_target_phase(&self) -> bool {
+        *self == LearningRule::Guerguiev
+    }
 }
 
 /// PSP kernel evaluation (spec section 2).
@@ -258,6 +288,11 @@ pub struct PhaseConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LearningConfig {
+    /// The learning rule. Not written out when it is the default (`"guerguiev"`), so the
+    /// model text (and every checkpoint) of a segregated-dendrite model is what it was before
+    /// rules could be chosen.
+    #[serde(default, skip_serializing_if = "LearningRule::is_guerguiev")]
+    pub rule: LearningRule,
     /// Feedforward learning rates, one per layer, first hidden layer first, output last.
     pub eta: Vec<f64>,
     #[serde(default = "d_fb_mode")]
@@ -478,8 +513,14 @@ impl ModelConfig {
     }
 
     /// Sizes and wiring of the network (computed from `network`).
-    pub fn topology(&self) -> crate::model::topology::Topology {
-        crate::model::topology::Topology::of(self)
+    pub fn topology(&self) -> Topology {
+        let mut sizes = self.network.hidden.clone();
+        sizes.push(self.network.n_out);
+        Topology {
+            n_in: self.network.n_in,
+            sizes,
+            feedback: self.network.feedback,
+        }
     }
 
     /// "784-500-10".
@@ -496,9 +537,10 @@ impl ModelConfig {
         self.check_neuron_and_synapse(&ck)?;
         self.check_phases(&ck)?;
         self.check_learning(&ck)?;
+        self.check_rule(&ck)?;
         self.check_init_and_training(&ck)?;
         if !self.record.is_empty() {
-            crate::model::record_plan::RecordPlan::resolve(&self.record, self)
+            crate::model::record_plan::RecordPlan::resolve(&self.record, &self.topology())
                 .map_err(|e| ck.bad(&e.field, e.problem))?;
         }
         Ok(())
@@ -775,6 +817,71 @@ impl ModelConfig {
         }
         for (i, &e) in l.eta_feedback.iter().enumerate() {
             ck.nonneg(&format!("learning.eta_feedback[{i}]"), e)?;
+        }
+        Ok(())
+    }
+
+    /// `learning.rule`: the mode it runs in and the `[learning]` fields it reads (section 10).
+    /// The gradient rules run on the rate network and read `eta`, `hidden_learning` and, for
+    /// feedback alignment, the feedback weights' sparsity; anything else of the section
+    /// belongs to the segregated-dendrite rule and is refused rather than ignored.
+    fn check_rule(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
+        let l = &self.learning;
+        let rule = l.rule;
+        if rule == LearningRule::Guerguiev {
+            return Ok(());
+        }
+        let name = rule.name();
+        if self.neuron.mode != NeuronMode::Rate {
+            return Err(ck.bad(
+                "learning.rule",
+                format!(
+                    "= \"{name}\" runs on the rate network only: set neuron.mode = \"rate\" \
+                     (spiking networks learn with rule = \"guerguiev\")"
+                ),
+            ));
+        }
+        let not_read = |field: &str, what: String| {
+            ck.bad(
+                field,
+                format!(
+                    "is not read by learning.rule = \"{name}\" ({what}); remove it or choose \
+                     rule = \"guerguiev\""
+                ),
+            )
+        };
+        if l.feedback_mode != FeedbackMode::Random {
+            return Err(not_read(
+                "learning.feedback_mode",
+                format!(
+                    "got {:?}; the rule sets its own feedback path",
+                    l.feedback_mode
+                ),
+            ));
+        }
+        if !l.eta_feedback.is_empty() {
+            return Err(not_read(
+                "learning.eta_feedback",
+                "its feedback weights are fixed".into(),
+            ));
+        }
+        if l.feedback_bias {
+            return Err(not_read(
+                "learning.feedback_bias",
+                "it has no apical bias".into(),
+            ));
+        }
+        if l.symmetric_noise_sd != 0.0 {
+            return Err(not_read(
+                "learning.symmetric_noise_sd",
+                "it has no symmetric feedback".into(),
+            ));
+        }
+        if rule == LearningRule::Backprop && l.feedback_sparsity != 0.0 {
+            return Err(not_read(
+                "learning.feedback_sparsity",
+                "backprop sends errors through W^T, not Y".into(),
+            ));
         }
         Ok(())
     }

@@ -50,6 +50,39 @@ pub fn backprop_error(
     }
 }
 
+/// Eq. 10.2 (gradient rules): the output error of the cross-entropy loss of sigmoid units,
+/// L = -sum_i [y_i ln p_i + (1 - y_i) ln(1 - p_i)] with p = sigma(Cbar_f), as a derivative by
+/// the basal potential: E_out = dL/dB = k_D (sigma(Cbar_f) - y).
+pub(crate) fn cross_entropy_output_error(d: &Dynamics, c_f: &[f32], y: &[f32], out: &mut [f32]) {
+    for ((e, &c), &t) in out.iter_mut().zip(c_f).zip(y) {
+        *e = d.k_d * (sigmoid(c) - t);
+    }
+}
+
+/// Eq. 10.4 (feedback alignment): E_m = (Y_m E_src) k_B lambda_max sigma'(Cbar_f), the error
+/// of the layer's feedback source carried down by its fixed feedback weights instead of
+/// W^T (`p.y[k * n + i]` = Y_m[i][k]).
+pub(crate) fn feedback_alignment_error(
+    d: &Dynamics,
+    p: &LayerParams,
+    e_src: &[f32],
+    c_f: &[f32],
+    out: &mut [f32],
+) {
+    let n = p.n;
+    out.fill(0.0);
+    for (k, &e) in e_src.iter().enumerate() {
+        if e != 0.0 {
+            for (o, &y) in out.iter_mut().zip(&p.y[k * n..(k + 1) * n]) {
+                *o += y * e;
+            }
+        }
+    }
+    for (o, &c) in out.iter_mut().zip(c_f) {
+        *o *= d.k_b * d.lambda_max * sigmoid_prime(c);
+    }
+}
+
 /// Eqs. 6.5-6.6: W <- W - step E s_f^T, b <- b - step E, with step = eta P.
 /// Only inputs with a non-zero window PSP touch their weight row.
 pub(crate) fn apply_feedforward_update(p: &mut LayerParams, e: &[f32], s_f: &[f32], step: f32) {
@@ -166,6 +199,61 @@ pub(crate) fn symmetrize_feedback(
             for (y, &keep) in below.y.iter_mut().zip(&below.y_keep) {
                 *y = if keep { *y * sparse_scale } else { 0.0 };
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::NeuronConfig;
+
+    fn dynamics() -> Dynamics {
+        // Defaults: lambda_max 0.2, g_L 0.1, g_B 0.6, g_A 0, g_D 0.6: k_B = k_D = 6/7.
+        Dynamics::new(&NeuronConfig::default())
+    }
+
+    #[test]
+    fn cross_entropy_error_is_k_d_times_p_minus_y() {
+        let d = dynamics();
+        let c = [0.0f32, 2.0, -1.0];
+        let y = [1.0f32, 0.0, 0.0];
+        let mut e = [9.0f32; 3];
+        cross_entropy_output_error(&d, &c, &y, &mut e);
+        let k = 6.0f32 / 7.0;
+        assert!((d.k_d - k).abs() < 1e-6);
+        // sigma(0) = 0.5, sigma(2) = 0.880797, sigma(-1) = 0.268941.
+        let want = [k * (0.5 - 1.0), k * 0.880_797, k * 0.268_941];
+        for (a, b) in e.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn feedback_alignment_error_carries_the_source_error_through_y() {
+        let d = dynamics();
+        // Layer of n = 2 neurons with 3 feedback inputs: y[k * 2 + i] = Y[i][k].
+        // Y = [[1, 0, 2], [-1, 3, 0.5]].
+        let p = LayerParams {
+            n_pre: 1,
+            n: 2,
+            w: vec![0.0; 2],
+            b: vec![0.0; 2],
+            n_fb: 3,
+            y: vec![1.0, -1.0, 0.0, 3.0, 2.0, 0.5],
+            c: vec![0.0; 2],
+            y_keep: Vec::new(),
+        };
+        let e_src = [0.5f32, -1.0, 0.25];
+        let c_f = [0.0f32, 1.0];
+        let mut out = [0.0f32; 2];
+        feedback_alignment_error(&d, &p, &e_src, &c_f, &mut out);
+        // Y e = [0.5 + 0 + 0.5, -0.5 - 3 + 0.125] = [1, -3.375]; sigma'(0) = 0.25,
+        // sigma'(1) = 0.196612; factor k_B lambda_max = 6/7 * 0.2.
+        let f = 6.0f32 / 7.0 * 0.2;
+        let want = [1.0 * f * 0.25, -3.375 * f * 0.196_612];
+        for (a, b) in out.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
     }
 }

@@ -1,9 +1,9 @@
 //! A record spec resolved against a model: per population, what is recorded and when.
 
-use crate::model::config::ModelConfig;
 use crate::model::recording::{
     parse_examples, parse_var, spec_err, Examples, RecordGroup, SpecError, Var, VAR_NAMES,
 };
+use crate::model::topology::Topology;
 
 /// Compartment codes of the report's `mapping/element_ids`.
 pub(crate) const ELEMENT_SOMA: u32 = 0;
@@ -40,8 +40,8 @@ pub(crate) struct RecordPlan {
 impl RecordPlan {
     /// Checks the groups against the model. Errors name the group's part, e.g.
     /// `record[0].layers`.
-    pub(crate) fn resolve(groups: &[RecordGroup], cfg: &ModelConfig) -> Result<Self, SpecError> {
-        let names = cfg.topology().population_names();
+    pub(crate) fn resolve(groups: &[RecordGroup], topo: &Topology) -> Result<Self, SpecError> {
+        let names = topo.population_names();
         let m_layers = names.len() - 1;
         let is_hidden = |p: usize| p >= 1 && p < m_layers;
         let mut plan = RecordPlan {
@@ -261,7 +261,7 @@ mod tests {
     }
 
     fn resolve(spec: &str) -> Result<RecordPlan, SpecError> {
-        RecordPlan::resolve(&parse_spec(spec)?, &model())
+        RecordPlan::resolve(&parse_spec(spec)?, &model().topology())
     }
 
     #[test]

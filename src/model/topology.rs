@@ -1,7 +1,17 @@
-//! The shape of a network, derived once from the model file: layer sizes, what feeds each
+//! The shape of a network, derived once from the model file (`ModelConfig::topology`): layer sizes, what feeds each
 //! layer from below and from above, which layers are hidden, population names.
 
-use crate::model::config::{FeedbackSource, ModelConfig};
+use serde::{Deserialize, Serialize};
+
+/// Where hidden layers' apical compartments get their feedback from (spec section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackSource {
+    /// Every hidden layer receives the output layer's spikes (the reference default).
+    Broadcast,
+    /// Each hidden layer receives the spikes of the layer directly above it.
+    NextLayer,
+}
 
 /// Sizes and wiring of a network. Layer m (0-based) is hidden when m + 1 < n_layers; its
 /// feedforward input is the image (m = 0) or layer m - 1, its feedback input the output
@@ -16,16 +26,6 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn of(cfg: &ModelConfig) -> Self {
-        let mut sizes = cfg.network.hidden.clone();
-        sizes.push(cfg.network.n_out);
-        Topology {
-            n_in: cfg.network.n_in,
-            sizes,
-            feedback: cfg.network.feedback,
-        }
-    }
-
     /// Layers, the output layer included.
     pub fn n_layers(&self) -> usize {
         self.sizes.len()
@@ -82,12 +82,13 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::config::ModelConfig;
 
     #[test]
     fn two_hidden_layers_with_broadcast_and_next_layer_feedback() {
         let mut cfg = ModelConfig::default_model();
         cfg.network.hidden = vec![500, 100];
-        let t = Topology::of(&cfg);
+        let t = cfg.topology();
         assert_eq!(t.sizes, vec![500, 100, 10]);
         assert_eq!(
             (t.input_size(0), t.input_size(1), t.input_size(2)),
@@ -104,7 +105,7 @@ mod tests {
         );
         assert_eq!(t.sizes_string(), "784-500-100-10");
         cfg.network.feedback = FeedbackSource::NextLayer;
-        let t = Topology::of(&cfg);
+        let t = cfg.topology();
         assert_eq!((t.feedback_size(0), t.feedback_size(1)), (100, 10));
     }
 }

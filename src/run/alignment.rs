@@ -12,6 +12,11 @@
 //!   window of 100 examples; the mean over the epoch's last 100 is that curve at the epoch's
 //!   end. Until 2026-12 a deeper layer was compared with one backprop step from the local
 //!   error of the layer above; one-hidden-layer networks are unaffected.
+//! - `pinv_angle_deg`: the angle between the hidden update and the pseudo-inverse update
+//!   ("pseudobackprop", Lillicrap et al. 2016: feedback alignment approaches it faster than
+//!   backprop): backprop's chain with every W_{m+1}^T replaced by the Moore-Penrose
+//!   pseudo-inverse W_{m+1}^+ = W_{m+1}^T (W_{m+1} W_{m+1}^T)^-1 (a wide W has full row rank),
+//!   [`pinv_error`]. Files written before 2026-12 lack the column (read as NaN).
 //! - `feedback_angle_deg`: the angle (Frobenius cosine) between the feedback weights Y_m and
 //!   the transposed forward weights of the path they stand in for: W_{m+1}^T when feedback
 //!   comes from the layer above (or Y_m belongs to the last hidden layer), and the product
@@ -40,7 +45,8 @@ pub(crate) const FILE_NAME: &str = "alignment.csv";
 /// File name of the per-block trace ([`AlignmentLog::with_trace`]).
 pub const TRACE_FILE_NAME: &str = "alignment_trace.csv";
 
-const HEADER: &str = "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg";
+const HEADER: &str =
+    "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg,pinv_angle_deg";
 
 const TRACE_HEADER: &str = "epoch,example,layer,update_angle_deg,update_examples";
 
@@ -79,6 +85,9 @@ pub struct AlignmentRecord {
     pub update_examples: usize,
     /// Angle between Y_m and the transposed forward path, degrees.
     pub feedback_angle_deg: f64,
+    /// Mean angle between the hidden update and the pseudo-inverse update, degrees (NaN when
+    /// no example had an error to compare, or in files written before the column existed).
+    pub pinv_angle_deg: f64,
 }
 
 /// Cosine of the angle between two vectors (f64 accumulation); None if either is zero.
@@ -100,6 +109,87 @@ pub fn cosine(a: &[f32], b: &[f32]) -> Option<f64> {
 /// Angle in degrees from a cosine.
 pub fn degrees(cos: f64) -> f64 {
     cos.clamp(-1.0, 1.0).acos().to_degrees()
+}
+
+/// The pseudo-inverse counterpart of eq. 6.8: E_m = (W_{m+1}^+ E_{m+1}) k_B lambda_max
+/// sigma'(Cbar_f), with W_{m+1}^+ = W^T (W W^T)^-1 solved by a Cholesky factorisation of the
+/// n_{m+1} x n_{m+1} Gram matrix in f64. Returns false (and leaves `out` zero) when W W^T is
+/// not positive definite to working precision.
+pub fn pinv_error(
+    d: &crate::model::neuron::Dynamics,
+    above: &LayerParams,
+    e_above: &[f32],
+    c_f: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let na = above.n;
+    // G = W W^T; W[i][j] = w[j * na + i], so G[i][k] = sum_j w[j na + i] w[j na + k].
+    let mut g = vec![0.0f64; na * na];
+    for row in above.w.chunks_exact(na) {
+        for i in 0..na {
+            let wi = row[i] as f64;
+            if wi != 0.0 {
+                for k in 0..=i {
+                    g[i * na + k] += wi * row[k] as f64;
+                }
+            }
+        }
+    }
+    let rhs: Vec<f64> = e_above.iter().map(|&e| e as f64).collect();
+    out.fill(0.0);
+    let Some(z) = cholesky_solve(&mut g, na, rhs) else {
+        return false;
+    };
+    let factor = d.k_b * d.lambda_max;
+    for ((o, row), &c) in out.iter_mut().zip(above.w.chunks_exact(na)).zip(c_f) {
+        let back: f64 = row.iter().zip(&z).map(|(&w, &zi)| w as f64 * zi).sum();
+        *o = back as f32 * factor * crate::model::neuron::sigmoid_prime(c);
+    }
+    true
+}
+
+/// Solves G x = b for a symmetric positive definite G whose lower triangle is filled
+/// (row-major, n x n); G is overwritten by its Cholesky factor. None when a pivot is not
+/// positive (relative to the largest diagonal entry).
+fn cholesky_solve(g: &mut [f64], n: usize, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let scale = (0..n).map(|i| g[i * n + i]).fold(0.0f64, f64::max);
+    if !(scale > 0.0 && scale.is_finite()) {
+        return None;
+    }
+    for j in 0..n {
+        let mut d = g[j * n + j];
+        for k in 0..j {
+            d -= g[j * n + k] * g[j * n + k];
+        }
+        if !(d > scale * 1e-12) {
+            return None;
+        }
+        let d = d.sqrt();
+        g[j * n + j] = d;
+        for i in j + 1..n {
+            let mut v = g[i * n + j];
+            for k in 0..j {
+                v -= g[i * n + k] * g[j * n + k];
+            }
+            g[i * n + j] = v / d;
+        }
+    }
+    // L y = b, then L^T x = y.
+    for i in 0..n {
+        let mut v = b[i];
+        for k in 0..i {
+            v -= g[i * n + k] * b[k];
+        }
+        b[i] = v / g[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut v = b[i];
+        for k in i + 1..n {
+            v -= g[k * n + i] * b[k];
+        }
+        b[i] = v / g[i * n + i];
+    }
+    Some(b)
 }
 
 /// The matrix Y_m should be compared with, as `t[i * n_fb + k]` (neuron i of layer m, feedback
@@ -166,8 +256,13 @@ pub struct AlignmentLog {
     saved: Vec<LayerParams>,
     sum_angle: Vec<f64>,
     counted: Vec<usize>,
+    /// Sums and counts of the pseudo-inverse angle, per hidden layer.
+    sum_pinv: Vec<f64>,
+    counted_pinv: Vec<usize>,
     /// Backprop's error of each hidden layer for the current example.
     e_bp: Vec<Vec<f32>>,
+    /// The pseudo-inverse chain's error of each hidden layer for the current example.
+    e_pinv: Vec<Vec<f32>>,
     /// The per-block trace, when asked for.
     trace: Option<Trace>,
 }
@@ -228,10 +323,13 @@ impl AlignmentLog {
             self.saved = net.params[1..].to_vec();
             self.sum_angle = vec![0.0; hidden];
             self.counted = vec![0; hidden];
+            self.sum_pinv = vec![0.0; hidden];
+            self.counted_pinv = vec![0; hidden];
             self.e_bp = net.params[..hidden]
                 .iter()
                 .map(|p| vec![0.0; p.n])
                 .collect();
+            self.e_pinv = self.e_bp.clone();
         } else {
             for (s, p) in self.saved.iter_mut().zip(&net.params[1..]) {
                 s.w.copy_from_slice(&p.w);
@@ -279,6 +377,26 @@ impl AlignmentLog {
                 &mut lower[m],
             );
             have_above = lower[m].iter().any(|&e| e != 0.0);
+            if in_window {
+                // The same chain with W^+ in place of W^T (the epoch's means only).
+                let (lo, up) = self.e_pinv.split_at_mut(m + 1);
+                let above: &[f32] = if m + 1 == hidden {
+                    &st.errors[hidden]
+                } else {
+                    &up[0]
+                };
+                let ok = pinv_error(
+                    &net.model.dynamics,
+                    &self.saved[m],
+                    above,
+                    &st.layers[m].forward.c,
+                    &mut lo[m],
+                );
+                if let Some(c) = ok.then(|| cosine(&st.errors[m], &lo[m])).flatten() {
+                    self.sum_pinv[m] += degrees(c);
+                    self.counted_pinv[m] += 1;
+                }
+            }
             if let Some(c) = cosine(&st.errors[m], &self.e_bp[m]) {
                 let angle = degrees(c);
                 if in_window {
@@ -320,17 +438,25 @@ impl AlignmentLog {
             } else {
                 f64::NAN
             };
+            let np = self.counted_pinv.get(m).copied().unwrap_or(0);
             self.records.push(AlignmentRecord {
                 epoch,
                 layer: m,
                 update_angle_deg: mean,
                 update_examples: n,
                 feedback_angle_deg: feedback_angle_deg(net, m),
+                pinv_angle_deg: if np > 0 {
+                    self.sum_pinv[m] / np as f64
+                } else {
+                    f64::NAN
+                },
             });
         }
         self.saved.clear();
         self.sum_angle.clear();
         self.counted.clear();
+        self.sum_pinv.clear();
+        self.counted_pinv.clear();
         if let Some(t) = &mut self.trace {
             t.sum.clear();
             t.counted.clear();
@@ -344,8 +470,13 @@ impl AlignmentLog {
         s.push('\n');
         for r in &self.records {
             s.push_str(&format!(
-                "{},{},{:.4},{},{:.4}\n",
-                r.epoch, r.layer, r.update_angle_deg, r.update_examples, r.feedback_angle_deg
+                "{},{},{:.4},{},{:.4},{:.4}\n",
+                r.epoch,
+                r.layer,
+                r.update_angle_deg,
+                r.update_examples,
+                r.feedback_angle_deg,
+                r.pinv_angle_deg
             ));
         }
         write_atomic(&dir.join(FILE_NAME), s.as_bytes())?;
@@ -384,13 +515,14 @@ pub fn parse_trace_csv(text: &str) -> Vec<TracePoint> {
         .collect()
 }
 
-/// Parses alignment.csv; malformed lines are skipped.
+/// Parses alignment.csv (with or without the `pinv_angle_deg` column of 2026-12); malformed
+/// lines are skipped.
 pub fn parse_csv(text: &str) -> Vec<AlignmentRecord> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split(',').collect();
-            if f.len() != 5 {
+            if f.len() != 5 && f.len() != 6 {
                 return None;
             }
             Some(AlignmentRecord {
@@ -399,6 +531,10 @@ pub fn parse_csv(text: &str) -> Vec<AlignmentRecord> {
                 update_angle_deg: f[2].parse().ok()?,
                 update_examples: f[3].parse().ok()?,
                 feedback_angle_deg: f[4].parse().ok()?,
+                pinv_angle_deg: match f.get(5) {
+                    Some(v) => v.parse().ok()?,
+                    None => f64::NAN,
+                },
             })
         })
         .collect()
@@ -451,6 +587,7 @@ mod tests {
             update_angle_deg: 71.25,
             update_examples: 99,
             feedback_angle_deg: 88.5,
+            pinv_angle_deg: 40.0,
         };
         let log = AlignmentLog {
             records: vec![r.clone()],
@@ -463,5 +600,52 @@ mod tests {
         assert_eq!(back, vec![r]);
         assert!(AlignmentLog::load(&dir, 1).records.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pinv_error_inverts_a_wide_matrix() {
+        // W_{m+1}: 2 x 3 (W[i][j] = w[j * 2 + i]), full row rank, so W W^+ = I: the
+        // pinv error without its k_B lambda sigma' factor, mapped through W, is e_above again.
+        let above = layer(3, 2, vec![1.0, 0.5, -2.0, 1.0, 0.25, 3.0]);
+        let d = crate::model::neuron::Dynamics::new(&crate::model::config::NeuronConfig::default());
+        let c_f = [0.3f32, -1.0, 2.0];
+        let e_above = [0.7f32, -0.2];
+        let mut out = [0.0f32; 3];
+        assert!(pinv_error(&d, &above, &e_above, &c_f, &mut out));
+        let x: Vec<f64> = out
+            .iter()
+            .zip(&c_f)
+            .map(|(&o, &c)| {
+                o as f64 / (d.k_b * d.lambda_max * crate::model::neuron::sigmoid_prime(c)) as f64
+            })
+            .collect();
+        for (i, &e) in e_above.iter().enumerate() {
+            let wx: f64 = (0..3).map(|j| above.w[j * 2 + i] as f64 * x[j]).sum();
+            assert!((wx - e as f64).abs() < 1e-5, "row {i}: {wx} vs {e}");
+        }
+        // The minimum-norm solution lies in the row space of W: x = W^T z for some z.
+        // With rows r0 = (1, -2, 0.25) and r1 = (0.5, 1, 3), x . (r0 x r1) = 0.
+        let (r0, r1) = ([1.0f64, -2.0, 0.25], [0.5f64, 1.0, 3.0]);
+        let cross = [
+            r0[1] * r1[2] - r0[2] * r1[1],
+            r0[2] * r1[0] - r0[0] * r1[2],
+            r0[0] * r1[1] - r0[1] * r1[0],
+        ];
+        let dot: f64 = x.iter().zip(&cross).map(|(a, b)| a * b).sum();
+        assert!(dot.abs() < 1e-4, "x is not in W's row space: {dot}");
+        // A rank-deficient W (two equal rows) has no inverse Gram matrix.
+        let flat = layer(3, 2, vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0]);
+        assert!(!pinv_error(&d, &flat, &e_above, &c_f, &mut out));
+        assert_eq!(out, [0.0; 3]);
+    }
+
+    #[test]
+    fn csv_without_the_pinv_column_still_parses() {
+        let text =
+            "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg\n3,0,80.5,100,88.0\n";
+        let r = parse_csv(text);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].update_angle_deg, 80.5);
+        assert!(r[0].pinv_angle_deg.is_nan());
     }
 }

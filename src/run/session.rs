@@ -344,8 +344,11 @@ fn prepare_new<P: Progress>(
     progress: &mut P,
 ) -> Result<Prepared, SessionError> {
     if let Some(spec) = &request.record {
-        RecordPlan::resolve(&parse_spec(spec).map_err(RecordError::from)?, model)
-            .map_err(RecordError::from)?;
+        RecordPlan::resolve(
+            &parse_spec(spec).map_err(RecordError::from)?,
+            &model.topology(),
+        )
+        .map_err(RecordError::from)?;
     }
     let (train_from, test_from) = (
         if train_examples.is_some() {

@@ -2,78 +2,20 @@
 //! phases of a training example (section 5) or the forward phase of a test (section 8).
 
 use crate::base::rng::{stream, Purpose, Rng};
+use crate::model::config::LearningRule;
 use crate::model::config::{FeedbackMode, ModelConfig};
 use crate::model::init::init_params;
-use crate::model::learning;
-use crate::model::neuron::Dynamics;
 use crate::model::params::LayerParams;
 use crate::model::readout::predict;
-use crate::model::synapse::Kernel;
+pub use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
 use crate::sim::observer::{NoObserver, Observer, Phase};
 use crate::sim::pace::Pace;
+use crate::sim::rules;
 use crate::sim::schedule::run_phase;
 use crate::sim::state::NetState;
-use crate::sim::team::with_team;
 use rayon::prelude::*;
 use std::time::Instant;
-
-/// Everything fixed by the model file, derived once.
-#[derive(Clone, Debug)]
-pub struct Model {
-    pub cfg: ModelConfig,
-    pub dynamics: Dynamics,
-    pub kernel: Kernel,
-}
-
-impl Model {
-    pub fn new(cfg: ModelConfig) -> Self {
-        let dynamics = Dynamics::new(&cfg.neuron);
-        let kernel = Kernel::new(&cfg.synapse, cfg.neuron.dt);
-        Model {
-            cfg,
-            dynamics,
-            kernel,
-        }
-    }
-
-    /// Output units per class.
-    pub fn units_per_class(&self) -> usize {
-        self.cfg.network.n_out / 10
-    }
-
-    /// Apical history kept per hidden neuron (stochastic plateau times only).
-    pub(crate) fn hist_len(&self) -> usize {
-        let p = &self.cfg.phases;
-        if p.stochastic_plateau_times {
-            p.integration_time + p.plateau_time_max_offset
-        } else {
-            0
-        }
-    }
-}
-
-/// [`learning::apply_feedforward_update`] with the weight rows of the inputs shared among
-/// the `threads` threads of this thread's team (each weight is updated on its own, so the
-/// result is the same; rows of silent inputs are skipped as there).
-fn shared_feedforward_update(
-    threads: usize,
-    p: &mut LayerParams,
-    e: &[f32],
-    s_f: &[f32],
-    step: f32,
-) {
-    let n = p.n;
-    with_team(threads, |team| {
-        team.for_each_chunk_mut(&mut p.w, n, |j, row| {
-            let s = s_f[j];
-            if s != 0.0 {
-                learning::update_weight_row(row, e, s, step);
-            }
-        })
-    });
-    learning::update_bias(&mut p.b, e, step);
-}
 
 /// The outcome of one training example.
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +59,7 @@ impl Network {
             pace: Pace::default(),
         };
         if net.model.cfg.learning.feedback_mode == FeedbackMode::Symmetric {
-            net.symmetrize();
+            rules::guerguiev::symmetrize(&net.model, &mut net.params, &mut net.feedback_rng);
         }
         net
     }
@@ -140,20 +82,12 @@ impl Network {
             .reseed(seed, Purpose::TrainSpikes, &[epoch as u64]);
     }
 
-    fn symmetrize(&mut self) {
-        let l = &self.model.cfg.learning;
-        learning::symmetrize_feedback(
-            &mut self.params,
-            self.model.cfg.network.feedback,
-            l.symmetric_noise_sd,
-            l.feedback_sparse_scale as f32,
-            &mut self.feedback_rng,
-        );
-    }
-
-    /// One training example: forward phase, target phase, then learning (sections 5-6).
-    /// With a thread team (`exec.threads` > 1) and `exec.adaptive`, the example runs on the
-    /// team or on one thread, whichever [`Pace`] has timed faster (the same result).
+    /// One training example under the model's learning rule ([`crate::sim::rules`]): for the
+    /// segregated-dendrite rule a forward phase of `l_f` steps, a target phase of `l_t` steps
+    /// and learning (sections 5-6); for the gradient rules of section 10 one forward phase of
+    /// `l_f` steps and learning (`l_t` is not used). With a thread team (`exec.threads` > 1)
+    /// and `exec.adaptive`, the example runs on the team or on one thread, whichever [`Pace`]
+    /// has timed faster (the same result).
     pub fn train_example<O: Observer>(
         &mut self,
         image: &[u8],
@@ -162,18 +96,6 @@ impl Network {
         l_t: usize,
         obs: &mut O,
     ) -> ExampleOutcome {
-        let window = self.model.cfg.phases.integration_time;
-        let per_class = self.model.units_per_class();
-        {
-            self.state.input.set_image(image);
-        }
-        for (i, g) in self.state.teach.iter_mut().enumerate() {
-            *g = if i / per_class == label as usize {
-                1.0
-            } else {
-                0.0
-            };
-        }
         let timed = self.exec.threads > 1 && self.exec.adaptive;
         let exec = if timed && !self.pace.use_team() {
             self.exec.sequential()
@@ -181,121 +103,54 @@ impl Network {
             self.exec
         };
         let started = timed.then(Instant::now);
-        run_phase(
-            &self.model,
-            &self.params,
-            &mut self.state,
-            Phase::Forward,
-            l_f,
-            window,
-            &exec,
-            obs,
-        );
-        let predicted = predict(&self.state.output().forward.c, per_class);
-        run_phase(
-            &self.model,
-            &self.params,
-            &mut self.state,
-            Phase::Target,
-            l_t,
-            window,
-            &exec,
-            obs,
-        );
-        self.learn_with(&exec);
+        let (model, params, state) = (&self.model, &mut self.params[..], &mut self.state);
+        let (predicted, steps) = match model.rule {
+            LearningRule::Guerguiev => (
+                rules::guerguiev::train_example(
+                    model,
+                    params,
+                    state,
+                    &mut self.feedback_rng,
+                    image,
+                    label,
+                    l_f,
+                    l_t,
+                    &exec,
+                    obs,
+                ),
+                l_f + l_t,
+            ),
+            LearningRule::Backprop => (
+                rules::backprop::train_example(model, params, state, image, label, l_f, &exec, obs),
+                l_f,
+            ),
+            LearningRule::FeedbackAlignment => (
+                rules::feedback_alignment::train_example(
+                    model, params, state, image, label, l_f, &exec, obs,
+                ),
+                l_f,
+            ),
+        };
         if let Some(t0) = started {
-            let steps = (l_f + l_t).max(1) as f64;
-            self.pace.record(t0.elapsed().as_secs_f64() / steps);
+            self.pace
+                .record(t0.elapsed().as_secs_f64() / steps.max(1) as f64);
         }
         ExampleOutcome { predicted }
     }
 
-    /// Section 6: errors of every layer from the phase means, then the updates.
+    /// The learning step of the model's rule from the state the last phases left (for the
+    /// segregated-dendrite rule, section 6: errors from the phase means, then the updates).
     pub fn learn(&mut self) {
         let exec = self.exec;
-        self.learn_with(&exec);
-    }
-
-    /// [`Network::learn`] on the threads `exec` gives wide layers.
-    fn learn_with(&mut self, exec: &Exec) {
-        let cfg = &self.model.cfg;
-        let d = &self.model.dynamics;
-        let lambda_max = cfg.neuron.lambda_max;
-        let m_layers = self.params.len();
-        let mode = cfg.learning.feedback_mode;
-        let st = &mut self.state;
-        // All errors first, from the means, top down (backprop mode needs the one above).
-        {
-            let out = &st.layers[m_layers - 1];
-            learning::output_error(
-                d,
-                &out.target.rate,
-                &out.forward.c,
-                &mut st.errors[m_layers - 1],
-            );
-        }
-        for m in (0..m_layers - 1).rev() {
-            let (lower, upper) = st.errors.split_at_mut(m + 1);
-            let l = &st.layers[m];
-            if mode == FeedbackMode::Backprop {
-                learning::backprop_error(
-                    d,
-                    &self.params[m + 1],
-                    &upper[0],
-                    &l.forward.c,
-                    &mut lower[m],
-                );
-            } else {
-                learning::hidden_error(d, &l.target.a, &l.forward.a, &l.forward.c, &mut lower[m]);
+        let (model, params, state) = (&self.model, &mut self.params[..], &mut self.state);
+        match model.rule {
+            LearningRule::Guerguiev => {
+                rules::guerguiev::learn(model, params, state, &mut self.feedback_rng, &exec)
             }
-        }
-        // Updates, output layer first, then down; learned Y before W of the same layer.
-        for m in (0..m_layers).rev() {
-            let hidden = m + 1 < m_layers;
-            if hidden && mode == FeedbackMode::Learned {
-                let l = &st.layers[m];
-                let eta_b = cfg.learning.eta_feedback[m] as f32;
-                let mut e_inv = vec![0.0; l.n];
-                learning::learned_feedback_update(
-                    d,
-                    &mut self.params[m],
-                    &l.forward.c,
-                    &l.forward.a,
-                    &st.presyn_fb[m].mean,
-                    eta_b,
-                    cfg.learning.feedback_bias,
-                    &mut e_inv,
-                );
+            LearningRule::Backprop => rules::backprop::learn(model, params, state, &exec),
+            LearningRule::FeedbackAlignment => {
+                rules::feedback_alignment::learn(model, params, state, &exec)
             }
-            if hidden && !cfg.learning.hidden_learning {
-                continue;
-            }
-            let p = if hidden {
-                learning::p_hidden(lambda_max)
-            } else {
-                learning::p_final(lambda_max)
-            };
-            let step = (cfg.learning.eta[m] * p) as f32;
-            let threads = exec.parallel(self.params[m].n).threads;
-            if threads > 1 {
-                shared_feedforward_update(
-                    threads,
-                    &mut self.params[m],
-                    &st.errors[m],
-                    &st.presyn[m].mean,
-                    step,
-                );
-            } else {
-                learning::apply_feedforward_update(
-                    &mut self.params[m],
-                    &st.errors[m],
-                    &st.presyn[m].mean,
-                    step,
-                );
-            }
-        }
-        if mode == FeedbackMode::Symmetric {
-            self.symmetrize();
         }
     }
 

@@ -20,8 +20,8 @@
 use crate::model::config::FeedbackSource;
 use crate::model::params::LayerParams;
 use crate::model::rate;
+use crate::sim::compiled::Model;
 use crate::sim::layer::LayerState;
-use crate::sim::network::Model;
 use crate::sim::observer::{Observer, Phase, StepInfo};
 use crate::sim::state::NetState;
 

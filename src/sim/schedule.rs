@@ -3,8 +3,8 @@
 
 use crate::model::config::{FeedbackSource, NeuronMode};
 use crate::model::params::LayerParams;
+use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
-use crate::sim::network::Model;
 use crate::sim::observer::{Observer, Phase, StepInfo};
 use crate::sim::state::NetState;
 use rand_distr::{Distribution, Normal};

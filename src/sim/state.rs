@@ -5,9 +5,9 @@ use crate::base::rng::{stream, Key, LaneRng, Purpose, Rng};
 use crate::model::config::{FeedbackMode, FeedbackSource, ModelConfig};
 use crate::model::input::PoissonInput;
 use crate::model::synapse::PresynapticWindow;
+use crate::sim::compiled::Model;
 use crate::sim::events::EventSeq;
 use crate::sim::layer::LayerState;
-use crate::sim::network::Model;
 use serde::{Deserialize, Serialize};
 
 /// The dynamic state of a network: potentials, PSP histories, random streams.

@@ -89,7 +89,7 @@ impl Recorder {
         start: StartPoint,
         z: Compression,
     ) -> Result<Self, RecordError> {
-        let plan = RecordPlan::resolve(groups, cfg)?;
+        let plan = RecordPlan::resolve(groups, &cfg.topology())?;
         let he = |what: &str| {
             let what = what.to_string();
             let path = path.to_path_buf();

@@ -1,0 +1,63 @@
+//! Learning rules: what differs between rules on the same neurons, data, test and traces
+//! (docs/model.md, sections 6 and 10; docs/architecture.md, "Adding a rule").
+//!
+//! A rule owns, for one training example: which phases run and how long (the schedule of
+//! the example), what drives the output layer's target (the teacher) and each layer's
+//! error, which weights change and how. The network's state and the per-step schedule are
+//! shared by all rules. [`crate::sim::network::Network::train_example`] matches the model's
+//! [`crate::model::config::LearningRule`] once per example and calls the rule's
+//! `train_example`; nothing is dispatched per neuron or per step.
+//!
+//! The registry is that match (and `Network::learn`'s) plus the enum in the model file's
+//! schema: a new rule is one file here, one variant there, one arm in each match.
+//!
+//! May use: [`crate::base`], [`crate::model`], the rest of [`crate::sim`].
+
+pub mod backprop;
+pub mod feedback_alignment;
+mod gradient;
+pub mod guerguiev;
+
+use crate::model::learning;
+use crate::model::params::LayerParams;
+use crate::sim::team::with_team;
+
+/// The teaching conductances g_E of `label` (eq. 4.3): 1 on the label's `per_class` output
+/// units, 0 elsewhere. The segregated-dendrite rule's target phase drives the output with
+/// them; the gradient rules take them as the target y of eq. 10.1.
+pub(crate) fn set_teacher(teach: &mut [f32], label: u8, per_class: usize) {
+    for (i, g) in teach.iter_mut().enumerate() {
+        *g = if i / per_class == label as usize {
+            1.0
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Eqs. 6.5-6.6 (and 10.5-10.6): W <- W - step E s_f^T, b <- b - step E, on `threads`
+/// threads of this thread's team when more than one (the weight rows of the inputs shared
+/// among them: each weight is updated on its own, so the result is the same; rows of silent
+/// inputs are skipped as in [`learning::apply_feedforward_update`]).
+pub(crate) fn feedforward_update(
+    threads: usize,
+    p: &mut LayerParams,
+    e: &[f32],
+    s_f: &[f32],
+    step: f32,
+) {
+    if threads <= 1 {
+        learning::apply_feedforward_update(p, e, s_f, step);
+        return;
+    }
+    let n = p.n;
+    with_team(threads, |team| {
+        team.for_each_chunk_mut(&mut p.w, n, |j, row| {
+            let s = s_f[j];
+            if s != 0.0 {
+                learning::update_weight_row(row, e, s, step);
+            }
+        })
+    });
+    learning::update_bias(&mut p.b, e, step);
+}
