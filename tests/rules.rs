@@ -227,7 +227,7 @@ fn model_files_name_what_a_rule_does_not_read() {
         "rule = \"backprop\"\nfeedback_sparsity = 0.8",
     );
     assert!(e.contains("learning.feedback_sparsity"), "{e}");
-    let e = bad("eta = [1.0, 1.0]", "eta = [1.0]");
+    let e = bad("eta = [3.0, 3.0]", "eta = [3.0]");
     assert!(e.contains("learning.eta"), "{e}");
     // The default rule is not written out, so a segregated-dendrite model's text (and so
     // every checkpoint) is what it was before rules could be chosen; another one is.

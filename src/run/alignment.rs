@@ -112,9 +112,11 @@ pub fn degrees(cos: f64) -> f64 {
 }
 
 /// The pseudo-inverse counterpart of eq. 6.8: E_m = (W_{m+1}^+ E_{m+1}) k_B lambda_max
-/// sigma'(Cbar_f), with W_{m+1}^+ = W^T (W W^T)^-1 solved by a Cholesky factorisation of the
-/// n_{m+1} x n_{m+1} Gram matrix in f64. Returns false (and leaves `out` zero) when W W^T is
-/// not positive definite to working precision.
+/// sigma'(Cbar_f), with the Moore-Penrose pseudo-inverse of the n_{m+1} x n_m matrix W_{m+1}:
+/// W^T (W W^T)^-1 when it is wide (full row rank), (W^T W)^-1 W^T when it is tall (full
+/// column rank), each by a Cholesky factorisation of the smaller Gram matrix in f64. Returns
+/// false (and leaves `out` zero) when that Gram matrix is not positive definite to working
+/// precision.
 pub fn pinv_error(
     d: &crate::model::neuron::Dynamics,
     above: &LayerParams,
@@ -123,27 +125,60 @@ pub fn pinv_error(
     out: &mut [f32],
 ) -> bool {
     let na = above.n;
-    // G = W W^T; W[i][j] = w[j * na + i], so G[i][k] = sum_j w[j na + i] w[j na + k].
-    let mut g = vec![0.0f64; na * na];
-    for row in above.w.chunks_exact(na) {
-        for i in 0..na {
-            let wi = row[i] as f64;
-            if wi != 0.0 {
-                for k in 0..=i {
-                    g[i * na + k] += wi * row[k] as f64;
+    let n = out.len();
+    out.fill(0.0);
+    // W[i][j] = w[j * na + i]: row j of the storage is column j of W.
+    let cols = || above.w.chunks_exact(na);
+    let x: Vec<f64> = if na <= n {
+        // G = W W^T (na x na), G[i][k] = sum_j W[i][j] W[k][j]; x = W^T G^-1 e.
+        let mut g = vec![0.0f64; na * na];
+        for col in cols() {
+            for i in 0..na {
+                let wi = col[i] as f64;
+                if wi != 0.0 {
+                    for k in 0..=i {
+                        g[i * na + k] += wi * col[k] as f64;
+                    }
                 }
             }
         }
-    }
-    let rhs: Vec<f64> = e_above.iter().map(|&e| e as f64).collect();
-    out.fill(0.0);
-    let Some(z) = cholesky_solve(&mut g, na, rhs) else {
-        return false;
+        let rhs: Vec<f64> = e_above.iter().map(|&e| e as f64).collect();
+        let Some(z) = cholesky_solve(&mut g, na, rhs) else {
+            return false;
+        };
+        cols()
+            .map(|col| col.iter().zip(&z).map(|(&w, &zi)| w as f64 * zi).sum())
+            .collect()
+    } else {
+        // H = W^T W (n x n), H[j][l] = sum_i W[i][j] W[i][l]; x = H^-1 W^T e.
+        let c: Vec<&[f32]> = cols().collect();
+        let mut h = vec![0.0f64; n * n];
+        for j in 0..n {
+            for l in 0..=j {
+                h[j * n + l] = c[j]
+                    .iter()
+                    .zip(c[l])
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum();
+            }
+        }
+        let rhs: Vec<f64> = c
+            .iter()
+            .map(|col| {
+                col.iter()
+                    .zip(e_above)
+                    .map(|(&w, &e)| w as f64 * e as f64)
+                    .sum()
+            })
+            .collect();
+        let Some(x) = cholesky_solve(&mut h, n, rhs) else {
+            return false;
+        };
+        x
     };
     let factor = d.k_b * d.lambda_max;
-    for ((o, row), &c) in out.iter_mut().zip(above.w.chunks_exact(na)).zip(c_f) {
-        let back: f64 = row.iter().zip(&z).map(|(&w, &zi)| w as f64 * zi).sum();
-        *o = back as f32 * factor * crate::model::neuron::sigmoid_prime(c);
+    for ((o, &xj), &c) in out.iter_mut().zip(&x).zip(c_f) {
+        *o = xj as f32 * factor * crate::model::neuron::sigmoid_prime(c);
     }
     true
 }
@@ -637,6 +672,25 @@ mod tests {
         let flat = layer(3, 2, vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0]);
         assert!(!pinv_error(&d, &flat, &e_above, &c_f, &mut out));
         assert_eq!(out, [0.0; 3]);
+    }
+
+    #[test]
+    fn pinv_error_of_a_tall_matrix_is_the_least_squares_solution() {
+        // W_{m+1}: 3 x 2 (W[i][j] = w[j * 3 + i]): columns (1, 0, 1) and (0, 2, 1). The
+        // normal equations W^T W x = W^T e: [[2, 1], [1, 5]] x = [e0 + e2, 2 e1 + e2].
+        let above = layer(2, 3, vec![1.0, 0.0, 1.0, 0.0, 2.0, 1.0]);
+        let d = crate::model::neuron::Dynamics::new(&crate::model::config::NeuronConfig::default());
+        let c_f = [0.0f32, 0.0];
+        let e = [1.0f32, 0.5, -1.0];
+        let mut out = [0.0f32; 2];
+        assert!(pinv_error(&d, &above, &e, &c_f, &mut out));
+        // rhs = [0, 0]: x = 0 exactly; then with e = (1, 0.5, 0): rhs = [1, 1], x = (4, 1) / 9.
+        assert_eq!(out, [0.0, 0.0]);
+        let e = [1.0f32, 0.5, 0.0];
+        assert!(pinv_error(&d, &above, &e, &c_f, &mut out));
+        let f = d.k_b * d.lambda_max * 0.25;
+        assert!((out[0] - 4.0 / 9.0 * f).abs() < 1e-6, "{}", out[0]);
+        assert!((out[1] - 1.0 / 9.0 * f).abs() < 1e-6, "{}", out[1]);
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Network {
         let cfg = &self.model.cfg;
         self.exec = Exec {
             simd: self.exec.simd,
-            ..Exec::for_threads(threads, &cfg.topology(), cfg.training.block_size)
+            ..Exec::for_threads(threads, &self.model.topology, cfg.training.block_size)
         };
     }
 

@@ -2,7 +2,7 @@
 //! arrays updated in place.
 
 use crate::base::rng::{stream, Key, LaneRng, Purpose, Rng};
-use crate::model::config::{FeedbackMode, FeedbackSource, ModelConfig};
+use crate::model::config::FeedbackMode;
 use crate::model::input::PoissonInput;
 use crate::model::synapse::PresynapticWindow;
 use crate::sim::compiled::Model;
@@ -39,7 +39,8 @@ impl NetState {
     /// A zero state whose streams are keyed by `(seed, purpose, key)`.
     pub fn new(model: &Model, seed: u64, purpose: Purpose, key: &[u64]) -> Self {
         let cfg = &model.cfg;
-        let sizes = cfg.layer_sizes();
+        let topo = &model.topology;
+        let sizes = &topo.sizes;
         let m_layers = sizes.len();
         let hist = model.hist_len();
         let block = cfg.training.block_size;
@@ -60,18 +61,11 @@ impl NetState {
             .collect();
         let window = cfg.phases.integration_time;
         let presyn = (0..m_layers)
-            .map(|m| {
-                let n_pre = if m == 0 {
-                    cfg.network.n_in
-                } else {
-                    sizes[m - 1]
-                };
-                PresynapticWindow::new(&model.kernel, n_pre, window)
-            })
+            .map(|m| PresynapticWindow::new(&model.kernel, topo.input_size(m), window))
             .collect();
         let presyn_fb = if cfg.learning.feedback_mode == FeedbackMode::Learned {
             (0..m_layers - 1)
-                .map(|m| PresynapticWindow::new(&model.kernel, fb_size(cfg, &sizes, m), window))
+                .map(|m| PresynapticWindow::new(&model.kernel, topo.feedback_size(m), window))
                 .collect()
         } else {
             Vec::new()
@@ -123,13 +117,6 @@ impl NetState {
     /// Whether every potential is finite.
     pub fn is_finite(&self) -> bool {
         self.layers.iter().all(|l| l.is_finite())
-    }
-}
-
-fn fb_size(cfg: &ModelConfig, sizes: &[usize], m: usize) -> usize {
-    match cfg.network.feedback {
-        FeedbackSource::Broadcast => cfg.network.n_out,
-        FeedbackSource::NextLayer => sizes[m + 1],
     }
 }
 
