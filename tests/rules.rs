@@ -3,6 +3,9 @@
 //! backprop's hidden updates are at 0 degrees to backprop in alignment.csv, a baseline run
 //! resumes bit-identically, and the model file is checked for what each rule reads.
 
+// Index loops mirror the equations' subscripts (Y[i][k]).
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use apical::model::config::{LearningRule, ModelConfig};
@@ -276,10 +279,10 @@ fn a_baseline_run_resumes_bit_identically() {
             "--test-examples",
             "100",
             "--data",
-            &s(&data),
+            s(&data),
             "--quiet",
             "--out",
-            &s(out),
+            s(out),
         ])
         .args(extra);
         let o = c.output().unwrap();
@@ -292,12 +295,12 @@ fn a_baseline_run_resumes_bit_identically() {
     c.args([
         "train",
         "--resume",
-        &s(&b),
+        s(&b),
         "--epochs",
         "2",
         "--quiet",
         "--data",
-        &s(&data),
+        s(&data),
     ]);
     let o = c.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -196,7 +196,8 @@ fn cholesky_solve(g: &mut [f64], n: usize, mut b: Vec<f64>) -> Option<Vec<f64>> 
         for k in 0..j {
             d -= g[j * n + k] * g[j * n + k];
         }
-        if !(d > scale * 1e-12) {
+        // Not positive to working precision (NaN included).
+        if d.is_nan() || d <= scale * 1e-12 {
             return None;
         }
         let d = d.sqrt();
