@@ -722,7 +722,7 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
         &[
             learning_series("test error", &metrics, None),
             Series::line(
-                "training error (running, during the epoch)",
+                "training error (running)",
                 metrics
                     .iter()
                     .map(|m| (m.record.epoch as f64, m.record.train_error))
