@@ -136,6 +136,7 @@ struct TrainArgs {
     /// Test images per evaluation (a seeded random subset when below 10,000).
     #[arg(long)]
     test_examples: Option<usize>,
+    /// Seed of every random draw of the run (initial weights, example order, spikes).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Run directory (default: runs/<model name>-seed<S>).
@@ -176,11 +177,11 @@ struct TrainArgs {
     /// Compression of traces.h5: scaleoffset (lossless HDF5 built-in filter on the spikes,
     /// opens in every reader), deflate, deflate:0..9 (about half the size; libsonata's
     /// PyPI wheels cannot read it) or none (docs/traces.md, Compression).
-    #[arg(long, default_value = "scaleoffset", value_parser = parse_compression)]
+    #[arg(long, default_value_t = Compression::default(), value_parser = parse_compression)]
     trace_compression: Compression,
 }
 
-fn parse_compression(s: &str) -> Result<Compression, String> {
+pub(crate) fn parse_compression(s: &str) -> Result<Compression, String> {
     s.parse()
 }
 
@@ -192,8 +193,10 @@ pub(crate) fn parse_keep(s: &str) -> Result<KeepCheckpoints, String> {
 struct EvalArgs {
     /// A checkpoint file, or a run directory (its latest checkpoint).
     checkpoint: PathBuf,
+    /// Test images (a seeded random subset when below 10,000).
     #[arg(long, default_value_t = 10_000)]
     test_examples: usize,
+    /// Seed of the test's spike streams and of the subset of test images.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Spiking tests of the same weights, each with its own spike streams: prints each
@@ -207,6 +210,8 @@ struct EvalArgs {
     set: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
+    /// Worker threads of the test (images in parallel; default: the CPUs this process may
+    /// use). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -215,9 +220,9 @@ struct EvalArgs {
 /// them.
 #[derive(clap::Args)]
 pub struct DataArgs {
-    /// Directory holding the four MNIST files (raw or .gz); default: APICAL_DATA, else
-    /// data/mnist or ../shared/data/mnist. (Not read by clap from APICAL_DATA, so that an
-    /// error names the variable, not --data.)
+    /// Directory holding the four MNIST files (raw or .gz); default: the APICAL_DATA
+    /// environment variable, else data/mnist or ../shared/data/mnist.
+    // APICAL_DATA is not given to clap's `env`, so that an error names the variable, not --data.
     #[arg(long = "data")]
     pub dir: Option<PathBuf>,
     /// Skip the SHA-256 check of the MNIST files.
@@ -295,6 +300,23 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
         .context("cannot start the thread pool")
 }
 
+/// Examples per second as the progress bar shows it: whole numbers ("4338 examples/s"),
+/// one decimal below 10.
+fn rate_text(per_sec: f64) -> String {
+    if !per_sec.is_finite() {
+        "- examples/s".into()
+    } else if per_sec < 10.0 {
+        format!("{per_sec:.1} examples/s")
+    } else {
+        format!("{per_sec:.0} examples/s")
+    }
+}
+
+/// "1 epoch trained", "3 epochs trained".
+fn epochs_trained(n: usize) -> String {
+    format!("{n} epoch{} trained", if n == 1 { "" } else { "s" })
+}
+
 fn load_data(dir: Option<&Path>, no_verify: bool) -> Result<(Mnist, PathBuf)> {
     let dir = mnist::find_data_dir(dir)?;
     eprintln!("loading MNIST from {}", dir.display());
@@ -309,11 +331,15 @@ struct Bar {
 
 impl Bar {
     fn style() -> ProgressStyle {
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> ")
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {rate} ETA {eta} {msg}")
+            .expect("valid template")
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&rate_text(s.per_sec()));
+                },
+            )
+            .progress_chars("=> ")
     }
 }
 
@@ -508,12 +534,17 @@ fn cmd_export_nwb(a: NwbArgs) -> Result<()> {
     } else {
         a.run.clone()
     };
-    if !traces.exists() {
+    if !a.run.exists() {
+        bail!("{}: no such run directory or trace file", a.run.display());
+    }
+    if a.run.is_dir() && !traces.exists() {
         bail!(
-            "{}: no trace file (record one with `apical train --record ...`)",
-            traces.display()
+            "{}: no trace file in this directory (a run records one unless --record none; `apical train --record spikes` adds spikes)",
+            a.run.display()
         );
     }
+    // Not HDF5 (a metrics.csv, say): said in words, not in HDF5's.
+    drop(record::open_traces(&traces)?);
     let out = a.out.unwrap_or_else(|| traces.with_extension("nwb"));
     let s = apical::io::nwb::export(&traces, &out)?;
     println!(
@@ -592,7 +623,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         .iter()
         .filter(|&&t| t > 1)
         .map(|&t| {
-            eprintln!("hand-over of a step to {t} threads: rayon against the team");
+            eprintln!(
+                "hand-over of a step to {t} threads: rayon's pool against apical's own worker team"
+            );
             bench::time_handoff(t, if a.quick { 2_000 } else { 100_000 }, o.reps)
         })
         .collect();
@@ -700,9 +733,9 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     }
     if a.repeats == 1 {
         println!(
-            "{}: {} epochs trained; test error {:.2} % on {n} images",
+            "{}: {}; test error {:.2} % on {n} images",
             path.display(),
-            ck.epochs_done,
+            epochs_trained(ck.epochs_done),
             ev.errors[0]
         );
     } else {
@@ -711,14 +744,21 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         }
         let (mean, sd) = ev.mean_sd();
         println!(
-            "{}: {} epochs trained; test error {mean:.2} +- {sd:.2} % (mean +- sd of {} spiking tests on {n} images)",
+            "{}: {}; test error {mean:.2} +- {sd:.2} % (mean +- sd of {} spiking tests on {n} images)",
             path.display(),
-            ck.epochs_done,
+            epochs_trained(ck.epochs_done),
             a.repeats
         );
     }
     let conf = ev.confusion;
-    println!("confusion matrix (rows: true class, columns: predicted)");
+    if a.repeats == 1 {
+        println!("confusion matrix (rows: true class, columns: predicted)");
+    } else {
+        println!(
+            "confusion matrix, summed over the {} tests (rows: true class, columns: predicted; each image counted {} times)",
+            a.repeats, a.repeats
+        );
+    }
     print!("     ");
     for c in 0..10 {
         print!("{c:>6}");
@@ -732,4 +772,48 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         println!();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_rate_is_a_whole_number_of_examples_per_second() {
+        assert_eq!(rate_text(4337.8807), "4338 examples/s");
+        assert_eq!(rate_text(12.5), "12 examples/s");
+        assert_eq!(rate_text(3.04), "3.0 examples/s");
+        assert_eq!(rate_text(f64::NAN), "- examples/s");
+    }
+
+    #[test]
+    fn one_epoch_is_singular() {
+        assert_eq!(epochs_trained(1), "1 epoch trained");
+        assert_eq!(epochs_trained(3), "3 epochs trained");
+    }
+
+    #[test]
+    fn help_texts_speak_to_the_user() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut stack = vec![cmd];
+        let mut bad = Vec::new();
+        while let Some(c) = stack.pop() {
+            for a in c.get_arguments() {
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let name = format!("{} {}", c.get_name(), a.get_id());
+                if help.is_empty() && a.get_id() != "help" && a.get_id() != "version" {
+                    bad.push(format!("{name}: no help text"));
+                }
+                for internal in ["clap", "rayon", "the team"] {
+                    if help.contains(internal) {
+                        bad.push(format!("{name}: {help}"));
+                    }
+                }
+            }
+            stack.extend(c.get_subcommands().cloned());
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
 }

@@ -63,18 +63,36 @@ fn bytes(p: &Path) -> Vec<u8> {
     fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
-/// A small trained checkpoint file (1 epoch of 60 examples), made once per test binary.
+/// A small trained checkpoint (1 epoch of 60 examples), made once per test binary: its
+/// bytes and the path it had, which only names it in messages. The directory it was
+/// trained in is removed at once (a static is never dropped, so a kept `TempDir` would
+/// stay behind in the system's temporary directory after every `cargo test`).
 fn small_checkpoint() -> Option<(Vec<u8>, PathBuf)> {
     use std::sync::OnceLock;
     static CK: OnceLock<Option<(Vec<u8>, PathBuf)>> = OnceLock::new();
     CK.get_or_init(|| {
         let data = mnist()?;
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        train(&small_model_toml(), data, opts(&dir, 1, 60, 0));
-        let p = dir.join(epoch_file_name(1));
-        Some((bytes(&p), p))
+        let dir = tempfile::tempdir().expect("tempdir");
+        train(&small_model_toml(), data, opts(dir.path(), 1, 60, 0));
+        let p = dir.path().join(epoch_file_name(1));
+        let raw = bytes(&p);
+        dir.close().expect("the training directory is removed");
+        Some((raw, p))
     })
     .clone()
+}
+
+#[test]
+fn the_shared_small_checkpoint_leaves_no_directory_behind() {
+    let Some((_, path)) = small_checkpoint() else {
+        return;
+    };
+    let dir = path.parent().expect("a file in a directory");
+    assert!(
+        !dir.exists(),
+        "{} is left in the temporary directory",
+        dir.display()
+    );
 }
 
 #[test]

@@ -229,6 +229,17 @@ fn ctrl_c_writes_a_mid_epoch_checkpoint_and_resume_completes_the_run() {
     );
     // The mid-epoch file was superseded and removed.
     assert_eq!(list_checkpoints(&run).unwrap().len(), 1);
+    // The resumed epoch's time per example is over the examples trained after the
+    // checkpoint, not the whole epoch.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let train_s = m[0]["train_seconds"].as_f64().unwrap();
+    let per = m[0]["seconds_per_train_example"].as_f64().unwrap();
+    let trained = (3000 - example) as f64;
+    assert!(
+        (per - train_s / trained).abs() <= 1e-9 * per.max(1e-12) + 1e-15,
+        "{per} s per example, {train_s} s for {trained} examples"
+    );
 }
 
 #[test]
@@ -244,7 +255,7 @@ fn eval_reports_error_and_confusion_matrix() {
     for target in [&ck, &run] {
         let (code, out, err) = run_apical(&["eval", s(target), "--test-examples", "200"]);
         assert_eq!(code, Some(0), "{err}");
-        assert!(out.contains("1 epochs trained; test error"), "{out}");
+        assert!(out.contains(": 1 epoch trained; test error"), "{out}");
         assert!(out.contains("on 200 images"), "{out}");
         let rows: Vec<Vec<usize>> = out
             .lines()
@@ -284,6 +295,27 @@ fn eval_reports_error_and_confusion_matrix() {
         "phases.integration_time_test=220",
     ]);
     assert_eq!(same.0, Some(0), "{}", same.2);
+    // Repeats: the confusion matrix says it sums the tests, and its total is 2 x 200.
+    assert!(
+        plain
+            .1
+            .contains("confusion matrix, summed over the 2 tests"),
+        "{}",
+        plain.1
+    );
+    let total: usize = plain
+        .1
+        .lines()
+        .skip_while(|l| !l.starts_with("confusion matrix"))
+        .skip(2)
+        .flat_map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(|v| v.parse::<usize>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert_eq!(total, 400, "{}", plain.1);
     let after_phase_line = |o: &str| -> String {
         o.lines()
             .filter(|l| !l.starts_with("test phase:"))

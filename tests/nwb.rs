@@ -375,4 +375,32 @@ fn the_cli_exports_a_run_directory_and_names_a_missing_trace_file() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no trace file"), "{err}");
+    // A directory that does not exist is named as such; a file that is not HDF5 (a run's
+    // metrics.csv) is said to be no trace file, in words and not in HDF5's, by `export`
+    // and by `inspect`.
+    let missing = empty.path().join("nonexistent");
+    let out = std::process::Command::new(bin)
+        .args(["export", "nwb"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such run directory or trace file"), "{err}");
+    let csv = dir.path().join("metrics.csv");
+    std::fs::write(&csv, "epoch,train_error\n").unwrap();
+    for cmd in [&["export", "nwb"][..], &["inspect"][..]] {
+        let out = std::process::Command::new(bin)
+            .args(cmd)
+            .arg(&csv)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a trace file"), "{cmd:?}: {err}");
+        assert!(
+            !err.contains("H5F") && !err.contains("signature"),
+            "{cmd:?}: {err}"
+        );
+    }
 }

@@ -323,7 +323,7 @@ fn rate_model_learns_within_its_band_after_10000_examples() {
     assert!(f < 78.0, "feedback angle {f} deg");
 }
 
-/// Opt-in (`cargo test --release -- --ignored`, about a minute): the rate mode after one full
+/// Opt-in (`cargo test --profile fast -- --ignored`, about a minute): the rate mode after one full
 /// epoch (60,000 examples, all 10,000 test images), seed 0. Runs: 5.87 % (seed 0), 6.22 %
 /// (seed 1); the reference code's rate mode: 5.8 %. Must be at most 7 % (the bar).
 #[test]
@@ -342,7 +342,7 @@ fn rate_model_full_epoch_is_within_7_percent() {
     assert!(align[0].update_angle_deg < 55.0, "{:?}", align[0]);
 }
 
-/// Opt-in (`cargo test --release -- --ignored`, a few minutes): the spiking 784-500-10 model
+/// Opt-in (`cargo test --profile fast -- --ignored`, a few minutes): the spiking 784-500-10 model
 /// after one full epoch, seed 0. Runs: 10.84 % (seed 0), 10.12 % (seed 1, docs/full and the
 /// 60-epoch runs); the reference: 10.0 % (11.3 % with the narrower initial spread). Must be
 /// at most 12.5 %.

@@ -218,8 +218,71 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
     // Bad input: not a run directory.
     let (ok, log) = run(apical().args(["plot", "/nonexistent/run"]));
     assert!(!ok && log.contains("/nonexistent/run"), "{log}");
+    // A directory of runs, and a sweep directory: said before MNIST is loaded.
+    let (ok, log) = run(apical().arg("plot").arg(&runs));
+    assert!(!ok && log.contains("no metrics.json"), "{log}");
+    assert!(!log.contains("loading MNIST"), "{log}");
+    std::fs::write(runs.join("sweep.toml"), "model = \"0h\"\n").unwrap();
+    let (ok, log) = run(apical().arg("plot").arg(&runs));
+    assert!(!ok && log.contains("apical sweep collect"), "{log}");
+    assert!(!log.contains("loading MNIST"), "{log}");
     let (ok, log) = run(apical().args(["reproduce", "5h", "--epochs", "1"]));
     assert!(!ok && log.contains("unknown experiment \"5h\""), "{log}");
+}
+
+/// Without `--results` the page goes beside the runs (`<out>/results.md`, plots in
+/// `<out>/img/`): a small reproduction started in a clone leaves the clone's own
+/// docs/results.md alone. Each run records traces.h5 like `apical train`.
+#[test]
+fn reproduce_writes_its_page_beside_its_runs_unless_told_otherwise() {
+    if !have_data() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let clone_page = tmp.path().join("docs/results.md");
+    std::fs::create_dir_all(clone_page.parent().unwrap()).unwrap();
+    std::fs::write(&clone_page, "the committed page\n").unwrap();
+    // Absolute: the command runs in the temporary directory.
+    let data = std::fs::canonicalize(find_data_dir(None).unwrap()).unwrap();
+    let (ok, log) = run(apical()
+        .current_dir(tmp.path())
+        .args([
+            "reproduce",
+            "0h",
+            "--epochs",
+            "1",
+            "--train-examples",
+            "30",
+            "--test-examples",
+            "20",
+            "--plot-examples",
+            "1",
+            "--no-verify",
+            "--out",
+            "small",
+        ])
+        .arg("--data")
+        .arg(&data));
+    assert!(ok, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&clone_page).unwrap(),
+        "the committed page\n"
+    );
+    assert!(!tmp.path().join("docs/img").exists());
+    let page = std::fs::read_to_string(tmp.path().join("small/results.md")).unwrap();
+    assert!(page.contains("| `guerguiev-0h` |"), "{page}");
+    // The command as typed, the default --results not written out.
+    assert!(
+        page.contains(
+            "apical reproduce 0h --epochs 1 --train-examples 30 --test-examples 20 --seeds 1 --jobs 1 --out small\n```"
+        ),
+        "{page}"
+    );
+    assert!(log.contains("small/results.md"), "{log}");
+    assert!(tmp
+        .path()
+        .join("small/guerguiev-0h/seed0/traces.h5")
+        .is_file());
 }
 
 fn tiny(mode: &str, hidden: &str) -> ModelConfig {

@@ -842,6 +842,66 @@ fn sigterm_and_sighup_checkpoint_like_ctrl_c() {
     assert!(bytes(&point.join(epoch_file_name(1))) == bytes(&reference.join(epoch_file_name(1))));
 }
 
+/// `apical sweep` takes `apical train`'s budget flags and `--set training.KEY=V` for the
+/// keys of its [training] table: they replace the sweep file's budget for every point and
+/// the sweep's own copy (sweep.toml in the sweep directory) records them.
+#[test]
+fn the_budget_of_a_sweep_is_set_from_the_command_line() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // The file's budget: 300 examples and 50 test images.
+    let sweep = small_sweep(tmp.path(), "[0]", 300);
+    let out = tmp.path().join("out");
+    run_ok(&[
+        "sweep",
+        s(&sweep),
+        "--out",
+        s(&out),
+        "--set",
+        "training.train_examples=40",
+        "--test-examples",
+        "20",
+        "--data",
+        s(&data),
+        "--no-verify",
+    ]);
+    let mut points = 0;
+    for d in fs::read_dir(&out).unwrap() {
+        let d = d.unwrap().path();
+        if !d.join("run.json").is_file() {
+            continue;
+        }
+        points += 1;
+        let m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(m[0]["train_examples"].as_u64(), Some(40), "{}", d.display());
+        assert_eq!(m[0]["test_examples"].as_u64(), Some(20), "{}", d.display());
+    }
+    assert_eq!(points, ETAS.len());
+    let saved = SweepSpec::from_file(&out.join("sweep.toml")).unwrap();
+    assert_eq!(
+        (
+            saved.budget.epochs,
+            saved.budget.train_examples,
+            saved.budget.test_examples
+        ),
+        (Some(1), Some(40), Some(20))
+    );
+    // A budget key with a value of the wrong kind names the key.
+    let (code, _, err) = run_apical(&[
+        "sweep",
+        s(&sweep),
+        "--out",
+        s(&tmp.path().join("bad")),
+        "--set",
+        "training.epochs=two",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("training.epochs"), "{err}");
+}
+
 #[test]
 fn set_errors_name_the_key_in_every_command() {
     let tmp = tempfile::tempdir().unwrap();

@@ -142,7 +142,7 @@ def train(
     callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
     checkpoint_every: Optional[int] = None,
     keep_checkpoints: Optional[str] = None,
-    trace_compression: str = "deflate:1",
+    trace_compression: Optional[str] = None,
     verify: bool = True,
 ) -> Run:
     """Trains ``model`` (default: the default 784-500-10 model) as ``apical train`` does.
@@ -158,7 +158,9 @@ def train(
     epoch with that epoch's metrics (a dict as in metrics.json); returning False stops the
     run after a checkpoint. ``keep_checkpoints`` is the retention policy of
     ``--keep-checkpoints`` (``"all"``, ``"last:N"`` or ``"last:N,every:M"``; default: the
-    run's own, for a new run the last two and every tenth epoch).
+    run's own, for a new run the last two and every tenth epoch). ``trace_compression``
+    is ``"scaleoffset"``, ``"deflate"``, ``"deflate:L"`` or ``"none"`` (default: as
+    ``apical train``, scaleoffset, which every HDF5 reader opens).
 
     Ctrl-C finishes the current example, writes a checkpoint and raises KeyboardInterrupt;
     ``apical.resume(dir)`` continues. Errors raise ``ApicalError`` subclasses.
@@ -195,7 +197,7 @@ def resume(
     callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
     checkpoint_every: Optional[int] = None,
     keep_checkpoints: Optional[str] = None,
-    trace_compression: str = "deflate:1",
+    trace_compression: Optional[str] = None,
     verify: bool = True,
 ) -> Run:
     """Continues the run in ``dir`` from its latest checkpoint up to ``epochs`` in total

@@ -141,7 +141,7 @@ def train(
     seed: int = 0,
     out: Optional[_Path] = None,
     record: Optional[str] = None,
-    trace_compression: str = "deflate:1",
+    trace_compression: Optional[str] = None,
     checkpoint_every: Optional[int] = None,
     keep_checkpoints: Optional[str] = None,
     threads: Optional[int] = None,

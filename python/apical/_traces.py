@@ -97,6 +97,12 @@ class Traces:
     def plateau(self, population: str) -> Dict[str, np.ndarray]:
         """Plateau potentials of a hidden population: "forward", "target" (R, N) and
         "example_row" (R,) indexing ``examples``."""
+        if population not in _apical._h5_members(self.path, "/plateau"):
+            raise _apical.TraceError(
+                f"trace file {self.path}: no plateau potentials of population {population!r} "
+                f"(recorded: {self.plateau_populations or 'none'}; record them with "
+                f"record=\"plateau:layers={population}\")"
+            )
         g = f"/plateau/{population}"
         return {k: self.read(f"{g}/{k}") for k in ("forward", "target", "example_row")}
 

@@ -102,8 +102,50 @@ pub fn train(e: LibTrainError) -> PyErr {
     }
 }
 
-/// As `apical train` reports it: a resumed run's checkpoint problems read "cannot resume: ...".
+/// The library's messages in the words of this package: its arguments (`data=`, `out=`)
+/// for the command line's flags (`--data`, `--out`), `apical.resume("DIR")` for
+/// `apical train --resume DIR`.
+pub fn python_words(text: &str) -> String {
+    let mut out = text.to_string();
+    const CMD: &str = "`apical train --resume ";
+    while let Some(start) = out.find(CMD) {
+        let rest = &out[start + CMD.len()..];
+        let Some(end) = rest.find('`') else { break };
+        let dir = rest[..end].to_string();
+        out.replace_range(
+            start..start + CMD.len() + end + 1,
+            &format!("apical.resume({dir:?})"),
+        );
+    }
+    for (flag, arg) in [
+        ("--train-examples", "train_examples="),
+        ("--test-examples", "test_examples="),
+        ("--epochs", "epochs="),
+        ("--checkpoint-every", "checkpoint_every="),
+        ("--keep-checkpoints", "keep_checkpoints="),
+        ("--trace-compression", "trace_compression="),
+        ("--threads", "threads="),
+        ("--record", "record="),
+        ("--data", "data="),
+        ("--out", "out="),
+        ("--set", "with_overrides"),
+    ] {
+        out = out.replace(flag, arg);
+    }
+    out
+}
+
+/// As `apical train` reports it, in this package's words ([`python_words`]): a resumed
+/// run's checkpoint problems read "cannot resume: ...".
 pub fn session(e: SessionError, resuming: bool) -> PyErr {
+    let err = session_err(e, resuming);
+    Python::attach(|py| {
+        let text = python_words(&err.value(py).to_string());
+        PyErr::from_type(err.get_type(py), text)
+    })
+}
+
+fn session_err(e: SessionError, resuming: bool) -> PyErr {
     match e {
         SessionError::Config(c) => config(c),
         SessionError::Data(d) => data(d),

@@ -23,7 +23,18 @@ fn open(path: &Path) -> PyResult<File> {
             path.display()
         )));
     }
-    File::open(path).map_err(h5_err(path, "cannot open"))
+    apical::io::record::open_traces(path).map_err(|e| errors::TraceError::new_err(e.to_string()))
+}
+
+/// A dataset or group the file does not hold, said in words (not HDF5's "component not
+/// found").
+fn absent(path: &Path, name: &str) -> impl FnOnce(hdf5::Error) -> PyErr {
+    let text = format!(
+        "trace file {}: holds no {name} (it was not recorded; `apical inspect {}` lists what it holds)",
+        path.display(),
+        path.display()
+    );
+    move |_| errors::TraceError::new_err(text)
 }
 
 /// A typed array of any dimension, read without conversion and handed over without a copy.
@@ -39,7 +50,7 @@ macro_rules! read_as {
 #[pyfunction]
 pub fn _h5_read<'py>(py: Python<'py>, path: PathBuf, name: &str) -> PyResult<Bound<'py, PyAny>> {
     let f = open(&path)?;
-    let ds = f.dataset(name).map_err(h5_err(&path, name))?;
+    let ds = f.dataset(name).map_err(absent(&path, name))?;
     let td = ds
         .dtype()
         .and_then(|d| d.to_descriptor())
@@ -114,7 +125,7 @@ pub fn _h5_attrs<'py>(py: Python<'py>, path: PathBuf, name: &str) -> PyResult<Bo
     } else if let Ok(g) = f.group(name) {
         (*g).clone()
     } else {
-        let ds = f.dataset(name).map_err(h5_err(&path, name))?;
+        let ds = f.dataset(name).map_err(absent(&path, name))?;
         (**ds).clone()
     };
     for an in loc.attr_names().map_err(h5_err(&path, name))? {

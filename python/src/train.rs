@@ -157,7 +157,7 @@ type Outcome = (PathBuf, String, String, Option<PathBuf>, Option<String>);
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
 #[pyo3(signature = (model=None, *, resume=None, epochs=None, train_examples=None,
-    test_examples=None, seed=0, out=None, record=None, trace_compression="deflate:1",
+    test_examples=None, seed=0, out=None, record=None, trace_compression=None,
     checkpoint_every=None, keep_checkpoints=None, threads=None, progress=true, data=None, verify=true, callback=None))]
 pub fn train(
     py: Python<'_>,
@@ -169,7 +169,7 @@ pub fn train(
     seed: u64,
     out: Option<PathBuf>,
     record: Option<String>,
-    trace_compression: &str,
+    trace_compression: Option<&str>,
     checkpoint_every: Option<usize>,
     keep_checkpoints: Option<&str>,
     threads: Option<usize>,
@@ -178,9 +178,23 @@ pub fn train(
     verify: bool,
     callback: Option<Py<PyAny>>,
 ) -> PyResult<Outcome> {
+    for (name, v) in [
+        ("epochs", epochs),
+        ("train_examples", train_examples),
+        ("test_examples", test_examples),
+    ] {
+        if v == Some(0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{name}=0: {name} must be at least 1"
+            )));
+        }
+    }
+    // None: the run defaults every entry point shares (TrainRequest::new).
     let compression: Compression = trace_compression
-        .parse()
-        .map_err(|e: String| errors::invalid(format!("trace_compression: {e}")))?;
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| errors::invalid(format!("trace_compression: {e}")))?
+        .unwrap_or_default();
     let keep_checkpoints = keep_checkpoints
         .map(|k| k.parse::<KeepCheckpoints>())
         .transpose()

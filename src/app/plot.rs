@@ -394,6 +394,8 @@ pub struct Raster {
     /// (first step, last step + 1, phase) of every phase.
     pub phases: Vec<(u64, u64, Phase)>,
     pub layer: usize,
+    /// The layer's population name (hidden0, ..., output), as everywhere else.
+    pub population: String,
 }
 
 /// Draws a raster (one dot per spike; forward phases white, target phases shaded).
@@ -412,7 +414,7 @@ pub(crate) fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), P
     chart
         .configure_mesh()
         .x_desc("time step (ms); shaded: target phases")
-        .y_desc(format!("neuron of layer {}", r.layer))
+        .y_desc(format!("neuron of {}", r.population))
         .disable_mesh()
         .draw()
         .map_err(draw_err(path))?;
@@ -493,6 +495,7 @@ pub(crate) fn simulate_raster(
         r: Raster {
             neurons,
             layer,
+            population: n.model.cfg.topology().population_names()[layer + 1].clone(),
             ..Default::default()
         },
         t: 0,
@@ -652,34 +655,49 @@ pub(crate) fn network_plots(
     label: &str,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let mut files = Vec::new();
-    if net.params.len() > 1 {
+    let hidden = net.params.len() - 1;
+    // The first hidden layer's file keeps its name; deeper layers get their own files.
+    let file = |stem: &str, m: usize| {
+        out.join(if m == 0 {
+            format!("{stem}.png")
+        } else {
+            format!("{stem}_hidden{m}.png")
+        })
+    };
+    if hidden > 0 {
         let diffs = plateau_differences(net, train, seed, examples);
-        let p = out.join("plateau_differences.png");
-        histogram(
-            &p,
-            &format!("{label}: alpha_t - alpha_f, hidden layer 0, {examples} examples"),
-            "plateau difference alpha_t - alpha_f",
-            &diffs[0],
-            60,
-        )?;
-        files.push(p);
+        for (m, d) in diffs.iter().enumerate().take(hidden) {
+            let p = file("plateau_differences", m);
+            histogram(
+                &p,
+                &format!("{label}: alpha_t - alpha_f, hidden{m}, {examples} examples"),
+                "plateau difference alpha_t - alpha_f",
+                d,
+                60,
+            )?;
+            files.push(p);
+        }
     }
     if net.model.cfg.neuron.mode == crate::model::config::NeuronMode::Rate {
         // The rate mode (section 9) has no spikes to draw.
         return Ok(files);
     }
-    let raster = simulate_raster(net, train, seed, examples.clamp(1, 3), 0, 100);
-    let p = out.join("raster.png");
-    raster_chart(
-        &p,
-        &format!(
-            "{label}: spikes of the first {} neurons of layer 0, {} training examples",
-            raster.neurons,
-            examples.clamp(1, 3)
-        ),
-        &raster,
-    )?;
-    files.push(p);
+    // Every hidden layer (the output layer of a network without one).
+    for m in 0..hidden.max(1) {
+        let raster = simulate_raster(net, train, seed, examples.clamp(1, 3), m, 100);
+        let p = file("raster", m);
+        raster_chart(
+            &p,
+            &format!(
+                "{label}: spikes of the first {} neurons of {}, {} training examples",
+                raster.neurons,
+                raster.population,
+                examples.clamp(1, 3)
+            ),
+            &raster,
+        )?;
+        files.push(p);
+    }
     Ok(files)
 }
 
@@ -698,10 +716,19 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
     let p = out.join("learning_curve.png");
     line_chart(
         &p,
-        &format!("{name}: test error after each epoch"),
+        &format!("{name}: training error during and test error after each epoch"),
         "epoch",
-        "test error (%)",
-        &[learning_series(&name, &metrics, None)],
+        "error (%)",
+        &[
+            learning_series("test error", &metrics, None),
+            Series::line(
+                "training error (running)",
+                metrics
+                    .iter()
+                    .map(|m| (m.record.epoch as f64, m.record.train_error))
+                    .collect(),
+            ),
+        ],
         None,
     )?;
     files.push(p);
@@ -709,11 +736,11 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
     if !records.is_empty() {
         let hidden = records.iter().map(|r| r.layer).max().unwrap_or(0) + 1;
         let mut series: Vec<Series> = (0..hidden)
-            .map(|m| alignment_series(&format!("update vs backprop, layer {m}"), &records, m))
+            .map(|m| alignment_series(&format!("update vs backprop, hidden{m}"), &records, m))
             .collect();
         for m in 0..hidden {
             series.push(Series::line(
-                &format!("Y vs W^T, layer {m}"),
+                &format!("Y vs W^T, hidden{m}"),
                 records
                     .iter()
                     .filter(|r| r.layer == m)
@@ -737,7 +764,7 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
         let per_epoch = metrics.last().map_or(1, |m| m.record.train_examples);
         let hidden = trace.iter().map(|t| t.layer).max().unwrap_or(0) + 1;
         let series: Vec<Series> = (0..hidden)
-            .map(|m| alignment_trace_series(&format!("layer {m}"), &trace, m, per_epoch, 10))
+            .map(|m| alignment_trace_series(&format!("hidden{m}"), &trace, m, per_epoch, 10))
             .collect();
         let p = out.join("alignment_trace.png");
         line_chart(

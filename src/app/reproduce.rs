@@ -13,8 +13,8 @@ use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, Run
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::overrides::Override;
 use crate::run::metrics::evaluate_repeats;
+use crate::run::session::{run_recorded, SessionError, Start, TrainRequest};
 use crate::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
-use crate::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -185,6 +185,12 @@ pub enum ReproduceError {
         "{dir} holds a run with other settings or an unfinished run ({problem}); remove it or choose another --out"
     )]
     Mismatch { dir: PathBuf, problem: String },
+    #[error("{experiment} seed {seed}: {source}")]
+    Recording {
+        experiment: String,
+        seed: u64,
+        source: Box<SessionError>,
+    },
     #[error(transparent)]
     Plot(#[from] PlotError),
     #[error("{0}")]
@@ -654,9 +660,33 @@ fn run_one(
         Trainer::new(cfg, data, ropts, &info).map_err(train_err)?
     };
     trainer.alignment_trace = opts.alignment_trace;
-    trainer
-        .run(stop, &mut Quiet, &mut NoObserver)
-        .map_err(train_err)?;
+    // Recorded like every other run (traces.h5 with the run defaults of
+    // `TrainRequest::new`: the model file's [[record]] tables or metrics and weights,
+    // the default compression).
+    let defaults = TrainRequest::new(Start::Resume {
+        dir: dir.clone(),
+        epochs: None,
+    });
+    let (result, traces) = run_recorded(
+        &mut trainer,
+        defaults.record.as_deref(),
+        matches!(state, Existing::Resume),
+        defaults.compression,
+        stop,
+        &mut Quiet,
+    )
+    .map_err(|source| ReproduceError::Recording {
+        experiment: e.name.to_string(),
+        seed,
+        source: Box::new(source),
+    })?;
+    if let Some(Err(err)) = traces {
+        log(format!(
+            "{} seed {seed}: warning: trace recording stopped early: {err}",
+            e.name
+        ));
+    }
+    result.map_err(train_err)?;
     let metrics = plot::read_metrics(&dir)?;
     log(format!(
         "{} seed {seed}: test error {:.2} % ({:.0} s)",

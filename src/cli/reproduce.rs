@@ -39,9 +39,11 @@ pub struct ReproduceArgs {
     /// Directory of the run directories (<out>/<experiment>/seed<S>/).
     #[arg(long, default_value = "runs/reproduce")]
     out: PathBuf,
-    /// The results page to write; its plots go to img/ beside it.
-    #[arg(long, default_value = "docs/results.md")]
-    results: PathBuf,
+    /// The results page to write; its plots go to img/ beside it. Default:
+    /// <out>/results.md, beside the runs (the repository's docs/results.md is rewritten
+    /// only when named here).
+    #[arg(long)]
+    results: Option<PathBuf>,
     /// A Markdown file put on the results page under "Notes", after the table: what is
     /// understood of the differences from the paper (e.g. docs/full/notes.md).
     #[arg(long, value_name = "FILE")]
@@ -91,6 +93,13 @@ fn budget_flags(a: &ReproduceArgs) -> [(&'static str, Option<usize>); 3] {
     ]
 }
 
+/// The results page: `--results`, else `<out>/results.md` beside the runs.
+fn results_path(a: &ReproduceArgs) -> PathBuf {
+    a.results
+        .clone()
+        .unwrap_or_else(|| a.out.join("results.md"))
+}
+
 /// The command as it could be typed again (the defaults left out).
 fn command_line(a: &ReproduceArgs) -> String {
     let mut c = format!("apical reproduce {}", a.experiments);
@@ -112,12 +121,14 @@ fn command_line(a: &ReproduceArgs) -> String {
         ));
     }
     c.push_str(&format!(
-        " --seeds {} --jobs {} --out {} --results {}",
+        " --seeds {} --jobs {} --out {}",
         a.seeds,
         a.jobs,
         a.out.display(),
-        a.results.display()
     ));
+    if let Some(r) = &a.results {
+        c.push_str(&format!(" --results {}", r.display()));
+    }
     if let Some(n) = &a.notes {
         c.push_str(&format!(" --notes {}", n.display()));
     }
@@ -200,8 +211,8 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         reproduce::averaged_tests(&mut runs, &data, n, &|line| eprintln!("{line}"))?;
     }
     drop(locks);
-    let img_dir = a
-        .results
+    let results = results_path(&a);
+    let img_dir = results
         .parent()
         .map_or_else(|| PathBuf::from("img"), |p| p.join("img"));
     // Without a font the plots cannot be drawn; the results page is still worth writing.
@@ -225,7 +236,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         full,
         notes.as_deref(),
     );
-    reproduce::write_text(&a.results, &text)?;
+    reproduce::write_text(&results, &text)?;
     for r in &runs {
         let avg = r.averaged.as_ref().map_or(String::new(), |a| {
             format!(
@@ -243,7 +254,7 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     }
     println!(
         "wrote {} and {} plot(s) in {} ({:.0} s)",
-        a.results.display(),
+        results.display(),
         files.len(),
         img_dir.display(),
         started.elapsed().as_secs_f64()
@@ -255,6 +266,20 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
     let dir: &Path = &a.run_dir;
     if !dir.is_dir() {
         bail!("{} is not a run directory", dir.display());
+    }
+    // Said before MNIST is loaded.
+    if dir.join("sweep.toml").is_file() {
+        bail!(
+            "{} is a sweep directory: `apical sweep collect {}` draws its plots; `apical plot` draws one of its points (a run directory inside it)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if !dir.join("metrics.json").is_file() {
+        bail!(
+            "{} is not a run directory (no metrics.json: no epoch finished there)",
+            dir.display()
+        );
     }
     // --data, else APICAL_DATA, else the run's own (run.json), else the usual places: each
     // error names its source.

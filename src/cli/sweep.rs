@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-const DEFAULT_COMPRESSION: &str = "deflate:1";
-
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SweepArgs {
@@ -36,18 +34,30 @@ pub struct SweepArgs {
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
     /// Override a model-file field of every point (dotted path, TOML value; repeatable),
-    /// as `apical train --set`; a swept key cannot be set.
+    /// as `apical train --set`; a swept key cannot be set. `training.epochs`,
+    /// `training.train_examples`, `training.test_examples` and the other keys of the sweep
+    /// file's [training] table set every point's budget (replacing the file's).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Epochs of every point (replaces the sweep file's [training] epochs).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training examples per epoch of every point (the first N of each epoch's shuffle).
+    #[arg(long)]
+    train_examples: Option<usize>,
+    /// Test images per evaluation of every point (a seeded random subset below 10,000).
+    #[arg(long)]
+    test_examples: Option<usize>,
     /// Worker threads (default: the CPUs this process may use: SLURM_CPUS_PER_TASK, else
     /// the CPU affinity). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
     data: crate::DataArgs,
-    /// Compression of each run's traces.h5 (as `apical train`).
-    #[arg(long, default_value = DEFAULT_COMPRESSION)]
-    trace_compression: String,
+    /// Compression of each run's traces.h5, as `apical train --trace-compression`
+    /// (default: the same, scaleoffset).
+    #[arg(long, value_name = "COMPRESSION", value_parser = crate::parse_compression)]
+    trace_compression: Option<Compression>,
     /// Run nothing: write DIR/sweep.sbatch, a Slurm job array whose tasks run the points
     /// (one task per point unless --tasks), each checkpointing on SIGTERM and requeueable.
     #[arg(long, conflicts_with = "shard")]
@@ -91,9 +101,15 @@ pub struct SweepArgs {
 enum SweepAction {
     /// Write DIR/summary.csv (one row per point), DIR/summary.md (mean ± sd over seeds) and
     /// the plots in DIR/plots/ from the points' run directories.
-    Collect { dir: PathBuf },
+    Collect {
+        /// The sweep directory (`apical sweep SPEC --out DIR`).
+        dir: PathBuf,
+    },
     /// List the points: done, running, unfinished (resumable), failed, not started.
-    Status { dir: PathBuf },
+    Status {
+        /// The sweep directory (`apical sweep SPEC --out DIR`).
+        dir: PathBuf,
+    },
 }
 
 pub fn cmd_sweep(a: SweepArgs) -> Result<ExitCode> {
@@ -137,14 +153,14 @@ fn cmd_run(a: SweepArgs) -> Result<ExitCode> {
     if a.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let compression: Compression = a
-        .trace_compression
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--trace-compression: {e}"))?;
+    // The run defaults of `apical train` (TrainRequest::new) unless given.
+    let compression = a.trace_compression.unwrap_or_default();
     let overrides = a
         .set
         .iter()
-        .map(|s| Override::parse(s))
+        .map(String::as_str)
+        .chain(budget_sets(&a).iter().map(String::as_str))
+        .map(Override::parse)
         .collect::<Result<Vec<_>, _>>()?;
     let spec = SweepSpec::from_file(spec_path)?.with_set(&overrides)?;
     let runs = spec.resolve_all()?;
@@ -222,6 +238,18 @@ fn cmd_run(a: SweepArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The budget flags as `--set training.KEY=N` (applied after the `--set`s: a flag wins).
+fn budget_sets(a: &SweepArgs) -> Vec<String> {
+    [
+        ("epochs", a.epochs),
+        ("train_examples", a.train_examples),
+        ("test_examples", a.test_examples),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|n| format!("training.{k}={n}")))
+    .collect()
+}
+
 /// `--slurm`: the sweep saved into DIR and DIR/sweep.sbatch written (and submitted).
 fn write_slurm(
     a: &SweepArgs,
@@ -233,7 +261,7 @@ fn write_slurm(
 ) -> Result<ExitCode> {
     spec.save(out)?;
     let mut args = Vec::new();
-    for s in &a.set {
+    for s in a.set.iter().chain(&budget_sets(a)) {
         args.extend(["--set".to_string(), s.clone()]);
     }
     if a.jobs > 1 {
@@ -245,11 +273,8 @@ fn write_slurm(
     if a.data.no_verify {
         args.push("--no-verify".into());
     }
-    if a.trace_compression != DEFAULT_COMPRESSION {
-        args.extend([
-            "--trace-compression".to_string(),
-            a.trace_compression.clone(),
-        ]);
+    if let Some(z) = a.trace_compression {
+        args.extend(["--trace-compression".to_string(), z.to_string()]);
     }
     let apical = std::env::current_exe()
         .and_then(std::fs::canonicalize)

@@ -55,7 +55,8 @@ pub struct EpochMetrics {
     pub train_seconds: f64,
     /// Wall-clock seconds of the test at the end of the epoch.
     pub test_seconds: f64,
-    /// Wall-clock seconds per training example (train_seconds / train_examples).
+    /// Wall-clock seconds per training example: train_seconds over the examples trained in
+    /// them (in a resumed epoch, those after its checkpoint).
     pub seconds_per_train_example: f64,
 }
 
@@ -706,9 +707,9 @@ impl RunDir {
             .map_err(|e| RunDirError::Invalid(format!("{}: {e}", p.display())))
     }
 
-    /// Wall times [train, test] of earlier epochs from metrics.json (for resumed runs); NaN
+    /// Wall times [train, test, train per example] of earlier epochs from metrics.json (for resumed runs); NaN
     /// where unknown (metrics.json writes an unknown time as null).
-    pub(crate) fn read_wall_times(&self) -> Vec<[f64; 2]> {
+    pub(crate) fn read_wall_times(&self) -> Vec<[f64; 3]> {
         std::fs::read_to_string(self.dir.join("metrics.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
@@ -718,6 +719,7 @@ impl RunDir {
                         [
                             e["train_seconds"].as_f64().unwrap_or(f64::NAN),
                             e["test_seconds"].as_f64().unwrap_or(f64::NAN),
+                            e["seconds_per_train_example"].as_f64().unwrap_or(f64::NAN),
                         ]
                     })
                     .collect()

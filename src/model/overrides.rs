@@ -85,7 +85,24 @@ impl ModelConfig {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
-        ModelConfig::from_toml_str(&text, &format!("{origin} with --set"))
+        ModelConfig::from_toml_str(&text, &format!("{origin} with --set")).map_err(|e| match e {
+            // The text parsed is the model written out, which the user never saw: name the
+            // overrides, not a line of it.
+            ConfigError::Parse { .. } => {
+                let message = toml::from_str::<ModelConfig>(&text)
+                    .err()
+                    .map_or_else(|| e.to_string(), |p| p.message().to_string());
+                let given: Vec<String> = overrides
+                    .iter()
+                    .map(|o| format!("--set {}={}", o.key, o.value))
+                    .collect();
+                ConfigError::Parse {
+                    path: origin.to_string(),
+                    message: format!("{}: {message}", given.join(" ")),
+                }
+            }
+            e => e,
+        })
     }
 }
 
@@ -164,8 +181,45 @@ fn set(doc: &mut Table, o: &Override, known: &[String], origin: &str) -> Result<
             _ => unreachable!("a known key's tables exist"),
         };
     }
+    if let Some(old) = t.get(leaf) {
+        if !same_kind(old, &o.value) {
+            return Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                field: o.key.clone(),
+                problem: format!(
+                    "cannot be {} (--set {}={}): it takes {} such as {old}, not {}",
+                    o.value,
+                    o.key,
+                    o.value,
+                    kind(old),
+                    kind(&o.value)
+                ),
+            });
+        }
+    }
     t.insert(leaf.to_string(), o.value.clone());
     Ok(())
+}
+
+/// Whether `new` may replace `old` (a whole number where a number is wanted is fine).
+fn same_kind(old: &Value, new: &Value) -> bool {
+    matches!(
+        (old, new),
+        (Value::Float(_), Value::Integer(_)) | (Value::Integer(_), Value::Float(_))
+    ) || std::mem::discriminant(old) == std::mem::discriminant(new)
+}
+
+/// A TOML value's kind in words.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "a whole number",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "true or false",
+        Value::Datetime(_) => "a date",
+        Value::Array(_) => "a list",
+        Value::Table(_) => "a table",
+    }
 }
 
 /// Levenshtein distance (for "did you mean").
@@ -191,6 +245,32 @@ mod tests {
     fn set_all(items: &[&str]) -> Result<ModelConfig, ConfigError> {
         let o: Vec<Override> = items.iter().map(|s| Override::parse(s).unwrap()).collect();
         ModelConfig::default_model().with_overrides(&o, "default")
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_names_the_key_the_value_and_what_is_expected() {
+        let msg = set_all(&["learning.eta=0.2"]).unwrap_err().to_string();
+        assert!(
+            msg.contains("`learning.eta`")
+                && msg.contains("--set learning.eta=0.2")
+                && msg.contains("takes a list such as [")
+                && msg.contains("not a number"),
+            "{msg}"
+        );
+        assert!(!msg.contains("line"), "{msg}");
+        let msg = set_all(&["neuron.g_A=\"big\""]).unwrap_err().to_string();
+        assert!(
+            msg.contains("`neuron.g_A`")
+                && msg.contains("takes a number")
+                && msg.contains("not a string"),
+            "{msg}"
+        );
+        let msg = set_all(&["learning.feedback_mode=[1]"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("takes a string such as \"random\""), "{msg}");
+        // A whole number where a number is wanted is a number.
+        assert_eq!(set_all(&["neuron.g_A=1"]).unwrap().neuron.g_a, 1.0);
     }
 
     #[test]

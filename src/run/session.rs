@@ -66,6 +66,28 @@ pub struct TrainRequest {
     pub keep_checkpoints: Option<KeepCheckpoints>,
 }
 
+impl TrainRequest {
+    /// A request with the run defaults that every entry point shares (`apical train`,
+    /// `apical sweep`, `apical reproduce`, the Python package), so the same run writes the
+    /// same files whichever door it comes through: the data found the usual way and its
+    /// SHA-256 checked, the model file's `[[record]]` tables else the default record spec
+    /// (per-epoch metrics and weight snapshots), [`Compression::default`] (scale-offset:
+    /// readable by every HDF5 reader, libsonata's wheels included), the run's own
+    /// checkpoint settings, and as many training threads as the rayon pool has.
+    pub fn new(start: Start) -> Self {
+        TrainRequest {
+            start,
+            data: None,
+            verify: true,
+            record: None,
+            compression: Compression::default(),
+            checkpoint_every: None,
+            threads: None,
+            keep_checkpoints: None,
+        }
+    }
+}
+
 /// Anything that stops a run before it trains, each naming its source.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -175,12 +197,37 @@ pub fn train<P: Progress>(
         ));
     }
     let resumed = matches!(request.start, Start::Resume { .. });
-    let mut recorder = make_recorder(
-        &trainer,
+    let (result, traces) = run_recorded(
+        &mut trainer,
         request.record.as_deref(),
         resumed,
         request.compression,
+        stop,
+        progress,
     )?;
+    Ok(TrainOutcome {
+        dir: trainer.run.dir.clone(),
+        result,
+        traces,
+    })
+}
+
+/// The outcome of a run and of its trace file ([`TrainOutcome`]).
+pub(crate) type Recorded = (Result<(), TrainError>, Option<Result<PathBuf, RecordError>>);
+
+/// Trains `trainer` to its end (or until `stop`) with the trace recorder of the record
+/// spec (`None`: the model file's `[[record]]` tables, else the default) and compression
+/// `z`: the one way every entry point records a run. A resumed run writes a new trace
+/// file whose time continues the run's.
+pub(crate) fn run_recorded<P: Progress>(
+    trainer: &mut Trainer<'_>,
+    record: Option<&str>,
+    resumed: bool,
+    z: Compression,
+    stop: &AtomicBool,
+    progress: &mut P,
+) -> Result<Recorded, SessionError> {
+    let mut recorder = make_recorder(trainer, record, resumed, z)?;
     let result = match &mut recorder {
         Some(r) => trainer.run(stop, progress, r),
         None => trainer.run(stop, progress, &mut NoObserver),
@@ -193,11 +240,7 @@ pub fn train<P: Progress>(
         };
         r.finish(end)
     });
-    Ok(TrainOutcome {
-        dir: trainer.run.dir.clone(),
-        result,
-        traces,
-    })
+    Ok((result, traces))
 }
 
 /// A run ready to train: its directory locked, the data loaded, and where it begins.

@@ -94,8 +94,9 @@ pub struct Trainer<'a> {
     pub run: RunDir,
     pub model_toml: String,
     pub history: Vec<EpochRecord>,
-    /// Wall-clock seconds of each epoch: [training, test].
-    pub wall: Vec<[f64; 2]>,
+    /// Wall-clock seconds of each epoch: [training, test, training per example trained by
+    /// the process that finished it (a resumed epoch times only those after its checkpoint)].
+    pub wall: Vec<[f64; 3]>,
     /// Position inside the next epoch, when resuming from a mid-epoch checkpoint.
     pub resume_progress: Option<EpochProgress>,
     /// Compare every training example's hidden update with backprop's and write the means
@@ -147,7 +148,7 @@ impl<'a> Trainer<'a> {
         };
         let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
         let mut wall = run.read_wall_times();
-        wall.resize(ck.history.len(), [f64::NAN; 2]);
+        wall.resize(ck.history.len(), [f64::NAN; 3]);
         let t = Trainer {
             net,
             data,
@@ -185,12 +186,12 @@ impl<'a> Trainer<'a> {
         self.history
             .iter()
             .zip(&self.wall)
-            .map(|(r, &[train, test])| EpochMetrics {
+            .map(|(r, &[train, test, per_example])| EpochMetrics {
                 record: r.clone(),
                 wall_seconds: train + test,
                 train_seconds: train,
                 test_seconds: test,
-                seconds_per_train_example: train / r.train_examples.max(1) as f64,
+                seconds_per_train_example: per_example,
             })
             .collect()
     }
@@ -293,6 +294,7 @@ impl<'a> Trainer<'a> {
                 EpochTally {
                     epoch,
                     n_train,
+                    first: start,
                     correct,
                     steps,
                     started,
@@ -356,6 +358,7 @@ impl Trainer<'_> {
         let EpochTally {
             epoch,
             n_train,
+            first,
             correct,
             steps,
             started,
@@ -396,8 +399,12 @@ impl Trainer<'_> {
         };
         obs.on_epoch_end(&record, &self.net.params);
         self.history.push(record);
-        self.wall
-            .push([train_seconds, test_started.elapsed().as_secs_f64()]);
+        // A resumed epoch timed only the examples after its checkpoint.
+        self.wall.push([
+            train_seconds,
+            test_started.elapsed().as_secs_f64(),
+            train_seconds / (n_train - first).max(1) as f64,
+        ]);
         // The test reset the state: the next epoch starts from zero.
         self.net.state.reset();
         let ck = self.checkpoint(epoch, None);
@@ -430,6 +437,8 @@ impl Trainer<'_> {
 struct EpochTally {
     epoch: usize,
     n_train: usize,
+    /// Examples of the epoch trained before this process took it up (a resumed epoch).
+    first: usize,
     correct: usize,
     steps: u64,
     started: Instant,

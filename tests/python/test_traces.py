@@ -19,6 +19,23 @@ def test_read_spikes(run):
         apical.read_spikes(run.dir / "nothing.h5", "hidden0")
 
 
+def test_what_a_file_lacks_is_said_in_words(run, tmp_path):
+    """No HDF5 error stack reaches the user: an unrecorded plateau, an absent dataset, a
+    file that is not HDF5."""
+    tr = apical.open_traces(run.dir)
+    with pytest.raises(apical.TraceError, match="no plateau potentials of population 'hidden0'") as e:
+        tr.plateau("hidden0")
+    assert "H5" not in str(e.value)
+    with pytest.raises(apical.TraceError, match="holds no /examples/nothing") as e:
+        tr.read("/examples/nothing")
+    assert "H5" not in str(e.value)
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("epoch,train_error\n")
+    with pytest.raises(apical.TraceError, match="is not a trace file") as e:
+        apical.open_traces(csv)
+    assert "H5" not in str(e.value)
+
+
 def test_spike_counts_give_the_metrics_rates(run):
     """Spikes of each epoch in the file, per neuron and ms, are the epoch's rates_hz."""
     tr = apical.open_traces(run.dir)

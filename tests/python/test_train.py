@@ -37,6 +37,37 @@ def test_checkpoints_are_byte_identical_to_the_cli(run, cli, data_dir, tmp_path)
     assert strip(run.metrics) == strip(cli_metrics)
 
 
+def trace_layout(path):
+    """Every dataset of a trace file: name -> (shape, dtype, compression, options, shuffle,
+    scale-offset), and the file's compression attribute."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = (obj.shape, str(obj.dtype), obj.compression, obj.compression_opts,
+                             obj.shuffle, obj.scaleoffset)
+        f.visititems(visit)
+        return out, f.attrs["compression"]
+
+
+def test_traces_have_the_cli_layout_and_filters(run, cli, data_dir, tmp_path):
+    """The same run through apical.train and `apical train`, both with their defaults:
+    the trace files hold the same datasets with the same filters (scale-offset, which
+    libsonata's wheels read)."""
+    from conftest import RECORD
+
+    out = tmp_path / "cli"
+    run_cli(cli, "train", *SET_FLAGS, *COUNT_FLAGS, "--out", out, "--data", data_dir,
+            "--record", RECORD, "--quiet")
+    py, py_z = trace_layout(run.traces)
+    cl, cl_z = trace_layout(out / "traces.h5")
+    assert py == cl
+    assert py_z == cl_z == "scaleoffset"
+    assert any(v[5] is not None for v in py.values()), "no scale-offset spike column"
+
+
 def test_metrics_and_callback(run):
     m = run.metrics
     assert run.status == "completed" and run.completed
@@ -148,24 +179,32 @@ def test_progress_output(small_model, data_dir, tmp_path, capsys):
     assert "epoch 1: train error" in err and "test error" in err
 
 
-def test_errors_carry_the_cli_message(run, cli, small_model, data_dir, tmp_path):
-    # An existing run directory is refused, as by `apical train --out`.
+def test_errors_carry_the_cli_message_in_python_words(run, cli, small_model, data_dir, tmp_path):
+    # An existing run directory is refused, as by `apical train --out`, offering
+    # apical.resume and out= instead of the command line's flags.
     with pytest.raises(apical.ApicalError) as e:
         apical.train(small_model, out=run.dir, progress=False, data=data_dir, **COUNTS)
     r = run_cli(cli, "train", *SET_FLAGS, *COUNT_FLAGS, "--out", run.dir, "--data", data_dir,
                 "--quiet", check=False)
-    assert r.stderr.strip().splitlines()[-1] == f"error: {e.value}"
+    cli_text = r.stderr.strip().splitlines()[-1]
+    assert "--resume" in cli_text and "--out" in cli_text
+    py_text = str(e.value)
+    assert f'apical.resume("{run.dir}")' in py_text and "another out=" in py_text, py_text
+    assert "--" not in py_text, py_text
+    assert cli_text.replace(f"`apical train --resume {run.dir}`", f'apical.resume("{run.dir}")') \
+        .replace("--out", "out=") == f"error: {py_text}"
     # A data folder that does not exist.
     with pytest.raises(apical.DataError) as e:
         apical.train(small_model, out=tmp_path / "d", progress=False, data=tmp_path / "nope", **COUNTS)
     r = run_cli(cli, "train", *SET_FLAGS, *COUNT_FLAGS, "--out", tmp_path / "d2", "--data",
                 tmp_path / "nope", "--quiet", check=False)
-    assert r.stderr.strip().splitlines()[-1] == f"error: {e.value}"
+    assert "data=" in str(e.value) and "--data" not in str(e.value), str(e.value)
+    assert r.stderr.strip().splitlines()[-1] == f"error: {e.value}".replace("data=", "--data")
     # A record spec that does not fit the model.
     with pytest.raises(apical.TraceError, match="hidden3"):
         apical.train(small_model, out=tmp_path / "r", record="spikes:layers=hidden3",
                      progress=False, data=data_dir, **COUNTS)
-    with pytest.raises(apical.ApicalError, match="at least 1"):
+    with pytest.raises(ValueError, match="epochs=0: epochs must be at least 1"):
         apical.train(small_model, out=tmp_path / "z", epochs=0, progress=False, data=data_dir)
     with pytest.raises(apical.CheckpointError):
         apical.resume(tmp_path / "no-run", progress=False, data=data_dir)

@@ -66,6 +66,36 @@ pub struct Budget {
     pub keep_checkpoints: Option<KeepCheckpoints>,
 }
 
+/// The fields of a sweep's `[training]` table.
+const BUDGET_FIELDS: [&str; 6] = [
+    "epochs",
+    "train_examples",
+    "test_examples",
+    "checkpoint_every",
+    "record",
+    "keep_checkpoints",
+];
+
+impl Budget {
+    /// Takes every field `other` gives.
+    fn merge(&mut self, other: Budget) {
+        let Budget {
+            epochs,
+            train_examples,
+            test_examples,
+            checkpoint_every,
+            record,
+            keep_checkpoints,
+        } = other;
+        self.epochs = epochs.or(self.epochs);
+        self.train_examples = train_examples.or(self.train_examples);
+        self.test_examples = test_examples.or(self.test_examples);
+        self.checkpoint_every = checkpoint_every.or(self.checkpoint_every);
+        self.record = record.or(self.record.take());
+        self.keep_checkpoints = keep_checkpoints.or(self.keep_checkpoints);
+    }
+}
+
 /// One swept key and its values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Axis {
@@ -355,9 +385,28 @@ impl SweepSpec {
     }
 
     /// Adds overrides for every point (the command line's `--set`); one naming a key of
-    /// `[set]` replaces it.
+    /// `[set]` replaces it. A key of the sweep's `[training]` table
+    /// (`training.epochs`, `training.train_examples`, `training.test_examples`,
+    /// `training.checkpoint_every`, `training.record`, `training.keep_checkpoints`) sets
+    /// that part of every point's budget instead, replacing the file's: the budget flags of
+    /// `apical sweep` come this way, and the sweep's own copy (sweep.toml) records it.
     pub fn with_set(mut self, extra: &[Override]) -> Result<Self, SweepError> {
         for o in extra {
+            if let Some(field) = o
+                .key
+                .strip_prefix("training.")
+                .filter(|f| BUDGET_FIELDS.contains(f))
+            {
+                let b =
+                    parse_budget(&[(field.to_string(), o.value.clone())]).map_err(|problem| {
+                        SweepError::Spec {
+                            path: self.path.clone(),
+                            problem: format!("--set {}: {problem}", o.key),
+                        }
+                    })?;
+                self.budget.merge(b);
+                continue;
+            }
             self.set.retain(|s| s.key != o.key);
             self.set.push(o.clone());
         }

@@ -84,6 +84,44 @@ fn inspect_group(g: &Group, path: &str, out: &mut String) -> hdf5::Result<()> {
     Ok(())
 }
 
+/// The signature at the start of an HDF5 file (where apical's files have their superblock).
+const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// Opens a trace file for reading. A path that does not exist, a directory, or a file that
+/// is not HDF5 (a run's metrics.csv, say) is an error saying so in words, before HDF5's
+/// own messages ("file signature not found") could reach the user.
+pub fn open_traces(path: &Path) -> Result<File, RecordError> {
+    let not = |problem: &str| RecordError::NotTraces {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => not("no such file or directory"),
+        _ => not(&format!("cannot read it: {e}")),
+    })?;
+    if meta.is_dir() {
+        return Err(not(if path.join("traces.h5.part").exists() {
+            "a directory without traces.h5 (traces.h5.part: the run stopped while laying it out)"
+        } else {
+            "a directory without traces.h5 (the run recorded none: --record none)"
+        }));
+    }
+    let mut head = [0u8; 8];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .map_err(|e| not(&format!("cannot read it: {e}")))?;
+    if read < head.len() || &head != HDF5_SIGNATURE {
+        return Err(not(
+            "is not a trace file (not HDF5; a run's traces are the traces.h5 of its directory)",
+        ));
+    }
+    File::open(path).map_err(|source| RecordError::Hdf5 {
+        path: path.to_path_buf(),
+        what: "cannot open the file".into(),
+        source,
+    })
+}
+
 /// A summary of a trace file: root attributes, every group and dataset with its shape, type
 /// and units, and the model config.
 pub fn inspect(path: &Path) -> Result<String, RecordError> {
@@ -92,7 +130,7 @@ pub fn inspect(path: &Path) -> Result<String, RecordError> {
         let path = path.to_path_buf();
         move |source| RecordError::Hdf5 { path, what, source }
     };
-    let f = File::open(path).map_err(he("cannot open the file"))?;
+    let f = open_traces(path)?;
     let mut out = format!("{}\n", path.display());
     let mut attrs = f.attr_names().map_err(he("cannot list attributes"))?;
     attrs.sort();

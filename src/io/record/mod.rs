@@ -25,7 +25,7 @@ mod writer;
 
 pub use crate::model::recording::{parse_spec, RecordGroup, SpecError};
 pub use compression::{time_decimals, Compression};
-pub use inspect::inspect;
+pub use inspect::{inspect, open_traces};
 pub use recorder::steps_before;
 pub use recorder::{Recorder, RunEnd, StartPoint};
 pub use writer::{RecordError, SonataBool, Sorting};

@@ -45,6 +45,9 @@ pub enum RecordError {
     },
     #[error("trace file {path}: cannot append to the file: {message}")]
     Write { path: PathBuf, message: String },
+    /// A path that holds no trace file (missing, a directory without one, not HDF5).
+    #[error("{path}: {problem}")]
+    NotTraces { path: PathBuf, problem: String },
 }
 
 /// A write to the file, run on the writer thread.
