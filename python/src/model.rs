@@ -37,9 +37,9 @@ impl Model {
     /// Reads and validates a model file (TOML); keeps the file's text.
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
-        let cfg = ModelConfig::from_file(&path).map_err(errors::config)?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| errors::ConfigError::new_err(format!("{}: {e}", path.display())))?;
+        let text = ModelConfig::read_text(&path).map_err(errors::config)?;
+        let cfg = ModelConfig::from_toml_str(&text, &path.display().to_string())
+            .map_err(errors::config)?;
         Ok(Model {
             cfg,
             text,

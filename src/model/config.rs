@@ -454,11 +454,19 @@ impl ModelConfig {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = Self::read_text(path)?;
         Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The text of the model file `path`, read with a bound
+    /// ([`crate::base::text::MAX_TEXT_FILE`]: `/dev/zero` is refused, not read forever).
+    pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+        crate::base::text::read_text_at_most(path, crate::base::text::MAX_TEXT_FILE).map_err(
+            |source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            },
+        )
     }
 
     /// The embedded default model.

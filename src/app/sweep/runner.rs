@@ -48,6 +48,10 @@ pub enum PointState {
     Failed(String),
     /// All its epochs are done.
     Done,
+    /// Its run directory cannot be read as this point's run (a corrupt run.json, a
+    /// model.toml edited by hand): `apical sweep status` and `collect` report it and go on
+    /// with the other points.
+    Damaged(String),
 }
 
 impl PointState {
@@ -59,6 +63,7 @@ impl PointState {
             PointState::Unfinished { .. } => "unfinished",
             PointState::Failed(_) => "failed",
             PointState::Done => "done",
+            PointState::Damaged(_) => "damaged",
         }
     }
 }
@@ -104,12 +109,17 @@ impl PointLock {
     /// Where the file system has no locks, the point runs without one.
     pub fn acquire(dir: &Path) -> Result<Option<Self>, SweepError> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        crate::io::atomic::refuse_symlink(&path).map_err(io_err(&path))?;
+        let mut o = OpenOptions::new();
+        o.create(true).truncate(false).write(true);
+        // Never through a link planted at the lock's name (refused above; O_NOFOLLOW
+        // refuses one made meanwhile).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.custom_flags(libc::O_NOFOLLOW);
+        }
+        let mut file = o.open(&path).map_err(io_err(&path))?;
         for attempt in 0..20 {
             match try_flock(&file, libc::LOCK_EX) {
                 Flock::Taken => {
@@ -162,9 +172,13 @@ fn check_settings(run: &PointRun, dir: &Path) -> Result<(), SweepError> {
         dir: dir.to_path_buf(),
         problem,
     };
+    // An unreadable run.json is a damaged point, not one with other settings.
     let info = RunDir::open(dir)
         .and_then(|r| r.read_info())
-        .map_err(|e| mismatch(e.to_string()))?;
+        .map_err(|e| SweepError::Damaged {
+            dir: dir.to_path_buf(),
+            problem: e.to_string(),
+        })?;
     if (info.seed, info.train_examples, info.test_examples)
         != (run.point.seed, run.train_examples, run.test_examples)
     {
@@ -368,7 +382,10 @@ fn run_one(
     let dir = point_dir(&settings.out, run);
     let fail = |message: String| {
         log(format!("[{name}] failed: {message}"));
-        let _ = std::fs::write(dir.join(FAILED_FILE), format!("{message}\n"));
+        let _ = crate::io::atomic::write_atomic(
+            &dir.join(FAILED_FILE),
+            format!("{message}\n").as_bytes(),
+        );
         Outcome::Failed(message)
     };
     if let Err(e) = std::fs::create_dir_all(&dir) {
