@@ -538,6 +538,7 @@ fn a_damaged_trace_file_is_refused_naming_the_dataset_at_fault() {
 // ------------------------------------------------------------------ sweeps
 
 fn sweep_of(d: &Path, etas: &[&str]) -> PathBuf {
+    fs::create_dir_all(d).unwrap();
     write_file(d, "small.toml", small_model_toml().as_bytes());
     let text = format!(
         "model = \"small.toml\"\n[training]\nepochs = 1\ntrain_examples = 30\ntest_examples = 50\n\
@@ -705,4 +706,67 @@ fn model_and_sweep_files_are_read_with_a_bound() {
         assert_eq!(code, Some(1), "{cmd:?}: {log}");
         assert!(log.contains("longer than 4194304 bytes"), "{cmd:?}: {log}");
     }
+}
+
+#[test]
+fn a_slurm_sweep_checks_every_point_before_anything_is_written() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    write_file(tmp.path(), "small.toml", small_model_toml().as_bytes());
+    for (training, expected) in [
+        (
+            "train_examples = 999999\ntest_examples = 50",
+            "999999 is more than the 60000 training images",
+        ),
+        (
+            "train_examples = 30\ntest_examples = 50\nrecord = \"garbage\"",
+            "[training] record:",
+        ),
+    ] {
+        let sweep = write_file(
+            tmp.path(),
+            "sweep.toml",
+            format!(
+                "model = \"small.toml\"\n[training]\nepochs = 1\n{training}\n[axes]\nseed = [0, 1]\n"
+            )
+            .as_bytes(),
+        );
+        let out = tmp.path().join("out");
+        let (code, log) = run(apical().args(["sweep", s(&sweep), "--out", s(&out), "--slurm"]));
+        assert_eq!(code, Some(1), "{log}");
+        assert!(
+            log.contains(expected) && log.contains("point seed=0"),
+            "{log}"
+        );
+        assert!(!out.exists(), "written before the check: {}", out.display());
+    }
+}
+
+#[test]
+fn another_sweep_file_into_an_existing_sweep_directory_is_refused() {
+    if data_dir().is_none() {
+        return;
+    }
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = sweep_of(tmp.path(), &["0.21", "0.3"]);
+    let out = tmp.path().join("sweep");
+    ok(&["sweep", s(&sweep), "--out", s(&out)]);
+    let saved = fs::read(out.join("sweep.toml")).unwrap();
+    let summary = fs::read(out.join("summary.csv")).unwrap();
+    let other = sweep_of(&tmp.path().join("other"), &["0.4"]);
+    let (code, log) = run(apical().args(["sweep", s(&other), "--out", s(&out)]));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("holds another sweep: 2 of its point(s) are not in this sweep file"),
+        "{log}"
+    );
+    assert_eq!(fs::read(out.join("sweep.toml")).unwrap(), saved);
+    assert_eq!(fs::read(out.join("summary.csv")).unwrap(), summary);
+    // The same sweep with one more point keeps the saved ones: allowed.
+    let more = sweep_of(&tmp.path().join("more"), &["0.21", "0.3", "0.4"]);
+    let log = ok(&["sweep", s(&more), "--out", s(&out)]);
+    assert!(log.contains("1 trained, 2 already done"), "{log}");
 }

@@ -148,8 +148,11 @@ fn cmd_run(a: SweepArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     let spec = SweepSpec::from_file(spec_path)?.with_set(&overrides)?;
     let runs = spec.resolve_all()?;
+    // Every point's settings, before anything is written or submitted.
+    runner::check_points(&runs, spec_path)?;
     // A directory of another sweep or budget is refused before anything is written.
     runner::check_existing(&runs, out)?;
+    runner::check_same_sweep(&spec, out)?;
     let data = find_data_dir(a.data.dir.as_deref())?;
     if a.slurm {
         return write_slurm(&a, spec_path, out, &spec, runs.len(), &data);

@@ -442,6 +442,17 @@ section_default!(PhaseConfig);
 section_default!(InitConfig);
 section_default!(TrainingConfig);
 
+/// A number for an error message: as written when short, else in scientific notation
+/// (1e300 printed as 301 digits before).
+pub(crate) fn short_num(x: f64) -> String {
+    let plain = format!("{x}");
+    if plain.len() <= 16 {
+        plain
+    } else {
+        format!("{x:e}")
+    }
+}
+
 impl ModelConfig {
     /// Parses and validates a model file's text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
@@ -618,7 +629,8 @@ impl ModelConfig {
                 return Err(ck.bad(
                     field,
                     format!(
-                        "is {tau} ms: a time constant above {MAX_TAU_MS} ms can only be a mistake (the paper's are 10 and 3 ms)"
+                        "is {} ms: a time constant above {MAX_TAU_MS} ms can only be a mistake (the paper's are 10 and 3 ms)",
+                        short_num(tau)
                     ),
                 ));
             }
@@ -628,7 +640,7 @@ impl ModelConfig {
                 "neuron.dt",
                 format!(
                     "is {} ms: a time step below {MIN_DT_MS} ms can only be a mistake (the paper's is 1 ms)",
-                    ne.dt
+                    short_num(ne.dt)
                 ),
             ));
         }
@@ -637,7 +649,8 @@ impl ModelConfig {
                 "neuron.dt",
                 format!(
                     "is {} ms, longer than the membrane time constant synapse.tau_L ({} ms): the simulation cannot resolve the dynamics (the paper's step is 1 ms)",
-                    ne.dt, s.tau_l
+                    short_num(ne.dt),
+                    short_num(s.tau_l)
                 ),
             ));
         }

@@ -12,7 +12,7 @@
 //! supports `flock`, from any node). A point whose run ended in an error other than an
 //! interruption gets `<point>/sweep-failed.txt` with the error; the next attempt removes it.
 
-use crate::app::sweep::spec::PointRun;
+use crate::app::sweep::spec::{PointRun, SweepSpec};
 use crate::app::sweep::{io_err, SweepError};
 use crate::io::checkpoint::list_checkpoints;
 use crate::io::record::Compression;
@@ -200,6 +200,68 @@ fn check_settings(run: &PointRun, dir: &Path) -> Result<(), SweepError> {
         ));
     }
     Ok(())
+}
+
+/// Checks every setting of every point that `apical train` would check only when the
+/// point runs (example counts within MNIST, the record spec against the point's model), so
+/// that a Slurm array is never submitted with a setting each task fails on.
+pub fn check_points(runs: &[PointRun], sweep_file: &Path) -> Result<(), SweepError> {
+    for r in runs {
+        let bad = |problem: String| SweepError::Spec {
+            path: sweep_file.to_path_buf(),
+            problem: format!("point {}: {problem}", r.point.name),
+        };
+        crate::run::session::check_counts(
+            r.train_examples,
+            "[training] train_examples =",
+            r.test_examples,
+            "[training] test_examples =",
+        )
+        .map_err(bad)?;
+        if let Some(spec) = &r.record {
+            let groups = crate::model::recording::parse_spec(spec)
+                .map_err(|e| bad(format!("[training] record: {e}")))?;
+            crate::model::record_plan::RecordPlan::resolve(&groups, &r.model)
+                .map_err(|e| bad(format!("[training] record: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to run `spec` into a sweep directory `out` whose saved sweep has points `spec`
+/// does not: they would silently leave sweep.toml and the summary (a different sweep
+/// file run into the same --out). A sweep that keeps every saved point (more seeds, say)
+/// may run there.
+pub fn check_same_sweep(spec: &SweepSpec, out: &Path) -> Result<(), SweepError> {
+    if !out.join(crate::app::sweep::spec::SWEEP_FILE).is_file() {
+        return Ok(());
+    }
+    let saved = SweepSpec::load_dir(out).map_err(|e| {
+        SweepError::Invalid(format!(
+            "{} holds a sweep that cannot be read ({e}); give another --out",
+            out.display()
+        ))
+    })?;
+    let names: std::collections::HashSet<String> =
+        spec.points().into_iter().map(|p| p.name).collect();
+    let dropped: Vec<String> = saved
+        .points()
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| !names.contains(n))
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    Err(SweepError::Invalid(format!(
+        "{} holds another sweep: {} of its point(s) are not in this sweep file ({}{}); nothing was changed. Give this sweep another --out, or continue that one with `apical sweep {} --out {}`",
+        out.display(),
+        dropped.len(),
+        dropped[..dropped.len().min(3)].join(", "),
+        if dropped.len() > 3 { ", ..." } else { "" },
+        out.join(crate::app::sweep::spec::SWEEP_FILE).display(),
+        out.display()
+    )))
 }
 
 /// Checks that every existing run directory of `runs` under `out` holds its point's run
