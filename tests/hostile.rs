@@ -467,6 +467,9 @@ fn a_failed_export_keeps_the_good_nwb_file_and_leaves_no_partial_one() {
     assert_eq!(names_in(&out_dir), BTreeSet::from(["run.nwb".to_string()]));
 }
 
+/// A change made to a copy of a trace file.
+type Damage = Box<dyn FnOnce(&hdf5::File)>;
+
 #[test]
 fn a_damaged_trace_file_is_refused_naming_the_dataset_at_fault() {
     if data_dir().is_none() {
@@ -476,7 +479,7 @@ fn a_damaged_trace_file_is_refused_naming_the_dataset_at_fault() {
     let tmp = tempfile::tempdir().unwrap();
     let traces = spiking_run(tmp.path());
     let out = tmp.path().join("x.nwb");
-    let cases: Vec<(&str, Box<dyn FnOnce(&hdf5::File)>, &str)> = vec![
+    let cases: Vec<(&str, Damage, &str)> = vec![
         (
             "short.h5",
             Box::new(|f| {
