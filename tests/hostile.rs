@@ -773,3 +773,37 @@ fn another_sweep_file_into_an_existing_sweep_directory_is_refused() {
     let log = ok(&["sweep", s(&more), "--out", s(&out)]);
     assert!(log.contains("1 trained, 2 already done"), "{log}");
 }
+
+#[test]
+fn slurm_hints_are_shell_quoted_and_extra_tasks_are_named() {
+    if data_dir().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Parentheses need quoting in a shell (spaces cannot go into #SBATCH lines at all).
+    let d = tmp.path().join("sweeps(1)");
+    let sweep = sweep_of(&d, &["0.21", "0.3"]);
+    let out = d.join("out");
+    let log = ok(&[
+        "sweep",
+        s(&sweep),
+        "--out",
+        s(&out),
+        "--slurm",
+        "--tasks",
+        "99",
+    ]);
+    assert!(
+        log.contains("--tasks 99 is more than the 2 point(s): 2 array task(s)"),
+        "{log}"
+    );
+    let script = out.join("sweep.sbatch");
+    assert!(
+        log.contains(&format!("submit with: sbatch '{}'", script.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("sweep collect '{}'", out.display())),
+        "{log}"
+    );
+}

@@ -277,19 +277,22 @@ fn write_slurm(
     let script = slurm::sbatch_script(&cmd, points, &opts)?;
     let path = slurm::write_script(&cmd.out, &script)?;
     let tasks = slurm::task_count(points, &opts)?;
+    if let Some(asked) = a.tasks.filter(|&t| t > tasks) {
+        note(&format!(
+            "--tasks {asked} is more than the {points} point(s): {tasks} array task(s), one per point"
+        ));
+    }
     println!(
         "wrote {} ({tasks} array task(s) for {points} point(s))",
         path.display()
     );
+    // The hints are commands to paste: paths quoted for the shell.
+    let q = |p: &Path| slurm::shell_quote(&p.display().to_string());
     if a.submit {
         println!("{}", slurm::submit(&path)?);
     } else {
-        println!("submit with: sbatch {}", path.display());
+        println!("submit with: sbatch {}", q(&path));
     }
-    println!(
-        "then: {} sweep collect {}",
-        cmd.apical.display(),
-        cmd.out.display()
-    );
+    println!("then: {} sweep collect {}", q(&cmd.apical), q(&cmd.out));
     Ok(ExitCode::SUCCESS)
 }
