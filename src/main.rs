@@ -286,12 +286,16 @@ fn default_threads() -> usize {
     slurm.map_or(avail, |n| n.min(avail))
 }
 
+/// A `--threads` value checked (apical::run::threads, shared with Python).
+fn checked_threads(n: usize) -> Result<usize> {
+    apical::run::threads::check_threads(n, "--threads").map_err(anyhow::Error::msg)
+}
+
 /// Starts the worker threads: `threads`, else [`default_threads`]. Results do not depend on
 /// the number.
 fn set_threads(threads: Option<usize>) -> Result<()> {
     let n = match threads {
-        Some(0) => bail!("--threads must be at least 1"),
-        Some(n) => n,
+        Some(n) => checked_threads(n)?,
         None => default_threads(),
     };
     rayon::ThreadPoolBuilder::new()
@@ -575,6 +579,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     }
     if a.threads.is_empty() || a.threads.contains(&0) {
         bail!("--threads must list thread counts of at least 1, e.g. 1,2,4");
+    }
+    for &t in &a.threads {
+        checked_threads(t)?;
     }
     if a.wide.contains(&0) {
         bail!("--wide must list widths of at least 1, e.g. 2000,8000");

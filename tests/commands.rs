@@ -12,6 +12,8 @@ mod cli;
 mod crash_traces;
 #[path = "doors.rs"]
 mod doors;
+#[path = "hostile.rs"]
+mod hostile;
 #[path = "regression.rs"]
 mod regression;
 #[path = "reliability.rs"]

@@ -202,6 +202,12 @@ def resume(
 ) -> Run:
     """Continues the run in ``dir`` from its latest checkpoint up to ``epochs`` in total
     (default: the run's own), as ``apical train --resume DIR``."""
+    # None (or a number) would otherwise reach the extension as "no run to resume" and
+    # start a new training of the default model.
+    if not isinstance(dir, (str, os.PathLike)):
+        raise TypeError(
+            f"resume: dir must be a run directory (str or os.PathLike), not {type(dir).__name__}"
+        )
     return _run(
         resume=dir,
         epochs=epochs,

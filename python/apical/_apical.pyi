@@ -98,7 +98,8 @@ class Network:
     def biases(self, layer: int) -> npt.NDArray[np.float32]:
         """b of weight layer ``layer``."""
     def feedback(self, layer: int) -> npt.NDArray[np.float32]:
-        """Y of weight layer ``layer``, (neurons, feedback units); (n, 0) for the output."""
+        """Y of weight layer ``layer``, (neurons, feedback units); the output layer has none
+        (ApicalError)."""
     @property
     def rule(self) -> str:
         """The learning rule: "guerguiev", "backprop" or "feedback-alignment"."""

@@ -37,9 +37,9 @@ impl Model {
     /// Reads and validates a model file (TOML); keeps the file's text.
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
-        let cfg = ModelConfig::from_file(&path).map_err(errors::config)?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| errors::ConfigError::new_err(format!("{}: {e}", path.display())))?;
+        let text = ModelConfig::read_text(&path).map_err(errors::config)?;
+        let cfg = ModelConfig::from_toml_str(&text, &path.display().to_string())
+            .map_err(errors::config)?;
         Ok(Model {
             cfg,
             text,
@@ -142,10 +142,24 @@ impl Model {
     }
 }
 
+/// The deepest nesting of lists and dicts an override value may have: far deeper than any
+/// model field, shallow enough that a list containing itself (or 100,000 nested lists)
+/// is an error instead of a stack overflow.
+const MAX_DEPTH: usize = 32;
+
 /// A TOML value from a Python value: bool, int, float, str, list/tuple, dict; numpy scalars
 /// and arrays through their `tolist()`.
 fn toml_value(v: &Bound<'_, PyAny>) -> Result<toml::Value, String> {
+    toml_value_at(v, 0)
+}
+
+fn toml_value_at(v: &Bound<'_, PyAny>, depth: usize) -> Result<toml::Value, String> {
     use toml::Value;
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "lists and dicts nested more than {MAX_DEPTH} deep (one that contains itself?)"
+        ));
+    }
     if v.is_instance_of::<PyBool>() {
         return Ok(Value::Boolean(
             v.extract::<bool>().map_err(|e| e.to_string())?,
@@ -168,7 +182,7 @@ fn toml_value(v: &Bound<'_, PyAny>) -> Result<toml::Value, String> {
     if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
         let mut out = Vec::new();
         for item in v.try_iter().map_err(|e| e.to_string())? {
-            out.push(toml_value(&item.map_err(|e| e.to_string())?)?);
+            out.push(toml_value_at(&item.map_err(|e| e.to_string())?, depth + 1)?);
         }
         return Ok(Value::Array(out));
     }
@@ -178,7 +192,7 @@ fn toml_value(v: &Bound<'_, PyAny>) -> Result<toml::Value, String> {
             let k: String = k
                 .extract()
                 .map_err(|_| "table keys must be str".to_string())?;
-            t.insert(k, toml_value(&item)?);
+            t.insert(k, toml_value_at(&item, depth + 1)?);
         }
         return Ok(Value::Table(t));
     }
@@ -186,7 +200,7 @@ fn toml_value(v: &Bound<'_, PyAny>) -> Result<toml::Value, String> {
     if v.hasattr("tolist").unwrap_or(false) {
         let plain = v.call_method0("tolist").map_err(|e| e.to_string())?;
         if !plain.is(v) {
-            return toml_value(&plain);
+            return toml_value_at(&plain, depth + 1);
         }
     }
     Err(format!(

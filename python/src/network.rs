@@ -198,9 +198,15 @@ impl Network {
 
     /// Feedback weights Y of hidden layer `layer` as (neurons, feedback inputs): `Y[i, k]`
     /// from feedback unit k (the output layer's, or the next layer's) to neuron i. The output
-    /// layer has none (a (n, 0) array).
+    /// layer has none: asking for it is an error.
     fn feedback<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.layer(layer)?;
+        if layer + 1 == self.net.params.len() {
+            return Err(errors::invalid(format!(
+                "layer {layer} is the output layer: it has no feedback weights (those of the hidden layers are feedback(0) to feedback({}))",
+                layer.saturating_sub(1)
+            )));
+        }
         Ok(post_pre(py, p.y.clone(), p.n_fb, p.n))
     }
 
@@ -255,6 +261,15 @@ impl Network {
             return Err(errors::invalid("repeats must be at least 1"));
         }
         let data = self.mnist()?;
+        // As `apical eval --test-examples`: more than the test set is an error, not the
+        // whole set quietly.
+        if test_examples > data.test.len() {
+            return Err(errors::invalid(format!(
+                "test_examples {test_examples} is more than the {} test images; give at most {}",
+                data.test.len(),
+                data.test.len()
+            )));
+        }
         let net = &self.net;
         let epochs = self.ck.epochs_done;
         let ev = py.detach(|| {
@@ -373,6 +388,26 @@ impl Network {
                 "phase \"target\" needs the label of the image (label=...)",
             ));
         }
+        if n > MAX_SIMULATE_STEPS {
+            return Err(errors::invalid(format!(
+                "steps={n}: one simulate call runs at most {MAX_SIMULATE_STEPS} steps ({} s of model time)",
+                MAX_SIMULATE_STEPS as f64 * cfg.neuron.dt / 1000.0
+            )));
+        }
+        let n_out = cfg.network.n_out;
+        if let Some(l) = label.filter(|&l| usize::from(l) >= n_out) {
+            return Err(errors::invalid(format!(
+                "label {l} is not a class of the model: labels are 0..{}",
+                n_out - 1
+            )));
+        }
+        // What the recording will hold, checked before the simulation allocates it: an
+        // absurd `steps` is a MemoryError, not an abort of the interpreter.
+        let neurons: u64 = cfg.layer_sizes().iter().map(|&n| n as u64).sum();
+        let per_step = 8 + 4 * neurons * rec.continuous_variables() as u64;
+        let needed = (n as u64).saturating_mul(per_step);
+        apical::io::memory::check(needed, &format!("simulate(steps={n}, record={record:?})"))
+            .map_err(|e| pyo3::exceptions::PyMemoryError::new_err(e.to_string()))?;
         let net = &self.net;
         let epochs = self.ck.epochs_done;
         let prediction = py.detach(|| {
@@ -403,6 +438,10 @@ impl Network {
     }
 }
 
+/// The most steps of one `simulate` call: far beyond any phase of the model (hundreds of
+/// steps), short of calls that run for hours (ten million steps) with no way to stop them.
+const MAX_SIMULATE_STEPS: usize = 1_000_000;
+
 /// Collects the requested variables of every step (an [`Observer`]: reads only).
 struct Recorder {
     dt: f64,
@@ -423,6 +462,14 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Variables recorded at every step for every neuron (soma, basal, apical, rate).
+    fn continuous_variables(&self) -> usize {
+        [self.soma, self.basal, self.apical, self.rate]
+            .iter()
+            .filter(|&&b| b)
+            .count()
+    }
+
     fn new(record: &[String], dt: f64) -> PyResult<Self> {
         let mut r = Recorder {
             dt,

@@ -138,8 +138,8 @@ fn write_stderr(py: Python<'_>, text: &str) -> PyResult<()> {
 pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
     match threads {
         None => Ok(f()),
-        Some(0) => Err(errors::invalid("threads must be at least 1")),
         Some(n) => {
+            let n = apical::run::threads::check_threads(n, "threads").map_err(errors::invalid)?;
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()

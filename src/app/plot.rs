@@ -7,6 +7,7 @@
 //! Debian's `fonts-dejavu-core` (scripts/setup.sh installs it) or the usual other places.
 
 use crate::base::rng::{stream, Key, Purpose};
+use crate::io::atomic::{create_output_dir, PendingFile};
 use crate::io::checkpoint::{self, Checkpoint};
 use crate::io::mnist::MnistSet;
 use crate::io::run_dir::{EpochMetrics, RunDir};
@@ -209,7 +210,9 @@ pub(crate) fn line_chart(
             true,
         )
     });
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let png = PendingFile::create(path).map_err(draw_err(path))?;
+    let tmp = png.temporary().to_path_buf();
+    let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err(path))?;
     let body = root
         .titled(title, ("sans-serif", 17))
@@ -291,7 +294,7 @@ pub(crate) fn line_chart(
     }
     draw_legend(path, &legend_area, series)?;
     root.present().map_err(draw_err(path))?;
-    Ok(())
+    png.commit().map_err(draw_err(path))
 }
 
 /// The legend panel: one line per series in its colour, then what the markers mean.
@@ -357,7 +360,9 @@ pub(crate) fn histogram(
     let mean = finite.iter().sum::<f64>() / n;
     let sd = (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let png = PendingFile::create(path).map_err(draw_err(path))?;
+    let tmp = png.temporary().to_path_buf();
+    let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err(path))?;
     let caption = format!("{title} (n = {}, mean {mean:.4}, sd {sd:.4})", finite.len());
     let mut chart = ChartBuilder::on(&root)
@@ -381,7 +386,7 @@ pub(crate) fn histogram(
         }))
         .map_err(draw_err(path))?;
     root.present().map_err(draw_err(path))?;
-    Ok(())
+    png.commit().map_err(draw_err(path))
 }
 
 /// Spikes of one layer over a few simulated examples, with the phases shaded.
@@ -402,7 +407,9 @@ pub struct Raster {
 pub(crate) fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), PlotError> {
     ensure_font()?;
     let t1 = r.phases.last().map_or(1, |p| p.1).max(1);
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let png = PendingFile::create(path).map_err(draw_err(path))?;
+    let tmp = png.temporary().to_path_buf();
+    let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err(path))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
@@ -435,7 +442,7 @@ pub(crate) fn raster_chart(path: &Path, title: &str, r: &Raster) -> Result<(), P
         )
         .map_err(draw_err(path))?;
     root.present().map_err(draw_err(path))?;
-    Ok(())
+    png.commit().map_err(draw_err(path))
 }
 
 /// Collects the spikes of neurons `0..neurons` of one layer, and the phase boundaries.
@@ -705,7 +712,7 @@ pub(crate) fn network_plots(
 /// the plots that simulate examples from the latest checkpoint.
 pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<PathBuf>, PlotError> {
     let out = dir.join("plots");
-    std::fs::create_dir_all(&out).map_err(|e| PlotError::Input {
+    create_output_dir(&out).map_err(|e| PlotError::Input {
         path: out.clone(),
         problem: e.to_string(),
     })?;

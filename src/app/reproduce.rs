@@ -517,7 +517,7 @@ pub fn lock_runs(
     let mut locks = Vec::new();
     for &e in exps {
         let (cfg, ..) = budget(e, opts)?;
-        crate::run::session::check_memory(&cfg)?;
+        crate::run::session::check_memory(&cfg, None)?;
         for seed in opts.seeds_of(e) {
             let (_, lock) = RunDir::create_locked(&run_dir(&opts.out_dir, e.name, seed))?;
             locks.push(lock);
@@ -753,7 +753,7 @@ pub fn render_plots(
     img_dir: &Path,
     examples: usize,
 ) -> Result<Vec<PathBuf>, ReproduceError> {
-    std::fs::create_dir_all(img_dir).map_err(|source| ReproduceError::Io {
+    crate::io::atomic::create_output_dir(img_dir).map_err(|source| ReproduceError::Io {
         path: img_dir.to_path_buf(),
         source,
     })?;

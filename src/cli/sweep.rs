@@ -164,8 +164,11 @@ fn cmd_run(a: SweepArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     let spec = SweepSpec::from_file(spec_path)?.with_set(&overrides)?;
     let runs = spec.resolve_all()?;
+    // Every point's settings, before anything is written or submitted.
+    runner::check_points(&runs, spec_path)?;
     // A directory of another sweep or budget is refused before anything is written.
     runner::check_existing(&runs, out)?;
+    runner::check_same_sweep(&spec, out)?;
     let data = find_data_dir(a.data.dir.as_deref())?;
     if a.slurm {
         return write_slurm(&a, spec_path, out, &spec, runs.len(), &data);
@@ -299,19 +302,22 @@ fn write_slurm(
     let script = slurm::sbatch_script(&cmd, points, &opts)?;
     let path = slurm::write_script(&cmd.out, &script)?;
     let tasks = slurm::task_count(points, &opts)?;
+    if let Some(asked) = a.tasks.filter(|&t| t > tasks) {
+        note(&format!(
+            "--tasks {asked} is more than the {points} point(s): {tasks} array task(s), one per point"
+        ));
+    }
     println!(
         "wrote {} ({tasks} array task(s) for {points} point(s))",
         path.display()
     );
+    // The hints are commands to paste: paths quoted for the shell.
+    let q = |p: &Path| slurm::shell_quote(&p.display().to_string());
     if a.submit {
         println!("{}", slurm::submit(&path)?);
     } else {
-        println!("submit with: sbatch {}", path.display());
+        println!("submit with: sbatch {}", q(&path));
     }
-    println!(
-        "then: {} sweep collect {}",
-        cmd.apical.display(),
-        cmd.out.display()
-    );
+    println!("then: {} sweep collect {}", q(&cmd.apical), q(&cmd.out));
     Ok(ExitCode::SUCCESS)
 }

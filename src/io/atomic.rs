@@ -20,7 +20,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Whether `name` is the name of a temporary file of [`write_atomic`] (or of the
 /// `.NAME.tmp` files of apical before 0.1's unique names).
 pub fn is_temporary_name(name: &str) -> bool {
-    name.len() > 5 && name.starts_with('.') && name.ends_with(".tmp")
+    name.len() > 5
+        && name.starts_with('.')
+        && (name.ends_with(".tmp") || name.ends_with(".tmp.png"))
 }
 
 /// Refuses a symbolic link at `path` (an error naming it); anything else, or nothing,
@@ -50,11 +52,165 @@ fn create_exclusive(path: &Path) -> io::Result<File> {
 }
 
 /// A temporary name in `dir` for `name` no other writer uses: the process id and a counter
-/// (unique within the process), so two processes, or two threads, never meet.
+/// (unique within the process), so two processes, or two threads, never meet. A PNG's
+/// keeps its extension (`.NAME.PID-N.tmp.png`): the image encoder chooses the format by it.
 fn temporary_path(dir: &Path, name: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()))
+    let ext = if name.ends_with(".png") { ".png" } else { "" };
+    dir.join(format!(".{name}.{}-{n}.tmp{ext}", std::process::id()))
+}
+
+/// A file being written under a temporary name beside its final name, which it becomes on
+/// [`PendingFile::commit`] (fsync, rename, fsync of the directory). The temporary file is
+/// created exclusively (`O_CREAT | O_EXCL`: never through a link); a symbolic link at the
+/// final name is refused when it is made and again just before the rename; a pending file
+/// never committed is removed when dropped. Writers that need a path (HDF5, PNG) write to
+/// [`PendingFile::temporary`], a regular file this process has just created.
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    file: Option<File>,
+    committed: bool,
+}
+
+impl PendingFile {
+    /// A new pending file for `path`, under a temporary name no other writer uses.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        Self::create_with(path, create_exclusive)
+    }
+
+    /// A new pending file for `path` under the fixed temporary name `tmp` (a name that says
+    /// what it is, like `traces.h5.part`): whatever is at `tmp` that is not a directory (a
+    /// leftover of a killed run, a planted link) is removed first, never written through.
+    pub fn create_at(path: &Path, tmp: &Path) -> io::Result<Self> {
+        let (dir, _) = split(path);
+        refuse_symlink(path)?;
+        match fs::symlink_metadata(tmp) {
+            Ok(m) if !m.is_dir() => fs::remove_file(tmp)?,
+            _ => {}
+        }
+        let file = create_exclusive(tmp)?;
+        Ok(PendingFile {
+            tmp: tmp.to_path_buf(),
+            path: path.to_path_buf(),
+            dir,
+            file: Some(file),
+            committed: false,
+        })
+    }
+
+    fn create_with(path: &Path, create: impl Fn(&Path) -> io::Result<File>) -> io::Result<Self> {
+        let (dir, name) = split(path);
+        refuse_symlink(path)?;
+        // A name taken by another host's process of the same id (a shared file system):
+        // the next counter value.
+        let mut attempt = 0;
+        loop {
+            let tmp = temporary_path(&dir, &name);
+            match create(&tmp) {
+                Ok(f) => {
+                    return Ok(PendingFile {
+                        tmp,
+                        path: path.to_path_buf(),
+                        dir,
+                        file: Some(f),
+                        committed: false,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The temporary file's path (a regular file this process created).
+    pub fn temporary(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The final name.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        if self.file.is_none() {
+            // Only after a writer by path has had it: opened again, never through a link.
+            self.file = open_no_follow(&self.tmp).ok();
+        }
+        self.file
+            .as_mut()
+            .expect("a pending file's temporary file stays open")
+    }
+
+    /// Makes the temporary file `path`: fsync, rename, fsync of the directory. A link
+    /// made at `path` meanwhile is refused (the rename would replace the link itself,
+    /// never its target; refusing says so).
+    pub fn commit(mut self) -> io::Result<()> {
+        let f = match self.file.take() {
+            Some(f) => f,
+            None => open_no_follow(&self.tmp)?,
+        };
+        f.sync_all()?;
+        drop(f);
+        refuse_symlink(&self.path)?;
+        fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Closes the temporary file (for a writer by path that needs it closed).
+    pub fn close(&mut self) {
+        self.file = None;
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn split(path: &Path) -> (PathBuf, String) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    o.open(path)
+}
+
+/// Creates the directory `dir` (and its parents) for files apical writes, and refuses a
+/// symbolic link at `dir` itself: a `plots/` planted as a link to elsewhere is never
+/// written into.
+pub fn create_output_dir(dir: &Path) -> io::Result<()> {
+    refuse_symlink(dir)?;
+    fs::create_dir_all(dir)?;
+    refuse_symlink(dir)
 }
 
 /// [`write_atomic`] with the temporary file opened by `create` (which must create it
@@ -64,43 +220,9 @@ pub(crate) fn write_atomic_with(
     bytes: &[u8],
     create: impl Fn(&Path) -> io::Result<File>,
 ) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    refuse_symlink(path)?;
-    // A name taken by another host's process of the same id (a shared file system): the
-    // next counter value.
-    let mut attempt = 0;
-    let (tmp, mut f) = loop {
-        let tmp = temporary_path(dir, &name);
-        match create(&tmp) {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    };
-    let result = (|| {
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        // Checked again just before the rename: a link made meanwhile is refused too (the
-        // rename would replace the link itself, never its target).
-        refuse_symlink(path)?;
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut p = PendingFile::create_with(path, create)?;
+    p.file().write_all(bytes)?;
+    p.commit()
 }
 
 #[cfg(test)]

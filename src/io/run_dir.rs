@@ -49,15 +49,25 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
 pub struct EpochMetrics {
     #[serde(flatten)]
     pub record: EpochRecord,
-    /// Wall-clock seconds of the epoch (training and test).
+    /// Wall-clock seconds of the epoch (training and test). Unknown (an epoch whose
+    /// metrics were lost before a resume): NaN, written as null and read back as NaN.
+    #[serde(deserialize_with = "nan_if_null")]
     pub wall_seconds: f64,
     /// Wall-clock seconds of the training part (learning included, test excluded).
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_seconds: f64,
     /// Wall-clock seconds of the test at the end of the epoch.
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_seconds: f64,
     /// Wall-clock seconds per training example: train_seconds over the examples trained in
     /// them (in a resumed epoch, those after its checkpoint).
+    #[serde(deserialize_with = "nan_if_null")]
     pub seconds_per_train_example: f64,
+}
+
+/// A number, or null (what serde_json writes for NaN) as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Run metadata stored beside the checkpoints (run.json).

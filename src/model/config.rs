@@ -477,6 +477,17 @@ section_default!(PhaseConfig);
 section_default!(InitConfig);
 section_default!(TrainingConfig);
 
+/// A number for an error message: as written when short, else in scientific notation
+/// (1e300 printed as 301 digits before).
+pub(crate) fn short_num(x: f64) -> String {
+    let plain = format!("{x}");
+    if plain.len() <= 16 {
+        plain
+    } else {
+        format!("{x:e}")
+    }
+}
+
 impl ModelConfig {
     /// Parses and validates a model file's text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
@@ -489,11 +500,19 @@ impl ModelConfig {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = Self::read_text(path)?;
         Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The text of the model file `path`, read with a bound
+    /// ([`crate::base::text::MAX_TEXT_FILE`]: `/dev/zero` is refused, not read forever).
+    pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+        crate::base::text::read_text_at_most(path, crate::base::text::MAX_TEXT_FILE).map_err(
+            |source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            },
+        )
     }
 
     /// The embedded default model.
@@ -652,7 +671,8 @@ impl ModelConfig {
                 return Err(ck.bad(
                     field,
                     format!(
-                        "is {tau} ms: a time constant above {MAX_TAU_MS} ms can only be a mistake (the paper's are 10 and 3 ms)"
+                        "is {} ms: a time constant above {MAX_TAU_MS} ms can only be a mistake (the paper's are 10 and 3 ms)",
+                        short_num(tau)
                     ),
                 ));
             }
@@ -662,7 +682,7 @@ impl ModelConfig {
                 "neuron.dt",
                 format!(
                     "is {} ms: a time step below {MIN_DT_MS} ms can only be a mistake (the paper's is 1 ms)",
-                    ne.dt
+                    short_num(ne.dt)
                 ),
             ));
         }
@@ -671,7 +691,8 @@ impl ModelConfig {
                 "neuron.dt",
                 format!(
                     "is {} ms, longer than the membrane time constant synapse.tau_L ({} ms): the simulation cannot resolve the dynamics (the paper's step is 1 ms)",
-                    ne.dt, s.tau_l
+                    short_num(ne.dt),
+                    short_num(s.tau_l)
                 ),
             ));
         }

@@ -17,9 +17,19 @@ impl Override {
     /// Parses `KEY=VALUE`, the value as TOML (`[0.2, 0.2]`, `0.05`, `"random"`, `true`). A
     /// bare word that is not TOML is taken as a string (`--set learning.feedback_mode=symmetric`).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        // A value of 300 KB is not echoed whole.
+        let shown = if text.len() > 200 {
+            let cut = (0..=200)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            format!("{}... ({} bytes)", &text[..cut], text.len())
+        } else {
+            text.to_string()
+        };
         let bad = |problem: String| ConfigError::Invalid {
             path: "--set".into(),
-            field: text.to_string(),
+            field: shown.clone(),
             problem,
         };
         let (key, value) = text
@@ -41,6 +51,14 @@ pub(crate) fn parse_value(text: &str) -> Result<Value, String> {
     let doc = format!("v = {text}");
     match doc.parse::<Table>() {
         Ok(mut t) => t.remove("v").ok_or_else(|| "has no value".to_string()),
+        // A number TOML cannot hold (1e400, 99999999999999999999) is an error, not the
+        // string "1e400".
+        Err(e) if text.trim_start_matches(['+', '-']).starts_with(|c: char| c.is_ascii_digit()) => {
+            Err(format!(
+                "is not a number TOML can hold (a float of at most about 1.8e308, an integer of 64 bits): {}",
+                e.message()
+            ))
+        }
         Err(_)
             if !text.is_empty()
                 && text
@@ -327,6 +345,19 @@ mod tests {
         assert!(Override::parse("neuron.g_A").is_err());
         assert!(Override::parse("=3").is_err());
         assert!(Override::parse("learning.eta=[0.2,").is_err());
+        // A number out of range was taken for the string "1e400".
+        let e = Override::parse("neuron.g_A=1e400").unwrap_err().to_string();
+        assert!(e.contains("not a number TOML can hold"), "{e}");
+        assert!(Override::parse("neuron.g_A=-99999999999999999999").is_err());
+        let long = format!("neuron.g_A=[{}", "1,".repeat(100_000));
+        let e = Override::parse(&long).unwrap_err().to_string();
+        assert!(e.len() < 2000, "{} bytes", e.len());
+        // A huge time step is named in a short message (it printed 301 digits).
+        let e = set_all(&["neuron.dt=1e300"]).unwrap_err().to_string();
+        assert!(e.contains("1e300 ms") && e.len() < 400, "{e}");
+        assert_eq!(crate::model::config::short_num(0.05), "0.05");
+        // Bare words are still strings.
+        assert_eq!(parse_value("rate"), Ok(Value::String("rate".into())));
     }
 
     #[test]

@@ -64,8 +64,11 @@ impl RecordPlan {
                 None => Examples::All,
             };
             for &v in &vars {
+                let spiking = cfg.neuron.mode != crate::model::config::NeuronMode::Rate;
                 let applies = |p: usize| match v {
-                    Var::Spikes => true,
+                    // The rate mode (section 9) has no spikes: selecting them is an error,
+                    // not empty datasets.
+                    Var::Spikes => spiking,
                     Var::Soma | Var::Basal | Var::Rate | Var::Weights => p >= 1,
                     Var::Apical | Var::Plateau => is_hidden(p),
                     Var::Labels | Var::Metrics => false,
@@ -90,7 +93,8 @@ impl RecordPlan {
                             name.map_or("?", |s| s.as_str()),
                             match v {
                                 Var::Apical | Var::Plateau => "hidden layers only",
-                                Var::Spikes => "every population",
+                                Var::Spikes if spiking => "every population",
+                                Var::Spikes => "none in the rate mode, neuron.mode = \"rate\"",
                                 _ => "hidden and output layers, not the input",
                             }
                         ),
@@ -316,6 +320,17 @@ mod tests {
 
     fn err(spec: &str) -> SpecError {
         resolve(spec).expect_err(spec)
+    }
+
+    #[test]
+    fn spikes_of_a_rate_model_are_an_error() {
+        let mut cfg = model();
+        cfg.neuron.mode = crate::model::config::NeuronMode::Rate;
+        let e = RecordPlan::resolve(&parse_spec("spikes").unwrap(), &cfg).unwrap_err();
+        assert_eq!(e.field, "record[0].layers");
+        assert!(e.problem.contains("rate mode"), "{e}");
+        // Potentials and rates of a rate model are still recorded.
+        RecordPlan::resolve(&parse_spec("soma,rate").unwrap(), &cfg).unwrap();
     }
 
     #[test]

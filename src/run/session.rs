@@ -139,10 +139,22 @@ pub fn check_counts(
     Ok(())
 }
 
-/// Refuses a model whose training would need more memory than this process may use.
-pub fn check_memory(cfg: &ModelConfig) -> Result<(), MemoryError> {
+/// Refuses a model whose training would need more memory than this process may use;
+/// `record` is the run's record spec (`None`: the model's `[[record]]` tables, else the
+/// default), which says whether weight snapshots are buffered.
+pub fn check_memory(cfg: &ModelConfig, record: Option<&str>) -> Result<(), MemoryError> {
+    let groups = match record {
+        // A spec that does not parse is refused later, naming its fault; counted as
+        // recording weights here.
+        Some(s) => parse_spec(s).unwrap_or_else(|_| parse_spec(DEFAULT_SPEC).unwrap_or_default()),
+        None if !cfg.record.is_empty() => cfg.record.clone(),
+        None => parse_spec(DEFAULT_SPEC).unwrap_or_default(),
+    };
+    let snapshots = groups
+        .iter()
+        .any(|g| g.variables.iter().any(|v| v == "weights"));
     memory::check(
-        crate::sim::memory::training_bytes(cfg),
+        crate::sim::memory::training_bytes(cfg, snapshots),
         &format!("the model {} ({})", cfg.name, cfg.sizes_string()),
     )
 }
@@ -306,7 +318,7 @@ fn prepare_resume<P: Progress>(
             ck.epochs_done
         )));
     }
-    check_memory(&cfg)?;
+    check_memory(&cfg, request.record.as_deref())?;
     // The request's data folder (or APICAL_DATA), else the run's own, else the usual
     // places (a run directory copied from another machine).
     let data_dir = match (&request.data, &check.info) {
@@ -415,7 +427,7 @@ fn prepare_new<P: Progress>(
     }
     check_counts(train_examples, train_from, test_examples, test_from)
         .map_err(SessionError::Invalid)?;
-    check_memory(model)?;
+    check_memory(model, request.record.as_deref())?;
     let out = out.map_or_else(
         || PathBuf::from(format!("runs/{}-seed{seed}", model.name)),
         Path::to_path_buf,

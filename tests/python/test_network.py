@@ -26,7 +26,9 @@ def test_weights_match_the_trace_snapshots(net, run, data_dir):
     assert w0.shape == (HIDDEN, 784) and w0.dtype == np.float32
     assert w1.shape == (10, HIDDEN)
     assert net.feedback(0).shape == (HIDDEN, 10)
-    assert net.feedback(1).shape == (10, 0)
+    # The output layer has no feedback weights: an error, not an empty (10, 0) array.
+    with pytest.raises(apical.ApicalError, match="output layer"):
+        net.feedback(1)
     assert net.biases(0).shape == (HIDDEN,)
     # Handed to numpy without a copy: numpy does not own the data.
     assert not w0.flags.owndata

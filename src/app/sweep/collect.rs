@@ -60,7 +60,14 @@ pub fn survey(dir: &Path) -> Result<(SweepSpec, Vec<PointResult>), SweepError> {
     let mut out = Vec::new();
     for run in spec.resolve_all()? {
         let pdir = point_dir(dir, &run);
-        let state = point_state(&run, &pdir)?;
+        // A damaged point is reported as such; the others are listed and collected.
+        let state = match point_state(&run, &pdir) {
+            Ok(s) => s,
+            Err(e @ (SweepError::Damaged { .. } | SweepError::Mismatch { .. })) => {
+                PointState::Damaged(e.to_string())
+            }
+            Err(e) => return Err(e),
+        };
         let mut metrics = read_metrics(&pdir);
         metrics.truncate(run.epochs);
         out.push(PointResult {
@@ -383,7 +390,7 @@ pub fn render_plots(
         for s in &mut series {
             s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
-        std::fs::create_dir_all(plots_dir).map_err(io_err(plots_dir))?;
+        crate::io::atomic::create_output_dir(plots_dir).map_err(io_err(plots_dir))?;
         let file: String = format!("test_error_vs_{key}.png")
             .chars()
             .map(|c| {
@@ -457,7 +464,14 @@ pub fn collect(dir: &Path) -> Result<Collected, SweepError> {
 /// `apical sweep status`: a count per state, then one line per point.
 pub fn status_text(dir: &Path) -> Result<String, SweepError> {
     let (_, results) = survey(dir)?;
-    let words = ["done", "running", "unfinished", "failed", "not-started"];
+    let words = [
+        "done",
+        "running",
+        "unfinished",
+        "failed",
+        "not-started",
+        "damaged",
+    ];
     let counts: Vec<String> = words
         .iter()
         .map(|w| {
@@ -482,7 +496,7 @@ pub fn status_text(dir: &Path) -> Result<String, SweepError> {
                 "{epochs_done} of {} epoch(s) and {examples_done} example(s) done; resumes on the next run",
                 r.run.epochs
             ),
-            PointState::Failed(e) => e.clone(),
+            PointState::Failed(e) | PointState::Damaged(e) => e.clone(),
             PointState::NotStarted => String::new(),
         };
         let _ = writeln!(s, "{:<12} {}  {}", r.state.word(), r.run.point.name, detail);

@@ -46,6 +46,9 @@ pub enum SweepError {
         "{dir} holds a run with other settings ({problem}); remove it, or give the sweep another --out"
     )]
     Mismatch { dir: PathBuf, problem: String },
+    /// A point's run directory that cannot be read (a corrupt run.json).
+    #[error("{dir} is damaged ({problem}); repair or remove it")]
+    Damaged { dir: PathBuf, problem: String },
     #[error(transparent)]
     Plot(#[from] PlotError),
     #[error("{0}")]
@@ -62,27 +65,9 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError +
 /// Writes `bytes` to `path` through a temporary file unique to this process and thread, so
 /// that several shards of one sweep may write the same file at once.
 pub(crate) fn write_shared(path: &Path, bytes: &[u8]) -> Result<(), SweepError> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    crate::io::atomic::refuse_symlink(path).map_err(io_err(path))?;
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path))
+    crate::io::atomic::write_atomic(path, bytes).map_err(io_err(path))
 }

@@ -12,7 +12,7 @@
 //! supports `flock`, from any node). A point whose run ended in an error other than an
 //! interruption gets `<point>/sweep-failed.txt` with the error; the next attempt removes it.
 
-use crate::app::sweep::spec::PointRun;
+use crate::app::sweep::spec::{PointRun, SweepSpec};
 use crate::app::sweep::{io_err, SweepError};
 use crate::io::checkpoint::list_checkpoints;
 use crate::io::record::Compression;
@@ -48,6 +48,10 @@ pub enum PointState {
     Failed(String),
     /// All its epochs are done.
     Done,
+    /// Its run directory cannot be read as this point's run (a corrupt run.json, a
+    /// model.toml edited by hand): `apical sweep status` and `collect` report it and go on
+    /// with the other points.
+    Damaged(String),
 }
 
 impl PointState {
@@ -59,6 +63,7 @@ impl PointState {
             PointState::Unfinished { .. } => "unfinished",
             PointState::Failed(_) => "failed",
             PointState::Done => "done",
+            PointState::Damaged(_) => "damaged",
         }
     }
 }
@@ -104,12 +109,17 @@ impl PointLock {
     /// Where the file system has no locks, the point runs without one.
     pub fn acquire(dir: &Path) -> Result<Option<Self>, SweepError> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        crate::io::atomic::refuse_symlink(&path).map_err(io_err(&path))?;
+        let mut o = OpenOptions::new();
+        o.create(true).truncate(false).write(true);
+        // Never through a link planted at the lock's name (refused above; O_NOFOLLOW
+        // refuses one made meanwhile).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.custom_flags(libc::O_NOFOLLOW);
+        }
+        let mut file = o.open(&path).map_err(io_err(&path))?;
         for attempt in 0..20 {
             match try_flock(&file, libc::LOCK_EX) {
                 Flock::Taken => {
@@ -162,9 +172,13 @@ fn check_settings(run: &PointRun, dir: &Path) -> Result<(), SweepError> {
         dir: dir.to_path_buf(),
         problem,
     };
+    // An unreadable run.json is a damaged point, not one with other settings.
     let info = RunDir::open(dir)
         .and_then(|r| r.read_info())
-        .map_err(|e| mismatch(e.to_string()))?;
+        .map_err(|e| SweepError::Damaged {
+            dir: dir.to_path_buf(),
+            problem: e.to_string(),
+        })?;
     if (info.seed, info.train_examples, info.test_examples)
         != (run.point.seed, run.train_examples, run.test_examples)
     {
@@ -186,6 +200,68 @@ fn check_settings(run: &PointRun, dir: &Path) -> Result<(), SweepError> {
         ));
     }
     Ok(())
+}
+
+/// Checks every setting of every point that `apical train` would check only when the
+/// point runs (example counts within MNIST, the record spec against the point's model), so
+/// that a Slurm array is never submitted with a setting each task fails on.
+pub fn check_points(runs: &[PointRun], sweep_file: &Path) -> Result<(), SweepError> {
+    for r in runs {
+        let bad = |problem: String| SweepError::Spec {
+            path: sweep_file.to_path_buf(),
+            problem: format!("point {}: {problem}", r.point.name),
+        };
+        crate::run::session::check_counts(
+            r.train_examples,
+            "[training] train_examples =",
+            r.test_examples,
+            "[training] test_examples =",
+        )
+        .map_err(bad)?;
+        if let Some(spec) = &r.record {
+            let groups = crate::model::recording::parse_spec(spec)
+                .map_err(|e| bad(format!("[training] record: {e}")))?;
+            crate::model::record_plan::RecordPlan::resolve(&groups, &r.model)
+                .map_err(|e| bad(format!("[training] record: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to run `spec` into a sweep directory `out` whose saved sweep has points `spec`
+/// does not: they would silently leave sweep.toml and the summary (a different sweep
+/// file run into the same --out). A sweep that keeps every saved point (more seeds, say)
+/// may run there.
+pub fn check_same_sweep(spec: &SweepSpec, out: &Path) -> Result<(), SweepError> {
+    if !out.join(crate::app::sweep::spec::SWEEP_FILE).is_file() {
+        return Ok(());
+    }
+    let saved = SweepSpec::load_dir(out).map_err(|e| {
+        SweepError::Invalid(format!(
+            "{} holds a sweep that cannot be read ({e}); give another --out",
+            out.display()
+        ))
+    })?;
+    let names: std::collections::HashSet<String> =
+        spec.points().into_iter().map(|p| p.name).collect();
+    let dropped: Vec<String> = saved
+        .points()
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| !names.contains(n))
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    Err(SweepError::Invalid(format!(
+        "{} holds another sweep: {} of its point(s) are not in this sweep file ({}{}); nothing was changed. Give this sweep another --out, or continue that one with `apical sweep {} --out {}`",
+        out.display(),
+        dropped.len(),
+        dropped[..dropped.len().min(3)].join(", "),
+        if dropped.len() > 3 { ", ..." } else { "" },
+        out.join(crate::app::sweep::spec::SWEEP_FILE).display(),
+        out.display()
+    )))
 }
 
 /// Checks that every existing run directory of `runs` under `out` holds its point's run
@@ -368,7 +444,10 @@ fn run_one(
     let dir = point_dir(&settings.out, run);
     let fail = |message: String| {
         log(format!("[{name}] failed: {message}"));
-        let _ = std::fs::write(dir.join(FAILED_FILE), format!("{message}\n"));
+        let _ = crate::io::atomic::write_atomic(
+            &dir.join(FAILED_FILE),
+            format!("{message}\n").as_bytes(),
+        );
         Outcome::Failed(message)
     };
     if let Err(e) = std::fs::create_dir_all(&dir) {

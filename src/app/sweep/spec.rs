@@ -300,7 +300,8 @@ fn flatten(prefix: &str, t: &Table, out: &mut Vec<(String, Value)>) {
 impl SweepSpec {
     /// Reads and checks a sweep file.
     pub fn from_file(path: &Path) -> Result<Self, SweepError> {
-        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        let text = crate::base::text::read_text_at_most(path, crate::base::text::MAX_TEXT_FILE)
+            .map_err(io_err(path))?;
         Self::from_toml_str(&text, path)
     }
 

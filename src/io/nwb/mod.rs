@@ -15,6 +15,7 @@
 
 pub mod h5;
 
+use crate::io::atomic::PendingFile;
 use h5::{attr, attr_ref, attr_str, data, text, typed, Ids, Table, NWB_VERSION, SPECS};
 use hdf5::types::VarLenUnicode;
 use hdf5::{File, Group};
@@ -47,6 +48,21 @@ pub struct ExportSummary {
     /// Weight snapshots in `/processing/weights/snapshots`.
     pub snapshots: usize,
 }
+
+/// Prefix of an error that is the trace file's fault (a damaged dataset), found while the
+/// NWB file is being written: reported naming the trace file and the dataset, never as a
+/// failure to write.
+const SOURCE_FAULT: &str = "\u{1}trace file: ";
+
+/// An error naming the trace file's dataset `what` (see [`SOURCE_FAULT`]).
+fn damaged(what: impl std::fmt::Display) -> hdf5::Error {
+    hdf5::Error::from(format!("{SOURCE_FAULT}{what}"))
+}
+
+/// The most neurons a trace file may declare, all populations together: far above any
+/// network apical trains, far below sizes whose per-neuron buffers cannot be allocated
+/// (16 million neurons: a few hundred MB of export buffers).
+const MAX_NEURONS: u64 = 1 << 24;
 
 /// Spikes grouped by neuron are gathered in passes over the trace file of at most this
 /// many spikes each (memory: 8 bytes per spike of a pass).
@@ -81,9 +97,20 @@ pub fn export_in_passes(
         path: traces.to_path_buf(),
         what,
     })?;
+    // Written under a temporary name created exclusively (never through a link) and
+    // renamed over `out` when complete: a failed export leaves no partial file and keeps
+    // an earlier good one.
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |e: std::io::Error| NwbError::Layout {
+            path: out.to_path_buf(),
+            what: format!("{what}: {e}"),
+        }
+    };
+    let pending = PendingFile::create(out).map_err(io("cannot create the NWB file"))?;
     let f = File::with_options()
         .with_fapl(|p| p.libver_v18())
-        .create(out)
+        .create(pending.temporary())
         .map_err(he("cannot create the NWB file"))?;
     let stamp = std::fs::metadata(traces)
         .and_then(|m| m.modified())
@@ -109,8 +136,17 @@ pub fn export_in_passes(
         now.as_secs(),
         pass_spikes,
     )
-    .map_err(he("cannot write the NWB file"))?;
+    .map_err(|e| match e.to_string().strip_prefix(SOURCE_FAULT) {
+        Some(what) => NwbError::Layout {
+            path: traces.to_path_buf(),
+            what: what.to_string(),
+        },
+        None => he("cannot write the NWB file")(e),
+    })?;
     f.close().map_err(he("cannot close the NWB file"))?;
+    pending
+        .commit()
+        .map_err(io("cannot rename the finished NWB file to its name"))?;
     Ok(summary)
 }
 
@@ -163,17 +199,40 @@ impl Meta {
                 sizes.len()
             ));
         }
+        let total = sizes.iter().fold(0u64, |a, &n| a.saturating_add(n));
+        if let Some((p, n)) = populations.iter().zip(&sizes).find(|(_, &n)| n == 0) {
+            return Err(format!(
+                "root attribute population_sizes: population {p} has {n} neurons"
+            ));
+        }
+        if total > MAX_NEURONS {
+            return Err(format!(
+                "root attribute population_sizes: {total} neurons in all (at most {MAX_NEURONS})"
+            ));
+        }
+        let dt: f64 = read_num(f, "dt")?;
+        if !(dt.is_finite() && dt > 0.0) {
+            return Err(format!(
+                "root attribute dt is {dt}: the time step must be a positive number of ms"
+            ));
+        }
+        let (start_ms, end_ms): (f64, f64) = (read_num(f, "start_time")?, read_num(f, "end_time")?);
+        if !(start_ms.is_finite() && end_ms.is_finite() && start_ms <= end_ms) {
+            return Err(format!(
+                "root attributes start_time {start_ms} and end_time {end_ms}: not a time interval"
+            ));
+        }
         Ok(Meta {
             model_name: read_str(f, "model_name")?,
             model_toml: read_str(f, "model_toml")?,
             spec: read_str(f, "record_spec")?,
             version: read_str(f, "apical_version")?,
             seed: read_num(f, "seed")?,
-            dt: read_num(f, "dt")?,
+            dt,
             populations,
             sizes,
-            start_ms: read_num(f, "start_time")?,
-            end_ms: read_num(f, "end_time")?,
+            start_ms,
+            end_ms,
             complete: read_num(f, "complete")?,
             stop_reason: read_str(f, "stop_reason")?,
         })
@@ -318,8 +377,11 @@ fn write_general(f: &File, meta: &Meta, ids: &Ids) -> hdf5::Result<()> {
     Ok(())
 }
 
+/// Dataset `name` of the trace file's group `g`, whole; a failure names the dataset.
 fn read_all<T: hdf5::H5Type>(g: &Group, name: &str) -> hdf5::Result<Vec<T>> {
-    g.dataset(name)?.read_raw()
+    g.dataset(name)
+        .and_then(|d| d.read_raw())
+        .map_err(|e| damaged(format!("{}/{name}: cannot read it: {e}", g.name())))
 }
 
 fn write_trials(
@@ -467,18 +529,57 @@ fn gather_population(
     out: &hdf5::Dataset,
     pass_spikes: usize,
 ) -> hdf5::Result<Vec<u64>> {
-    let ts = g.dataset("timestamps")?;
-    let ns = g.dataset("node_ids")?;
-    let rows = ts.shape()[0].min(ns.shape()[0]);
-    // Pass 1: spikes per neuron.
+    let name = g.name();
+    let ts = g
+        .dataset("timestamps")
+        .map_err(|e| damaged(format!("{name}/timestamps: {e}")))?;
+    let ns = g
+        .dataset("node_ids")
+        .map_err(|e| damaged(format!("{name}/node_ids: {e}")))?;
+    let (nt, nn) = (
+        ts.shape().first().copied().unwrap_or(0),
+        ns.shape().first().copied().unwrap_or(0),
+    );
+    if nt != nn {
+        return Err(damaged(format!(
+            "{name}/timestamps has {nt} rows but {name}/node_ids has {nn}: one spike per row of both"
+        )));
+    }
+    let rows = nt;
+    fn read<T: hdf5::H5Type + Clone>(
+        d: &hdf5::Dataset,
+        r: std::ops::Range<usize>,
+        name: &str,
+        col: &str,
+    ) -> hdf5::Result<Vec<T>> {
+        d.read_slice_1d(r)
+            .map(|a| a.to_vec())
+            .map_err(|e| damaged(format!("{name}/{col}: cannot read it: {e}")))
+    }
+    // Pass 1: spikes per neuron; every id within the population, every time a number
+    // within the recording.
     let mut counts = vec![0u64; n];
     for r0 in (0..rows).step_by(READ_ROWS) {
         let r1 = (r0 + READ_ROWS).min(rows);
-        let ids: Vec<u64> = ns.read_slice_1d(r0..r1)?.to_vec();
-        for &i in &ids {
-            if let Some(c) = counts.get_mut(i as usize) {
-                *c += 1;
+        let ids: Vec<u64> = read(&ns, r0..r1, &name, "node_ids")?;
+        for (k, &i) in ids.iter().enumerate() {
+            match counts.get_mut(i as usize) {
+                Some(c) => *c += 1,
+                None => {
+                    return Err(damaged(format!(
+                        "{name}/node_ids row {}: node id {i} outside the population of {n} neurons",
+                        r0 + k
+                    )))
+                }
             }
+        }
+        let t: Vec<f64> = read(&ts, r0..r1, &name, "timestamps")?;
+        if let Some(k) = t.iter().position(|x| !x.is_finite() || *x < 0.0) {
+            return Err(damaged(format!(
+                "{name}/timestamps row {}: time {} is not a time of the recording",
+                r0 + k,
+                t[k]
+            )));
         }
     }
     // Passes 2..: the spike trains of a block of neurons at a time, in time order (the
@@ -504,8 +605,8 @@ fn gather_population(
         let mut buf = vec![0f64; size as usize];
         for r0 in (0..rows).step_by(READ_ROWS) {
             let r1 = (r0 + READ_ROWS).min(rows);
-            let ids: Vec<u64> = ns.read_slice_1d(r0..r1)?.to_vec();
-            let t: Vec<f64> = ts.read_slice_1d(r0..r1)?.to_vec();
+            let ids: Vec<u64> = read(&ns, r0..r1, &name, "node_ids")?;
+            let t: Vec<f64> = read(&ts, r0..r1, &name, "timestamps")?;
             for (&i, &x) in ids.iter().zip(&t) {
                 let i = i as usize;
                 if (first..last).contains(&i) {

@@ -8,6 +8,7 @@ use super::{
     FLUSH_BYTES, FLUSH_INTERVAL, FORMAT_VERSION, POTENTIAL_UNITS, SONATA_MAGIC, SONATA_VERSION,
 };
 use crate::base::rng::{stream, Purpose};
+use crate::io::atomic::PendingFile;
 use crate::io::checkpoint::EpochRecord;
 use crate::model::config::ModelConfig;
 use crate::model::neuron::plateau_potential;
@@ -97,7 +98,13 @@ impl Recorder {
         };
         // Laid out under a temporary name and renamed when complete: a process killed while
         // the file is being laid out leaves no half-written traces.h5.
+        // The part file is created exclusively (a link or leftover at its name is removed,
+        // never written through) before HDF5 opens it.
         let part = part_path(path);
+        let pending = PendingFile::create_at(path, &part).map_err(|e| RecordError::Write {
+            path: path.to_path_buf(),
+            message: format!("cannot create {}: {e}", part.display()),
+        })?;
         let file = create_file(&part).map_err(he("cannot create the file"))?;
         let m_layers = cfg.layer_sizes().len();
         let dt = cfg.neuron.dt;
@@ -140,7 +147,7 @@ impl Recorder {
             })
         };
         let mut r = build().map_err(he("cannot lay out the file"))?;
-        std::fs::rename(&part, path).map_err(|e| RecordError::Write {
+        pending.commit().map_err(|e| RecordError::Write {
             path: path.to_path_buf(),
             message: format!("cannot rename {} to it: {e}", part.display()),
         })?;
