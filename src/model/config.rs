@@ -559,8 +559,12 @@ impl ModelConfig {
         self.check_rule(&ck)?;
         self.check_init_and_training(&ck)?;
         if !self.record.is_empty() {
-            crate::model::record_plan::RecordPlan::resolve(&self.record, &self.topology())
-                .map_err(|e| ck.bad(&e.field, e.problem))?;
+            crate::model::record_plan::RecordPlan::resolve(
+                &self.record,
+                &self.topology(),
+                self.neuron.mode != NeuronMode::Rate,
+            )
+            .map_err(|e| ck.bad(&e.field, e.problem))?;
         }
         Ok(())
     }

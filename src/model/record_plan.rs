@@ -38,9 +38,13 @@ pub(crate) struct RecordPlan {
 }
 
 impl RecordPlan {
-    /// Checks the groups against the model. Errors name the group's part, e.g.
-    /// `record[0].layers`.
-    pub(crate) fn resolve(groups: &[RecordGroup], topo: &Topology) -> Result<Self, SpecError> {
+    /// Checks the groups against the model's shape and whether it spikes (`spiking`: false
+    /// in the rate mode of section 9). Errors name the group's part, e.g. `record[0].layers`.
+    pub(crate) fn resolve(
+        groups: &[RecordGroup],
+        topo: &Topology,
+        spiking: bool,
+    ) -> Result<Self, SpecError> {
         let names = topo.population_names();
         let m_layers = names.len() - 1;
         let is_hidden = |p: usize| p >= 1 && p < m_layers;
@@ -64,7 +68,6 @@ impl RecordPlan {
                 None => Examples::All,
             };
             for &v in &vars {
-                let spiking = cfg.neuron.mode != crate::model::config::NeuronMode::Rate;
                 let applies = |p: usize| match v {
                     // The rate mode (section 9) has no spikes: selecting them is an error,
                     // not empty datasets.
@@ -265,7 +268,7 @@ mod tests {
     }
 
     fn resolve(spec: &str) -> Result<RecordPlan, SpecError> {
-        RecordPlan::resolve(&parse_spec(spec)?, &model().topology())
+        RecordPlan::resolve(&parse_spec(spec)?, &model().topology(), true)
     }
 
     #[test]
@@ -326,11 +329,12 @@ mod tests {
     fn spikes_of_a_rate_model_are_an_error() {
         let mut cfg = model();
         cfg.neuron.mode = crate::model::config::NeuronMode::Rate;
-        let e = RecordPlan::resolve(&parse_spec("spikes").unwrap(), &cfg).unwrap_err();
+        let e = RecordPlan::resolve(&parse_spec("spikes").unwrap(), &cfg.topology(), false)
+            .unwrap_err();
         assert_eq!(e.field, "record[0].layers");
         assert!(e.problem.contains("rate mode"), "{e}");
         // Potentials and rates of a rate model are still recorded.
-        RecordPlan::resolve(&parse_spec("soma,rate").unwrap(), &cfg).unwrap();
+        RecordPlan::resolve(&parse_spec("soma,rate").unwrap(), &cfg.topology(), false).unwrap();
     }
 
     #[test]

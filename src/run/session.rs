@@ -402,6 +402,7 @@ fn prepare_new<P: Progress>(
         RecordPlan::resolve(
             &parse_spec(spec).map_err(RecordError::from)?,
             &model.topology(),
+            model.neuron.mode != crate::model::config::NeuronMode::Rate,
         )
         .map_err(RecordError::from)?;
     }

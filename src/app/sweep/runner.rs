@@ -221,7 +221,8 @@ pub fn check_points(runs: &[PointRun], sweep_file: &Path) -> Result<(), SweepErr
         if let Some(spec) = &r.record {
             let groups = crate::model::recording::parse_spec(spec)
                 .map_err(|e| bad(format!("[training] record: {e}")))?;
-            crate::model::record_plan::RecordPlan::resolve(&groups, &r.model)
+            let spiking = r.model.neuron.mode != crate::model::config::NeuronMode::Rate;
+            crate::model::record_plan::RecordPlan::resolve(&groups, &r.model.topology(), spiking)
                 .map_err(|e| bad(format!("[training] record: {e}")))?;
         }
     }

@@ -90,7 +90,8 @@ impl Recorder {
         start: StartPoint,
         z: Compression,
     ) -> Result<Self, RecordError> {
-        let plan = RecordPlan::resolve(groups, &cfg.topology())?;
+        let spiking = cfg.neuron.mode != crate::model::config::NeuronMode::Rate;
+        let plan = RecordPlan::resolve(groups, &cfg.topology(), spiking)?;
         let he = |what: &str| {
             let what = what.to_string();
             let path = path.to_path_buf();
