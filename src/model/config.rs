@@ -155,9 +155,13 @@ pub struct NetworkConfig {
     pub n_in: usize,
     /// Hidden layer sizes, bottom first (empty for 784-10).
     pub hidden: Vec<usize>,
-    /// Output units, a multiple of 10 (k units per class).
+    /// Output units, a multiple of `classes` (k units per class).
     #[serde(default = "d_n_out")]
     pub n_out: usize,
+    /// Classes the network tells apart (the data's labels 0..classes-1); written only
+    /// when it is not MNIST's 10, so MNIST models serialise as before.
+    #[serde(default = "d_classes", skip_serializing_if = "is_d_classes")]
+    pub classes: usize,
     #[serde(default = "d_feedback")]
     pub feedback: FeedbackSource,
 }
@@ -328,6 +332,15 @@ fn d_n_in() -> usize {
 }
 fn d_n_out() -> usize {
     10
+}
+/// Most classes a network tells apart (labels are bytes).
+pub const MAX_CLASSES: usize = 256;
+
+fn d_classes() -> usize {
+    10
+}
+fn is_d_classes(c: &usize) -> bool {
+    *c == d_classes()
 }
 fn d_feedback() -> FeedbackSource {
     FeedbackSource::Broadcast
@@ -563,12 +576,21 @@ impl ModelConfig {
                 ),
             ));
         }
-        if n.n_out == 0 || n.n_out % 10 != 0 {
+        if n.classes < 2 || n.classes > MAX_CLASSES {
+            return Err(ck.bad(
+                "network.classes",
+                format!(
+                    "must be 2 to {} (the data's labels 0..classes-1), got {}",
+                    MAX_CLASSES, n.classes
+                ),
+            ));
+        }
+        if n.n_out == 0 || n.n_out % n.classes != 0 {
             return Err(ck.bad(
                 "network.n_out",
                 format!(
-                    "must be a positive multiple of 10 (k units per class), got {}",
-                    n.n_out
+                    "must be a positive multiple of network.classes = {} (k units per class), got {}",
+                    n.classes, n.n_out
                 ),
             ));
         }
