@@ -9,4 +9,6 @@ pub mod alignment;
 pub mod hooks;
 pub mod metrics;
 pub mod session;
+pub mod stepper;
+pub mod threads;
 pub mod trainer;
