@@ -277,6 +277,8 @@ pub struct RunSummary {
     pub reused: bool,
     /// The averaged test of the final weights ([`averaged_tests`]), when asked for.
     pub averaged: Option<AveragedTest>,
+    /// The data set's name (`None`: not recorded, MNIST).
+    pub data: Option<String>,
 }
 
 /// Repeated spiking tests of a run's final weights (`repeats.json` in its run directory):
@@ -596,6 +598,7 @@ fn run_one(
             metrics,
             reused: true,
             averaged: None,
+            data: opts.data.as_ref().map(|d| d.name.clone()),
         });
     }
     let train_err = |source: TrainError| ReproduceError::Train {
@@ -666,6 +669,7 @@ fn run_one(
         metrics,
         reused: false,
         averaged: None,
+        data: opts.data.as_ref().map(|d| d.name.clone()),
     })
 }
 

@@ -20,7 +20,7 @@ pub(crate) const MAX_STEPS: usize = 1_000_000;
 /// Dotted keys of fields that the model as written out ([`ModelConfig::to_toml_string`])
 /// leaves out while they have their default, so that older models' text is unchanged; `--set`
 /// accepts them all the same.
-pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode"];
+pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode", "network.classes"];
 /// Smallest time step (ms) that can be meant: the paper uses 1 ms; 1 µs is already far below
 /// any use of this model.
 pub const MIN_DT_MS: f64 = 1e-3;
