@@ -150,7 +150,7 @@ fn a_second_writer_is_refused_at_once_naming_the_holder_and_a_killed_holder_free
         "{err}"
     );
     assert!(
-        !err.contains("loading MNIST"),
+        !err.contains("loading data set"),
         "refused before the data: {err}"
     );
     assert!(t0.elapsed() < Duration::from_secs(20));
@@ -316,7 +316,7 @@ fn reproduce_refuses_a_run_directory_in_use() {
         )),
         "{err}"
     );
-    assert!(!err.contains("loading MNIST"), "{err}");
+    assert!(!err.contains("loading data set"), "{err}");
     drop(lock);
 }
 
@@ -371,7 +371,7 @@ fn links_in_a_run_directory_are_never_written_through() {
     args.retain(|a| a != "--record" && a != "none");
     let err = fails(&args);
     assert!(err.contains("traces.h5 is a symbolic link"), "{err}");
-    assert!(!err.contains("loading MNIST"), "{err}");
+    assert!(!err.contains("loading data set"), "{err}");
     assert_eq!(bytes(&victim), b"someone else's file");
 }
 
@@ -867,7 +867,7 @@ fn a_model_too_large_for_the_memory_is_refused_with_what_it_needs() {
             && err.contains("GiB available (the limit is ulimit -v (RLIMIT_AS))"),
         "{err}"
     );
-    assert!(!err.contains("loading MNIST"), "{err}");
+    assert!(!err.contains("loading data set"), "{err}");
     assert!(!out.exists(), "nothing left behind");
 }
 
