@@ -18,21 +18,16 @@ pub const MAX_ARRAY_BYTES: u64 = 1 << 32;
 const MAX_NPY_HEADER: usize = 1 << 16;
 
 /// Where a data set comes from: a name or a path (`--dataset NAME|PATH`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum DataSpec {
     /// MNIST, found as `--data`, `APICAL_DATA` or the usual folders say.
+    #[default]
     Mnist,
     /// Fashion-MNIST: `--data`, else `data/fashion-mnist`, else Debian's
     /// `/usr/share/datasets/fashion-mnist`.
     FashionMnist,
     /// A folder of IDX files or a `.npz` archive.
     Path(PathBuf),
-}
-
-impl Default for DataSpec {
-    fn default() -> Self {
-        DataSpec::Mnist
-    }
 }
 
 impl DataSpec {
@@ -287,7 +282,7 @@ pub fn set_from_arrays(
     if let Some((i, &v)) = y
         .iter()
         .enumerate()
-        .find(|(_, &v)| v < 0 || v >= MAX_CLASSES as i64)
+        .find(|(_, &v)| !(0..MAX_CLASSES as i64).contains(&v))
     {
         return Err(bad(
             yname,
