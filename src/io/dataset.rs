@@ -360,7 +360,7 @@ pub fn load_npz(path: &Path) -> Result<Mnist, DataError> {
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
     let mut get = |key: &str| -> Result<Npy, DataError> {
         let entry = format!("{key}.npy");
-        if !names.iter().any(|n| *n == entry) {
+        if !names.contains(&entry) {
             let mut found: Vec<&str> = names
                 .iter()
                 .map(|n| n.strip_suffix(".npy").unwrap_or(n))
