@@ -133,8 +133,9 @@ fn fashion_dirs() -> Vec<PathBuf> {
 }
 
 /// Loads the data set `spec` names. `dir` (`--data`) is the folder of a named set's files
-/// (default: as [`mnist::find_data_dir`] says for MNIST, [`fashion_dirs`] for
-/// Fashion-MNIST); `verify` checks a named set's files against their pinned SHA-256.
+/// (default: as [`mnist::find_data_dir`] says for MNIST; `data/fashion-mnist`, then
+/// `/usr/share/datasets/fashion-mnist` for Fashion-MNIST); `verify` checks a named set's
+/// files against their pinned SHA-256.
 pub fn load(spec: &DataSpec, dir: Option<&Path>, verify: bool) -> Result<DataSet, DataError> {
     match spec {
         DataSpec::Mnist => {
