@@ -927,9 +927,29 @@ fn example_counts_above_the_data_set_are_errors_naming_the_maximum() {
         err.contains("--train-examples 60001 is more than the 60000"),
         "{err}"
     );
-    let err = fails(&["eval", "x.bin", "--test-examples", "10001"]);
+    // eval knows the test set once it has read the checkpoint's run (its data set).
+    let run = tmp.path().join("tiny");
+    let model = small_model_file(tmp.path());
+    let (code, _, err) = common::run_apical(&[
+        "train",
+        s(&model),
+        "--epochs",
+        "1",
+        "--train-examples",
+        "20",
+        "--test-examples",
+        "10",
+        "--out",
+        s(&run),
+        "--quiet",
+        "--record",
+        "none",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let ck = run.join("checkpoint-epoch-1.bin");
+    let err = fails(&["eval", s(&ck), "--test-examples", "10001"]);
     assert!(
-        err.contains("--test-examples 10001 is more than the 10000"),
+        err.contains("--test-examples 10001 is more than the 10000 test images of mnist"),
         "{err}"
     );
 }
