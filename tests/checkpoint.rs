@@ -43,6 +43,7 @@ fn info(o: &RunOptions) -> RunInfo {
         data_dir: PathBuf::from("unused"),
         checkpoint_every: o.checkpoint_every,
         keep_checkpoints: o.keep_checkpoints,
+        data: None,
     }
 }
 

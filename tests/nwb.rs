@@ -83,6 +83,7 @@ fn recorded_run(dir: &Path) -> PathBuf {
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
         keep_checkpoints: Default::default(),
+        data: None,
     };
     let mut t = Trainer::new(cfg, &data, opts, &info).unwrap();
     let path = dir.join("traces.h5");
@@ -100,6 +101,7 @@ fn recorded_run(dir: &Path) -> PathBuf {
         11,
         start,
         Compression::default(),
+        None,
     )
     .unwrap();
     t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)

@@ -150,7 +150,7 @@ fn a_second_writer_is_refused_at_once_naming_the_holder_and_a_killed_holder_free
         "{err}"
     );
     assert!(
-        !err.contains("loading MNIST"),
+        !err.contains("loading data set"),
         "refused before the data: {err}"
     );
     assert!(t0.elapsed() < Duration::from_secs(20));
@@ -316,7 +316,7 @@ fn reproduce_refuses_a_run_directory_in_use() {
         )),
         "{err}"
     );
-    assert!(!err.contains("loading MNIST"), "{err}");
+    assert!(!err.contains("loading data set"), "{err}");
     drop(lock);
 }
 
@@ -371,7 +371,7 @@ fn links_in_a_run_directory_are_never_written_through() {
     args.retain(|a| a != "--record" && a != "none");
     let err = fails(&args);
     assert!(err.contains("traces.h5 is a symbolic link"), "{err}");
-    assert!(!err.contains("loading MNIST"), "{err}");
+    assert!(!err.contains("loading data set"), "{err}");
     assert_eq!(bytes(&victim), b"someone else's file");
 }
 
@@ -867,7 +867,7 @@ fn a_model_too_large_for_the_memory_is_refused_with_what_it_needs() {
             && err.contains("GiB available (the limit is ulimit -v (RLIMIT_AS))"),
         "{err}"
     );
-    assert!(!err.contains("loading MNIST"), "{err}");
+    assert!(!err.contains("loading data set"), "{err}");
     assert!(!out.exists(), "nothing left behind");
 }
 
@@ -927,9 +927,29 @@ fn example_counts_above_the_data_set_are_errors_naming_the_maximum() {
         err.contains("--train-examples 60001 is more than the 60000"),
         "{err}"
     );
-    let err = fails(&["eval", "x.bin", "--test-examples", "10001"]);
+    // eval knows the test set once it has read the checkpoint's run (its data set).
+    let run = tmp.path().join("tiny");
+    let model = small_model_file(tmp.path());
+    let (code, _, err) = common::run_apical(&[
+        "train",
+        s(&model),
+        "--epochs",
+        "1",
+        "--train-examples",
+        "20",
+        "--test-examples",
+        "10",
+        "--out",
+        s(&run),
+        "--quiet",
+        "--record",
+        "none",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let ck = run.join("checkpoint-epoch-1.bin");
+    let err = fails(&["eval", s(&ck), "--test-examples", "10001"]);
     assert!(
-        err.contains("--test-examples 10001 is more than the 10000"),
+        err.contains("--test-examples 10001 is more than the 10000 test images of mnist"),
         "{err}"
     );
 }

@@ -60,6 +60,7 @@ fn train(dir: &Path, data: &Mnist) -> Vec<apical::model::params::LayerParams> {
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
         keep_checkpoints: Default::default(),
+        data: None,
     };
     let mut t = Trainer::new(cfg, data, opts, &info).unwrap();
     t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)

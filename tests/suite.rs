@@ -25,6 +25,8 @@ mod checkpoint;
 mod config;
 #[path = "data.rs"]
 mod data;
+#[path = "dataset.rs"]
+mod dataset;
 #[path = "dense.rs"]
 mod dense;
 #[path = "determinism.rs"]

@@ -295,6 +295,7 @@ fn the_sweep_retention_policy_reaches_every_point() {
     let settings = RunSettings {
         out: out.clone(),
         data: Some(data),
+        dataset: None,
         verify: false,
         jobs: 1,
         compression: "none".parse().unwrap(),
@@ -627,6 +628,7 @@ fn stopped_points_resume_to_the_uninterrupted_result() {
     let settings = |out: &Path| RunSettings {
         out: out.to_path_buf(),
         data: Some(data.clone()),
+        dataset: None,
         verify: false,
         jobs: 2,
         compression: "none".parse().unwrap(),
@@ -658,6 +660,9 @@ fn stopped_points_resume_to_the_uninterrupted_result() {
                 out: Some(runner::point_dir(&out, r)),
             },
             data: Some(data.clone()),
+            dataset: None,
+            preloaded: None,
+            other_data: false,
             verify: false,
             record: None,
             compression: "none".parse().unwrap(),

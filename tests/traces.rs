@@ -92,6 +92,7 @@ fn trainer_with<'a>(
         data_dir: PathBuf::from("synthetic"),
         checkpoint_every: 0,
         keep_checkpoints: Default::default(),
+        data: None,
     };
     Trainer::new(cfg, data, opts, &info).unwrap()
 }
@@ -112,6 +113,7 @@ fn recorder(t: &Trainer<'_>, path: &Path, spec: &str, z: Compression) -> Recorde
         t.opts.seed,
         start,
         z,
+        None,
     )
     .unwrap()
 }

@@ -25,6 +25,7 @@ from ._apical import (
     CheckpointError,
     ConfigError,
     DataError,
+    Dataset,
     Model,
     Network,
     TraceError,
@@ -39,6 +40,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "Dataset",
     "Model",
     "Network",
     "Run",
@@ -138,12 +140,13 @@ def train(
     record: Optional[Union[str, Sequence[str]]] = None,
     threads: Optional[int] = None,
     progress: bool = True,
-    data: Optional[PathLike] = None,
+    data: Optional[Union[PathLike, Dataset]] = None,
     callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
     checkpoint_every: Optional[int] = None,
     keep_checkpoints: Optional[str] = None,
     trace_compression: Optional[str] = None,
     verify: bool = True,
+    dataset: Optional[Union[str, PathLike, Dataset]] = None,
 ) -> Run:
     """Trains ``model`` (default: the default 784-500-10 model) as ``apical train`` does.
 
@@ -153,8 +156,11 @@ def train(
     ``"spikes,soma:layers=hidden0;examples=every:10"``, or ``"none"``; a list of variables
     is joined with commas. ``threads`` limits the worker threads: tests run images in
     parallel, and training shares the neuron blocks of layers of 1024+ neurons among them
-    (results do not depend on it). ``data`` is the MNIST folder (default as the command line: ``APICAL_DATA``,
-    ``data/mnist``, ``../shared/data/mnist``). ``callback(metrics)`` is called after each
+    (results do not depend on it). ``data`` is an ``apical.Dataset``, or the folder of
+    the named data set's files (default as the command line: for MNIST ``APICAL_DATA``,
+    ``data/mnist``, ``../shared/data/mnist``). ``dataset`` is ``--dataset``: ``"mnist"``
+    (default), ``"fashion-mnist"``, a folder of IDX files, a .npz, or a Dataset; the
+    model's ``network.n_in`` and ``network.classes`` must fit it. ``callback(metrics)`` is called after each
     epoch with that epoch's metrics (a dict as in metrics.json); returning False stops the
     run after a checkpoint. ``keep_checkpoints`` is the retention policy of
     ``--keep-checkpoints`` (``"all"``, ``"last:N"`` or ``"last:N,every:M"``; default: the
@@ -183,6 +189,7 @@ def train(
         keep_checkpoints=keep_checkpoints,
         trace_compression=trace_compression,
         verify=verify,
+        dataset=dataset,
     )
 
 
@@ -193,15 +200,19 @@ def resume(
     record: Optional[Union[str, Sequence[str]]] = None,
     threads: Optional[int] = None,
     progress: bool = True,
-    data: Optional[PathLike] = None,
+    data: Optional[Union[PathLike, Dataset]] = None,
     callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
     checkpoint_every: Optional[int] = None,
     keep_checkpoints: Optional[str] = None,
     trace_compression: Optional[str] = None,
     verify: bool = True,
+    dataset: Optional[Union[str, PathLike, Dataset]] = None,
+    other_data: bool = False,
 ) -> Run:
     """Continues the run in ``dir`` from its latest checkpoint up to ``epochs`` in total
-    (default: the run's own), as ``apical train --resume DIR``."""
+    (default: the run's own), as ``apical train --resume DIR``. The run's own data set is
+    used unless ``dataset`` (or ``data``) says otherwise; data other than the run's (by
+    content digest) is refused unless ``other_data``."""
     # None (or a number) would otherwise reach the extension as "no run to resume" and
     # start a new training of the default model.
     if not isinstance(dir, (str, os.PathLike)):
@@ -220,6 +231,8 @@ def resume(
         keep_checkpoints=keep_checkpoints,
         trace_compression=trace_compression,
         verify=verify,
+        dataset=dataset,
+        other_data=other_data,
     )
 
 
@@ -227,9 +240,10 @@ def _run(**kw: Any) -> Run:
     rec = kw.get("record")
     if rec is not None and not isinstance(rec, str):
         kw["record"] = ",".join(rec)
-    for k in ("out", "data", "resume"):
-        if kw.get(k) is not None:
-            kw[k] = os.fspath(kw[k])
+    for k in ("out", "data", "resume", "dataset"):
+        v = kw.get(k)
+        if v is not None and not isinstance(v, Dataset):
+            kw[k] = os.fspath(v)
     d, status, detail, traces, warning = _apical.train(**kw)
     if warning:
         import warnings

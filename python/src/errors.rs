@@ -83,6 +83,11 @@ pub fn data(e: LibDataError) -> PyErr {
     DataError::new_err(error_text(&e))
 }
 
+/// A data array (of `Dataset.from_arrays`) that is not what a data set holds.
+pub fn data_problem(array: &str, problem: String) -> PyErr {
+    DataError::new_err(format!("array {array} {problem}"))
+}
+
 pub fn checkpoint(e: LibCheckpointError) -> PyErr {
     CheckpointError::new_err(error_text(&e))
 }

@@ -4,6 +4,7 @@
 
 use pyo3::prelude::*;
 
+mod dataset;
 mod errors;
 mod model;
 mod network;
@@ -13,9 +14,15 @@ mod train;
 #[pymodule]
 fn _apical(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The command line's thread policy (Slurm's CPUs, else the affinity's) for calls
+    // without `threads=`; a pool already started by the host program is left as it is.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(apical::run::threads::default_threads())
+        .build_global();
     errors::register(m)?;
     m.add_class::<model::Model>()?;
     m.add_class::<network::Network>()?;
+    m.add_class::<dataset::Dataset>()?;
     m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add_function(wrap_pyfunction!(traces::_h5_read, m)?)?;
     m.add_function(wrap_pyfunction!(traces::_h5_attrs, m)?)?;

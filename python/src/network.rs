@@ -1,20 +1,19 @@
 //! `apical.Network`: a trained network restored from a checkpoint, to evaluate, to simulate
 //! one example step by step, and to read its weights.
 
+use crate::dataset::{data_arg, load_cached, DataArg};
 use crate::errors;
 use crate::model::Model;
 use crate::train::with_threads;
-use apical::io::run_dir;
-use apical::{
-    evaluate_repeats, find_data_dir, load_mnist, Checkpoint, Mnist, Observer, Phase, RunDir,
-    StepInfo,
-};
+use apical::io::dataset::{self, DataSet, DataSpec};
+use apical::io::run_dir::{self, DataRecord, RunInfo};
+use apical::run::stepper::Stepper;
+use apical::{evaluate_repeats, Checkpoint, Observer, Phase, RunDir, StepInfo};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Population names as trace files have them: "input", "hidden0", ..., "output".
 fn population_names(cfg: &apical::ModelConfig) -> Vec<String> {
@@ -24,56 +23,108 @@ fn population_names(cfg: &apical::ModelConfig) -> Vec<String> {
     v
 }
 
-/// MNIST loaded once per folder and process (loading and checking takes about a second).
-fn mnist(dir: &Path, verify: bool) -> PyResult<Arc<Mnist>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<Mnist>>>> = OnceLock::new();
-    let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(m) = cache.lock().expect("cache lock").get(&key) {
-        return Ok(m.clone());
-    }
-    let m = Arc::new(load_mnist(dir, verify).map_err(errors::data)?);
-    cache.lock().expect("cache lock").insert(key, m.clone());
-    Ok(m)
-}
-
-/// A trained network, restored exactly as its checkpoint saved it.
-#[pyclass(module = "apical", frozen)]
+/// A network: restored exactly as a checkpoint saved it (`from_run`, `from_checkpoint`), or
+/// the one a new run would start from (`new`); it learns one example at a time
+/// (`train_example`) through the library's [`Stepper`], the trainer's code path.
+#[pyclass(module = "apical")]
 pub struct Network {
-    net: apical::Network,
+    step: Stepper,
     ck: Checkpoint,
-    path: PathBuf,
-    /// The MNIST folder given, else the run's own (run.json), else found as the CLI does.
+    /// The checkpoint file it came from (`None`: built by `new`).
+    path: Option<PathBuf>,
+    /// The data folder given, else the run's own (run.json), else found as the CLI does.
     data: Option<PathBuf>,
+    /// The data the run trained on (run.json).
+    recorded: Option<DataRecord>,
     verify: bool,
 }
 
 impl Network {
-    fn data_dir(&self) -> PyResult<PathBuf> {
-        find_data_dir(self.data.as_deref()).map_err(errors::data)
+    fn origin(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "the new network".into(), |p| p.display().to_string())
     }
 
-    fn mnist(&self) -> PyResult<Arc<Mnist>> {
-        let m = mnist(&self.data_dir()?, self.verify)?;
-        let pixels = m.test.rows * m.test.cols;
-        if pixels != self.net.model.cfg.network.n_in {
-            return Err(errors::invalid(format!(
-                "the model in {} has network.n_in = {} inputs but the test images have {pixels} pixels",
-                self.path.display(),
-                self.net.model.cfg.network.n_in
-            )));
+    /// The data to test on: `data` (a Dataset, name or path), else the run's own, else
+    /// MNIST; refused when it is not the run's (unless `other_data`) or does not fit the model.
+    fn test_data(
+        &self,
+        py: Python<'_>,
+        data: Option<&Bound<'_, PyAny>>,
+        other_data: bool,
+    ) -> PyResult<Arc<DataSet>> {
+        let arg = match data {
+            Some(d) => data_arg(d)?,
+            None => DataArg::Spec(
+                self.recorded
+                    .as_ref()
+                    .map_or(DataSpec::Mnist, |r| DataSpec::parse(&r.name)),
+            ),
+        };
+        let set = match arg {
+            DataArg::Loaded(s) => s,
+            DataArg::Spec(spec) => {
+                let folder = match spec {
+                    DataSpec::Path(_) => None,
+                    _ => self.data.clone(),
+                };
+                load_cached(py, &spec, folder.as_deref(), self.verify)?
+            }
+        };
+        if let Some(r) = &self.recorded {
+            r.check_same(&set, &self.origin(), other_data)
+                .map_err(errors::invalid)?;
         }
-        Ok(m)
+        dataset::check_model_fits(&self.step.net.model.cfg, &set.data, &set.name)
+            .map_err(|e| errors::invalid(format!("{}: {e}", self.origin())))?;
+        Ok(set)
     }
 
     fn layer(&self, layer: usize) -> PyResult<&apical::model::params::LayerParams> {
-        self.net.params.get(layer).ok_or_else(|| {
+        self.step.net.params.get(layer).ok_or_else(|| {
             errors::invalid(format!(
                 "layer {layer} does not exist: this network has weight layers 0..{} (0: input -> first layer)",
-                self.net.params.len() - 1
+                self.step.net.params.len() - 1
             ))
         })
     }
+
+    fn restored(
+        net: apical::Network,
+        ck: Checkpoint,
+        path: PathBuf,
+        data: Option<PathBuf>,
+        recorded: Option<DataRecord>,
+        verify: bool,
+    ) -> Self {
+        let step = Stepper::from_network(net, ck.seed, ck.epochs_done);
+        Network {
+            step,
+            ck,
+            path: Some(path),
+            data,
+            recorded,
+            verify,
+        }
+    }
+}
+
+/// Pixels of one example: uint8 0-255 or floats 0-1 (as a data set's), `n_in` of them.
+fn example_pixels(py: Python<'_>, image: &Bound<'_, PyAny>, n_in: usize) -> PyResult<Vec<u8>> {
+    let np = py.import("numpy")?;
+    let a = np.call_method1("asarray", (image,))?;
+    let n: usize = a.getattr("size")?.extract()?;
+    if n != n_in {
+        return Err(errors::invalid(format!(
+            "the image has {n} inputs; the model has network.n_in = {n_in}"
+        )));
+    }
+    let x = crate::dataset::images_of(py, &a.call_method1("reshape", ((1usize, n),))?, "image")?;
+    let set =
+        dataset::set_from_arrays(std::path::Path::new("image"), ("image", x), ("label", &[0]))
+            .map_err(errors::data)?;
+    Ok(set.images)
 }
 
 /// (neuron, input)-indexed matrix from an input-major Vec (`v[j * n + i]`), without a copy:
@@ -99,22 +150,17 @@ impl Network {
     fn from_run(dir: PathBuf, data: Option<PathBuf>, verify: bool) -> PyResult<Self> {
         let run = RunDir::open(&dir).map_err(errors::run_dir)?;
         let (net, ck, path) = run.restore().map_err(errors::run_dir)?;
+        let info = run.read_info().ok();
         // The run's data folder when no other is given and it still exists.
         let data = data.or_else(|| {
             std::env::var_os("APICAL_DATA")
                 .is_none()
-                .then(|| run.read_info().ok())
+                .then(|| info.as_ref().map(|i| i.data_dir.clone()))
                 .flatten()
-                .map(|i| i.data_dir)
                 .filter(|d| d.is_dir())
         });
-        Ok(Network {
-            net,
-            ck,
-            path,
-            data,
-            verify,
-        })
+        let recorded = info.and_then(|i| i.data);
+        Ok(Network::restored(net, ck, path, data, recorded, verify))
     }
 
     /// A checkpoint file (checkpoint-epoch-N.bin or a mid-epoch one), restored exactly.
@@ -123,18 +169,187 @@ impl Network {
     fn from_checkpoint(path: PathBuf, data: Option<PathBuf>, verify: bool) -> PyResult<Self> {
         let ck = Checkpoint::load(&path).map_err(errors::checkpoint)?;
         let net = run_dir::restore(&ck, &path).map_err(errors::run_dir)?;
+        // run.json beside the checkpoint names the run's data.
+        let recorded = path
+            .parent()
+            .and_then(|d| RunDir::open(d).ok())
+            .and_then(|r| r.read_info().ok())
+            .and_then(|i| i.data);
+        Ok(Network::restored(net, ck, path, data, recorded, verify))
+    }
+
+    /// The network a new run of `model` with `seed` starts from (the same initial weights
+    /// as `apical train --seed`), ready to learn one example at a time.
+    #[staticmethod]
+    #[pyo3(signature = (model=None, seed=0, *, data=None, verify=true))]
+    fn new(
+        model: Option<PyRef<'_, Model>>,
+        seed: u64,
+        data: Option<PathBuf>,
+        verify: bool,
+    ) -> PyResult<Self> {
+        let cfg = match model {
+            Some(m) => m.cfg.clone(),
+            None => Model::default_model()?.cfg,
+        };
+        let step = Stepper::new(cfg.clone(), seed);
+        let ck = step.checkpoint(cfg.training.train_examples, cfg.training.test_examples);
         Ok(Network {
-            net,
+            step,
             ck,
-            path,
+            path: None,
             data,
+            recorded: None,
             verify,
         })
     }
 
+    /// Learns from one example, as a training run does (forward phase, target phase,
+    /// learning: the trainer's `train_example`). `image`: `n_in` values, uint8 0-255 or
+    /// floats 0-1, any shape; `label`: its class. Returns {"prediction": the forward
+    /// phase's class (before learning), "label", "correct", "errors": [per layer array],
+    /// "plateau_differences": [per hidden layer alpha_t - alpha_f], "spike_counts": [per
+    /// layer], "l_f", "l_t": the phase lengths, "examples": learned so far}.
+    fn train_example<'py>(
+        &mut self,
+        py: Python<'py>,
+        image: &Bound<'py, PyAny>,
+        label: i64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let cfg = &self.step.net.model.cfg;
+        let pixels = example_pixels(py, image, cfg.network.n_in)?;
+        if label < 0 || label as usize >= cfg.network.classes {
+            return Err(errors::invalid(format!(
+                "label {label} is not a class of the model (network.classes = {}: labels 0..{})",
+                cfg.network.classes,
+                cfg.network.classes - 1
+            )));
+        }
+        let step = &mut self.step;
+        let out = py
+            .detach(|| step.train_example(&pixels, label as u8))
+            .map_err(errors::invalid)?;
+        let d = PyDict::new(py);
+        d.set_item("prediction", out.predicted)?;
+        d.set_item("label", label)?;
+        d.set_item("correct", i64::from(out.predicted) == label)?;
+        let arrays = |v: Vec<Vec<f32>>| -> Vec<Bound<'py, PyArray1<f32>>> {
+            v.into_iter().map(|e| e.into_pyarray(py)).collect()
+        };
+        d.set_item("errors", arrays(out.errors))?;
+        d.set_item("plateau_differences", arrays(out.plateau_differences))?;
+        d.set_item("spike_counts", out.spike_counts)?;
+        d.set_item("l_f", out.l_f)?;
+        d.set_item("l_t", out.l_t)?;
+        d.set_item("examples", self.step.examples)?;
+        Ok(d)
+    }
+
+    /// The predicted class of each image of `images` ((examples, n_in) or (examples, rows,
+    /// columns); uint8 0-255 or floats 0-1), each tested as `apical eval` tests (a test
+    /// phase with spike streams of its own, keyed by `seed` and the position). Ctrl-C stops
+    /// it between chunks of 256 images.
+    #[pyo3(signature = (images, *, seed=0, threads=None))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        images: &Bound<'py, PyAny>,
+        seed: u64,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let n_in = self.step.net.model.cfg.network.n_in;
+        let x = crate::dataset::images_of(py, images, "images")?;
+        let n = x.shape.first().copied().unwrap_or(0);
+        let labels = vec![0i64; n];
+        let set = dataset::set_from_arrays(
+            std::path::Path::new("images"),
+            ("images", x),
+            ("labels", &labels),
+        )
+        .map_err(errors::data)?;
+        if set.rows * set.cols != n_in {
+            return Err(errors::invalid(format!(
+                "the images have {} inputs; the model has network.n_in = {n_in}",
+                set.rows * set.cols
+            )));
+        }
+        let key = apical::base::rng::Key::Eval {
+            epochs_done: self.ck.epochs_done,
+        }
+        .value();
+        let net = &self.step.net;
+        let mut out = Vec::with_capacity(n);
+        for start in (0..n).step_by(256) {
+            let idx: Vec<usize> = (start..(start + 256).min(n)).collect();
+            let preds = py.detach(|| {
+                with_threads(threads, || net.evaluate(seed, key, &idx, |i| set.image(i)))
+            })?;
+            out.extend(preds.into_iter().map(i64::from));
+            py.check_signals()?;
+        }
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Saves the network as a run directory the command line continues: model.toml,
+    /// run.json and a checkpoint (the network as it is now, as a run's start after its
+    /// checkpoint's epochs). `apical train --resume DIR` trains it one epoch more (or up
+    /// to `--epochs`), `apical eval DIR` tests it. `dataset` (a Dataset) is recorded in
+    /// run.json as the run's data. A directory holding checkpoints is refused. Returns the
+    /// checkpoint's path.
+    #[pyo3(signature = (dir, *, dataset=None))]
+    fn save(
+        &self,
+        dir: PathBuf,
+        dataset: Option<PyRef<'_, crate::dataset::Dataset>>,
+    ) -> PyResult<PathBuf> {
+        let net = &self.step.net;
+        let ck = Checkpoint {
+            params: net.params.clone(),
+            feedback_rng: net.feedback_rng.clone(),
+            progress: None,
+            ..self.ck.clone()
+        };
+        let record = dataset.map(|d| DataRecord::of(&d.set));
+        if let Some(r) = &record {
+            let cfg = &net.model.cfg;
+            if r.n_in != cfg.network.n_in || r.classes != cfg.network.classes {
+                return Err(errors::invalid(format!(
+                    "the data set {} has {} inputs and {} classes but the network has network.n_in = {} and network.classes = {}",
+                    r.name, r.n_in, r.classes, cfg.network.n_in, cfg.network.classes
+                )));
+            }
+        }
+        let info = RunInfo {
+            apical_version: env!("CARGO_PKG_VERSION").into(),
+            model: net.model.cfg.name.clone(),
+            seed: ck.seed,
+            epochs: ck.epochs_done + 1,
+            train_examples: ck.train_examples,
+            test_examples: ck.test_examples,
+            data_dir: dataset_dir(record.as_ref()),
+            checkpoint_every: 0,
+            keep_checkpoints: Default::default(),
+            data: record,
+        };
+        let (run, _lock) = RunDir::create_locked(&dir).map_err(errors::run_dir)?;
+        run.refuse_checkpoints().map_err(errors::run_dir)?;
+        let run = RunDir::create(&dir, &ck.model_toml, &info).map_err(errors::run_dir)?;
+        let path = run
+            .dir
+            .join(apical::io::checkpoint::epoch_file_name(ck.epochs_done));
+        ck.save(&path).map_err(errors::checkpoint)?;
+        Ok(path)
+    }
+
+    /// Examples learned through `train_example` since this object was made.
+    #[getter]
+    fn examples_trained(&self) -> usize {
+        self.step.examples
+    }
+
     /// The checkpoint file this network came from.
     #[getter]
-    fn path(&self) -> PathBuf {
+    fn path(&self) -> Option<PathBuf> {
         self.path.clone()
     }
 
@@ -153,13 +368,13 @@ impl Network {
     /// The model the network was trained with (its text as the run stored it).
     #[getter]
     fn model(&self) -> PyResult<Model> {
-        Model::from_text(self.ck.model_toml.clone(), self.path.display().to_string())
+        Model::from_text(self.ck.model_toml.clone(), self.origin())
     }
 
     /// Units per population: input, hidden layers, output.
     #[getter]
     fn sizes(&self) -> Vec<usize> {
-        let cfg = &self.net.model.cfg;
+        let cfg = &self.step.net.model.cfg;
         let mut s = vec![cfg.network.n_in];
         s.extend(cfg.layer_sizes());
         s
@@ -168,7 +383,7 @@ impl Network {
     /// Population names: "input", "hidden0", ..., "output" (as in trace files).
     #[getter]
     fn populations(&self) -> Vec<String> {
-        population_names(&self.net.model.cfg)
+        population_names(&self.step.net.model.cfg)
     }
 
     /// Per-epoch records kept in the checkpoint (epoch, errors, rates).
@@ -181,7 +396,7 @@ impl Network {
     /// Number of weight layers (hidden layers + 1).
     #[getter]
     fn n_layers(&self) -> usize {
-        self.net.params.len()
+        self.step.net.params.len()
     }
 
     /// Feedforward weights W of weight layer `layer` (0: input -> first layer) as an
@@ -201,7 +416,7 @@ impl Network {
     /// layer has none: asking for it is an error.
     fn feedback<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.layer(layer)?;
-        if layer + 1 == self.net.params.len() {
+        if layer + 1 == self.step.net.params.len() {
             return Err(errors::invalid(format!(
                 "layer {layer} is the output layer: it has no feedback weights (those of the hidden layers are feedback(0) to feedback({}))",
                 layer.saturating_sub(1)
@@ -214,7 +429,7 @@ impl Network {
     /// "backprop" or "feedback-alignment"; docs/model.md, section 10).
     #[getter]
     fn rule(&self) -> &'static str {
-        self.net.model.rule.name()
+        self.step.net.model.rule.name()
     }
 
     /// A learned or fixed matrix of the network by name: "weights" (W), "biases" (b, as a
@@ -240,12 +455,15 @@ impl Network {
         }
     }
 
-    /// Tests on `test_examples` MNIST test images (a seeded subset below 10,000), as
-    /// `apical eval`: {"error": % (repeat 0, what `apical eval` prints), "errors": [% per
-    /// repeat], "confusion": 10x10 counts summed over repeats [true, predicted],
+    /// Tests on `test_examples` test images (a seeded subset below all of them) of `data`
+    /// (a Dataset, a name or a path; default: the run's own data set, else MNIST), as
+    /// `apical eval`: data other than the run's is refused unless `other_data`. Returns
+    /// {"error": % (repeat 0, what `apical eval` prints), "errors": [% per
+    /// repeat], "confusion": classes x classes counts summed over repeats [true, predicted],
     /// "indices": the test images, "test_examples": n}; with repeats > 1 also "mean" and "sd"
     /// of the repeats' errors.
-    #[pyo3(signature = (test_examples=10_000, *, seed=0, threads=None, repeats=1))]
+    #[pyo3(signature = (test_examples=10_000, *, seed=0, threads=None, repeats=1, data=None, other_data=false))]
+    #[allow(clippy::too_many_arguments)]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
@@ -253,6 +471,8 @@ impl Network {
         seed: u64,
         threads: Option<usize>,
         repeats: usize,
+        data: Option<&Bound<'py, PyAny>>,
+        other_data: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         if test_examples == 0 {
             return Err(errors::invalid("test_examples must be at least 1"));
@@ -260,7 +480,8 @@ impl Network {
         if repeats == 0 {
             return Err(errors::invalid("repeats must be at least 1"));
         }
-        let data = self.mnist()?;
+        let set = self.test_data(py, data, other_data)?;
+        let data = &set.data;
         // As `apical eval --test-examples`: more than the test set is an error, not the
         // whole set quietly.
         if test_examples > data.test.len() {
@@ -270,7 +491,7 @@ impl Network {
                 data.test.len()
             )));
         }
-        let net = &self.net;
+        let net = &self.step.net;
         let epochs = self.ck.epochs_done;
         let ev = py.detach(|| {
             with_threads(threads, || {
@@ -280,8 +501,9 @@ impl Network {
         let d = PyDict::new(py);
         d.set_item("error", ev.errors[0])?;
         d.set_item("errors", ev.errors.clone())?;
+        let k = ev.confusion.len();
         let flat: Vec<u64> = ev.confusion.iter().flatten().copied().collect();
-        let conf = ndarray::Array2::from_shape_vec((10, 10), flat).expect("10x10");
+        let conf = ndarray::Array2::from_shape_vec((k, k), flat).expect("classes x classes");
         d.set_item("confusion", conf.into_pyarray(py))?;
         d.set_item("test_examples", ev.indices.len())?;
         let (mean, sd) = ev.mean_sd();
@@ -319,7 +541,7 @@ impl Network {
         seed: u64,
         label: Option<u8>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let cfg = &self.net.model.cfg;
+        let cfg = &self.step.net.model.cfg;
         let record: Vec<String> = match record {
             None => vec!["spikes".into(), "soma".into(), "apical".into()],
             Some(r) if r.is_instance_of::<PyString>() => vec![r.extract()?],
@@ -332,7 +554,8 @@ impl Network {
         };
         let (pixels, label, stream_index) = match index {
             Some(i) => {
-                let data = self.mnist()?;
+                let set = self.test_data(py, None, false)?;
+                let data = &set.data;
                 if i < 0 || i as usize >= data.test.len() {
                     return Err(errors::invalid(format!(
                         "image index {i} is out of range: the test set has {} images",
@@ -394,11 +617,11 @@ impl Network {
                 MAX_SIMULATE_STEPS as f64 * cfg.neuron.dt / 1000.0
             )));
         }
-        let n_out = cfg.network.n_out;
-        if let Some(l) = label.filter(|&l| usize::from(l) >= n_out) {
+        let classes = cfg.network.classes;
+        if let Some(l) = label.filter(|&l| usize::from(l) >= classes) {
             return Err(errors::invalid(format!(
                 "label {l} is not a class of the model: labels are 0..{}",
-                n_out - 1
+                classes - 1
             )));
         }
         // What the recording will hold, checked before the simulation allocates it: an
@@ -408,7 +631,7 @@ impl Network {
         let needed = (n as u64).saturating_mul(per_step);
         apical::io::memory::check(needed, &format!("simulate(steps={n}, record={record:?})"))
             .map_err(|e| pyo3::exceptions::PyMemoryError::new_err(e.to_string()))?;
-        let net = &self.net;
+        let net = &self.step.net;
         let epochs = self.ck.epochs_done;
         let prediction = py.detach(|| {
             net.simulate(
@@ -430,10 +653,10 @@ impl Network {
         let sizes: Vec<String> = self.sizes().iter().map(|n| n.to_string()).collect();
         format!(
             "Network({}, {}, epochs_done={}, path={:?})",
-            self.net.model.cfg.name,
+            self.step.net.model.cfg.name,
             sizes.join("-"),
             self.ck.epochs_done,
-            self.path.display().to_string()
+            self.origin()
         )
     }
 }
@@ -611,5 +834,13 @@ impl Observer for Recorder {
 
     fn reads_apical(&self) -> bool {
         self.apical
+    }
+}
+
+/// The data folder a saved run names: the data set's when it is a file or folder.
+fn dataset_dir(record: Option<&DataRecord>) -> PathBuf {
+    match record.map(|r| DataSpec::parse(&r.name)) {
+        Some(DataSpec::Path(p)) => p,
+        _ => PathBuf::new(),
     }
 }

@@ -158,7 +158,7 @@ type Outcome = (PathBuf, String, String, Option<PathBuf>, Option<String>);
 #[pyfunction]
 #[pyo3(signature = (model=None, *, resume=None, epochs=None, train_examples=None,
     test_examples=None, seed=0, out=None, record=None, trace_compression=None,
-    checkpoint_every=None, keep_checkpoints=None, threads=None, progress=true, data=None, verify=true, callback=None))]
+    checkpoint_every=None, keep_checkpoints=None, threads=None, progress=true, data=None, verify=true, callback=None, dataset=None, other_data=false))]
 pub fn train(
     py: Python<'_>,
     model: Option<PyRef<'_, Model>>,
@@ -174,9 +174,11 @@ pub fn train(
     keep_checkpoints: Option<&str>,
     threads: Option<usize>,
     progress: bool,
-    data: Option<PathBuf>,
+    data: Option<Bound<'_, PyAny>>,
     verify: bool,
     callback: Option<Py<PyAny>>,
+    dataset: Option<Bound<'_, PyAny>>,
+    other_data: bool,
 ) -> PyResult<Outcome> {
     for (name, v) in [
         ("epochs", epochs),
@@ -187,6 +189,26 @@ pub fn train(
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "{name}=0: {name} must be at least 1"
             )));
+        }
+    }
+    // `data`: an apical.Dataset, or (as before data sets) the MNIST folder; `dataset`: a
+    // Dataset, a name or a path, as --dataset.
+    let (mut folder, mut spec, mut preloaded) = (None, None, None);
+    if let Some(d) = &data {
+        match d.cast::<crate::dataset::Dataset>() {
+            Ok(ds) => preloaded = Some(ds.get().set.clone()),
+            Err(_) => folder = Some(d.extract::<PathBuf>()?),
+        }
+    }
+    if let Some(d) = &dataset {
+        if preloaded.is_some() {
+            return Err(errors::invalid(
+                "give the data set once: data=Dataset or dataset=..., not both",
+            ));
+        }
+        match crate::dataset::data_arg(d)? {
+            crate::dataset::DataArg::Loaded(s) => preloaded = Some(s),
+            crate::dataset::DataArg::Spec(s) => spec = Some(s),
         }
     }
     // None: the run defaults every entry point shares (TrainRequest::new).
@@ -224,7 +246,10 @@ pub fn train(
     let resuming = matches!(start, Start::Resume { .. });
     let request = TrainRequest {
         start,
-        data,
+        data: folder.take(),
+        dataset: spec.take(),
+        preloaded: preloaded.take(),
+        other_data,
         verify,
         record,
         compression,

@@ -281,6 +281,9 @@ pub struct ReproduceOptions {
     pub jobs: usize,
     pub out_dir: PathBuf,
     pub data_dir: PathBuf,
+    /// The data set the runs train on (recorded in run.json; a run directory of other
+    /// data is not reused). `None`: not recorded (tests).
+    pub data: Option<crate::io::run_dir::DataRecord>,
     /// Record the per-block alignment trace of every run (alignment_trace.csv; see
     /// [`crate::run::alignment::AlignmentLog::with_trace`]).
     pub alignment_trace: bool,
@@ -311,6 +314,8 @@ pub struct RunSummary {
     pub reused: bool,
     /// The averaged test of the final weights ([`averaged_tests`]), when asked for.
     pub averaged: Option<AveragedTest>,
+    /// The data set's name (`None`: not recorded, MNIST).
+    pub data: Option<String>,
 }
 
 /// Repeated spiking tests of a run's final weights (`repeats.json` in its run directory):
@@ -450,9 +455,8 @@ fn existing(
     dir: &Path,
     cfg: &ModelConfig,
     seed: u64,
-    epochs: usize,
-    train: usize,
-    test: usize,
+    (epochs, train, test): (usize, usize, usize),
+    data: Option<&crate::io::run_dir::DataRecord>,
 ) -> Result<Existing, ReproduceError> {
     if !dir.join("run.json").exists() {
         return Ok(Existing::Fresh);
@@ -477,6 +481,23 @@ fn existing(
             "model {}, seed {}, {} examples per epoch, {} test images",
             info.model, info.seed, info.train_examples, info.test_examples
         )));
+    }
+    // A run of apical before data sets recorded none: it trained on MNIST.
+    let own = info.data.as_ref().map_or("mnist", |d| d.name.as_str());
+    match (info.data.as_ref(), data) {
+        (Some(a), Some(b)) if a.sha256 != b.sha256 => {
+            return Err(mismatch(format!(
+                "it was trained on data set {} and this reproduction uses {}",
+                a.name, b.name
+            )))
+        }
+        (None, Some(b)) if b.name != "mnist" => {
+            return Err(mismatch(format!(
+                "it was trained on data set {own} and this reproduction uses {}",
+                b.name
+            )))
+        }
+        _ => {}
     }
     let model = std::fs::read_to_string(dir.join("model.toml")).unwrap_or_default();
     if model != cfg.to_toml_string() {
@@ -594,7 +615,13 @@ fn run_one(
 ) -> Result<RunSummary, ReproduceError> {
     let (cfg, epochs, train_examples, test_examples) = budget(e, opts)?;
     let dir = run_dir(&opts.out_dir, e.name, seed);
-    let state = existing(&dir, &cfg, seed, epochs, train_examples, test_examples)?;
+    let state = existing(
+        &dir,
+        &cfg,
+        seed,
+        (epochs, train_examples, test_examples),
+        opts.data.as_ref(),
+    )?;
     if let Existing::Done(metrics) = state {
         log(format!(
             "{} seed {seed}: already done in {}",
@@ -608,6 +635,7 @@ fn run_one(
             metrics,
             reused: true,
             averaged: None,
+            data: opts.data.as_ref().map(|d| d.name.clone()),
         });
     }
     let train_err = |source: TrainError| ReproduceError::Train {
@@ -625,6 +653,7 @@ fn run_one(
         data_dir: opts.data_dir.clone(),
         checkpoint_every: 0,
         keep_checkpoints: opts.keep_checkpoints,
+        data: opts.data.clone(),
     };
     let ropts = RunOptions {
         epochs,
@@ -672,6 +701,7 @@ fn run_one(
         defaults.record.as_deref(),
         matches!(state, Existing::Resume),
         defaults.compression,
+        None,
         stop,
         &mut Quiet,
     )
@@ -701,6 +731,7 @@ fn run_one(
         metrics,
         reused: false,
         averaged: None,
+        data: opts.data.as_ref().map(|d| d.name.clone()),
     })
 }
 
@@ -945,6 +976,7 @@ mod tests {
             jobs: 1,
             out_dir: PathBuf::from("runs"),
             data_dir: PathBuf::from("data"),
+            data: None,
             alignment_trace: false,
             keep_checkpoints: KeepCheckpoints::default(),
             seed_counts: counts,

@@ -28,6 +28,15 @@ pub fn render_results(
          paper's numbers are test errors on all 10,000 test images after 60 epochs of 60,000 \
          examples (Figs. 6 and 8 of the paper).\n\n",
     );
+    if let Some(d) = runs
+        .iter()
+        .find_map(|r| r.data.as_deref())
+        .filter(|d| *d != "mnist")
+    {
+        s.push_str(&format!(
+            "**Data set: {d}**, not the paper's MNIST: the paper's numbers below are MNIST's, for scale only.\n\n"
+        ));
+    }
     s.push_str(&budget_note(runs, full_budget_run));
     s.push_str("Command:\n\n```sh\n");
     s.push_str(command);

@@ -171,8 +171,16 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
     let stop = crate::cli::signals::Stop::install(
         "every run finishes its current example and writes a checkpoint",
     )?;
-    let data_dir = apical::io::mnist::find_data_dir(a.data.dir.as_deref())?;
-    let opts = ReproduceOptions {
+    let spec = a.data.spec().unwrap_or_default();
+    let data_dir = match (&spec, &a.data.dir) {
+        (apical::io::dataset::DataSpec::Mnist, d) => {
+            apical::io::mnist::find_data_dir(d.as_deref())?
+        }
+        (_, Some(d)) => d.clone(),
+        (apical::io::dataset::DataSpec::Path(p), None) => p.clone(),
+        (_, None) => PathBuf::new(),
+    };
+    let mut opts = ReproduceOptions {
         epochs: a.epochs,
         train_examples: a.train_examples,
         test_examples: a.test_examples,
@@ -181,14 +189,26 @@ pub fn cmd_reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         jobs: a.jobs,
         out_dir: a.out.clone(),
         data_dir: std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone()),
+        data: None,
         alignment_trace: a.alignment_trace,
         keep_checkpoints: a.keep_checkpoints,
         seed_counts,
     };
     // Every run directory is locked before the data is read.
     let locks = reproduce::lock_runs(&exps, &opts)?;
-    eprintln!("loading MNIST from {}", data_dir.display());
-    let data = apical::io::mnist::load_mnist(&data_dir, !a.data.no_verify)?;
+    eprintln!("loading data set {spec}");
+    let set = apical::io::dataset::load(&spec, a.data.dir.as_deref(), !a.data.no_verify)?;
+    for e in &exps {
+        let cfg = ModelConfig::from_toml_str(e.model_toml, e.name)?
+            .with_overrides(&opts.overrides, e.name)?;
+        apical::io::dataset::check_model_fits(&cfg, &set.data, &set.name)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", e.name))?;
+    }
+    if let Some(src) = &set.source {
+        opts.data_dir = src.clone();
+    }
+    opts.data = Some(apical::io::run_dir::DataRecord::of(&set));
+    let data = set.data;
     let started = Instant::now();
     let runs_total: usize = exps.iter().map(|e| opts.seeds_of(e).len()).sum();
     eprintln!(
@@ -267,7 +287,7 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a run directory", dir.display());
     }
-    // Said before MNIST is loaded.
+    // Said before the data set is loaded.
     if dir.join("sweep.toml").is_file() {
         bail!(
             "{} is a sweep directory: `apical sweep collect {}` draws its plots; `apical plot` draws one of its points (a run directory inside it)",
@@ -281,23 +301,32 @@ pub fn cmd_plot(a: PlotArgs) -> Result<()> {
             dir.display()
         );
     }
-    // --data, else APICAL_DATA, else the run's own (run.json), else the usual places: each
-    // error names its source.
-    let own = RunDir::open(dir)
-        .and_then(|r| r.read_info())
-        .map(|i| i.data_dir)
-        .ok()
+    // --dataset, else the run's own data set; for MNIST --data, else APICAL_DATA, else the
+    // run's own folder (run.json), else the usual places: each error names its source.
+    let info = RunDir::open(dir).and_then(|r| r.read_info()).ok();
+    let own = info
+        .as_ref()
+        .map(|i| i.data_dir.clone())
         .filter(|d| d.is_dir());
-    let (data, _) = match own {
-        Some(d) if a.data.dir.is_none() && apical::io::mnist::data_env().is_none() => {
-            eprintln!(
-                "loading MNIST from {} (the run's, from run.json)",
-                d.display()
-            );
-            (apical::io::mnist::load_mnist(&d, !a.data.no_verify)?, d)
-        }
-        _ => crate::load_data(a.data.dir.as_deref(), a.data.no_verify)?,
+    let spec = a.data.spec().unwrap_or_else(|| {
+        info.as_ref()
+            .and_then(|i| i.data.as_ref())
+            .map_or_else(Default::default, |d| {
+                apical::io::dataset::DataSpec::parse(&d.name)
+            })
+    });
+    let folder = match (&spec, own) {
+        (apical::io::dataset::DataSpec::Path(_), _) => None,
+        (_, Some(d)) if a.data.dir.is_none() && apical::io::mnist::data_env().is_none() => Some(d),
+        _ => a.data.dir.clone(),
     };
+    eprintln!("loading data set {spec}");
+    let set = apical::io::dataset::load(&spec, folder.as_deref(), !a.data.no_verify)?;
+    if let Some(r) = info.as_ref().and_then(|i| i.data.as_ref()) {
+        r.check_same(&set, &dir.display().to_string(), a.data.other_data)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let data = set.data;
     let files = apical::app::plot::plot_run(dir, &data.train, a.examples)?;
     for f in files {
         println!("{}", f.display());

@@ -162,7 +162,11 @@ fn cmd_run(a: SweepArgs) -> Result<ExitCode> {
         .chain(budget_sets(&a).iter().map(String::as_str))
         .map(Override::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let spec = SweepSpec::from_file(spec_path)?.with_set(&overrides)?;
+    let mut spec = SweepSpec::from_file(spec_path)?.with_set(&overrides)?;
+    // --dataset replaces the file's; the sweep as saved names the data its points use.
+    if let Some(d) = a.data.spec() {
+        spec.dataset = Some(d.label());
+    }
     let runs = spec.resolve_all()?;
     // Every point's settings, before anything is written or submitted.
     runner::check_points(&runs, spec_path)?;
@@ -199,6 +203,10 @@ fn cmd_run(a: SweepArgs) -> Result<ExitCode> {
     let settings = RunSettings {
         out: out.to_path_buf(),
         data: Some(std::fs::canonicalize(&data).unwrap_or(data)),
+        dataset: spec
+            .dataset
+            .as_deref()
+            .map(apical::io::dataset::DataSpec::parse),
         verify: !a.data.no_verify,
         jobs: a.jobs,
         compression,

@@ -34,6 +34,10 @@ pub const DATA_ENV: &str = "APICAL_DATA";
 
 const FETCH_HINT: &str =
     "run scripts/fetch-mnist.sh, or set APICAL_DATA / --data to a directory holding the MNIST files";
+/// How to get Fashion-MNIST (Debian's package; its files are the originals, recompressed).
+pub(crate) const FASHION_HINT: &str =
+    "install Debian's package with `apt-get install dataset-fashion-mnist` \
+     (scripts/setup.sh does), or give --data a directory holding the four Fashion-MNIST IDX files";
 
 /// One MNIST file: its base name and the SHA-256 of its decompressed IDX bytes.
 struct Expected {
@@ -41,6 +45,71 @@ struct Expected {
     kind: &'static str,
     sha256: &'static str,
 }
+
+/// A data set whose four files are pinned by checksum: its name and how to get it.
+pub(crate) struct Pinned {
+    pub(crate) name: &'static str,
+    files: [Expected; 4],
+    pub(crate) hint: &'static str,
+}
+
+/// The original MNIST (LeCun, Cortes & Burges).
+pub(crate) const MNIST: Pinned = Pinned {
+    name: "MNIST",
+    files: [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS],
+    hint: FETCH_HINT,
+};
+
+/// Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), as Debian's `dataset-fashion-mnist`
+/// installs it: SHA-256 of the decompressed IDX files (Debian recompressed the archives, so
+/// the content is pinned, not the .gz).
+pub(crate) const FASHION_MNIST: Pinned = Pinned {
+    name: "Fashion-MNIST",
+    files: [
+        Expected {
+            stem: "train-images",
+            kind: "idx3-ubyte",
+            sha256: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        },
+        Expected {
+            stem: "train-labels",
+            kind: "idx1-ubyte",
+            sha256: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        },
+        Expected {
+            stem: "t10k-images",
+            kind: "idx3-ubyte",
+            sha256: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        },
+        Expected {
+            stem: "t10k-labels",
+            kind: "idx1-ubyte",
+            sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+    ],
+    hint: FASHION_HINT,
+};
+
+/// The four files of any IDX data set (a folder given as --dataset): found under the
+/// same names, not pinned.
+const ANY_IDX: [Expected; 4] = [
+    Expected {
+        sha256: "",
+        ..TRAIN_IMAGES
+    },
+    Expected {
+        sha256: "",
+        ..TRAIN_LABELS
+    },
+    Expected {
+        sha256: "",
+        ..TEST_IMAGES
+    },
+    Expected {
+        sha256: "",
+        ..TEST_LABELS
+    },
+];
 
 const TRAIN_IMAGES: Expected = Expected {
     stem: "train-images",
@@ -145,12 +214,13 @@ pub enum DataError {
         dims: String,
         actual: u64,
     },
-    /// A label outside 0..=9.
-    #[error("{}: label at index {index} is {value}, expected 0..=9", path.display())]
+    /// A label outside 0..=max.
+    #[error("{}: label at index {index} is {value}, expected 0..={max}", path.display())]
     BadLabel {
         path: PathBuf,
         index: usize,
         value: u8,
+        max: u8,
     },
     /// Image and label files disagree on the number of items.
     #[error(
@@ -171,34 +241,58 @@ pub enum DataError {
         expected: String,
         found: String,
     },
-    /// SHA-256 of the decompressed file differs from the original MNIST file's.
+    /// SHA-256 of the decompressed file differs from the original's.
     #[error(
         "{}: SHA-256 of the decompressed data is {actual}, expected {expected}: \
-         the file is corrupt or not the original MNIST {name}",
+         the file is corrupt or not the original {set} {name}",
         path.display()
     )]
     Checksum {
         path: PathBuf,
+        set: &'static str,
         name: String,
         expected: String,
         actual: String,
     },
-    /// One of the four MNIST files is not in the data directory.
+    /// One of the four files of a data set is not in its directory.
     #[error(
-        "MNIST file {name} not found in {}: tried {}; {FETCH_HINT}",
+        "{set} file {name} not found in {}: tried {}; {hint}",
         dir.display(),
         tried.join(", ")
     )]
     MissingFile {
         dir: PathBuf,
+        set: &'static str,
         name: String,
         tried: Vec<String>,
+        hint: &'static str,
     },
     /// A data directory given explicitly (or by APICAL_DATA) does not exist.
     #[error("data directory {} (from {source_name}) does not exist or is not a directory; {FETCH_HINT}", path.display())]
     DirNotFound {
         path: PathBuf,
         source_name: &'static str,
+    },
+    /// A named data set is not installed in any of its places.
+    #[error("data set {name} not found; tried {}; {hint}", list_paths(tried))]
+    NotInstalled {
+        name: &'static str,
+        tried: Vec<PathBuf>,
+        hint: &'static str,
+    },
+    /// `--dataset PATH` names neither a folder nor a file.
+    #[error(
+        "data set {}: no such folder or file; --dataset takes mnist, fashion-mnist, a folder of IDX files or a .npz file",
+        path.display()
+    )]
+    NoSuchDataSet { path: PathBuf },
+    /// An array of a data set (a `.npz` member, or one handed over in memory) is not what a
+    /// data set holds.
+    #[error("{}: array {array} {problem}", path.display())]
+    Array {
+        path: PathBuf,
+        array: String,
+        problem: String,
     },
     /// No data directory found in any default place.
     #[error(
@@ -579,12 +673,26 @@ fn labels_from(
     check: HeaderCheck<'_>,
     head_out: Option<&mut Vec<u8>>,
 ) -> Result<Vec<u8>, DataError> {
+    labels_upto(s, origin, check, head_out, MNIST_MAX_LABEL)
+}
+
+/// The largest label of MNIST and Fashion-MNIST (ten classes).
+const MNIST_MAX_LABEL: u8 = 9;
+
+fn labels_upto(
+    s: Source<'_>,
+    origin: &Path,
+    check: HeaderCheck<'_>,
+    head_out: Option<&mut Vec<u8>>,
+    max: u8,
+) -> Result<Vec<u8>, DataError> {
     let labels = read_idx(s, origin, Kind::Labels, check, head_out)?.body;
-    if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v > 9) {
+    if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v > max) {
         return Err(DataError::BadLabel {
             path: origin.to_path_buf(),
             index,
             value,
+            max,
         });
     }
     Ok(labels)
@@ -646,8 +754,8 @@ pub fn load_set(images: &Path, labels: &Path) -> Result<MnistSet, DataError> {
     assemble(parsed, images, label_vec, labels)
 }
 
-/// Finds the file for `expected` in `dir` under any accepted name.
-fn locate(dir: &Path, expected: &Expected) -> Result<PathBuf, DataError> {
+/// Finds the file for `expected` of `set` in `dir` under any accepted name.
+fn locate(dir: &Path, expected: &Expected, set: &Pinned) -> Result<PathBuf, DataError> {
     let tried = expected.candidates();
     for name in &tried {
         let path = dir.join(name);
@@ -657,8 +765,10 @@ fn locate(dir: &Path, expected: &Expected) -> Result<PathBuf, DataError> {
     }
     Err(DataError::MissingFile {
         dir: dir.to_path_buf(),
+        set: set.name,
         name: format!("{}-{}", expected.stem, expected.kind),
         tried: tried.to_vec(),
+        hint: set.hint,
     })
 }
 
@@ -667,6 +777,7 @@ fn locate(dir: &Path, expected: &Expected) -> Result<PathBuf, DataError> {
 /// the content's CRC-32 ([`crate::io::verify_cache`]): hashed once per file identity.
 fn verify(
     path: &Path,
+    set: &'static str,
     expected: &Expected,
     cache: &VerifyCache,
     head: &[u8],
@@ -686,6 +797,7 @@ fn verify(
     if actual != expected.sha256 {
         return Err(DataError::Checksum {
             path: path.to_path_buf(),
+            set,
             name: format!("{}-{}", expected.stem, expected.kind),
             expected: expected.sha256.to_string(),
             actual,
@@ -695,15 +807,15 @@ fn verify(
     Ok(())
 }
 
-fn load_mnist_set(
+fn load_pinned_set(
     dir: &Path,
-    images: &Expected,
-    labels: &Expected,
+    set: &Pinned,
+    (images, labels): (&Expected, &Expected),
     n: usize,
     verify_checksums: bool,
 ) -> Result<MnistSet, DataError> {
-    let images_path = locate(dir, images)?;
-    let labels_path = locate(dir, labels)?;
+    let images_path = locate(dir, images, set)?;
+    let labels_path = locate(dir, labels, set)?;
     // The shape is checked on the header, before the body is read.
     let shape = |dims: &[u32]| {
         let found: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
@@ -725,7 +837,7 @@ fn load_mnist_set(
         Some(&mut head),
     )?;
     if verify_checksums {
-        verify(&images_path, images, &cache, &head, &parsed.0)?;
+        verify(&images_path, set.name, images, &cache, &head, &parsed.0)?;
     }
     let count = |dims: &[u32]| {
         if dims[0] as usize != n {
@@ -746,27 +858,67 @@ fn load_mnist_set(
         Some(&mut head),
     )?;
     if verify_checksums {
-        verify(&labels_path, labels, &cache, &head, &label_vec)?;
+        verify(&labels_path, set.name, labels, &cache, &head, &label_vec)?;
     }
     assemble(parsed, &images_path, label_vec, &labels_path)
+}
+
+/// Loads a pinned data set of MNIST's shape (60000 training and 10000 test images of 28x28,
+/// labels 0..=9) from `dir`; with `verify`, checks each file's decompressed SHA-256.
+pub(crate) fn load_pinned(
+    dir: &Path,
+    set: &Pinned,
+    verify_checksums: bool,
+) -> Result<Mnist, DataError> {
+    let [ti, tl, ei, el] = &set.files;
+    // Locate all four first so a missing file is reported before any slow reading.
+    for e in &set.files {
+        locate(dir, e, set)?;
+    }
+    let train = load_pinned_set(dir, set, (ti, tl), TRAIN_LEN, verify_checksums)?;
+    let test = load_pinned_set(dir, set, (ei, el), TEST_LEN, verify_checksums)?;
+    Ok(Mnist { train, test })
 }
 
 /// Loads MNIST from `dir`, accepting `NAME.gz`, `NAME` or the dotted `train-images.idx3-ubyte`
 /// form for each file. With `verify`, checks each file's decompressed SHA-256 against the
 /// originals. Requires 60000 training and 10000 test images of 28x28.
 pub fn load_mnist(dir: &Path, verify_checksums: bool) -> Result<Mnist, DataError> {
-    // Locate all four first so a missing file is reported before any slow reading.
-    for e in [&TRAIN_IMAGES, &TRAIN_LABELS, &TEST_IMAGES, &TEST_LABELS] {
-        locate(dir, e)?;
+    load_pinned(dir, &MNIST, verify_checksums)
+}
+
+/// Loads any IDX data set from `dir` (the four files under MNIST's names, raw or .gz): any
+/// image size and count, labels 0..=`max_label`; train and test images of one size.
+pub(crate) fn load_idx_dir(dir: &Path, max_label: u8) -> Result<Mnist, DataError> {
+    let set = Pinned {
+        name: "IDX",
+        files: ANY_IDX,
+        hint: "a data set folder holds train-images-idx3-ubyte, train-labels-idx1-ubyte, \
+               t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each raw or .gz)",
+    };
+    let mut paths = Vec::with_capacity(4);
+    for e in &set.files {
+        paths.push(locate(dir, e, &set)?);
     }
-    let train = load_mnist_set(
-        dir,
-        &TRAIN_IMAGES,
-        &TRAIN_LABELS,
-        TRAIN_LEN,
-        verify_checksums,
-    )?;
-    let test = load_mnist_set(dir, &TEST_IMAGES, &TEST_LABELS, TEST_LEN, verify_checksums)?;
+    let one = |images: &Path, labels: &Path| -> Result<MnistSet, DataError> {
+        let parsed = images_from(Source::file(images)?, images, &no_check, None)?;
+        let l = labels_upto(Source::file(labels)?, labels, &no_check, None, max_label)?;
+        assemble(parsed, images, l, labels)
+    };
+    let train = one(&paths[0], &paths[1])?;
+    let test = one(&paths[2], &paths[3])?;
+    if (train.rows, train.cols) != (test.rows, test.cols) {
+        return Err(DataError::UnexpectedShape {
+            path: paths[2].clone(),
+            expected: format!(
+                "images of {}x{} as in {}",
+                train.rows,
+                train.cols,
+                paths[0].display()
+            ),
+            found: format!("{}x{}", test.rows, test.cols),
+        });
+    }
     Ok(Mnist { train, test })
 }
 

@@ -1,13 +1,14 @@
 //! Files: everything that reads or writes the disk.
 //!
 //! Owns: atomic writes ([`atomic`]), checkpoints ([`checkpoint`]), the memory the machine
-//! allows ([`memory`]), the MNIST files ([`mnist`]) and the record of those already checked
+//! allows ([`memory`]), the MNIST files ([`mnist`]), data sets by name or file ([`dataset`]) and the record of those already checked
 //! ([`verify_cache`]), the run directory and its lock ([`run_dir`]), HDF5 traces
 //! ([`record`]) and their NWB export ([`nwb`]).
 //! May use: [`crate::base`], [`crate::model`], [`crate::sim`].
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod dataset;
 pub mod memory;
 pub mod mnist;
 pub mod nwb;

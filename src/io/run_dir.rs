@@ -87,6 +87,54 @@ pub struct RunInfo {
     /// the default).
     #[serde(default)]
     pub keep_checkpoints: KeepCheckpoints,
+    /// The data the run trained on (runs of apical before data sets: MNIST, not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataRecord>,
+}
+
+/// Which data a run saw: the data set's name (`mnist`, `fashion-mnist`, a path, `arrays`)
+/// and the SHA-256 of its content ([`crate::io::dataset::content_digest`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRecord {
+    pub name: String,
+    pub sha256: String,
+    /// Inputs per example and classes.
+    pub n_in: usize,
+    pub classes: usize,
+}
+
+impl DataRecord {
+    /// The record of `set`.
+    pub fn of(set: &crate::io::dataset::DataSet) -> Self {
+        DataRecord {
+            name: set.name.clone(),
+            sha256: set.sha256.clone(),
+            n_in: set.n_in(),
+            classes: set.classes(),
+        }
+    }
+
+    /// Refuses `set` when it is not the data of this record (unless `allow`), naming both
+    /// and the flag that allows it. `what` is the run or checkpoint concerned.
+    pub fn check_same(
+        &self,
+        set: &crate::io::dataset::DataSet,
+        what: &str,
+        allow: bool,
+    ) -> Result<(), String> {
+        if allow || self.sha256 == set.sha256 {
+            return Ok(());
+        }
+        Err(format!(
+            "{what} was trained on data set {} (content SHA-256 {}) but the data given is {} (SHA-256 {}); \
+             give --dataset {} to use the run's data, or --other-data to go on with this data anyway",
+            self.name, short(&self.sha256), set.name, short(&set.sha256), self.name
+        ))
+    }
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(16)]
 }
 
 /// Which end-of-epoch checkpoints a run keeps: `all`, or the last `last` (at least 1)

@@ -20,7 +20,7 @@ pub(crate) const MAX_STEPS: usize = 1_000_000;
 /// Dotted keys of fields that the model as written out ([`ModelConfig::to_toml_string`])
 /// leaves out while they have their default, so that older models' text is unchanged; `--set`
 /// accepts them all the same.
-pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode", "learning.rule"];
+pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &["neuron.mode", "network.classes", "learning.rule"];
 /// Smallest time step (ms) that can be meant: the paper uses 1 ms; 1 µs is already far below
 /// any use of this model.
 pub const MIN_DT_MS: f64 = 1e-3;
@@ -64,42 +64,7 @@ pub enum FeedbackMode {
     Backprop,
 }
 
-/// The learning rule a model trains with (`[learning] rule`; docs/model.md, sections 6 and 10).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LearningRule {
-    /// Segregated dendrites (Guerguiev et al. 2017): a forward and a target phase, hidden
-    /// errors from apical plateau potentials (section 6). The default.
-    #[default]
-    Guerguiev,
-    /// The exact gradient of the output loss through the rate network (section 10): the
-    /// upper bound every rule is compared with. Rate mode only.
-    Backprop,
-    /// Feedback alignment (Lillicrap et al. 2016): backprop's output error sent down through
-    /// the fixed random feedback weights Y instead of W^T (section 10). Rate mode only.
-    FeedbackAlignment,
-}
-
-impl LearningRule {
-    fn is_guerguiev(&self) -> bool {
-        *self == LearningRule::Guerguiev
-    }
-
-    /// The name as written in a model file.
-    pub fn name(&self) -> &'static str {
-        match self {
-            LearningRule::Guerguiev => "guerguiev",
-            LearningRule::Backprop => "backprop",
-            LearningRule::FeedbackAlignment => "feedback-alignment",
-        }
-    }
-
-    /// Whether the rule runs a target phase (the segregated-dendrite rule) or learns from
-    /// one forward phase (the gradient rules of section 10).
-    pub fn has_target_phase(&self) -> bool {
-        *self == LearningRule::Guerguiev
-    }
-}
+pub use crate::model::rule::LearningRule;
 
 /// PSP kernel evaluation (spec section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,9 +150,13 @@ pub struct NetworkConfig {
     pub n_in: usize,
     /// Hidden layer sizes, bottom first (empty for 784-10).
     pub hidden: Vec<usize>,
-    /// Output units, a multiple of 10 (k units per class).
+    /// Output units, a multiple of `classes` (k units per class).
     #[serde(default = "d_n_out")]
     pub n_out: usize,
+    /// Classes the network tells apart (the data's labels 0..classes-1); written only
+    /// when it is not MNIST's 10, so MNIST models serialise as before.
+    #[serde(default = "d_classes", skip_serializing_if = "is_d_classes")]
+    pub classes: usize,
     #[serde(default = "d_feedback")]
     pub feedback: FeedbackSource,
 }
@@ -363,6 +332,15 @@ fn d_n_in() -> usize {
 }
 fn d_n_out() -> usize {
     10
+}
+/// Most classes a network tells apart (labels are bytes).
+pub const MAX_CLASSES: usize = 256;
+
+fn d_classes() -> usize {
+    10
+}
+fn is_d_classes(c: &usize) -> bool {
+    *c == d_classes()
 }
 fn d_feedback() -> FeedbackSource {
     FeedbackSource::Broadcast
@@ -628,12 +606,21 @@ impl ModelConfig {
                 ),
             ));
         }
-        if n.n_out == 0 || n.n_out % 10 != 0 {
+        if n.classes < 2 || n.classes > MAX_CLASSES {
+            return Err(ck.bad(
+                "network.classes",
+                format!(
+                    "must be 2 to {} (the data's labels 0..classes-1), got {}",
+                    MAX_CLASSES, n.classes
+                ),
+            ));
+        }
+        if n.n_out == 0 || n.n_out % n.classes != 0 {
             return Err(ck.bad(
                 "network.n_out",
                 format!(
-                    "must be a positive multiple of 10 (k units per class), got {}",
-                    n.n_out
+                    "must be a positive multiple of network.classes = {} (k units per class), got {}",
+                    n.classes, n.n_out
                 ),
             ));
         }

@@ -5,7 +5,7 @@
 //! initialisation ([`init`]), and the equations as functions over slices: the Poisson input
 //! ([`input`]), the PSP kernel ([`synapse`]), compartment dynamics, spikes and the plateau
 //! potential ([`neuron`]), the rate mode of spec section 9 ([`rate`]), the local learning rules
-//! ([`learning`]), and what a model file may ask to record ([`recording`]). May use: [`crate::base`] only.
+//! ([`learning`]) and the name of the rule a model learns with ([`rule`]), and what a model file may ask to record ([`recording`]). May use: [`crate::base`] only.
 
 pub mod config;
 pub mod init;
@@ -19,5 +19,6 @@ pub mod rate;
 pub mod readout;
 pub mod record_plan;
 pub mod recording;
+pub mod rule;
 pub mod synapse;
 pub mod topology;

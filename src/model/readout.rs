@@ -1,23 +1,22 @@
 //! The network's answer: class scores and the predicted class (sections 1 and 8).
 
-/// Class scores: the mean of each class's block of output values (section 1).
-pub(crate) fn class_scores(values: &[f32], per_class: usize) -> [f32; 10] {
-    let mut s = [0.0f32; 10];
-    for (c, v) in s.iter_mut().enumerate() {
-        let blk = &values[c * per_class..(c + 1) * per_class];
-        *v = blk.iter().sum::<f32>() / per_class as f32;
-    }
-    s
+/// Score of class `c`: the mean of its block of output values (section 1).
+fn class_score(values: &[f32], per_class: usize, c: usize) -> f32 {
+    let blk = &values[c * per_class..(c + 1) * per_class];
+    blk.iter().sum::<f32>() / per_class as f32
 }
 
 /// Eq. 8.1: the predicted class, argmax of the class-grouped mean somatic potential (the
-/// first maximum on ties).
+/// first maximum on ties); the classes are `values.len() / per_class`.
 pub fn predict(c_mean: &[f32], per_class: usize) -> u8 {
-    let s = class_scores(c_mean, per_class);
+    let classes = c_mean.len() / per_class;
     let mut best = 0;
-    for (i, &v) in s.iter().enumerate() {
-        if v > s[best] {
-            best = i;
+    let mut best_score = class_score(c_mean, per_class, 0);
+    for c in 1..classes {
+        let v = class_score(c_mean, per_class, c);
+        if v > best_score {
+            best = c;
+            best_score = v;
         }
     }
     best as u8

@@ -64,8 +64,9 @@ pub struct Evaluation {
     pub indices: Vec<usize>,
     /// Test error of each repeat, percent.
     pub errors: Vec<f64>,
-    /// Confusion counts summed over the repeats: `confusion[true][predicted]`.
-    pub confusion: [[u64; 10]; 10],
+    /// Confusion counts summed over the repeats: `confusion[true][predicted]`, one row and
+    /// column per class of the network.
+    pub confusion: Vec<Vec<u64>>,
 }
 
 impl Evaluation {
@@ -96,7 +97,8 @@ pub fn evaluate_repeats(
     let subset_key = Key::Eval { epochs_done }.value();
     let indices = test_subset(seed, &[subset_key], test.len(), n);
     let mut errors = Vec::with_capacity(repeats);
-    let mut confusion = [[0u64; 10]; 10];
+    let classes = net.model.cfg.network.classes;
+    let mut confusion = vec![vec![0u64; classes]; classes];
     for repeat in 0..repeats.max(1) {
         let key = match repeat {
             0 => subset_key,
@@ -109,7 +111,11 @@ pub fn evaluate_repeats(
         let preds = net.evaluate(seed, key, &indices, |i| test.image(i));
         errors.push(error_percent(test, &indices, &preds));
         for (&i, &p) in indices.iter().zip(&preds) {
-            confusion[test.label(i) as usize][p as usize] += 1;
+            // A label past the network's classes (data checked against the model cannot
+            // have one) is not counted.
+            if let Some(row) = confusion.get_mut(test.label(i) as usize) {
+                row[p as usize] += 1;
+            }
         }
     }
     Evaluation {

@@ -10,5 +10,6 @@ pub mod alignment;
 pub mod hooks;
 pub mod metrics;
 pub mod session;
+pub mod stepper;
 pub mod threads;
 pub mod trainer;

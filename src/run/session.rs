@@ -4,14 +4,15 @@
 //! [`TrainError::Interrupted`] back with the checkpoint to resume from.
 
 use crate::io::checkpoint::Checkpoint;
+use crate::io::dataset::{self, DataSet, DataSpec};
 use crate::io::memory::{self, MemoryError};
-use crate::io::mnist::{
-    data_env, find_data_dir, load_mnist, DataError, Mnist, TEST_LEN, TRAIN_LEN,
-};
+use crate::io::mnist::{DataError, TEST_LEN, TRAIN_LEN};
 use crate::io::record::{
     parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint,
 };
-use crate::io::run_dir::{KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock, LOCK_FILE};
+use crate::io::run_dir::{
+    DataRecord, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock, LOCK_FILE,
+};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::record_plan::RecordPlan;
 use crate::model::recording::DEFAULT_SPEC;
@@ -19,6 +20,7 @@ use crate::run::trainer::{Progress, RunOptions, TrainError, Trainer};
 use crate::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// What to train: a new run of a model, or the continuation of a run directory.
 // One value per run: the size of `New` costs nothing, and callers (the CLI, the Python
@@ -45,9 +47,15 @@ pub enum Start {
 #[derive(Clone, Debug)]
 pub struct TrainRequest {
     pub start: Start,
-    /// The MNIST folder (`None`: `APICAL_DATA`, `data/mnist`, `../shared/data/mnist`; a
-    /// resumed run first tries its own data folder).
+    /// The folder of a named data set's files (`None`: for MNIST `APICAL_DATA`,
+    /// `data/mnist`, `../shared/data/mnist`; a resumed run first tries its own data folder).
     pub data: Option<PathBuf>,
+    /// The data set (`None`: a resumed run's own, else MNIST).
+    pub dataset: Option<DataSpec>,
+    /// Data already loaded (the Python package's arrays): used instead of `dataset`.
+    pub preloaded: Option<Arc<DataSet>>,
+    /// Let a resumed run go on with data other than what it trained on.
+    pub other_data: bool,
     /// Check the data files' SHA-256.
     pub verify: bool,
     /// A record spec (docs/traces.md); `None`: the model file's `[[record]]` tables, else
@@ -118,22 +126,37 @@ pub struct TrainOutcome {
     pub traces: Option<Result<PathBuf, RecordError>>,
 }
 
-/// Refuses example counts above what MNIST holds (60,000 training and 10,000 test images);
-/// `train_from` and `test_from` name where each count came from.
+/// Refuses example counts above what the data set holds (MNIST: 60,000 training and 10,000
+/// test images); `train_from` and `test_from` name where each count came from.
 pub fn check_counts(
     train_examples: usize,
     train_from: &str,
     test_examples: usize,
     test_from: &str,
 ) -> Result<(), String> {
-    if train_examples > TRAIN_LEN {
+    check_counts_in(
+        (train_examples, train_from),
+        (test_examples, test_from),
+        (TRAIN_LEN, TEST_LEN),
+        "MNIST",
+    )
+}
+
+/// [`check_counts`] against a data set `name` of `(train, test)` examples.
+pub fn check_counts_in(
+    (train_examples, train_from): (usize, &str),
+    (test_examples, test_from): (usize, &str),
+    (n_train, n_test): (usize, usize),
+    name: &str,
+) -> Result<(), String> {
+    if train_examples > n_train {
         return Err(format!(
-            "{train_from} {train_examples} is more than the {TRAIN_LEN} training images of MNIST; give at most {TRAIN_LEN}"
+            "{train_from} {train_examples} is more than the {n_train} training images of {name}; give at most {n_train}"
         ));
     }
-    if test_examples > TEST_LEN {
+    if test_examples > n_test {
         return Err(format!(
-            "{test_from} {test_examples} is more than the {TEST_LEN} test images of MNIST; give at most {TEST_LEN}"
+            "{test_from} {test_examples} is more than the {n_test} test images of {name}; give at most {n_test}"
         ));
     }
     Ok(())
@@ -189,14 +212,15 @@ pub fn train<P: Progress>(
     };
     // Held until the run's end.
     let _lock = prepared.lock;
-    let data = prepared.data;
+    let set = prepared.data;
+    let data = &set.data;
     let mut trainer = match prepared.begin {
         Begin::Resume { ck, opts, info } => {
-            let t = Trainer::resume(ck, &data, opts)?;
+            let t = Trainer::resume(ck, data, opts)?;
             t.run.write_info(&info).map_err(TrainError::from)?;
             t
         }
-        Begin::New { model, opts, info } => Trainer::new(model, &data, opts, &info)?,
+        Begin::New { model, opts, info } => Trainer::new(model, data, opts, &info)?,
     };
     trainer
         .net
@@ -209,11 +233,13 @@ pub fn train<P: Progress>(
         ));
     }
     let resumed = matches!(request.start, Start::Resume { .. });
+    let record = DataRecord::of(&set);
     let (result, traces) = run_recorded(
         &mut trainer,
         request.record.as_deref(),
         resumed,
         request.compression,
+        Some(&record),
         stop,
         progress,
     )?;
@@ -229,17 +255,19 @@ pub(crate) type Recorded = (Result<(), TrainError>, Option<Result<PathBuf, Recor
 
 /// Trains `trainer` to its end (or until `stop`) with the trace recorder of the record
 /// spec (`None`: the model file's `[[record]]` tables, else the default) and compression
-/// `z`: the one way every entry point records a run. A resumed run writes a new trace
-/// file whose time continues the run's.
+/// `z`, naming the data set `data` (when not MNIST): the one way every entry point records
+/// a run. A resumed run writes a new trace file whose time continues the run's.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_recorded<P: Progress>(
     trainer: &mut Trainer<'_>,
     record: Option<&str>,
     resumed: bool,
     z: Compression,
+    data: Option<&DataRecord>,
     stop: &AtomicBool,
     progress: &mut P,
 ) -> Result<Recorded, SessionError> {
-    let mut recorder = make_recorder(trainer, record, resumed, z)?;
+    let mut recorder = make_recorder(trainer, record, resumed, z, data)?;
     let result = match &mut recorder {
         Some(r) => trainer.run(stop, progress, r),
         None => trainer.run(stop, progress, &mut NoObserver),
@@ -258,7 +286,7 @@ pub(crate) fn run_recorded<P: Progress>(
 /// A run ready to train: its directory locked, the data loaded, and where it begins.
 struct Prepared {
     lock: RunLock,
-    data: Mnist,
+    data: Arc<DataSet>,
     begin: Begin,
 }
 
@@ -319,16 +347,39 @@ fn prepare_resume<P: Progress>(
         )));
     }
     check_memory(&cfg, request.record.as_deref())?;
-    // The request's data folder (or APICAL_DATA), else the run's own, else the usual
-    // places (a run directory copied from another machine).
-    let data_dir = match (&request.data, &check.info) {
-        (Some(d), _) => find_data_dir(Some(d))?,
-        (None, _) if data_env().is_some() => find_data_dir(None)?,
-        (None, Some(info)) if info.data_dir.is_dir() => info.data_dir.clone(),
-        (None, _) => find_data_dir(None)?,
+    // The request's data set, else the run's own; for MNIST the request's folder (or
+    // APICAL_DATA), else the run's own, else the usual places (a run directory copied from
+    // another machine).
+    let recorded = check.info.as_ref().and_then(|i| i.data.clone());
+    let set = match &request.preloaded {
+        Some(set) => set.clone(),
+        None => {
+            let spec = request.dataset.clone().unwrap_or_else(|| {
+                recorded
+                    .as_ref()
+                    .map_or(DataSpec::Mnist, |r| DataSpec::parse(&r.name))
+            });
+            let own_dir = check
+                .info
+                .as_ref()
+                .map(|i| i.data_dir.clone())
+                .filter(|d| d.is_dir());
+            let dir = match (&request.data, own_dir) {
+                (Some(d), _) => Some(d.clone()),
+                (None, _) if crate::io::mnist::data_env().is_some() => None,
+                (None, Some(d)) if spec != DataSpec::Path(d.clone()) => Some(d),
+                _ => None,
+            };
+            progress.notice(&format!("loading data set {spec}"));
+            Arc::new(dataset::load(&spec, dir.as_deref(), request.verify)?)
+        }
     };
-    progress.notice(&format!("loading MNIST from {}", data_dir.display()));
-    let data = load_mnist(&data_dir, request.verify)?;
+    if let Some(r) = &recorded {
+        r.check_same(&set, &dir.display().to_string(), request.other_data)
+            .map_err(SessionError::Invalid)?;
+    }
+    dataset::check_model_fits(&cfg, &set.data, &set.name).map_err(SessionError::Invalid)?;
+    let data_dir = set.source.clone().unwrap_or_default();
     let checkpoint_every = request
         .checkpoint_every
         .unwrap_or(check.info.as_ref().map_or(0, |i| i.checkpoint_every));
@@ -360,6 +411,7 @@ fn prepare_resume<P: Progress>(
             epochs,
             checkpoint_every,
             keep_checkpoints,
+            data: Some(DataRecord::of(&set)),
             ..info
         },
         None => {
@@ -375,15 +427,16 @@ fn prepare_resume<P: Progress>(
                 epochs,
                 train_examples: ck.train_examples,
                 test_examples: ck.test_examples,
-                data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+                data_dir,
                 checkpoint_every,
                 keep_checkpoints,
+                data: Some(DataRecord::of(&set)),
             }
         }
     };
     Ok(Prepared {
         lock,
-        data,
+        data: set,
         begin: Begin::Resume { ck, opts, info },
     })
 }
@@ -426,8 +479,11 @@ fn prepare_new<P: Progress>(
             "--epochs, --train-examples and --test-examples must be at least 1".into(),
         ));
     }
-    check_counts(train_examples, train_from, test_examples, test_from)
-        .map_err(SessionError::Invalid)?;
+    if request.dataset.is_none() && request.preloaded.is_none() {
+        // MNIST: refused before the data is read.
+        check_counts(train_examples, train_from, test_examples, test_from)
+            .map_err(SessionError::Invalid)?;
+    }
     check_memory(model, request.record.as_deref())?;
     let out = out.map_or_else(
         || PathBuf::from(format!("runs/{}-seed{seed}", model.name)),
@@ -436,9 +492,26 @@ fn prepare_new<P: Progress>(
     let (run, lock) = RunDir::create_locked(&out)?;
     run.refuse_checkpoints()?;
     refuse_symlink(&out.join("traces.h5"))?;
-    let data_dir = find_data_dir(request.data.as_deref())?;
-    progress.notice(&format!("loading MNIST from {}", data_dir.display()));
-    let data = load_mnist(&data_dir, request.verify)?;
+    let set = match &request.preloaded {
+        Some(set) => set.clone(),
+        None => {
+            let spec = request.dataset.clone().unwrap_or_default();
+            progress.notice(&format!("loading data set {spec}"));
+            Arc::new(dataset::load(
+                &spec,
+                request.data.as_deref(),
+                request.verify,
+            )?)
+        }
+    };
+    dataset::check_model_fits(model, &set.data, &set.name).map_err(SessionError::Invalid)?;
+    check_counts_in(
+        (train_examples, train_from),
+        (test_examples, test_from),
+        (set.data.train.len(), set.data.test.len()),
+        &format!("the data set {}", set.name),
+    )
+    .map_err(SessionError::Invalid)?;
     let checkpoint_every = request.checkpoint_every.unwrap_or(0);
     let keep_checkpoints = request.keep_checkpoints.unwrap_or_default();
     let info = RunInfo {
@@ -448,9 +521,10 @@ fn prepare_new<P: Progress>(
         epochs,
         train_examples,
         test_examples,
-        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir),
+        data_dir: set.source.clone().unwrap_or_default(),
         checkpoint_every,
         keep_checkpoints,
+        data: Some(DataRecord::of(&set)),
     };
     let opts = RunOptions {
         epochs,
@@ -472,7 +546,7 @@ fn prepare_new<P: Progress>(
     ));
     Ok(Prepared {
         lock,
-        data,
+        data: set,
         begin: Begin::New {
             model: model.clone(),
             opts,
@@ -507,6 +581,7 @@ fn make_recorder(
     spec: Option<&str>,
     resumed: bool,
     z: Compression,
+    data: Option<&DataRecord>,
 ) -> Result<Option<Recorder>, SessionError> {
     let cfg = &t.net.model.cfg;
     let (groups, text) = match spec {
@@ -550,6 +625,7 @@ fn make_recorder(
         t.opts.seed,
         start,
         z,
+        data,
     )
     .map(Some)?)
 }

@@ -477,14 +477,22 @@ fn check_data(cfg: &ModelConfig, data: &Mnist) -> Result<(), TrainError> {
     let pixels = data.train.rows * data.train.cols;
     if pixels != cfg.network.n_in || data.test.rows * data.test.cols != cfg.network.n_in {
         return Err(TrainError::Invalid(format!(
-            "the model has network.n_in = {} inputs but the images have {} pixels",
-            cfg.network.n_in, pixels
+            "the model has network.n_in = {} inputs but the images have {} pixels; set network.n_in = {}",
+            cfg.network.n_in, pixels, pixels
         )));
     }
     if data.train.is_empty() || data.test.is_empty() {
         return Err(TrainError::Invalid(
             "the training or test set is empty".into(),
         ));
+    }
+    let classes = crate::io::dataset::classes(data);
+    if classes > cfg.network.classes {
+        return Err(TrainError::Invalid(format!(
+            "the data has labels up to {} ({classes} classes) but the model has network.classes = {}; set network.classes = {classes} and network.n_out to a multiple of it",
+            classes - 1,
+            cfg.network.classes
+        )));
     }
     Ok(())
 }

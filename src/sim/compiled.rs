@@ -38,7 +38,7 @@ impl Model {
 
     /// Output units per class.
     pub fn units_per_class(&self) -> usize {
-        self.cfg.network.n_out / 10
+        self.cfg.network.n_out / self.cfg.network.classes
     }
 
     /// Apical history kept per hidden neuron (stochastic plateau times only).

@@ -175,7 +175,7 @@ def test_progress_output(small_model, data_dir, tmp_path, capsys):
     apical.train(small_model, out=tmp_path / "p", epochs=1, train_examples=100, test_examples=50,
                  record="none", progress=True, data=data_dir)
     err = capsys.readouterr().err
-    assert "loading MNIST from" in err
+    assert "loading data set mnist" in err
     assert "epoch 1: train error" in err and "test error" in err
 
 

@@ -216,6 +216,11 @@ pub fn summary_md(spec: &SweepSpec, results: &[PointResult], plots: &[(String, S
         Base::File(_) => "`base-model.toml` (a copy of the sweep's model file)".into(),
     };
     let _ = writeln!(s, "- base model: {base}");
+    let _ = writeln!(
+        s,
+        "- data set: {}",
+        spec.dataset.as_deref().unwrap_or("mnist")
+    );
     let budgets: Vec<(usize, usize, usize)> = results
         .iter()
         .map(|r| (r.run.epochs, r.run.train_examples, r.run.test_examples))

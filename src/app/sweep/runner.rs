@@ -327,6 +327,8 @@ pub struct RunSettings {
     pub out: PathBuf,
     /// The MNIST folder (as `apical train --data`).
     pub data: Option<PathBuf>,
+    /// The data set (as `apical train --dataset`; `None`: MNIST).
+    pub dataset: Option<crate::io::dataset::DataSpec>,
     pub verify: bool,
     /// Points at once.
     pub jobs: usize,
@@ -488,6 +490,9 @@ fn run_one(
     let request = TrainRequest {
         start,
         data: settings.data.clone(),
+        dataset: Some(settings.dataset.clone().unwrap_or_default()),
+        preloaded: None,
+        other_data: false,
         verify: settings.verify,
         record: run.record.clone(),
         compression: settings.compression,

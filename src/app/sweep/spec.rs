@@ -118,6 +118,9 @@ pub struct SweepSpec {
     pub axes: Vec<Axis>,
     /// Zipped axes (all of one length), in canonical order.
     pub zip: Vec<Axis>,
+    /// The data set of every point (`dataset = "fashion-mnist"` or a path relative to the
+    /// sweep file, made absolute); `None`: MNIST, or the command line's `--dataset`.
+    pub dataset: Option<String>,
 }
 
 /// One point of a sweep.
@@ -326,6 +329,24 @@ impl SweepSpec {
         };
         let folder = path.parent().unwrap_or(Path::new(""));
         let (base, cfg) = resolve_base(&model, folder).map_err(&bad)?;
+        let dataset = match doc.remove("dataset") {
+            None => None,
+            Some(Value::String(d)) if d == "mnist" || d == "fashion-mnist" => Some(d),
+            Some(Value::String(d)) => {
+                let p = folder.join(&d);
+                Some(
+                    std::fs::canonicalize(&p)
+                        .unwrap_or(p)
+                        .display()
+                        .to_string(),
+                )
+            }
+            Some(_) => {
+                return Err(bad(
+                    "`dataset` must be a string: mnist, fashion-mnist, or a folder of IDX files or a .npz relative to the sweep file".into(),
+                ))
+            }
+        };
         let mut table = |name: &str| -> Result<Vec<(String, Value)>, SweepError> {
             match doc.remove(name) {
                 None => Ok(Vec::new()),
@@ -343,7 +364,7 @@ impl SweepSpec {
         let zip = table("zip")?;
         if let Some(k) = doc.keys().next() {
             return Err(bad(format!(
-                "unknown entry `{k}` (a sweep file has model, [training], [set], [axes] and [zip])"
+                "unknown entry `{k}` (a sweep file has model, dataset, [training], [set], [axes] and [zip])"
             )));
         }
         let budget = parse_budget(&training).map_err(&bad)?;
@@ -380,6 +401,7 @@ impl SweepSpec {
             set,
             axes,
             zip,
+            dataset,
         };
         spec.check_keys()?;
         Ok(spec)
@@ -606,6 +628,9 @@ impl SweepSpec {
             Base::File(_) => BASE_MODEL_FILE.to_string(),
         };
         doc.insert("model".into(), Value::String(model));
+        if let Some(d) = &self.dataset {
+            doc.insert("dataset".into(), Value::String(d.clone()));
+        }
         let mut training = Table::new();
         let b = &self.budget;
         for (k, v) in [

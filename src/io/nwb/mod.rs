@@ -164,6 +164,8 @@ struct Meta {
     end_ms: f64,
     complete: bool,
     stop_reason: String,
+    /// The data set and its content digest (`None`: MNIST, not recorded).
+    dataset: Option<(String, String)>,
 }
 
 fn read_str(f: &File, name: &str) -> Result<String, String> {
@@ -235,6 +237,10 @@ impl Meta {
             end_ms,
             complete: read_num(f, "complete")?,
             stop_reason: read_str(f, "stop_reason")?,
+            dataset: match (read_str(f, "dataset"), read_str(f, "dataset_sha256")) {
+                (Ok(n), Ok(h)) => Some((n, h)),
+                _ => None,
+            },
         })
     }
 }
@@ -336,8 +342,18 @@ fn write_general(f: &File, meta: &Meta, ids: &Ids) -> hdf5::Result<()> {
         &g,
         "notes",
         &format!(
-            "seed = {}\ndt = {} ms\ncomplete = {} ({})\nmodel file as run (TOML):\n{}",
-            meta.seed, meta.dt, meta.complete, meta.stop_reason, meta.model_toml
+            "seed = {}\ndt = {} ms\ncomplete = {} ({})\n{}model file as run (TOML):\n{}",
+            meta.seed,
+            meta.dt,
+            meta.complete,
+            meta.stop_reason,
+            // MNIST runs (no dataset attribute) export as before.
+            meta.dataset
+                .as_ref()
+                .map_or(String::new(), |(n, h)| format!(
+                    "data set = {n} (content SHA-256 {h})\n"
+                )),
+            meta.model_toml
         ),
     )?;
     text(

@@ -78,7 +78,9 @@ pub struct Recorder {
 
 impl Recorder {
     /// Creates the trace file (truncating one that exists) and writes its root attributes.
-    /// `spec_text` is stored as given, for the record.
+    /// `spec_text` is stored as given, for the record. `data`: the data set, written as the
+    /// root attributes `dataset` and `dataset_sha256` unless it is MNIST (a file without
+    /// them, as every file before data sets, is of a run on MNIST).
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         path: &Path,
@@ -89,6 +91,7 @@ impl Recorder {
         seed: u64,
         start: StartPoint,
         z: Compression,
+        data: Option<&crate::io::run_dir::DataRecord>,
     ) -> Result<Self, RecordError> {
         let spiking = cfg.neuron.mode != crate::model::config::NeuronMode::Rate;
         let plan = RecordPlan::resolve(groups, &cfg.topology(), spiking)?;
@@ -112,6 +115,10 @@ impl Recorder {
         let z = Filters::new(z, dt);
         let build = || -> hdf5::Result<Recorder> {
             write_root_attributes(&file, cfg, model_toml, spec_text, seed, start, z)?;
+            if let Some(d) = data.filter(|d| d.name != "mnist") {
+                put_str(&file, "dataset", &d.name)?;
+                put_str(&file, "dataset_sha256", &d.sha256)?;
+            }
             let out = lay_out(&file, &plan, cfg, z)?;
             file.flush()?;
             Ok(Recorder {

@@ -1,0 +1,41 @@
+//! The learning rule a model file names (`[learning] rule`; docs/model.md, sections 6 and
+//! 10): the schema's side of the rules, whose code is in `sim/rules/`.
+
+use serde::{Deserialize, Serialize};
+
+/// The learning rule a model trains with (`[learning] rule`; docs/model.md, sections 6 and 10).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearningRule {
+    /// Segregated dendrites (Guerguiev et al. 2017): a forward and a target phase, hidden
+    /// errors from apical plateau potentials (section 6). The default.
+    #[default]
+    Guerguiev,
+    /// The exact gradient of the output loss through the rate network (section 10): the
+    /// upper bound every rule is compared with. Rate mode only.
+    Backprop,
+    /// Feedback alignment (Lillicrap et al. 2016): backprop's output error sent down through
+    /// the fixed random feedback weights Y instead of W^T (section 10). Rate mode only.
+    FeedbackAlignment,
+}
+
+impl LearningRule {
+    pub(crate) fn is_guerguiev(&self) -> bool {
+        *self == LearningRule::Guerguiev
+    }
+
+    /// The name as written in a model file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LearningRule::Guerguiev => "guerguiev",
+            LearningRule::Backprop => "backprop",
+            LearningRule::FeedbackAlignment => "feedback-alignment",
+        }
+    }
+
+    /// Whether the rule runs a target phase (the segregated-dendrite rule) or learns from
+    /// one forward phase (the gradient rules of section 10).
+    pub fn has_target_phase(&self) -> bool {
+        *self == LearningRule::Guerguiev
+    }
+}
