@@ -77,8 +77,8 @@ pub struct TrainRequest {
 impl TrainRequest {
     /// A request with the run defaults that every entry point shares (`apical train`,
     /// `apical sweep`, `apical reproduce`, the Python package), so the same run writes the
-    /// same files whichever door it comes through: the data found the usual way and its
-    /// SHA-256 checked, the model file's `[[record]]` tables else the default record spec
+    /// same files whichever door it comes through: MNIST (or the run's own data set) found
+    /// the usual way and its SHA-256 checked, the model file's `[[record]]` tables else the default record spec
     /// (per-epoch metrics and weight snapshots), [`Compression::default`] (scale-offset:
     /// readable by every HDF5 reader, libsonata's wheels included), the run's own
     /// checkpoint settings, and as many training threads as the rayon pool has.
@@ -86,6 +86,9 @@ impl TrainRequest {
         TrainRequest {
             start,
             data: None,
+            dataset: None,
+            preloaded: None,
+            other_data: false,
             verify: true,
             record: None,
             compression: Compression::default(),
