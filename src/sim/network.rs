@@ -253,13 +253,7 @@ impl Network {
         );
         let predicted = predict(&st.output().forward.c, per_class);
         if phase == Phase::Target {
-            for (i, g) in st.teach.iter_mut().enumerate() {
-                *g = if i / per_class == label as usize {
-                    1.0
-                } else {
-                    0.0
-                };
-            }
+            rules::set_teacher(&mut st.teach, label, per_class);
             let w = p.integration_time.min(steps);
             run_phase(model, params, &mut st, Phase::Target, steps, w, &exec, obs);
         }
