@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # apical's rate rules against PyTorch on one CPU thread, one example at a time, in the same
 # run (docs/performance.md, "Rules against PyTorch"). Installs torch into a venv of its own
-# (.venv-torch; torch is a benchmark's peer, never a dependency of apical), builds apical,
+# (outside the repository, under ~/.cache/apical; torch is a benchmark's peer, never a
+# dependency of apical, and its files stay out of the source tree), builds apical,
 # then alternates REPS times: `apical bench --rules` (one repetition), the PyTorch script
 # (one repetition); prints each side's median ms per training example and the ratio.
 # Usage: scripts/bench-torch.sh [EXAMPLES=1000] [REPS=5]   ($APICAL_BIN: a built apical to use)
@@ -10,7 +11,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 EXAMPLES=${1:-1000}
 REPS=${2:-5}
-VENV="${APICAL_TORCH_VENV:-$REPO/.venv-torch}"
+VENV="${APICAL_TORCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/apical/torch-venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet numpy torch
