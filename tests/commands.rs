@@ -6,6 +6,8 @@
 // helper module is compiled once per file that uses it.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "burst.rs"]
+mod burst;
 #[path = "cli.rs"]
 mod cli;
 #[path = "crash_traces.rs"]

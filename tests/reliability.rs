@@ -633,6 +633,7 @@ fn hand_made_checkpoint(epochs: usize) -> Checkpoint {
         progress: None,
         params: apical::sim::network::Network::new(cfg, 0).params,
         feedback_rng: apical::base::rng::stream(0, apical::base::rng::Purpose::Feedback, &[]),
+        rule_params: Default::default(),
         history: (1..=epochs)
             .map(|epoch| checkpoint::EpochRecord {
                 epoch,

@@ -306,6 +306,7 @@ impl Network {
         let ck = Checkpoint {
             params: net.params.clone(),
             feedback_rng: net.feedback_rng.clone(),
+            rule_params: net.rule_params.clone(),
             progress: None,
             ..self.ck.clone()
         };

@@ -9,8 +9,8 @@
 
 use crate::base::rng::Rng;
 pub use crate::io::atomic::write_atomic;
-use crate::model::config::ModelConfig;
-use crate::model::params::LayerParams;
+use crate::model::config::{LearningRule, ModelConfig};
+use crate::model::params::{LayerParams, RuleParams};
 use crate::sim::state::NetState;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,8 +21,12 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 8] = b"APICALCK";
 /// Version 2 added the run's `train_examples` and `test_examples`; version 4 changed the
 /// saved network state (input, basal traces: mid-epoch checkpoints only, see
-/// `OLDEST_READABLE`).
-pub const FORMAT_VERSION: u32 = 4;
+/// `OLDEST_READABLE`); version 5 appends the rule's own matrices ([`RuleParams`], BurstCCN's
+/// Q) after version 4's payload. A network without them is written as version 4, byte for
+/// byte what it was before version 5.
+pub const FORMAT_VERSION: u32 = 5;
+/// The version written for a network whose rule keeps no matrices of its own.
+pub const PLAIN_VERSION: u32 = 4;
 /// Version 3 differs from 4 only in the mid-epoch network state, so its end-of-epoch
 /// checkpoints are read as they are.
 pub(crate) const OLDEST_READABLE: u32 = 3;
@@ -330,6 +334,10 @@ pub struct Checkpoint {
     /// Noise stream of symmetric feedback.
     pub feedback_rng: Rng,
     pub history: Vec<EpochRecord>,
+    /// The rule's own matrices (version 5: encoded after the fields above, only when not
+    /// empty).
+    #[serde(skip)]
+    pub rule_params: RuleParams,
 }
 
 /// SHA-256 of a text, hex.
@@ -348,10 +356,21 @@ impl Checkpoint {
         let mut out = vec![0u8; HEADER_LEN];
         bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard())
             .expect("a checkpoint always encodes");
+        let version = if self.rule_params.is_empty() {
+            PLAIN_VERSION
+        } else {
+            bincode::serde::encode_into_std_write(
+                &self.rule_params,
+                &mut out,
+                bincode::config::standard(),
+            )
+            .expect("rule matrices always encode");
+            FORMAT_VERSION
+        };
         let len = (out.len() - HEADER_LEN) as u64;
         let digest = Sha256::digest(&out[HEADER_LEN..]);
         out[..8].copy_from_slice(MAGIC);
-        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[8..12].copy_from_slice(&version.to_le_bytes());
         out[12..20].copy_from_slice(&len.to_le_bytes());
         out[20..52].copy_from_slice(&digest);
         out
@@ -381,7 +400,7 @@ impl Checkpoint {
             payload,
             bincode::config::standard(),
         );
-        if header.version < FORMAT_VERSION
+        if header.version < PLAIN_VERSION
             && !matches!(&decoded, Ok((ck, _)) if ck.progress.is_none())
         {
             // Only the mid-epoch state changed since: the checksum passed, so a payload
@@ -391,10 +410,22 @@ impl Checkpoint {
                 found: header.version,
             });
         }
-        let (ck, used) = decoded.map_err(|e| CheckpointError::Corrupt {
+        let (mut ck, mut used) = decoded.map_err(|e| CheckpointError::Corrupt {
             path: p(),
             problem: format!("cannot decode payload: {e}"),
         })?;
+        if header.version > PLAIN_VERSION {
+            let (rule, more) = bincode::serde::decode_from_slice::<RuleParams, _>(
+                &payload[used..],
+                bincode::config::standard(),
+            )
+            .map_err(|e| CheckpointError::Corrupt {
+                path: p(),
+                problem: format!("cannot decode the rule's matrices: {e}"),
+            })?;
+            ck.rule_params = rule;
+            used += more;
+        }
         if used != payload.len() {
             return Err(CheckpointError::Corrupt {
                 path: p(),
@@ -445,6 +476,21 @@ impl Checkpoint {
                     shape(&r)
                 )));
             }
+        }
+        let want_q: Vec<usize> = if cfg.learning.rule == LearningRule::Burstccn {
+            (0..topo.n_layers() - 1)
+                .map(|m| topo.sizes[m] * topo.feedback_size(m))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let have_q: Vec<usize> = self.rule_params.q.iter().map(Vec::len).collect();
+        if have_q != want_q {
+            return Err(corrupt(format!(
+                "the rule's Q matrices have sizes {have_q:?}, the model (learning.rule = \"{}\") \
+                 needs {want_q:?}",
+                cfg.learning.rule.name()
+            )));
         }
         if self.history.len() != self.epochs_done {
             return Err(corrupt(format!(
@@ -538,6 +584,7 @@ impl Checkpoint {
 pub(crate) fn restore_network(
     cfg: ModelConfig,
     params: Vec<LayerParams>,
+    rule_params: RuleParams,
     seed: u64,
     feedback_rng: Rng,
 ) -> crate::sim::network::Network {
@@ -547,6 +594,7 @@ pub(crate) fn restore_network(
         seed,
     );
     net.params = params;
+    net.rule_params = rule_params;
     net.feedback_rng = feedback_rng;
     net
 }

@@ -829,6 +829,7 @@ pub fn restore(ck: &Checkpoint, path: &Path) -> Result<Network, RunDirError> {
     Ok(checkpoint::restore_network(
         cfg,
         ck.params.clone(),
+        ck.rule_params.clone(),
         ck.seed,
         ck.feedback_rng.clone(),
     ))

@@ -4,6 +4,8 @@
 //! serde with the field's name; out-of-range values by `ModelConfig::validate`, which names
 //! the field as `section.field`.
 
+use crate::model::burst::BurstConfig;
+use crate::model::checker::Checker;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -30,22 +32,7 @@ pub const MAX_TAU_MS: f64 = 1e5;
 /// Name of the default model file under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "guerguiev-1h";
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read model file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("model file {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("model file {path}: field `{field}` {problem}")]
-    Invalid {
-        path: String,
-        field: String,
-        problem: String,
-    },
-}
+pub use crate::model::checker::ConfigError;
 
 pub use crate::model::topology::FeedbackSource;
 use crate::model::topology::Topology;
@@ -132,6 +119,10 @@ pub struct ModelConfig {
     #[serde(default)]
     pub phases: PhaseConfig,
     pub learning: LearningConfig,
+    /// `[burst]`: BurstCCN's settings (docs/model.md, section 11); only with
+    /// `learning.rule = "burstccn"`, which uses their defaults when the table is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<BurstConfig>,
     #[serde(default)]
     pub init: InitConfig,
     #[serde(default)]
@@ -840,6 +831,20 @@ impl ModelConfig {
     fn check_rule(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
         let l = &self.learning;
         let rule = l.rule;
+        match (&self.burst, rule) {
+            (Some(b), LearningRule::Burstccn) => b.check(ck)?,
+            (Some(_), _) => {
+                return Err(ck.bad(
+                    "burst",
+                    format!(
+                        "is read only by learning.rule = \"burstccn\", not \"{}\"; remove the \
+                         [burst] table or choose rule = \"burstccn\"",
+                        rule.name()
+                    ),
+                ))
+            }
+            _ => {}
+        }
         if rule == LearningRule::Guerguiev {
             return Ok(());
         }
@@ -889,6 +894,23 @@ impl ModelConfig {
                 "it has no symmetric feedback".into(),
             ));
         }
+        if rule == LearningRule::Burstccn {
+            if l.feedback_sparsity != 0.0 {
+                return Err(not_read(
+                    "learning.feedback_sparsity",
+                    "its feedback weights are set by [burst] y_mode".into(),
+                ));
+            }
+            if self.network.hidden.len() > 1 && self.network.feedback != FeedbackSource::NextLayer {
+                return Err(ck.bad(
+                    "network.feedback",
+                    "must be \"next_layer\" for learning.rule = \"burstccn\" with more than one \
+                     hidden layer (each layer's apical dendrites receive the bursts and events \
+                     of the layer above)"
+                        .into(),
+                ));
+            }
+        }
         if rule == LearningRule::Backprop && l.feedback_sparsity != 0.0 {
             return Err(not_read(
                 "learning.feedback_sparsity",
@@ -934,45 +956,5 @@ impl ModelConfig {
             return Err(ck.bad("training.block_size", "must be at least 1, got 0".into()));
         }
         Ok(())
-    }
-}
-
-/// Builds the errors of [`ModelConfig::validate`] for one model file (`origin`).
-struct Checker<'a> {
-    origin: &'a str,
-}
-
-impl Checker<'_> {
-    /// `field` of the file is wrong: `problem` says how.
-    fn bad(&self, field: &str, problem: String) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.origin.to_string(),
-            field: field.to_string(),
-            problem,
-        }
-    }
-
-    fn positive(&self, field: &str, v: f64) -> Result<(), ConfigError> {
-        if v.is_finite() && v > 0.0 {
-            Ok(())
-        } else {
-            Err(self.bad(field, format!("must be a positive finite number, got {v}")))
-        }
-    }
-
-    fn finite(&self, field: &str, v: f64) -> Result<(), ConfigError> {
-        if v.is_finite() {
-            Ok(())
-        } else {
-            Err(self.bad(field, format!("must be finite, got {v}")))
-        }
-    }
-
-    fn nonneg(&self, field: &str, v: f64) -> Result<(), ConfigError> {
-        if v.is_finite() && v >= 0.0 {
-            Ok(())
-        } else {
-            Err(self.bad(field, format!("must be >= 0 and finite, got {v}")))
-        }
     }
 }

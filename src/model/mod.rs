@@ -5,8 +5,10 @@
 //! initialisation ([`init`]), and the equations as functions over slices: the Poisson input
 //! ([`input`]), the PSP kernel ([`synapse`]), compartment dynamics, spikes and the plateau
 //! potential ([`neuron`]), the rate mode of spec section 9 ([`rate`]), the local learning rules
-//! ([`learning`]) and the name of the rule a model learns with ([`rule`]), and what a model file may ask to record ([`recording`]). May use: [`crate::base`] only.
+//! ([`learning`]), BurstCCN's settings ([`burst`]) and the name of the rule a model learns with ([`rule`]), and what a model file may ask to record ([`recording`]). May use: [`crate::base`] only.
 
+pub mod burst;
+pub(crate) mod checker;
 pub mod config;
 pub mod init;
 pub mod input;

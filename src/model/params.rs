@@ -77,3 +77,23 @@ impl LayerParams {
             .all(|v| v.is_finite())
     }
 }
+
+/// Learned matrices a rule keeps beside the layers' W, b and Y (docs/model.md, section 11):
+/// empty for every rule but BurstCCN. Saved in checkpoints (format version 5) only when
+/// non-empty, so the other rules' checkpoints are what they were.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleParams {
+    /// BurstCCN's event feedback weights Q_m of each hidden layer m, laid out as its Y
+    /// (`q[m][k * n + i]`: from unit k of the layer above to neuron i).
+    pub q: Vec<Vec<f32>>,
+}
+
+impl RuleParams {
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.q.iter().flatten().all(|v| v.is_finite())
+    }
+}

@@ -1,5 +1,5 @@
-//! The learning rule a model file names (`[learning] rule`; docs/model.md, sections 6 and
-//! 10): the schema's side of the rules, whose code is in `sim/rules/`.
+//! The learning rule a model file names (`[learning] rule`; docs/model.md, sections 6, 10
+//! and 11): the schema's side of the rules, whose code is in `sim/rules/`.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,10 @@ pub enum LearningRule {
     /// Feedback alignment (Lillicrap et al. 2016): backprop's output error sent down through
     /// the fixed random feedback weights Y instead of W^T (section 10). Rate mode only.
     FeedbackAlignment,
+    /// BurstCCN (Greedy et al. 2022): one phase with the teacher on, the apical potential
+    /// (bursts through Y minus events through Q) sets each unit's burst probability, and
+    /// weights follow bursts minus their baseline (section 11). Rate mode only.
+    Burstccn,
 }
 
 impl LearningRule {
@@ -30,6 +34,7 @@ impl LearningRule {
             LearningRule::Guerguiev => "guerguiev",
             LearningRule::Backprop => "backprop",
             LearningRule::FeedbackAlignment => "feedback-alignment",
+            LearningRule::Burstccn => "burstccn",
         }
     }
 

@@ -146,6 +146,7 @@ impl Stepper {
             params: self.net.params.clone(),
             feedback_rng: self.net.feedback_rng.clone(),
             history: Vec::new(),
+            rule_params: self.net.rule_params.clone(),
         }
     }
 }

@@ -146,7 +146,8 @@ impl<'a> Trainer<'a> {
         let run = RunDir {
             dir: opts.out_dir.clone(),
         };
-        let net = checkpoint::restore_network(cfg, ck.params, ck.seed, ck.feedback_rng);
+        let net =
+            checkpoint::restore_network(cfg, ck.params, ck.rule_params, ck.seed, ck.feedback_rng);
         let mut wall = run.read_wall_times();
         wall.resize(ck.history.len(), [f64::NAN; 3]);
         let t = Trainer {
@@ -179,6 +180,7 @@ impl<'a> Trainer<'a> {
             params: self.net.params.clone(),
             feedback_rng: self.net.feedback_rng.clone(),
             history: self.history.clone(),
+            rule_params: self.net.rule_params.clone(),
         }
     }
 

@@ -5,7 +5,7 @@ use crate::base::rng::{stream, Purpose, Rng};
 use crate::model::config::LearningRule;
 use crate::model::config::{FeedbackMode, ModelConfig};
 use crate::model::init::init_params;
-use crate::model::params::LayerParams;
+use crate::model::params::{LayerParams, RuleParams};
 use crate::model::readout::predict;
 pub use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
@@ -29,6 +29,8 @@ pub struct ExampleOutcome {
 pub struct Network {
     pub model: Model,
     pub params: Vec<LayerParams>,
+    /// Learned matrices of the rule beyond W, b and Y (BurstCCN's Q; empty otherwise).
+    pub rule_params: RuleParams,
     pub state: NetState,
     /// How the simulation runs (parallel blocks, instruction set); never what it computes.
     pub exec: Exec,
@@ -43,8 +45,11 @@ impl Network {
     pub fn new(cfg: ModelConfig, seed: u64) -> Self {
         let model = Model::new(cfg);
         let mut init_rng = stream(seed, Purpose::Init, &[]);
-        let params = init_params(&model.cfg, &mut init_rng);
-        Self::from_params(model, params, seed)
+        let mut params = init_params(&model.cfg, &mut init_rng);
+        let rule_params = rules::init_rule_params(&model, &mut params, &mut init_rng);
+        let mut net = Self::from_params(model, params, seed);
+        net.rule_params = rule_params;
+        net
     }
 
     /// A network with given parameters and a zero state for epoch 0.
@@ -53,6 +58,7 @@ impl Network {
         let mut net = Network {
             model,
             params,
+            rule_params: RuleParams::default(),
             state,
             exec: Exec::default(),
             feedback_rng: stream(seed, Purpose::Feedback, &[]),
@@ -104,6 +110,7 @@ impl Network {
         };
         let started = timed.then(Instant::now);
         let (model, params, state) = (&self.model, &mut self.params[..], &mut self.state);
+        let rule_params = &mut self.rule_params;
         let (predicted, steps) = match model.rule {
             LearningRule::Guerguiev => (
                 rules::guerguiev::train_example(
@@ -130,6 +137,20 @@ impl Network {
                 ),
                 l_f,
             ),
+            LearningRule::Burstccn => (
+                rules::burstccn::train_example(
+                    model,
+                    params,
+                    rule_params,
+                    state,
+                    image,
+                    label,
+                    l_f,
+                    &exec,
+                    obs,
+                ),
+                l_f,
+            ),
         };
         if let Some(t0) = started {
             self.pace
@@ -150,6 +171,9 @@ impl Network {
             LearningRule::Backprop => rules::backprop::learn(model, params, state, &exec),
             LearningRule::FeedbackAlignment => {
                 rules::feedback_alignment::learn(model, params, state, &exec)
+            }
+            LearningRule::Burstccn => {
+                rules::burstccn::learn(model, params, &mut self.rule_params, state, &exec)
             }
         }
     }
@@ -260,8 +284,10 @@ impl Network {
         predicted
     }
 
-    /// Whether every weight, bias and potential is finite.
+    /// Whether every weight, bias, rule matrix and potential is finite.
     pub fn is_finite(&self) -> bool {
-        self.state.is_finite() && self.params.iter().all(|p| p.is_finite())
+        self.state.is_finite()
+            && self.params.iter().all(|p| p.is_finite())
+            && self.rule_params.is_finite()
     }
 }

@@ -33,6 +33,10 @@ pub struct NetState {
     /// only). Never saved.
     #[serde(skip)]
     pub input_seq: EventSeq,
+    /// BurstCCN's per-layer values of the last learning step (allocated by its first one;
+    /// never saved: recomputed from the phase means).
+    #[serde(skip)]
+    pub burst: BurstScratch,
 }
 
 impl NetState {
@@ -86,6 +90,7 @@ impl NetState {
             errors: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             time_step: 0,
             input_seq: EventSeq::default(),
+            burst: BurstScratch::default(),
         }
     }
 
@@ -130,4 +135,32 @@ fn block_stream(seed: u64, purpose: Purpose, key: &[u64], layer: usize, block: u
     let mut k = key.to_vec();
     k.push(Key::Block { layer, block }.value());
     stream(seed, purpose, &k)
+}
+
+/// BurstCCN's per-layer values of the last example's learning step (docs/model.md, eqs.
+/// 11.1-11.6),
+/// in the paper's units. Kept between examples only to avoid allocating; never saved.
+#[derive(Clone, Debug, Default)]
+pub struct BurstScratch {
+    /// Event rates e_m (eq. 11.1).
+    pub e: Vec<Vec<f32>>,
+    /// Burst probabilities p_m (eqs. 11.2, 11.5).
+    pub p: Vec<Vec<f32>>,
+    /// Apical potentials a_m of the hidden layers (eq. 11.4; empty for the output layer).
+    pub apical: Vec<Vec<f32>>,
+}
+
+impl BurstScratch {
+    pub(crate) fn fit(&mut self, sizes: &[usize]) {
+        if self.e.len() != sizes.len() {
+            self.e = sizes.iter().map(|&n| vec![0.0; n]).collect();
+            self.p = sizes.iter().map(|&n| vec![0.0; n]).collect();
+            let last = sizes.len() - 1;
+            self.apical = sizes
+                .iter()
+                .enumerate()
+                .map(|(m, &n)| vec![0.0; if m < last { n } else { 0 }])
+                .collect();
+        }
+    }
 }

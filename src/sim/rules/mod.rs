@@ -14,13 +14,33 @@
 //! May use: [`crate::base`], [`crate::model`], the rest of [`crate::sim`].
 
 pub mod backprop;
+pub mod burstccn;
 pub mod feedback_alignment;
 mod gradient;
 pub mod guerguiev;
 
+use crate::base::rng::Rng;
+use crate::model::config::LearningRule;
 use crate::model::learning;
-use crate::model::params::LayerParams;
+use crate::model::params::{LayerParams, RuleParams};
+use crate::sim::compiled::Model;
 use crate::sim::team::with_team;
+
+/// The learned matrices of the model's rule beyond W, b and Y, drawn from the
+/// initialisation stream `rng` after section 7's weights (a rule may also redraw those:
+/// BurstCCN's `init = "xavier"`). Empty for rules that keep none.
+pub(crate) fn init_rule_params(
+    model: &Model,
+    params: &mut [LayerParams],
+    rng: &mut Rng,
+) -> RuleParams {
+    match model.rule {
+        LearningRule::Burstccn => burstccn::init(model, params, rng),
+        LearningRule::Guerguiev | LearningRule::Backprop | LearningRule::FeedbackAlignment => {
+            RuleParams::default()
+        }
+    }
+}
 
 /// The teaching conductances g_E of `label` (eq. 4.3): 1 on the label's `per_class` output
 /// units, 0 elsewhere. The segregated-dendrite rule's target phase drives the output with
@@ -50,7 +70,22 @@ pub(crate) fn feedforward_update(
         learning::apply_feedforward_update(p, e, s_f, step);
         return;
     }
+    update_rows(threads, p, e, s_f, step);
+    learning::update_bias(&mut p.b, e, step);
+}
+
+/// W <- W - step E s_f^T on `threads` threads of this thread's team (one thread: in input
+/// order); the biases are left to the caller.
+pub(crate) fn update_rows(threads: usize, p: &mut LayerParams, e: &[f32], s_f: &[f32], step: f32) {
     let n = p.n;
+    if threads <= 1 {
+        for (j, &s) in s_f.iter().enumerate() {
+            if s != 0.0 {
+                learning::update_weight_row(&mut p.w[j * n..(j + 1) * n], e, s, step);
+            }
+        }
+        return;
+    }
     with_team(threads, |team| {
         team.for_each_chunk_mut(&mut p.w, n, |j, row| {
             let s = s_f[j];
@@ -59,5 +94,4 @@ pub(crate) fn feedforward_update(
             }
         })
     });
-    learning::update_bias(&mut p.b, e, step);
 }

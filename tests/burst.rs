@@ -1,0 +1,404 @@
+//! BurstCCN (docs/model.md, section 11): the burst probabilities against their closed
+//! forms, one single-phase update of a two-hidden-layer network against the paper's
+//! equations computed independently here in f64 (in the paper's units, from the network's
+//! weights converted by W' = k lambda W), the cancellation of the apical baseline by a tied
+//! Q, tied Y following W, a run that resumes byte for byte with Q in its checkpoint, and
+//! the model file's checks.
+
+// Index loops mirror the equations' subscripts (W[i][j], Y[k][i]).
+#![allow(clippy::needless_range_loop)]
+
+mod common;
+
+use apical::io::checkpoint::{Checkpoint, FORMAT_VERSION};
+use apical::model::config::ModelConfig;
+use apical::sim::network::Network;
+use apical::sim::observer::NoObserver;
+use apical::sim::rules::burstccn::{
+    apical_potential, burst_error, hidden_burst_probability, output_burst_probability,
+};
+use common::{apical, data_dir, s};
+use std::fs;
+
+/// A 6-input, 4-3-hidden, 10-output rate network under BurstCCN with `burst` as its
+/// `[burst]` table.
+fn toy(burst: &str, eta: &str) -> ModelConfig {
+    let text = format!(
+        r#"
+        name = "toy-burstccn"
+        [network]
+        n_in = 6
+        hidden = [4, 3]
+        n_out = 10
+        feedback = "next_layer"
+        [neuron]
+        mode = "rate"
+        [synapse]
+        psp_window_steps = 1
+        [phases]
+        l_f = 2
+        use_rand_phase_lengths = false
+        integration_time = 1
+        l_f_test = 2
+        integration_time_test = 1
+        [learning]
+        rule = "burstccn"
+        eta = {eta}
+        [burst]
+        {burst}
+    "#
+    );
+    ModelConfig::from_toml_str(&text, "toy").expect("valid toy model")
+}
+
+const IMAGE: [u8; 6] = [0, 40, 255, 128, 7, 200];
+const LABEL: u8 = 3;
+
+fn sig(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[test]
+fn burst_probabilities_follow_their_closed_forms() {
+    // Eq. 11.2: the teacher moves the output's burst probability from p_b by
+    // p_b (y - e)(1 - e); no error (y = e) leaves it at p_b.
+    for (p_b, e, y) in [(0.5f32, 0.3f32, 1.0f32), (0.2, 0.9, 0.0), (0.5, 0.6, 0.6)] {
+        let want = p_b as f64 * ((y as f64 - e as f64) * (1.0 - e as f64) + 1.0);
+        let got = output_burst_probability(p_b, e, y);
+        assert!(
+            (got as f64 - want).abs() < 1e-7,
+            "{p_b} {e} {y}: {got} vs {want}"
+        );
+    }
+    assert_eq!(output_burst_probability(0.5, 0.6, 0.6), 0.5);
+    // Eq. 11.5: sigma(beta a (1 - e)): 1/2 at a = 0, rising with a, flat for a saturated unit.
+    assert_eq!(hidden_burst_probability(4.0, 0.0, 0.3), 0.5);
+    let p = hidden_burst_probability(4.0, 0.25, 0.5);
+    assert!((p as f64 - sig(0.5)).abs() < 1e-7, "{p}");
+    assert_eq!(hidden_burst_probability(4.0, 3.0, 1.0), 0.5);
+    assert!(hidden_burst_probability(4.0, -0.1, 0.2) < 0.5);
+    // Eq. 11.6: bursts above baseline give a negative error (the weights grow).
+    assert!((burst_error(0.7, 0.5, 0.4) - (-0.08)).abs() < 1e-7);
+    assert_eq!(burst_error(0.5, 0.5, 0.9), 0.0);
+    // Eq. 11.4 by hand: 2 units above, 3 below.
+    let y = [1.0, 0.0, -1.0, 0.5, 2.0, 0.0];
+    let q = [0.5, 0.0, -0.5, 0.25, 1.0, 0.0];
+    let mut a = [9.0f32; 3];
+    apical_potential(&y, &q, &[0.8, 0.5], &[0.5, 0.4], &mut a);
+    // a_i = sum_k p_k e_k Y[k,i] - e_k Q[k,i]: bursts 0.4 and 0.2.
+    let want = [
+        0.4 * 1.0 + 0.2 * 0.5 - (0.5 * 0.5 + 0.4 * 0.25),
+        0.2 * 2.0 - 0.4 * 1.0,
+        -0.4 + 0.5 * 0.5,
+    ];
+    for i in 0..3 {
+        assert!(
+            (a[i] as f64 - want[i]).abs() < 1e-6,
+            "a[{i}] = {} vs {}",
+            a[i],
+            want[i]
+        );
+    }
+}
+
+/// One layer's parameters in the paper's units, (neuron, input) indexed, f64.
+struct Paper {
+    w: Vec<Vec<f64>>,
+    b: Vec<f64>,
+}
+
+fn to_paper(net: &Network) -> Vec<Paper> {
+    let d = &net.model.dynamics;
+    let top = net.params.len() - 1;
+    net.params
+        .iter()
+        .enumerate()
+        .map(|(m, p)| {
+            let k = if m == top { d.k_d } else { d.k_b } as f64;
+            let lam = d.lambda_max as f64;
+            Paper {
+                w: (0..p.n)
+                    .map(|i| {
+                        (0..p.n_pre)
+                            .map(|j| k * lam * p.weight(i, j) as f64)
+                            .collect()
+                    })
+                    .collect(),
+                b: p.b.iter().map(|&b| k * b as f64).collect(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn one_example_updates_w_y_and_q_as_the_paper_computes_them() {
+    let (eta, eta_y, eta_q, beta, p_b) = (0.2f64, 0.05f64, 0.03f64, 4.0f64, 0.4f64);
+    let cfg = toy(
+        "p_baseline = 0.4\neta_y = 0.05\neta_q = 0.03\nq_mode = \"random\"\nq_scale = 0.3",
+        "[0.2, 0.2, 0.2]",
+    );
+    let net = Network::new(cfg, 11);
+    assert_eq!(net.rule_params.q.len(), 2, "one Q per hidden layer");
+    let before = to_paper(&net);
+    let mut trained = net.clone();
+    trained.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
+    let after = to_paper(&trained);
+
+    // The paper's forward pass: e_m = sigma(W' e_{m-1} + b'), e_{-1} = pixels / 255.
+    let x: Vec<f64> = IMAGE.iter().map(|&v| v as f64 / 255.0).collect();
+    let mut e = vec![x];
+    for l in &before {
+        let below = e.last().unwrap();
+        let next: Vec<f64> = (0..l.b.len())
+            .map(|i| sig(l.b[i] + (0..below.len()).map(|j| l.w[i][j] * below[j]).sum::<f64>()))
+            .collect();
+        e.push(next);
+    }
+    // e[m + 1] is layer m's event rate.
+    let top = before.len() - 1;
+    let y_t: Vec<f64> = (0..10)
+        .map(|i| (i == LABEL as usize) as u8 as f64)
+        .collect();
+    let mut delta = vec![Vec::new(); before.len()];
+    let mut p = vec![Vec::new(); before.len()];
+    let mut apic = vec![Vec::new(); top];
+    let eo = &e[top + 1];
+    p[top] = (0..10)
+        .map(|i| p_b * ((y_t[i] - eo[i]) * (1.0 - eo[i]) + 1.0))
+        .collect();
+    delta[top] = (0..10).map(|i| -(p[top][i] - p_b) * eo[i]).collect();
+    for m in (0..top).rev() {
+        let (n, above) = (net.params[m].n, &e[m + 2]);
+        let y = &net.params[m].y;
+        let q = &net.rule_params.q[m];
+        apic[m] = (0..n)
+            .map(|i| {
+                (0..above.len())
+                    .map(|k| {
+                        p[m + 1][k] * above[k] * y[k * n + i] as f64
+                            - above[k] * q[k * n + i] as f64
+                    })
+                    .sum::<f64>()
+            })
+            .collect();
+        let em = &e[m + 1];
+        p[m] = (0..n)
+            .map(|i| sig(beta * apic[m][i] * (1.0 - em[i])))
+            .collect();
+        delta[m] = (0..n).map(|i| -(p[m][i] - p_b) * em[i]).collect();
+    }
+    let mut compared = 0;
+    for m in 0..before.len() {
+        for i in 0..before[m].b.len() {
+            for j in 0..before[m].w[i].len() {
+                let want = before[m].w[i][j] - eta * delta[m][i] * e[m][j];
+                let got = after[m].w[i][j];
+                assert!(
+                    (got - want).abs() < 2e-5 * want.abs().max(1.0),
+                    "W'[{m}][{i}][{j}]: {got} vs the paper's {want}"
+                );
+                if (want - before[m].w[i][j]).abs() > 1e-4 {
+                    compared += 1;
+                }
+            }
+            let want = before[m].b[i] - eta * delta[m][i];
+            assert!((after[m].b[i] - want).abs() < 2e-5, "b'[{m}][{i}]");
+        }
+    }
+    assert!(compared > 20, "only {compared} weights moved");
+    for m in 0..top {
+        let n = net.params[m].n;
+        let above = &e[m + 2];
+        for k in 0..above.len() {
+            for i in 0..n {
+                let ix = k * n + i;
+                let y_want = net.params[m].y[ix] as f64 - eta_y * above[k] * apic[m][i];
+                let q_want = net.rule_params.q[m][ix] as f64 + eta_q * above[k] * apic[m][i];
+                assert!(
+                    (trained.params[m].y[ix] as f64 - y_want).abs() < 1e-6,
+                    "Y[{m}]"
+                );
+                assert!(
+                    (trained.rule_params.q[m][ix] as f64 - q_want).abs() < 1e-6,
+                    "Q[{m}]"
+                );
+            }
+        }
+        assert_ne!(
+            trained.rule_params.q[m], net.rule_params.q[m],
+            "Q[{m}] learned"
+        );
+    }
+}
+
+#[test]
+fn a_tied_q_cancels_the_apical_baseline_and_a_tied_y_follows_w() {
+    let cfg = toy("y_mode = \"tied\"\nq_mode = \"tied\"", "[0.5, 0.5, 0.5]");
+    let mut net = Network::new(cfg, 3);
+    let check_tied = |net: &Network| {
+        let d = &net.model.dynamics;
+        for m in 0..2 {
+            let above = &net.params[m + 1];
+            let k = if m + 1 == 2 { d.k_d } else { d.k_b };
+            let n = net.params[m].n;
+            for kk in 0..above.n {
+                for i in 0..n {
+                    let want = 0.5 * k * d.lambda_max * above.weight(kk, i);
+                    let y = net.params[m].y[kk * n + i];
+                    assert!(
+                        (y - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                        "Y[{m}] = 0.5 W'^T"
+                    );
+                    assert_eq!(net.rule_params.q[m][kk * n + i], 0.5 * y, "Q[{m}] = p_b Y");
+                }
+            }
+        }
+    };
+    check_tied(&net);
+    net.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
+    check_tied(&net);
+    // With the teacher equal to the output's event rate, the output bursts at baseline, so
+    // each hidden apical potential Y^T (p_b e) - Q^T e is 0, its burst probability
+    // sigma(0) = 1/2 = p_b and nothing learns (the single phase's cancellation).
+    let before = net.clone();
+    let out: Vec<f32> = net
+        .state
+        .output()
+        .forward
+        .c
+        .iter()
+        .map(|&c| 1.0 / (1.0 + (-c).exp()))
+        .collect();
+    net.state.teach.copy_from_slice(&out);
+    net.learn();
+    for m in 0..3 {
+        for (a, b) in net.params[m].w.iter().zip(&before.params[m].w) {
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                "W[{m}] moved: {b} -> {a}"
+            );
+        }
+    }
+    for m in 0..2 {
+        let a = &net.state.burst.apical[m];
+        assert!(a.iter().all(|v| v.abs() < 1e-5), "apical[{m}] = {a:?}");
+    }
+}
+
+#[test]
+fn model_file_checks_name_the_burst_fields() {
+    let bad = |text: &str| {
+        ModelConfig::from_toml_str(text, "m.toml")
+            .expect_err(text)
+            .to_string()
+    };
+    let mut cfg = toy("", "[0.1, 0.1, 0.1]");
+    cfg.burst = None;
+    let base = cfg.to_toml_string();
+    let with = |extra: &str| format!("{base}\n[burst]\n{extra}\n");
+    let e = bad(&with("p_baseline = 1.5"));
+    assert!(e.contains("burst.p_baseline") && e.contains("1.5"), "{e}");
+    let e = bad(&with("eta_q = nan"));
+    assert!(e.contains("burst.eta_q"), "{e}");
+    let e = bad(&with("q_mode = \"tied\"\neta_q = 0.01"));
+    assert!(e.contains("burst.eta_q") && e.contains("tied"), "{e}");
+    let e = bad(&with("y_mode = \"mirror\""));
+    assert!(e.contains("mirror"), "{e}");
+    let e = bad(&with("burst_rate = 3"));
+    assert!(e.contains("burst_rate"), "{e}");
+    // A [burst] table under another rule, the spiking network, and broadcast feedback to
+    // two hidden layers are refused by name.
+    let e = bad(&base
+        .replace("rule = \"burstccn\"", "rule = \"backprop\"")
+        .replace("[learning]", "[burst]\np_baseline = 0.5\n\n[learning]"));
+    assert!(e.contains("`burst`") && e.contains("backprop"), "{e}");
+    let e = bad(&base.replace("mode = \"rate\"", "mode = \"spiking\""));
+    assert!(e.contains("learning.rule") && e.contains("rate"), "{e}");
+    let e = bad(&base.replace("\"next_layer\"", "\"broadcast\""));
+    assert!(
+        e.contains("network.feedback") && e.contains("next_layer"),
+        "{e}"
+    );
+}
+
+/// Two epochs straight and one epoch plus a resumed one give the same checkpoint bytes,
+/// which hold Q (format version 5).
+#[test]
+fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("b.toml");
+    let mut cfg = toy("", "[0.1, 0.1, 0.1]");
+    cfg.network.n_in = 784;
+    cfg.network.hidden = vec![20, 10];
+    fs::write(&model, cfg.to_toml_string()).unwrap();
+    let run = |args: &[&str]| {
+        let o = apical().args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let train = |out: &std::path::Path, epochs: &str| {
+        run(&[
+            "train",
+            s(&model),
+            "--data",
+            s(&data),
+            "--train-examples",
+            "300",
+            "--test-examples",
+            "100",
+            "--epochs",
+            epochs,
+            "--out",
+            s(out),
+            "--quiet",
+        ])
+    };
+    let straight = tmp.path().join("straight");
+    train(&straight, "2");
+    let split = tmp.path().join("split");
+    train(&split, "1");
+    run(&[
+        "train",
+        "--resume",
+        s(&split),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--data",
+        s(&data),
+    ]);
+    let a = fs::read(straight.join("checkpoint-epoch-2.bin")).unwrap();
+    let b = fs::read(split.join("checkpoint-epoch-2.bin")).unwrap();
+    assert!(a == b, "resumed checkpoint differs from the straight run's");
+    assert_eq!(
+        u32::from_le_bytes(a[8..12].try_into().unwrap()),
+        FORMAT_VERSION
+    );
+    let path = straight.join("checkpoint-epoch-2.bin");
+    let ck = Checkpoint::from_bytes(&a, &path).expect("loads");
+    ck.check(&path).expect("consistent");
+    assert_eq!(
+        ck.rule_params.q.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![20 * 10, 10 * 10]
+    );
+    let first = Checkpoint::load(&straight.join("checkpoint-epoch-1.bin")).unwrap();
+    assert_ne!(
+        first.rule_params.q, ck.rule_params.q,
+        "Q learned in epoch 2"
+    );
+    // A Q of the wrong size is refused by name.
+    let mut bad = ck.clone();
+    bad.rule_params.q[1].pop();
+    let bytes = bad.to_bytes();
+    let err = Checkpoint::from_bytes(&bytes, &path)
+        .unwrap()
+        .check(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Q matrices") && err.contains("burstccn"),
+        "{err}"
+    );
+}
