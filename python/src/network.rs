@@ -427,7 +427,7 @@ impl Network {
     }
 
     /// The learning rule the network trains with (`[learning] rule`: "guerguiev",
-    /// "backprop" or "feedback-alignment"; docs/model.md, section 10).
+    /// "backprop", "feedback-alignment" or "burstccn"; docs/model.md, sections 10-11).
     #[getter]
     fn rule(&self) -> &'static str {
         self.step.net.model.rule.name()
@@ -435,8 +435,10 @@ impl Network {
 
     /// A learned or fixed matrix of the network by name: "weights" (W), "biases" (b, as a
     /// (n, 1) array), "feedback" (Y: the segregated-dendrite rule's feedback weights, and
-    /// feedback alignment's fixed matrix B) or "apical_bias" (c, (n, 1); (n, 0) where the layer has none), of weight layer
-    /// `layer`. The names a rule's state goes by, whatever the rule.
+    /// feedback alignment's fixed matrix B; BurstCCN's burst feedback Y), "apical_bias" (c,
+    /// (n, 1); (n, 0) where the layer has none) or "event_feedback" (BurstCCN's Q, hidden
+    /// layers only), of weight layer `layer`. The names a rule's state goes by, whatever
+    /// the rule.
     fn matrix<'py>(
         &self,
         py: Python<'py>,
@@ -450,8 +452,16 @@ impl Network {
             "biases" => Ok(post_pre(py, p.b.clone(), 1, p.n)),
             "apical_bias" if p.c.len() == p.n => Ok(post_pre(py, p.c.clone(), 1, p.n)),
             "apical_bias" => Ok(post_pre(py, Vec::new(), 0, p.n)),
+            "event_feedback" => match self.step.net.rule_params.q.get(layer) {
+                Some(q) => Ok(post_pre(py, q.clone(), p.n_fb, p.n)),
+                None => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "matrix \"event_feedback\" (BurstCCN's Q) exists only for the hidden layers \
+                     of a network with rule \"burstccn\"; this one has rule {:?} and layer {layer}",
+                    self.step.net.model.rule.name()
+                ))),
+            },
             other => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "matrix name {other:?} is not one of \"weights\", \"biases\", \"feedback\", \"apical_bias\""
+                "matrix name {other:?} is not one of \"weights\", \"biases\", \"feedback\", \"apical_bias\", \"event_feedback\""
             ))),
         }
     }

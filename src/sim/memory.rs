@@ -1,13 +1,15 @@
 //! How much memory a model needs, estimated from its sizes before anything is allocated
 //! (checked against what the machine allows by [`crate::io::memory`]).
 
-use crate::model::config::ModelConfig;
+use crate::model::config::{LearningRule, ModelConfig};
 
-/// Bytes of one copy of the learned parameters: W, b, Y, c (f32) and the sparse-feedback
-/// mask (one byte per feedback weight when feedback is sparse).
+/// Bytes of one copy of the learned parameters: W, b, Y, c (f32), the sparse-feedback
+/// mask (one byte per feedback weight when feedback is sparse) and the rule's own matrices
+/// (BurstCCN's Q, one f32 per feedback weight).
 pub fn params_bytes(cfg: &ModelConfig) -> u64 {
     let t = cfg.topology();
     let sparse = cfg.learning.feedback_sparsity > 0.0;
+    let q = cfg.learning.rule == LearningRule::Burstccn;
     (0..t.n_layers())
         .map(|m| {
             let (n, n_pre, n_fb) = (
@@ -16,7 +18,7 @@ pub fn params_bytes(cfg: &ModelConfig) -> u64 {
                 t.feedback_size(m) as u64,
             );
             let c = if t.is_hidden(m) { n } else { 0 };
-            let floats = n * n_pre + n + n * n_fb + c;
+            let floats = n * n_pre + n + n * n_fb * (1 + q as u64) + c;
             4 * floats + if sparse { n * n_fb } else { 0 }
         })
         .sum()
@@ -84,5 +86,21 @@ mod tests {
         assert!(training_bytes(&cfg, false) < 5 * p);
         // Weight snapshots in the trace file: three more copies.
         assert!(training_bytes(&cfg, true) - training_bytes(&cfg, false) == 3 * p);
+    }
+
+    #[test]
+    fn burstccn_counts_q_beside_y() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/burstccn-5l-rate.toml"
+        ))
+        .unwrap();
+        let cfg = ModelConfig::from_toml_str(&text, "t").unwrap();
+        // 784-500-500-500-10, next-layer feedback: W, b, c of each hidden layer, Y and Q
+        // (500x500, 500x500, 10x500), the output's W and b.
+        let w = 784 * 500 + 500 * 500 + 500 * 500 + 500 * 10;
+        let hidden = 3 * (500 + 500);
+        let yq = 2 * (500 * 500 + 500 * 500 + 10 * 500);
+        assert_eq!(params_bytes(&cfg), 4 * (w + hidden + yq + 10));
     }
 }

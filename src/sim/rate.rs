@@ -17,7 +17,7 @@
 //!
 //! Nothing is random: the input is its rates, and no neuron draws spikes.
 
-use crate::model::config::FeedbackSource;
+use crate::model::config::{FeedbackSource, LearningRule};
 use crate::model::params::LayerParams;
 use crate::model::rate;
 use crate::sim::compiled::Model;
@@ -81,6 +81,9 @@ fn sweep(
     let m_layers = params.len();
     let broadcast = model.cfg.network.feedback == FeedbackSource::Broadcast;
     let learn_window = phase == Phase::Forward && in_window;
+    // BurstCCN's apical potential is its own (docs/model.md, eq. 11.4, computed when it
+    // learns); eq. 9.3's A = Y r_fb is not read by it and not computed.
+    let apical_input = model.rule != LearningRule::Burstccn;
     let NetState {
         input,
         layers,
@@ -109,8 +112,10 @@ fn sweep(
             match fb {
                 Some(src) => {
                     // Eq. 9.3: A = Y r_fb + c; eq. 9.4: C = k_B B.
-                    b.apical.copy_from_slice(&p.c[lo..hi]);
-                    rate::add_weighted_rows(&mut b.apical, &p.y, p.n, lo, layer_rates(src));
+                    if apical_input {
+                        b.apical.copy_from_slice(&p.c[lo..hi]);
+                        rate::add_weighted_rows(&mut b.apical, &p.y, p.n, lo, layer_rates(src));
+                    }
                     rate::hidden_soma(d, &mut b.soma, &b.basal);
                 }
                 // Eq. 9.5.
