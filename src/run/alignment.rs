@@ -124,72 +124,114 @@ pub fn pinv_error(
     c_f: &[f32],
     out: &mut [f32],
 ) -> bool {
-    let na = above.n;
-    let n = out.len();
-    out.fill(0.0);
-    // W[i][j] = w[j * na + i]: row j of the storage is column j of W.
-    let cols = || above.w.chunks_exact(na);
-    let x: Vec<f64> = if na <= n {
-        // G = W W^T (na x na), G[i][k] = sum_j W[i][j] W[k][j]; x = W^T G^-1 e.
-        let mut g = vec![0.0f64; na * na];
-        for col in cols() {
-            for i in 0..na {
-                let wi = col[i] as f64;
-                if wi != 0.0 {
-                    for k in 0..=i {
-                        g[i * na + k] += wi * col[k] as f64;
+    match Pinv::new(above) {
+        Some(p) => {
+            p.error(d, e_above, c_f, out);
+            true
+        }
+        None => {
+            out.fill(0.0);
+            false
+        }
+    }
+}
+
+/// The pseudo-inverse of one W_{m+1}, factored once ([`pinv_error`] applies it to one
+/// error): a copy of W and the Cholesky factor of its smaller Gram matrix.
+#[derive(Clone, Debug)]
+pub struct Pinv {
+    w: LayerParams,
+    /// Whether W is wide (na <= n: G = W W^T) rather than tall (H = W^T W).
+    wide: bool,
+    /// The Cholesky factor L (lower triangle, row-major) of the Gram matrix.
+    l: Vec<f64>,
+}
+
+impl Pinv {
+    /// Factors the Gram matrix of `above`'s W; None when it is not positive definite to
+    /// working precision.
+    pub fn new(above: &LayerParams) -> Option<Self> {
+        let na = above.n;
+        let n = above.n_pre;
+        // W[i][j] = w[j * na + i]: row j of the storage is column j of W.
+        let cols = || above.w.chunks_exact(na);
+        let (wide, size) = if na <= n { (true, na) } else { (false, n) };
+        let mut g = vec![0.0f64; size * size];
+        if wide {
+            // G = W W^T (na x na), G[i][k] = sum_j W[i][j] W[k][j].
+            for col in cols() {
+                for i in 0..na {
+                    let wi = col[i] as f64;
+                    if wi != 0.0 {
+                        for k in 0..=i {
+                            g[i * na + k] += wi * col[k] as f64;
+                        }
                     }
                 }
             }
-        }
-        let rhs: Vec<f64> = e_above.iter().map(|&e| e as f64).collect();
-        let Some(z) = cholesky_solve(&mut g, na, rhs) else {
-            return false;
-        };
-        cols()
-            .map(|col| col.iter().zip(&z).map(|(&w, &zi)| w as f64 * zi).sum())
-            .collect()
-    } else {
-        // H = W^T W (n x n), H[j][l] = sum_i W[i][j] W[i][l]; x = H^-1 W^T e.
-        let c: Vec<&[f32]> = cols().collect();
-        let mut h = vec![0.0f64; n * n];
-        for j in 0..n {
-            for l in 0..=j {
-                h[j * n + l] = c[j]
-                    .iter()
-                    .zip(c[l])
-                    .map(|(&a, &b)| a as f64 * b as f64)
-                    .sum();
+        } else {
+            // H = W^T W (n x n), H[j][l] = sum_i W[i][j] W[i][l].
+            let c: Vec<&[f32]> = cols().collect();
+            for j in 0..n {
+                for l in 0..=j {
+                    g[j * n + l] = c[j]
+                        .iter()
+                        .zip(c[l])
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum();
+                }
             }
         }
-        let rhs: Vec<f64> = c
-            .iter()
-            .map(|col| {
-                col.iter()
-                    .zip(e_above)
-                    .map(|(&w, &e)| w as f64 * e as f64)
-                    .sum()
-            })
-            .collect();
-        let Some(x) = cholesky_solve(&mut h, n, rhs) else {
-            return false;
-        };
-        x
-    };
-    let factor = d.k_b * d.lambda_max;
-    for ((o, &xj), &c) in out.iter_mut().zip(&x).zip(c_f) {
-        *o = xj as f32 * factor * crate::model::neuron::sigmoid_prime(c);
+        cholesky_factor(&mut g, size).then(|| Pinv {
+            w: above.clone(),
+            wide,
+            l: g,
+        })
     }
-    true
+
+    /// E_m = (W^+ e_above) k_B lambda_max sigma'(Cbar_f) into `out`.
+    pub fn error(
+        &self,
+        d: &crate::model::neuron::Dynamics,
+        e_above: &[f32],
+        c_f: &[f32],
+        out: &mut [f32],
+    ) {
+        let na = self.w.n;
+        let cols = || self.w.w.chunks_exact(na);
+        let x: Vec<f64> = if self.wide {
+            // x = W^T G^-1 e.
+            let rhs: Vec<f64> = e_above.iter().map(|&e| e as f64).collect();
+            let z = cholesky_apply(&self.l, na, rhs);
+            cols()
+                .map(|col| col.iter().zip(&z).map(|(&w, &zi)| w as f64 * zi).sum())
+                .collect()
+        } else {
+            // x = H^-1 W^T e.
+            let rhs: Vec<f64> = cols()
+                .map(|col| {
+                    col.iter()
+                        .zip(e_above)
+                        .map(|(&w, &e)| w as f64 * e as f64)
+                        .sum()
+                })
+                .collect();
+            cholesky_apply(&self.l, self.w.n_pre, rhs)
+        };
+        let factor = d.k_b * d.lambda_max;
+        for ((o, &xj), &c) in out.iter_mut().zip(&x).zip(c_f) {
+            *o = xj as f32 * factor * crate::model::neuron::sigmoid_prime(c);
+        }
+    }
 }
 
-/// Solves G x = b for a symmetric positive definite G whose lower triangle is filled
-/// (row-major, n x n); G is overwritten by its Cholesky factor. None when a pivot is not
-/// positive (relative to the largest diagonal entry).
-fn cholesky_solve(g: &mut [f64], n: usize, mut b: Vec<f64>) -> Option<Vec<f64>> {
+/// Overwrites the symmetric positive definite G whose lower triangle is filled (row-major,
+/// n x n) by its Cholesky factor; false when a pivot is not positive (relative to the
+/// largest diagonal entry).
+fn cholesky_factor(g: &mut [f64], n: usize) -> bool {
     let scale = (0..n).map(|i| g[i * n + i]).fold(0.0f64, f64::max);
     if !(scale > 0.0 && scale.is_finite()) {
-        return None;
+        return false;
     }
     for j in 0..n {
         let mut d = g[j * n + j];
@@ -198,7 +240,7 @@ fn cholesky_solve(g: &mut [f64], n: usize, mut b: Vec<f64>) -> Option<Vec<f64>> 
         }
         // Not positive to working precision (NaN included).
         if d.is_nan() || d <= scale * 1e-12 {
-            return None;
+            return false;
         }
         let d = d.sqrt();
         g[j * n + j] = d;
@@ -210,7 +252,11 @@ fn cholesky_solve(g: &mut [f64], n: usize, mut b: Vec<f64>) -> Option<Vec<f64>> 
             g[i * n + j] = v / d;
         }
     }
-    // L y = b, then L^T x = y.
+    true
+}
+
+/// Solves L L^T x = b with the factor of [`cholesky_factor`]: L y = b, then L^T x = y.
+fn cholesky_apply(g: &[f64], n: usize, mut b: Vec<f64>) -> Vec<f64> {
     for i in 0..n {
         let mut v = b[i];
         for k in 0..i {
@@ -225,7 +271,7 @@ fn cholesky_solve(g: &mut [f64], n: usize, mut b: Vec<f64>) -> Option<Vec<f64>> 
         }
         b[i] = v / g[i * n + i];
     }
-    Some(b)
+    b
 }
 
 /// The matrix Y_m should be compared with, as `t[i * n_fb + k]` (neuron i of layer m, feedback
@@ -299,6 +345,9 @@ pub struct AlignmentLog {
     e_bp: Vec<Vec<f32>>,
     /// The pseudo-inverse chain's error of each hidden layer for the current example.
     e_pinv: Vec<Vec<f32>>,
+    /// W_{m+1}^+ per hidden m, factored at the first example of the epoch's window and
+    /// kept for the rest of it (None inside: not positive definite).
+    pinv: Vec<Option<Pinv>>,
     /// The per-block trace, when asked for.
     trace: Option<Trace>,
 }
@@ -421,13 +470,24 @@ impl AlignmentLog {
                 } else {
                     &up[0]
                 };
-                let ok = pinv_error(
-                    &net.model.dynamics,
-                    &self.saved[m],
-                    above,
-                    &st.layers[m].forward.c,
-                    &mut lo[m],
-                );
+                if self.pinv.len() != hidden {
+                    // Factored once per window: W_{m+1} as it was before the window's first
+                    // example (an O(n^3) factorisation per example would cost more than
+                    // training a wide layer).
+                    self.pinv = self.saved.iter().map(Pinv::new).collect();
+                }
+                let ok = match &self.pinv[m] {
+                    Some(p) => {
+                        p.error(
+                            &net.model.dynamics,
+                            above,
+                            &st.layers[m].forward.c,
+                            &mut lo[m],
+                        );
+                        true
+                    }
+                    None => false,
+                };
                 if let Some(c) = ok.then(|| cosine(&st.errors[m], &lo[m])).flatten() {
                     self.sum_pinv[m] += degrees(c);
                     self.counted_pinv[m] += 1;
@@ -489,6 +549,7 @@ impl AlignmentLog {
             });
         }
         self.saved.clear();
+        self.pinv.clear();
         self.sum_angle.clear();
         self.counted.clear();
         self.sum_pinv.clear();
