@@ -5,19 +5,38 @@
 
 mod common;
 
-use common::{apical, data_dir, s, small_model_toml, write_file};
+use common::{apical, data_dir, read_csv, s, small_model_toml, write_file};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use tempfile::TempDir;
 
 /// One test at a time: the tests spawn `apical` and open HDF5 files in this process, and a
 /// child inherits an open HDF5 file (and its lock) of another test's thread.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What most tests start with: MNIST (`None`, with a message, when absent: the test is
+/// skipped), the serial lock and a temporary directory.
+fn serial_with_mnist() -> Option<(MutexGuard<'static, ()>, TempDir)> {
+    data_dir()?;
+    let guard = serial();
+    Some((guard, tempfile::tempdir().unwrap()))
+}
+
+/// A temporary directory, for tests that run alone (`None` without MNIST).
+fn with_mnist() -> Option<TempDir> {
+    data_dir().map(|_| tempfile::tempdir().unwrap())
+}
+
+/// Owned arguments from string slices.
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
 }
 
 fn run(cmd: &mut Command) -> (Option<i32>, String) {
@@ -32,7 +51,7 @@ fn run(cmd: &mut Command) -> (Option<i32>, String) {
     )
 }
 
-fn ok(args: &[&str]) -> String {
+fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let (code, log) = run(apical().args(args));
     assert_eq!(code, Some(0), "apical {args:?} failed:\n{log}");
     log
@@ -202,7 +221,7 @@ fn links_case(tmp: &Path, case: &Case<'_>) -> usize {
 }
 
 fn train_args(model: &Path, out: &Path) -> Vec<String> {
-    [
+    args(&[
         "train",
         s(model),
         "--train-examples",
@@ -214,27 +233,20 @@ fn train_args(model: &Path, out: &Path) -> Vec<String> {
         "--out",
         s(out),
         "--quiet",
-    ]
-    .map(String::from)
-    .to_vec()
+    ])
 }
 
 fn trained_run(d: &Path) {
     let model = write_file(d, "small.toml", small_model_toml().as_bytes());
-    ok(&train_args(&model, &d.join("run"))
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    ok(&train_args(&model, &d.join("run")));
 }
 
 #[cfg(unix)]
 #[test]
 fn no_command_writes_through_a_link_at_any_name_it_writes() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let tmp = tmp.path();
     // One trained run, copied into each case that needs it.
     let base = tmp.join("base");
@@ -245,22 +257,19 @@ fn no_command_writes_through_a_link_at_any_name_it_writes() {
         write_file(d, "small.toml", small_model_toml().as_bytes());
     };
     let sweep_file = |d: &Path| {
-        write_file(d, "small.toml", small_model_toml().as_bytes());
-        write_file(
-            d,
-            "sweep.toml",
-            b"model = \"small.toml\"\n[training]\nepochs = 1\ntrain_examples = 30\n\
-              test_examples = 50\n[axes]\n\"learning.eta\" = [[0.21, 0.21], [0.3, 0.3]]\n",
-        );
+        sweep_of(d, &["0.21", "0.3"]);
     };
-    let swept = |d: &Path| {
-        sweep_file(d);
-        ok(&[
+    let sweep_cmd = |d: &Path| {
+        args(&[
             "sweep",
             s(&d.join("sweep.toml")),
             "--out",
             s(&d.join("sweep")),
-        ]);
+        ])
+    };
+    let swept = |d: &Path| {
+        sweep_file(d);
+        ok(&sweep_cmd(d));
         // collect writes these again
         for f in ["summary.csv", "summary.md"] {
             let _ = fs::remove_file(d.join("sweep").join(f));
@@ -278,21 +287,13 @@ fn no_command_writes_through_a_link_at_any_name_it_writes() {
             what: "plot",
             writes: "run",
             prepare: &with_run,
-            args: &|d| {
-                ["plot", s(&d.join("run")), "--examples", "3"]
-                    .map(String::from)
-                    .to_vec()
-            },
+            args: &|d| args(&["plot", s(&d.join("run")), "--examples", "3"]),
         },
         Case {
             what: "export",
             writes: "run",
             prepare: &with_run,
-            args: &|d| {
-                ["export", "nwb", s(&d.join("run"))]
-                    .map(String::from)
-                    .to_vec()
-            },
+            args: &|d| args(&["export", "nwb", s(&d.join("run"))]),
         },
         Case {
             what: "export-out",
@@ -302,48 +303,33 @@ fn no_command_writes_through_a_link_at_any_name_it_writes() {
                 fs::create_dir_all(d.join("out")).unwrap();
             },
             args: &|d| {
-                [
+                args(&[
                     "export",
                     "nwb",
                     s(&d.join("run")),
                     "--out",
                     s(&d.join("out/x.nwb")),
-                ]
-                .map(String::from)
-                .to_vec()
+                ])
             },
         },
         Case {
             what: "sweep",
             writes: "sweep",
             prepare: &sweep_file,
-            args: &|d| {
-                [
-                    "sweep",
-                    s(&d.join("sweep.toml")),
-                    "--out",
-                    s(&d.join("sweep")),
-                ]
-                .map(String::from)
-                .to_vec()
-            },
+            args: &sweep_cmd,
         },
         Case {
             what: "collect",
             writes: "sweep",
             prepare: &swept,
-            args: &|d| {
-                ["sweep", "collect", s(&d.join("sweep"))]
-                    .map(String::from)
-                    .to_vec()
-            },
+            args: &|d| args(&["sweep", "collect", s(&d.join("sweep"))]),
         },
         Case {
             what: "reproduce",
             writes: "docs",
             prepare: &|_| {},
             args: &|d| {
-                [
+                args(&[
                     "reproduce",
                     "0h",
                     "--epochs",
@@ -359,9 +345,7 @@ fn no_command_writes_through_a_link_at_any_name_it_writes() {
                     s(&d.join("runs")),
                     "--results",
                     s(&d.join("docs/results.md")),
-                ]
-                .map(String::from)
-                .to_vec()
+                ])
             },
         },
     ];
@@ -376,12 +360,10 @@ fn no_command_writes_through_a_link_at_any_name_it_writes() {
 #[cfg(unix)]
 #[test]
 fn an_output_directory_that_is_a_link_is_refused() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
+    };
     use std::os::unix::fs::symlink;
-    let tmp = tempfile::tempdir().unwrap();
     let tmp = tmp.path();
     trained_run(tmp);
     let elsewhere = tmp.join("elsewhere");
@@ -404,7 +386,7 @@ fn spiking_run(d: &Path) -> PathBuf {
         "--record".into(),
         "spikes:layers=hidden0;examples=first:3".into(),
     ]);
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&args);
     d.join("run/traces.h5")
 }
 
@@ -437,11 +419,9 @@ fn names_in(dir: &Path) -> BTreeSet<String> {
 
 #[test]
 fn a_failed_export_keeps_the_good_nwb_file_and_leaves_no_partial_one() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let traces = spiking_run(tmp.path());
     let out_dir = tmp.path().join("nwb");
     fs::create_dir(&out_dir).unwrap();
@@ -472,11 +452,9 @@ type Damage = Box<dyn FnOnce(&hdf5::File)>;
 
 #[test]
 fn a_damaged_trace_file_is_refused_naming_the_dataset_at_fault() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let traces = spiking_run(tmp.path());
     let out = tmp.path().join("x.nwb");
     let cases: Vec<(&str, Damage, &str)> = vec![
@@ -554,29 +532,22 @@ fn sweep_of(d: &Path, etas: &[&str]) -> PathBuf {
     write_file(d, "sweep.toml", text.as_bytes())
 }
 
-/// The fields of one CSV line (quoted fields may hold commas).
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(String::new()),
-            c => out.last_mut().unwrap().push(c),
-        }
-    }
-    out
+/// [`sweep_of`] in `d`, run into `d/sweep`: (the sweep file, the sweep directory, the
+/// points' names in the sweep's order).
+fn run_sweep(d: &Path, etas: &[&str]) -> (PathBuf, PathBuf, Vec<String>) {
+    let sweep = sweep_of(d, etas);
+    let out = d.join("sweep");
+    ok(&["sweep", s(&sweep), "--out", s(&out)]);
+    let points = summary_rows(&out).into_iter().map(|r| r.0).collect();
+    (sweep, out, points)
 }
 
 /// (point, status, final_test_error) of each row of summary.csv.
 fn summary_rows(dir: &Path) -> Vec<(String, String, String)> {
-    let text = fs::read_to_string(dir.join("summary.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = csv_fields(lines.next().unwrap());
+    let (header, rows) = read_csv(&dir.join("summary.csv"));
     let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
-    lines
-        .map(|l| {
-            let f = csv_fields(l);
+    rows.into_iter()
+        .map(|f| {
             (
                 f[0].clone(),
                 f[col("status")].clone(),
@@ -588,15 +559,10 @@ fn summary_rows(dir: &Path) -> Vec<(String, String, String)> {
 
 #[test]
 fn a_point_whose_metrics_were_lost_becomes_done_on_the_next_run() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let sweep = sweep_of(tmp.path(), &["0.21", "0.3"]);
-    let out = tmp.path().join("sweep");
-    ok(&["sweep", s(&sweep), "--out", s(&out)]);
-    let points: Vec<String> = summary_rows(&out).into_iter().map(|r| r.0).collect();
+    };
+    let (sweep, out, points) = run_sweep(tmp.path(), &["0.21", "0.3"]);
     assert_eq!(points.len(), 2);
     let before = summary_rows(&out);
     // One point loses its metrics.json, the other's is damaged.
@@ -614,15 +580,10 @@ fn a_point_whose_metrics_were_lost_becomes_done_on_the_next_run() {
 
 #[test]
 fn a_damaged_point_is_reported_and_the_others_are_listed_and_collected() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let sweep = sweep_of(tmp.path(), &["0.21", "0.3", "0.4"]);
-    let out = tmp.path().join("sweep");
-    ok(&["sweep", s(&sweep), "--out", s(&out)]);
-    let points: Vec<String> = summary_rows(&out).into_iter().map(|r| r.0).collect();
+    };
+    let (_, out, points) = run_sweep(tmp.path(), &["0.21", "0.3", "0.4"]);
     let good = summary_rows(&out)[2].clone();
     fs::write(out.join(&points[0]).join("run.json"), b"{ not json").unwrap();
     let model = out.join(&points[1]).join("model.toml");
@@ -659,11 +620,9 @@ fn a_damaged_point_is_reported_and_the_others_are_listed_and_collected() {
 #[cfg(target_os = "linux")]
 #[test]
 fn weight_snapshots_count_in_the_memory_check() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
-    let tmp = tempfile::tempdir().unwrap();
+    };
     // apical 0.1 passed this model and aborted (exit 134) allocating its first epoch-end
     // weight snapshot.
     let (code, log) = run(Command::new("sh").arg("-c").arg(format!(
@@ -713,10 +672,9 @@ fn model_and_sweep_files_are_read_with_a_bound() {
 
 #[test]
 fn a_slurm_sweep_checks_every_point_before_anything_is_written() {
-    if data_dir().is_none() {
+    let Some(tmp) = with_mnist() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     write_file(tmp.path(), "small.toml", small_model_toml().as_bytes());
     for (training, expected) in [
         (
@@ -749,14 +707,10 @@ fn a_slurm_sweep_checks_every_point_before_anything_is_written() {
 
 #[test]
 fn another_sweep_file_into_an_existing_sweep_directory_is_refused() {
-    if data_dir().is_none() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
         return;
-    }
-    let _g = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let sweep = sweep_of(tmp.path(), &["0.21", "0.3"]);
-    let out = tmp.path().join("sweep");
-    ok(&["sweep", s(&sweep), "--out", s(&out)]);
+    };
+    let (_, out, _) = run_sweep(tmp.path(), &["0.21", "0.3"]);
     let saved = fs::read(out.join("sweep.toml")).unwrap();
     let summary = fs::read(out.join("summary.csv")).unwrap();
     let other = sweep_of(&tmp.path().join("other"), &["0.4"]);
@@ -776,10 +730,9 @@ fn another_sweep_file_into_an_existing_sweep_directory_is_refused() {
 
 #[test]
 fn slurm_hints_are_shell_quoted_and_extra_tasks_are_named() {
-    if data_dir().is_none() {
+    let Some(tmp) = with_mnist() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     // Parentheses need quoting in a shell (spaces cannot go into #SBATCH lines at all).
     let d = tmp.path().join("sweeps(1)");
     let sweep = sweep_of(&d, &["0.21", "0.3"]);
