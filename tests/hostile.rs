@@ -760,3 +760,51 @@ fn slurm_hints_are_shell_quoted_and_extra_tasks_are_named() {
         "{log}"
     );
 }
+
+// ------------------------------------------- Slurm copy, final checkpoints, running runs
+
+/// The Slurm tasks run the sweep kept in the sweep directory (DIR/sweep.toml, which holds
+/// the command's budget flags), not the sweep file given, which may change or go away once
+/// the script is written (apical 0.1 ran the file given, without the flags' values).
+#[test]
+fn the_slurm_tasks_run_the_sweep_kept_in_its_directory() {
+    let Some(tmp) = with_mnist() else {
+        return;
+    };
+    let sweep = sweep_of(tmp.path(), &["0.21", "0.3"]);
+    let out = tmp.path().join("out");
+    ok(&[
+        "sweep",
+        s(&sweep),
+        "--out",
+        s(&out),
+        "--slurm",
+        "--test-examples",
+        "40",
+    ]);
+    let script = out.join("sweep.sbatch");
+    let text = fs::read_to_string(&script).unwrap();
+    let kept = fs::canonicalize(&out).unwrap().join("sweep.toml");
+    let exec = text.lines().last().unwrap();
+    assert!(
+        exec.contains(&format!(" sweep {} --out ", kept.display())),
+        "{exec}"
+    );
+    // The sweep file given is gone: the task runs all the same, with the flags' budget.
+    fs::write(&sweep, b"not a sweep any more").unwrap();
+    let (code, log) = run(Command::new("bash")
+        .arg(&script)
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .current_dir(tmp.path()));
+    assert_eq!(code, Some(0), "{log}");
+    let status = ok(&["sweep", "status", s(&out)]);
+    assert!(status.contains("2 point(s): 1 done"), "{status}");
+    let done = status
+        .lines()
+        .find_map(|l| l.strip_prefix("done"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join(done).join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["test_examples"], 40, "{info}");
+}
