@@ -5,6 +5,7 @@
 
 mod common;
 
+use apical::io::checkpoint::epoch_file_name;
 use common::{apical, data_dir, read_csv, s, small_model_toml, write_file};
 use std::collections::BTreeSet;
 use std::fs;
@@ -807,4 +808,53 @@ fn the_slurm_tasks_run_the_sweep_kept_in_its_directory() {
     let info: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join(done).join("run.json")).unwrap()).unwrap();
     assert_eq!(info["test_examples"], 40, "{info}");
+}
+
+/// A point whose final checkpoint is cut short or damaged is not done: `sweep status` and
+/// `collect` report it as damaged naming the file, and a rerun reports it as failed and
+/// skips the others (apical 0.1 said "done" from the file's name).
+#[test]
+fn a_truncated_or_damaged_final_checkpoint_is_named_not_done() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
+        return;
+    };
+    let (sweep, out, points) = run_sweep(tmp.path(), &["0.21", "0.3", "0.4"]);
+    let final_checkpoint = |p: &str| out.join(p).join(epoch_file_name(1));
+    let (cut, flipped) = (final_checkpoint(&points[0]), final_checkpoint(&points[1]));
+    let bytes = fs::read(&cut).unwrap();
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let mut bytes = fs::read(&flipped).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&flipped, &bytes).unwrap();
+    let status = ok(&["sweep", "status", s(&out)]);
+    assert!(
+        status.contains("3 point(s): 1 done") && status.contains("2 damaged"),
+        "{status}"
+    );
+    let line = |p: &str| status.lines().find(|l| l.contains(p)).unwrap().to_string();
+    for (p, file, problem) in [
+        (&points[0], &cut, "is truncated"),
+        (&points[1], &flipped, "payload checksum mismatch"),
+    ] {
+        let l = line(p);
+        assert!(
+            l.starts_with("damaged")
+                && l.contains(&file.display().to_string())
+                && l.contains(problem),
+            "{l}"
+        );
+    }
+    // A rerun trains nothing, names the two as failed (exit 1) and collects the others.
+    let (code, log) = run(apical().args(["sweep", s(&sweep), "--out", s(&out)]));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("0 trained, 1 already done") && log.contains("2 point(s) failed"),
+        "{log}"
+    );
+    let rows = summary_rows(&out);
+    assert_eq!(
+        rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ["damaged", "damaged", "done"]
+    );
 }
