@@ -6,7 +6,7 @@
 mod common;
 
 use apical::io::checkpoint::epoch_file_name;
-use common::{apical, data_dir, read_csv, s, small_model_toml, write_file};
+use common::{apical, data_dir, read_csv, s, small_model_toml, wait_for, write_file};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -857,4 +857,72 @@ fn a_truncated_or_damaged_final_checkpoint_is_named_not_done() {
         rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
         ["damaged", "damaged", "done"]
     );
+}
+
+/// A training of the small model that records for a long time (60,000 examples in its
+/// first epoch), started in `dir/run`; returned once its trace file is laid out and open
+/// for writing, long before its first checkpoint.
+fn recording_training(dir: &Path) -> std::process::Child {
+    let model = write_file(dir, "small.toml", small_model_toml().as_bytes());
+    let run_dir = dir.join("run");
+    let mut child = apical()
+        .args([
+            "train",
+            s(&model),
+            "--epochs",
+            "1",
+            "--train-examples",
+            "60000",
+            "--test-examples",
+            "50",
+            "--record",
+            "spikes",
+            "--out",
+            s(&run_dir),
+            "--quiet",
+        ])
+        // HDF5's file locking as it is by default, whatever this environment says.
+        .env_remove("HDF5_USE_FILE_LOCKING")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        &run_dir.join("traces.h5"),
+        &mut child,
+        std::time::Duration::from_secs(120),
+    );
+    child
+}
+
+/// `apical inspect` on a training that is still running names the trace file and says
+/// why it cannot be read now (apical 0.1 passed on HDF5's "unable to lock file, errno =
+/// 11").
+#[test]
+fn inspect_of_a_training_still_running_says_so() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
+        return;
+    };
+    let mut child = recording_training(tmp.path());
+    let run_dir = tmp.path().join("run");
+    let (code, log) = run(apical()
+        .args(["inspect", s(&run_dir)])
+        .env_remove("HDF5_USE_FILE_LOCKING"));
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        running,
+        "the training ended before inspect ran: nothing tested"
+    );
+    assert_eq!(code, Some(1), "{log}");
+    let traces = run_dir.join("traces.h5");
+    assert!(
+        log.contains(&format!(
+            "{}: is open for writing by a running training",
+            traces.display()
+        )) && log.contains("apical eval"),
+        "{log}"
+    );
+    assert!(!log.contains("errno"), "HDF5's words: {log}");
 }
