@@ -5,7 +5,7 @@
 
 mod common;
 
-use apical::io::checkpoint::epoch_file_name;
+use apical::io::checkpoint::{epoch_file_name, list_checkpoints};
 use common::{apical, data_dir, read_csv, s, small_model_toml, wait_for, write_file};
 use std::collections::BTreeSet;
 use std::fs;
@@ -925,4 +925,37 @@ fn inspect_of_a_training_still_running_says_so() {
         "{log}"
     );
     assert!(!log.contains("errno"), "HDF5's words: {log}");
+}
+
+/// A run killed before its first checkpoint leaves a partial trace file; the next
+/// training into that directory keeps it under another name and says so (apical 0.1
+/// replaced it without a word).
+#[test]
+fn a_killed_runs_traces_are_kept_by_the_next_training_of_its_directory() {
+    let Some((_g, tmp)) = serial_with_mnist() else {
+        return;
+    };
+    let mut child = recording_training(tmp.path());
+    // A flush or two of spikes into the file.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run_dir = tmp.path().join("run");
+    assert!(
+        list_checkpoints(&run_dir).unwrap().is_empty(),
+        "killed after a checkpoint: nothing to test"
+    );
+    let earlier = fs::read(run_dir.join("traces.h5")).unwrap();
+    let mut again = train_args(&tmp.path().join("small.toml"), &run_dir);
+    again.extend(args(&["--record", "spikes"]));
+    let log = ok(&again);
+    let kept = run_dir.join("traces-earlier-1.h5");
+    assert!(
+        log.contains("kept the traces of an earlier attempt at this run")
+            && log.contains(&kept.display().to_string()),
+        "{log}"
+    );
+    assert_eq!(fs::read(&kept).unwrap(), earlier, "the kept file changed");
+    let now = ok(&["inspect", s(&run_dir)]);
+    assert!(now.contains("stop_reason = completed"), "{now}");
 }
