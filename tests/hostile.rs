@@ -959,3 +959,52 @@ fn a_killed_runs_traces_are_kept_by_the_next_training_of_its_directory() {
     let now = ok(&["inspect", s(&run_dir)]);
     assert!(now.contains("stop_reason = completed"), "{now}");
 }
+
+/// The evaluation that Ctrl-C can stop (the Python package's `evaluate`) tests its images
+/// in chunks and reads the stop flag between them: its errors and confusion counts are
+/// those of one `Network::evaluate` call over all the images per repeat, as before; once
+/// the flag is raised it returns nothing.
+#[test]
+fn a_stoppable_evaluation_equals_one_call_per_repeat() {
+    use apical::base::rng::Key;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(data) = common::mnist() else {
+        return;
+    };
+    let cfg = apical::ModelConfig::from_toml_str(&small_model_toml(), "small.toml").unwrap();
+    let net = apical::Network::new(cfg, 4);
+    let (seed, epochs, n, repeats) = (7, 1, 3000, 2);
+    let stop = AtomicBool::new(false);
+    let ev = apical::run::metrics::evaluate_repeats_until(
+        &net, &data.test, seed, epochs, n, repeats, &stop,
+    )
+    .unwrap();
+    assert_eq!(ev.indices.len(), n);
+    let mut confusion = vec![vec![0u64; 10]; 10];
+    for r in 0..repeats {
+        let key = match r {
+            0 => Key::Eval {
+                epochs_done: epochs,
+            },
+            r => Key::EvalRepeat {
+                epochs_done: epochs,
+                repeat: r,
+            },
+        }
+        .value();
+        let preds = net.evaluate(seed, key, &ev.indices, |i| data.test.image(i));
+        let mut wrong = 0;
+        for (&i, &p) in ev.indices.iter().zip(&preds) {
+            let label = data.test.label(i);
+            wrong += usize::from(label != p);
+            confusion[label as usize][p as usize] += 1;
+        }
+        assert_eq!(ev.errors[r], 100.0 * wrong as f64 / n as f64, "repeat {r}");
+    }
+    assert_eq!(ev.confusion, confusion);
+    stop.store(true, Ordering::SeqCst);
+    assert!(apical::run::metrics::evaluate_repeats_until(
+        &net, &data.test, seed, epochs, n, repeats, &stop
+    )
+    .is_none());
+}
