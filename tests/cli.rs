@@ -8,13 +8,13 @@ mod common;
 use apical::io::checkpoint::{epoch_file_name, list_checkpoints, Checkpoint};
 use common::{
     apical, data_dir, metrics_without_wall, run_apical, s, small_model_toml, small_model_with,
-    write_file,
+    wait_for, write_file,
 };
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn bytes(p: &Path) -> Vec<u8> {
     fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
@@ -61,20 +61,6 @@ fn run_err(args: &[&str]) -> String {
         "{err}"
     );
     err
-}
-
-fn wait_for(path: &Path, child: &mut std::process::Child, limit: Duration) {
-    let t0 = Instant::now();
-    while !path.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "apical exited ({status}) before {} appeared",
-                path.display()
-            );
-        }
-        assert!(t0.elapsed() < limit, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]

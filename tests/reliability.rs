@@ -10,11 +10,11 @@ mod common;
 use apical::io::checkpoint::{self, epoch_file_name, list_checkpoints, Checkpoint};
 use apical::io::mnist::{read_idx_labels, DataError};
 use apical::io::run_dir::{KeepCheckpoints, LockHolder, RunDir, RunDirError, LOCK_FILE};
-use common::{apical, data_dir, s, small_model_toml, small_model_with, write_file};
+use common::{apical, data_dir, s, small_model_toml, small_model_with, wait_for, write_file};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn bytes(p: &Path) -> Vec<u8> {
@@ -73,21 +73,6 @@ fn fails_with(cmd: &mut Command) -> String {
     assert_eq!(code, Some(1), "should fail with status 1:\n{out}\n{err}");
     assert!(err.contains("error: "), "{err}");
     err
-}
-
-/// Waits until `path` exists while `child` runs.
-fn wait_for(path: &Path, child: &mut Child, limit: Duration) {
-    let t0 = Instant::now();
-    while !path.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "apical exited ({status}) before {} appeared",
-                path.display()
-            );
-        }
-        assert!(t0.elapsed() < limit, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn temporaries(dir: &Path) -> Vec<String> {

@@ -15,7 +15,7 @@ use apical::io::run_dir::RunDir;
 use apical::run::metrics::evaluate;
 use apical::run::session::{self, Start, TrainRequest};
 use apical::run::trainer::{Quiet, TrainError};
-use common::{apical, data_dir, mnist, run_apical, s, small_model_toml, write_file};
+use common::{apical, data_dir, mnist, read_csv, run_apical, s, small_model_toml, write_file};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -484,27 +484,6 @@ fn train_reference(dir: &Path, eta: &str, seed: u64, train: usize, out: &Path) {
 
 fn bytes(p: &Path) -> Vec<u8> {
     fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// summary.csv as (header, rows of fields); no field of these holds a comma.
-fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = fs::read_to_string(p).unwrap();
-    let mut lines = text.lines();
-    let split = |l: &str| -> Vec<String> {
-        // The eta values are quoted ("[0.2, 0.2]"): split outside quotes.
-        let mut out = vec![String::new()];
-        let mut quoted = false;
-        for c in l.chars() {
-            match c {
-                '"' => quoted = !quoted,
-                ',' if !quoted => out.push(String::new()),
-                c => out.last_mut().unwrap().push(c),
-            }
-        }
-        out
-    };
-    let header = split(lines.next().unwrap());
-    (header, lines.map(split).collect())
 }
 
 /// The end-of-epoch-1 test error of a run directory's checkpoint, tested again: the same

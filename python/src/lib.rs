@@ -4,8 +4,10 @@
 
 use pyo3::prelude::*;
 
+mod args;
 mod dataset;
 mod errors;
+mod interrupt;
 mod model;
 mod network;
 mod traces;
@@ -19,6 +21,10 @@ fn _apical(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(apical::run::threads::default_threads())
         .build_global();
+    // NumPy's C API is loaded on the first array made. Loaded here, at import: loaded later,
+    // a Ctrl-C that arrives just as a long call returns its arrays made the load fail, which
+    // the numpy crate turns into a panic (a PanicException instead of KeyboardInterrupt).
+    drop(numpy::PyArray1::<f32>::zeros(m.py(), 0, false));
     errors::register(m)?;
     m.add_class::<model::Model>()?;
     m.add_class::<network::Network>()?;

@@ -1,18 +1,22 @@
 //! `apical.Network`: a trained network restored from a checkpoint, to evaluate, to simulate
 //! one example step by step, and to read its weights.
 
+use crate::args::{self, Int};
 use crate::dataset::{data_arg, load_cached, DataArg};
 use crate::errors;
+use crate::interrupt::until_interrupted;
 use crate::model::Model;
 use crate::train::with_threads;
 use apical::io::dataset::{self, DataSet, DataSpec};
 use apical::io::run_dir::{self, DataRecord, RunInfo};
+use apical::run::metrics::evaluate_repeats_until;
 use apical::run::stepper::Stepper;
-use apical::{evaluate_repeats, Checkpoint, Observer, Phase, RunDir, StepInfo};
+use apical::{Checkpoint, Observer, Phase, RunDir, StepInfo};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Population names as trace files have them: "input", "hidden0", ..., "output".
@@ -81,7 +85,8 @@ impl Network {
         Ok(set)
     }
 
-    fn layer(&self, layer: usize) -> PyResult<&apical::model::params::LayerParams> {
+    fn layer(&self, layer: Int) -> PyResult<&apical::model::params::LayerParams> {
+        let layer = args::count("layer", layer)?;
         self.step.net.params.get(layer).ok_or_else(|| {
             errors::invalid(format!(
                 "layer {layer} does not exist: this network has weight layers 0..{} (0: input -> first layer)",
@@ -184,10 +189,11 @@ impl Network {
     #[pyo3(signature = (model=None, seed=0, *, data=None, verify=true))]
     fn new(
         model: Option<PyRef<'_, Model>>,
-        seed: u64,
+        seed: Int,
         data: Option<PathBuf>,
         verify: bool,
     ) -> PyResult<Self> {
+        let seed = args::seed("seed", seed)?;
         let cfg = match model {
             Some(m) => m.cfg.clone(),
             None => Model::default_model()?.cfg,
@@ -248,15 +254,17 @@ impl Network {
     /// The predicted class of each image of `images` ((examples, n_in) or (examples, rows,
     /// columns); uint8 0-255 or floats 0-1), each tested as `apical eval` tests (a test
     /// phase with spike streams of its own, keyed by `seed` and the position). Ctrl-C stops
-    /// it between chunks of 256 images.
+    /// it between chunks of 256 images (a KeyboardInterrupt).
     #[pyo3(signature = (images, *, seed=0, threads=None))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         images: &Bound<'py, PyAny>,
-        seed: u64,
-        threads: Option<usize>,
+        seed: Int,
+        threads: Option<Int>,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let seed = args::seed("seed", seed)?;
+        let threads = args::count_opt("threads", threads)?;
         let n_in = self.step.net.model.cfg.network.n_in;
         let x = crate::dataset::images_of(py, images, "images")?;
         let n = x.shape.first().copied().unwrap_or(0);
@@ -278,15 +286,21 @@ impl Network {
         }
         .value();
         let net = &self.step.net;
-        let mut out = Vec::with_capacity(n);
-        for start in (0..n).step_by(256) {
-            let idx: Vec<usize> = (start..(start + 256).min(n)).collect();
-            let preds = py.detach(|| {
-                with_threads(threads, || net.evaluate(seed, key, &idx, |i| set.image(i)))
-            })?;
-            out.extend(preds.into_iter().map(i64::from));
-            py.check_signals()?;
-        }
+        let stop = AtomicBool::new(false);
+        let out = until_interrupted(py, &stop, || {
+            with_threads(threads, || {
+                let mut out = Vec::with_capacity(n);
+                for start in (0..n).step_by(256) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let idx: Vec<usize> = (start..(start + 256).min(n)).collect();
+                    let preds = net.evaluate(seed, key, &idx, |i| set.image(i));
+                    out.extend(preds.into_iter().map(i64::from));
+                }
+                out
+            })
+        })??;
         Ok(out.into_pyarray(py))
     }
 
@@ -402,21 +416,22 @@ impl Network {
 
     /// Feedforward weights W of weight layer `layer` (0: input -> first layer) as an
     /// (neurons, inputs) float32 array: `W[i, j]` is the weight from input j to neuron i.
-    fn weights<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    fn weights<'py>(&self, py: Python<'py>, layer: Int) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.layer(layer)?;
         Ok(post_pre(py, p.w.clone(), p.n_pre, p.n))
     }
 
     /// Basal biases b of weight layer `layer`.
-    fn biases<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    fn biases<'py>(&self, py: Python<'py>, layer: Int) -> PyResult<Bound<'py, PyArray1<f32>>> {
         Ok(self.layer(layer)?.b.clone().into_pyarray(py))
     }
 
     /// Feedback weights Y of hidden layer `layer` as (neurons, feedback inputs): `Y[i, k]`
     /// from feedback unit k (the output layer's, or the next layer's) to neuron i. The output
     /// layer has none: asking for it is an error.
-    fn feedback<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    fn feedback<'py>(&self, py: Python<'py>, layer: Int) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.layer(layer)?;
+        let layer = args::count("layer", layer)?;
         if layer + 1 == self.step.net.params.len() {
             return Err(errors::invalid(format!(
                 "layer {layer} is the output layer: it has no feedback weights (those of the hidden layers are feedback(0) to feedback({}))",
@@ -443,7 +458,7 @@ impl Network {
         &self,
         py: Python<'py>,
         name: &str,
-        layer: usize,
+        layer: Int,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.layer(layer)?;
         match name {
@@ -472,19 +487,23 @@ impl Network {
     /// {"error": % (repeat 0, what `apical eval` prints), "errors": [% per
     /// repeat], "confusion": classes x classes counts summed over repeats [true, predicted],
     /// "indices": the test images, "test_examples": n}; with repeats > 1 also "mean" and "sd"
-    /// of the repeats' errors.
+    /// of the repeats' errors. Ctrl-C raises KeyboardInterrupt between chunks of images.
     #[pyo3(signature = (test_examples=10_000, *, seed=0, threads=None, repeats=1, data=None, other_data=false))]
     #[allow(clippy::too_many_arguments)]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
-        test_examples: usize,
-        seed: u64,
-        threads: Option<usize>,
-        repeats: usize,
+        test_examples: Int,
+        seed: Int,
+        threads: Option<Int>,
+        repeats: Int,
         data: Option<&Bound<'py, PyAny>>,
         other_data: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let test_examples = args::count("test_examples", test_examples)?;
+        let seed = args::seed("seed", seed)?;
+        let threads = args::count_opt("threads", threads)?;
+        let repeats = args::count("repeats", repeats)?;
         if test_examples == 0 {
             return Err(errors::invalid("test_examples must be at least 1"));
         }
@@ -504,11 +523,14 @@ impl Network {
         }
         let net = &self.step.net;
         let epochs = self.ck.epochs_done;
-        let ev = py.detach(|| {
+        // Ctrl-C stops it between chunks of images (a KeyboardInterrupt).
+        let stop = AtomicBool::new(false);
+        let ev = until_interrupted(py, &stop, || {
             with_threads(threads, || {
-                evaluate_repeats(net, &data.test, seed, epochs, test_examples, repeats)
+                evaluate_repeats_until(net, &data.test, seed, epochs, test_examples, repeats, &stop)
             })
-        })?;
+        })??
+        .ok_or_else(|| pyo3::exceptions::PyKeyboardInterrupt::new_err("evaluate stopped"))?;
         let d = PyDict::new(py);
         d.set_item("error", ev.errors[0])?;
         d.set_item("errors", ev.errors.clone())?;
@@ -539,7 +561,8 @@ impl Network {
     ///
     /// Returns a dict: "time_ms" (steps,), "prediction", "label", "target_start_step"
     /// (phase "target"), "spikes" {population: (times_ms, ids)}, and
-    /// "soma"/"basal"/"apical"/"rate_hz" {layer: (steps, neurons) array}.
+    /// "soma"/"basal"/"apical"/"rate_hz" {layer: (steps, neurons) array}. Ctrl-C raises
+    /// KeyboardInterrupt at the next step.
     #[pyo3(signature = (image, phase="forward", steps=None, record=None, *, seed=0, label=None))]
     #[allow(clippy::too_many_arguments)]
     fn simulate<'py>(
@@ -547,11 +570,14 @@ impl Network {
         py: Python<'py>,
         image: &Bound<'py, PyAny>,
         phase: &str,
-        steps: Option<usize>,
+        steps: Option<Int>,
         record: Option<&Bound<'py, PyAny>>,
-        seed: u64,
-        label: Option<u8>,
+        seed: Int,
+        label: Option<Int>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let steps = args::count_opt("steps", steps)?;
+        let seed = args::seed("seed", seed)?;
+        let label = label.map(|l| args::label("label", l)).transpose()?;
         let cfg = &self.step.net.model.cfg;
         let record: Vec<String> = match record {
             None => vec!["spikes".into(), "soma".into(), "apical".into()],
@@ -605,7 +631,8 @@ impl Network {
                 (v.iter().map(|&x| x as u8).collect(), label, u64::MAX)
             }
         };
-        let mut rec = Recorder::new(&record, cfg.neuron.dt)?;
+        let stop = AtomicBool::new(false);
+        let mut rec = Recorder::new(&record, cfg.neuron.dt, &stop)?;
         let p = &cfg.phases;
         let (phase, n, target_start) = match phase {
             "test" => (Phase::Test, steps.unwrap_or(p.l_f_test), None),
@@ -644,7 +671,9 @@ impl Network {
             .map_err(|e| pyo3::exceptions::PyMemoryError::new_err(e.to_string()))?;
         let net = &self.step.net;
         let epochs = self.ck.epochs_done;
-        let prediction = py.detach(|| {
+        // Ctrl-C ends the phase at the next step (the recorder asks the schedule to stop);
+        // the simulation runs on a state of its own, so the network is unchanged.
+        let prediction = until_interrupted(py, &stop, || {
             net.simulate(
                 &pixels,
                 stream_index,
@@ -655,7 +684,7 @@ impl Network {
                 label.unwrap_or(0),
                 &mut rec,
             )
-        });
+        })?;
         let names = population_names(cfg);
         rec.into_dict(py, &names, prediction, label, target_start)
     }
@@ -676,8 +705,10 @@ impl Network {
 /// steps), short of calls that run for hours (ten million steps) with no way to stop them.
 const MAX_SIMULATE_STEPS: usize = 1_000_000;
 
-/// Collects the requested variables of every step (an [`Observer`]: reads only).
-struct Recorder {
+/// Collects the requested variables of every step (an [`Observer`]: reads only, and asks
+/// the schedule to stop once `stop` is raised).
+struct Recorder<'a> {
+    stop: &'a AtomicBool,
     dt: f64,
     spikes: bool,
     soma: bool,
@@ -695,7 +726,7 @@ struct Recorder {
     rate_v: Vec<Vec<f32>>,
 }
 
-impl Recorder {
+impl<'a> Recorder<'a> {
     /// Variables recorded at every step for every neuron (soma, basal, apical, rate).
     fn continuous_variables(&self) -> usize {
         [self.soma, self.basal, self.apical, self.rate]
@@ -704,8 +735,9 @@ impl Recorder {
             .count()
     }
 
-    fn new(record: &[String], dt: f64) -> PyResult<Self> {
+    fn new(record: &[String], dt: f64, stop: &'a AtomicBool) -> PyResult<Self> {
         let mut r = Recorder {
+            stop,
             dt,
             spikes: false,
             soma: false,
@@ -794,7 +826,7 @@ impl Recorder {
     }
 }
 
-impl Observer for Recorder {
+impl Observer for Recorder<'_> {
     fn on_step(&mut self, info: &StepInfo<'_>) {
         let st = info.state;
         let t = self.steps as f64 * self.dt;
@@ -845,6 +877,10 @@ impl Observer for Recorder {
 
     fn reads_apical(&self) -> bool {
         self.apical
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 }
 

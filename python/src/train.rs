@@ -8,6 +8,7 @@
 //! callback that returns False raises the trainer's stop flag: it finishes the current
 //! example, writes a checkpoint and returns.
 
+use crate::args::{self, Int};
 use crate::errors;
 use crate::model::Model;
 use apical::io::record::Compression;
@@ -163,16 +164,16 @@ pub fn train(
     py: Python<'_>,
     model: Option<PyRef<'_, Model>>,
     resume: Option<PathBuf>,
-    epochs: Option<usize>,
-    train_examples: Option<usize>,
-    test_examples: Option<usize>,
-    seed: u64,
+    epochs: Option<Int>,
+    train_examples: Option<Int>,
+    test_examples: Option<Int>,
+    seed: Int,
     out: Option<PathBuf>,
     record: Option<String>,
     trace_compression: Option<&str>,
-    checkpoint_every: Option<usize>,
+    checkpoint_every: Option<Int>,
     keep_checkpoints: Option<&str>,
-    threads: Option<usize>,
+    threads: Option<Int>,
     progress: bool,
     data: Option<Bound<'_, PyAny>>,
     verify: bool,
@@ -180,6 +181,12 @@ pub fn train(
     dataset: Option<Bound<'_, PyAny>>,
     other_data: bool,
 ) -> PyResult<Outcome> {
+    let epochs = args::count_opt("epochs", epochs)?;
+    let train_examples = args::count_opt("train_examples", train_examples)?;
+    let test_examples = args::count_opt("test_examples", test_examples)?;
+    let seed = args::seed("seed", seed)?;
+    let checkpoint_every = args::count_opt("checkpoint_every", checkpoint_every)?;
+    let threads = args::count_opt("threads", threads)?;
     for (name, v) in [
         ("epochs", epochs),
         ("train_examples", train_examples),

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use apical::app::sweep::collect;
 use apical::app::sweep::runner::{self, RunSettings};
 use apical::app::sweep::slurm::{self, SlurmOptions, TaskCommand};
-use apical::app::sweep::spec::{Shard, SweepSpec};
+use apical::app::sweep::spec::{Shard, SweepSpec, SWEEP_FILE};
 use apical::io::mnist::find_data_dir;
 use apical::io::record::Compression;
 use apical::model::overrides::Override;
@@ -175,7 +175,7 @@ fn cmd_run(a: SweepArgs) -> Result<ExitCode> {
     runner::check_same_sweep(&spec, out)?;
     let data = find_data_dir(a.data.dir.as_deref())?;
     if a.slurm {
-        return write_slurm(&a, spec_path, out, &spec, runs.len(), &data);
+        return write_slurm(&a, out, &spec, runs.len(), &data);
     }
     crate::set_threads(a.threads)?;
     let stop = Stop::install("the running point(s) finish the current example and checkpoint")?;
@@ -261,10 +261,11 @@ fn budget_sets(a: &SweepArgs) -> Vec<String> {
     .collect()
 }
 
-/// `--slurm`: the sweep saved into DIR and DIR/sweep.sbatch written (and submitted).
+/// `--slurm`: the sweep saved into DIR and DIR/sweep.sbatch written (and submitted). The
+/// tasks run the saved DIR/sweep.toml, which holds the `--set`s, the budget flags and
+/// `--dataset`: the sweep file given may change or go away once the script is written.
 fn write_slurm(
     a: &SweepArgs,
-    spec_path: &Path,
     out: &Path,
     spec: &SweepSpec,
     points: usize,
@@ -272,9 +273,6 @@ fn write_slurm(
 ) -> Result<ExitCode> {
     spec.save(out)?;
     let mut args = Vec::new();
-    for s in a.set.iter().chain(&budget_sets(a)) {
-        args.extend(["--set".to_string(), s.clone()]);
-    }
     if a.jobs > 1 {
         args.extend(["--jobs".to_string(), a.jobs.to_string()]);
     }
@@ -290,10 +288,11 @@ fn write_slurm(
     let apical = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .context("cannot find the apical binary's path")?;
+    let out = absolute(out)?;
     let cmd = TaskCommand {
         apical,
-        spec: absolute(spec_path)?,
-        out: absolute(out)?,
+        spec: out.join(SWEEP_FILE),
+        out,
         data: absolute(data)?,
         args,
     };

@@ -6,6 +6,7 @@ use crate::io::mnist::MnistSet;
 use crate::sim::network::Network;
 use rand::seq::index::sample;
 use rand::seq::SliceRandom;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The first `n` of an epoch's shuffle of the whole training set (section 8).
 pub(crate) fn epoch_order(seed: u64, epoch: usize, total: usize, n: usize) -> Vec<usize> {
@@ -94,11 +95,42 @@ pub fn evaluate_repeats(
     n: usize,
     repeats: usize,
 ) -> Evaluation {
+    evaluate_repeats_until(
+        net,
+        test,
+        seed,
+        epochs_done,
+        n,
+        repeats,
+        &AtomicBool::new(false),
+    )
+    .expect("never stopped")
+}
+
+/// Images tested between two looks at the stop flag of [`evaluate_repeats_until`], per
+/// thread of the pool.
+const STOP_CHUNK_PER_THREAD: usize = 32;
+
+/// [`evaluate_repeats`] that ends early when `stop` is raised (the Python package's
+/// Ctrl-C): the images are tested in chunks (32 per thread of the pool) and `stop` is read
+/// between them; stopped, it returns `None`. An image's prediction does not depend on the
+/// chunks (its spike streams are keyed by its index, its state reset), so an evaluation that
+/// is not stopped is the same as [`evaluate_repeats`]'s.
+pub fn evaluate_repeats_until(
+    net: &Network,
+    test: &MnistSet,
+    seed: u64,
+    epochs_done: usize,
+    n: usize,
+    repeats: usize,
+    stop: &AtomicBool,
+) -> Option<Evaluation> {
     let subset_key = Key::Eval { epochs_done }.value();
     let indices = test_subset(seed, &[subset_key], test.len(), n);
     let mut errors = Vec::with_capacity(repeats);
     let classes = net.model.cfg.network.classes;
     let mut confusion = vec![vec![0u64; classes]; classes];
+    let chunk = STOP_CHUNK_PER_THREAD * rayon::current_num_threads().max(1);
     for repeat in 0..repeats.max(1) {
         let key = match repeat {
             0 => subset_key,
@@ -108,7 +140,13 @@ pub fn evaluate_repeats(
             }
             .value(),
         };
-        let preds = net.evaluate(seed, key, &indices, |i| test.image(i));
+        let mut preds = Vec::with_capacity(indices.len());
+        for part in indices.chunks(chunk) {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            preds.extend(net.evaluate(seed, key, part, |i| test.image(i)));
+        }
         errors.push(error_percent(test, &indices, &preds));
         for (&i, &p) in indices.iter().zip(&preds) {
             // A label past the network's classes (data checked against the model cannot
@@ -118,9 +156,9 @@ pub fn evaluate_repeats(
             }
         }
     }
-    Evaluation {
+    Some(Evaluation {
         indices,
         errors,
         confusion,
-    }
+    })
 }

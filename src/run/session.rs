@@ -8,7 +8,7 @@ use crate::io::dataset::{self, DataSet, DataSpec};
 use crate::io::memory::{self, MemoryError};
 use crate::io::mnist::{DataError, TEST_LEN, TRAIN_LEN};
 use crate::io::record::{
-    parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint,
+    keep_earlier, parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint,
 };
 use crate::io::run_dir::{
     DataRecord, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock, LOCK_FILE,
@@ -270,7 +270,7 @@ pub(crate) fn run_recorded<P: Progress>(
     stop: &AtomicBool,
     progress: &mut P,
 ) -> Result<Recorded, SessionError> {
-    let mut recorder = make_recorder(trainer, record, resumed, z, data)?;
+    let mut recorder = make_recorder(trainer, record, resumed, z, data, progress)?;
     let result = match &mut recorder {
         Some(r) => trainer.run(stop, progress, r),
         None => trainer.run(stop, progress, &mut NoObserver),
@@ -578,13 +578,16 @@ fn position(ck: &Checkpoint) -> String {
 
 /// The trace recorder of a run: the request's spec, else the model file's [[record]]
 /// tables, else the default spec. A resumed run writes a new file whose time continues the
-/// run's.
-fn make_recorder(
+/// run's. A file already at the new file's name (the traces of a run killed before its
+/// first checkpoint, or of a resume killed before its next) is kept under another name
+/// ([`keep_earlier`]), which `progress` is told.
+fn make_recorder<P: Progress>(
     t: &Trainer<'_>,
     spec: Option<&str>,
     resumed: bool,
     z: Compression,
     data: Option<&DataRecord>,
+    progress: &mut P,
 ) -> Result<Option<Recorder>, SessionError> {
     let cfg = &t.net.model.cfg;
     let (groups, text) = match spec {
@@ -619,6 +622,17 @@ fn make_recorder(
     };
     // The recorder would write through a link at the trace file's name.
     refuse_symlink(&path)?;
+    let kept = keep_earlier(&path).map_err(|e| RecordError::Write {
+        path: path.clone(),
+        message: format!("cannot keep the earlier trace file at this name: {e}"),
+    })?;
+    if let Some(kept) = kept {
+        progress.notice(&format!(
+            "kept the traces of an earlier attempt at this run (it stopped before its next checkpoint) as {}; the new traces go to {}",
+            kept.display(),
+            path.display()
+        ));
+    }
     Ok(Recorder::create(
         &path,
         &groups,

@@ -46,6 +46,12 @@ pub trait Observer {
     fn on_steps_unwatched(&mut self, _phase: Phase, _steps: usize) {}
     /// After the last step of a phase, once the window means are stored.
     fn on_phase_end(&mut self, _phase: Phase, _state: &NetState) {}
+    /// Whether the phase should end now, read after every `on_step` (the Python package's
+    /// Ctrl-C during `Network.simulate`). A phase ended early closes its windows over the
+    /// steps it ran: what it computed is for the caller to discard.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that does nothing.
@@ -79,6 +85,9 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.0.on_phase_end(phase, state);
         self.1.on_phase_end(phase, state);
     }
+    fn stop_requested(&self) -> bool {
+        self.0.stop_requested() || self.1.stop_requested()
+    }
 }
 
 impl<O: Observer + ?Sized> Observer for &mut O {
@@ -96,5 +105,8 @@ impl<O: Observer + ?Sized> Observer for &mut O {
     }
     fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
         (**self).on_phase_end(phase, state);
+    }
+    fn stop_requested(&self) -> bool {
+        (**self).stop_requested()
     }
 }

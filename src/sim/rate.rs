@@ -53,6 +53,9 @@ pub fn run_phase<O: Observer>(
             time_step: state.time_step,
             state,
         });
+        if obs.stop_requested() {
+            break;
+        }
     }
     let forward = phase != Phase::Target;
     for l in &mut state.layers {

@@ -143,6 +143,9 @@ fn run_phase_impl<O: Observer>(
                 time_step: state.time_step,
                 state,
             });
+            if obs.stop_requested() {
+                break;
+            }
         }
     }
     close_windows(&plan, state); // eq. 5.2-5.5

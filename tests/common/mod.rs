@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The default model file's text.
 pub const MODEL_1H: &str = include_str!("../../models/guerguiev-1h.toml");
@@ -63,6 +64,45 @@ pub fn run_apical(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Waits until `path` exists while `child` runs (a panic when `child` exits first or
+/// `limit` passes).
+pub fn wait_for(path: &Path, child: &mut std::process::Child, limit: Duration) {
+    let t0 = Instant::now();
+    while !path.exists() {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            panic!(
+                "apical exited ({status}) before {} appeared",
+                path.display()
+            );
+        }
+        assert!(t0.elapsed() < limit, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The fields of one CSV line; a quoted field (the eta values of a summary.csv, "[0.2,
+/// 0.2]") may hold commas.
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => out.last_mut().expect("one field at least").push(c),
+        }
+    }
+    out
+}
+
+/// A CSV file (a sweep's summary.csv) as (header, rows of fields).
+pub fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut lines = text.lines();
+    let header = csv_fields(lines.next().expect("a header line"));
+    (header, lines.map(csv_fields).collect())
 }
 
 /// Writes `text` to `dir/name` and returns the path.

@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,19 @@ def cli() -> Path:
             ["cargo", "build", "--release", "--quiet", "--bin", "apical"], cwd=REPO, check=True
         )
     return exe
+
+
+def run_python(code, *args, timeout):
+    """Runs `code` in a child interpreter (python -c) with `args`; the completed process,
+    stdout and stderr as text. A crash or a hang of the child fails the calling test, not
+    pytest."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_cli(cli, *args, cwd=None, check=True):

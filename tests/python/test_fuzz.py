@@ -6,11 +6,9 @@ The calls run in a child interpreter, one after the other, each announced before
 a crash fails this test naming the call instead of killing pytest."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
-import pytest
+from conftest import run_python
 
 CHILD = textwrap.dedent(
     r'''
@@ -127,13 +125,7 @@ EXPECTED = {
 
 
 def test_the_api_raises_and_never_crashes(run, data_dir):
-    p = subprocess.run(
-        [sys.executable, "-c", CHILD, str(run.dir), str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=600,
-    )
+    p = run_python(CHILD, run.dir, data_dir, timeout=600)
     calls = [l[5:] for l in p.stdout.splitlines() if l.startswith("CALL ")]
     assert p.returncode == 0, (
         f"the interpreter died (status {p.returncode}) in {calls[-1] if calls else '?'}:\n"

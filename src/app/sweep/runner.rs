@@ -287,10 +287,17 @@ fn settled_state(run: &PointRun, dir: &Path) -> Result<PointState, SweepError> {
     }
     check_settings(run, dir)?;
     let checkpoints = list_checkpoints(dir).map_err(io_err(dir))?;
-    if let Some(&(epochs_done, examples_done, _)) = checkpoints.last() {
+    if let Some((epochs_done, examples_done, last)) = checkpoints.last() {
+        let (epochs_done, examples_done) = (*epochs_done, *examples_done);
         // Complete epochs only count; a later mid-epoch checkpoint (of a run once asked for
         // more epochs) does not make the asked ones undone.
         if epochs_done >= run.epochs && read_metrics(dir).len() >= run.epochs {
+            // Done only with a final checkpoint that is whole: a truncated or damaged one
+            // (a disk that filled up, a copy cut short) is named, not counted as done.
+            crate::io::checkpoint::verify(last).map_err(|e| SweepError::Damaged {
+                dir: dir.to_path_buf(),
+                problem: format!("its final checkpoint cannot be read: {e}"),
+            })?;
             return Ok(PointState::Done);
         }
         if let Ok(text) = std::fs::read_to_string(dir.join(FAILED_FILE)) {
@@ -392,9 +399,15 @@ pub fn run_points(
     let mut report = SweepReport::default();
     let mut todo: Vec<&PointRun> = Vec::new();
     for r in runs {
-        match settled_state(r, &point_dir(&settings.out, r))? {
-            PointState::Done => report.skipped.push(r.point.name.clone()),
-            _ => todo.push(r),
+        match settled_state(r, &point_dir(&settings.out, r)) {
+            Ok(PointState::Done) => report.skipped.push(r.point.name.clone()),
+            // A point whose final checkpoint is damaged fails; the others run.
+            Err(e @ SweepError::Damaged { .. }) => {
+                log(format!("[{}] {e}", r.point.name));
+                report.failed.push((r.point.name.clone(), e.to_string()));
+            }
+            Err(e) => return Err(e),
+            Ok(_) => todo.push(r),
         }
     }
     if !report.skipped.is_empty() {

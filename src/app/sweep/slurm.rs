@@ -1,10 +1,11 @@
 //! The Slurm job-array script of a sweep (`apical sweep --slurm`).
 //!
-//! One array task per point by default; task K runs `apical sweep SPEC --shard K/N`, so the
-//! tasks together run every point once. The script `exec`s apical, which makes apical the
-//! batch shell: `scancel`, `scontrol requeue`, the time limit and `--signal=B:TERM@120`
-//! then deliver SIGTERM to apical itself, which checkpoints the running point and exits 143;
-//! the requeued task (`--requeue`) resumes it. `--open-mode=append` keeps a requeued task's
+//! One array task per point by default; task K runs `apical sweep DIR/sweep.toml --shard
+//! K/N` (the sweep as saved in its directory), so the tasks together run every point once.
+//! The script `exec`s apical, which makes apical the batch shell: `scancel`, `scontrol
+//! requeue`, the time limit and `--signal=B:TERM@120` then deliver SIGTERM to apical
+//! itself, which checkpoints the running point and exits 143; the requeued task
+//! (`--requeue`) resumes it. `--open-mode=append` keeps a requeued task's
 //! earlier log lines. Every path is absolute: Slurm runs a copy of the script from the
 //! submission directory (docs/slurm-notes.md).
 
@@ -41,7 +42,8 @@ pub struct SlurmOptions {
 pub struct TaskCommand {
     /// The apical binary (absolute).
     pub apical: PathBuf,
-    /// The sweep file (absolute).
+    /// The sweep file (absolute): the copy kept in the sweep directory (`DIR/sweep.toml`),
+    /// so that the tasks run the sweep as it was when the script was written.
     pub spec: PathBuf,
     /// The sweep directory (absolute).
     pub out: PathBuf,

@@ -115,11 +115,44 @@ pub fn open_traces(path: &Path) -> Result<File, RecordError> {
             "is not a trace file (not HDF5; a run's traces are the traces.h5 of its directory)",
         ));
     }
-    File::open(path).map_err(|source| RecordError::Hdf5 {
-        path: path.to_path_buf(),
-        what: "cannot open the file".into(),
-        source,
+    File::open(path).map_err(|source| {
+        if held_by_a_writer(path) {
+            // HDF5's own words here were "unable to lock file, errno = 11".
+            return not(
+                "is open for writing by a running training (it holds the file's lock until \
+                 the run ends); read it once the run has ended or been stopped (Ctrl-C \
+                 closes it), or test the run's latest checkpoint meanwhile with `apical eval \
+                 RUN_DIR`",
+            );
+        }
+        RecordError::Hdf5 {
+            path: path.to_path_buf(),
+            what: "cannot open the file".into(),
+            source,
+        }
     })
+}
+
+/// Whether another open file holds a lock on `path` that a reader cannot share: HDF5 (1.10
+/// and later) keeps an exclusive `flock` on a file it has open for writing, for as long as
+/// the file is open.
+#[cfg(unix)]
+fn held_by_a_writer(path: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor `f` owns for the whole call; a shared lock taken
+    // here is released when `f` is closed at the end of this function.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return false;
+    }
+    std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+#[cfg(not(unix))]
+fn held_by_a_writer(_path: &Path) -> bool {
+    false
 }
 
 /// A summary of a trace file: root attributes, every group and dataset with its shape, type

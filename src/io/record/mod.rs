@@ -47,3 +47,61 @@ pub(crate) const SONATA_VERSION: [u32; 2] = [0, 1];
 const CHUNK_BYTES: usize = 256 << 10;
 /// Units of the model's potentials (the model is dimensionless, docs/model.md).
 pub(crate) const POTENTIAL_UNITS: &str = "dimensionless";
+
+/// Moves a file already at `path` (the traces of an earlier run of the directory, killed or
+/// stopped before its first checkpoint, which a new recording would replace) aside to the
+/// first free name `STEM-earlier-N.h5` beside it, so no recorded data is lost; returns that
+/// name. `None` when there is no file at `path`. The caller holds the run directory's lock,
+/// so no other apical process takes the free name meanwhile.
+pub fn keep_earlier(path: &std::path::Path) -> std::io::Result<Option<std::path::PathBuf>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "traces".into(), |s| s.to_string_lossy().into_owned());
+    for n in 1u32.. {
+        let kept = path.with_file_name(format!("{stem}-earlier-{n}.h5"));
+        match std::fs::symlink_metadata(&kept) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::rename(path, &kept)?;
+                return Ok(Some(kept));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("a free name among 2^32")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_earlier;
+
+    #[test]
+    fn an_earlier_trace_file_is_kept_under_the_next_free_name() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("traces.h5");
+        assert_eq!(keep_earlier(&path).unwrap(), None, "nothing to keep");
+        std::fs::write(d.path().join("traces-earlier-1.h5"), b"first").unwrap();
+        std::fs::write(&path, b"second").unwrap();
+        let kept = keep_earlier(&path).unwrap().unwrap();
+        assert_eq!(kept, d.path().join("traces-earlier-2.h5"));
+        assert_eq!(std::fs::read(&kept).unwrap(), b"second");
+        assert_eq!(
+            std::fs::read(d.path().join("traces-earlier-1.h5")).unwrap(),
+            b"first"
+        );
+        assert!(!path.exists());
+        // A resumed run's file keeps its own stem.
+        let resumed = d.path().join("traces-from-epoch2-example0.h5");
+        std::fs::write(&resumed, b"third").unwrap();
+        assert_eq!(
+            keep_earlier(&resumed).unwrap().unwrap(),
+            d.path().join("traces-from-epoch2-example0-earlier-1.h5")
+        );
+    }
+}
