@@ -461,6 +461,7 @@ impl Network {
         layer: Int,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.layer(layer)?;
+        let layer = args::count("layer", layer)?;
         match name {
             "weights" => Ok(post_pre(py, p.w.clone(), p.n_pre, p.n)),
             "feedback" => Ok(post_pre(py, p.y.clone(), p.n_fb, p.n)),
