@@ -4,7 +4,7 @@
 use apical::io::checkpoint::EpochRecord;
 use apical::io::mnist::{Mnist, MnistSet};
 use apical::io::record::{parse_spec, steps_before, Compression, Recorder, RunEnd, StartPoint};
-use apical::io::run_dir::RunInfo;
+use apical::io::run_dir::{Budget, RunInfo};
 use apical::model::config::ModelConfig;
 use apical::model::neuron::plateau_potential;
 use apical::model::params::LayerParams;
@@ -112,6 +112,11 @@ fn recorder(t: &Trainer<'_>, path: &Path, spec: &str, z: Compression) -> Recorde
         &t.model_toml,
         t.opts.seed,
         start,
+        Budget {
+            epochs: t.opts.epochs,
+            train_examples: t.opts.train_examples,
+            test_examples: t.opts.test_examples,
+        },
         z,
         None,
     )

@@ -9,7 +9,9 @@
 use crate::app::plot::{self, PlotError, Series};
 use crate::io::memory::MemoryError;
 use crate::io::mnist::Mnist;
-use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock};
+use crate::io::run_dir::{
+    model_text_of, EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock,
+};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::overrides::Override;
 use crate::run::metrics::evaluate_repeats;
@@ -500,7 +502,7 @@ fn existing(
         _ => {}
     }
     let model = std::fs::read_to_string(dir.join("model.toml")).unwrap_or_default();
-    if model != cfg.to_toml_string() {
+    if model_text_of(&model) != cfg.to_toml_string() {
         return Err(mismatch(
             "its model.toml differs from the current model file".into(),
         ));
