@@ -270,7 +270,7 @@ const FULL_BUDGET_SECTION: &str = concat!(
              2-core development machine (about 17 s of training per epoch on one core, and the \
              test). Its results, with the paper's averaged test (20 repeats) and three seeds of \
              the main networks, are in `docs/full/results.md`. Command:\n\n\
-             ```sh\ncargo install --path .\n\
+             ```sh\ncargo install --locked --path .\n\
              apical reproduce all,0h:3,1h:3,2h:3 --repeats 20 --jobs 2 --out runs/reproduce-full --results docs/full/results.md --notes docs/full/notes.md\n```\n\n\
              (the defaults of `--epochs`, `--train-examples` and `--test-examples` are each model \
              file's `[training]` section: 60, 60,000 and 10,000). Running the same command again \
