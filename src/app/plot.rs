@@ -168,14 +168,14 @@ const SIZE: (u32, u32) = (900, 520);
 /// Width of the legend panel right of a line chart's plotting area.
 const LEGEND_WIDTH: u32 = 250;
 
-/// The palette index of reference lines (chance): a light grey no series has.
+/// The palette index of reference lines (chance, drawn dashed): a grey no series has.
 const REFERENCE_COLOR: usize = usize::MAX;
 
 fn color(i: usize) -> RGBColor {
     if i == REFERENCE_COLOR {
-        return RGBColor(170, 170, 170);
+        return RGBColor(110, 110, 110);
     }
-    const C: [RGBColor; 12] = [
+    const C: [RGBColor; 16] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -188,6 +188,12 @@ fn color(i: usize) -> RGBColor {
         RGBColor(23, 190, 207),
         RGBColor(0, 0, 0),
         RGBColor(0, 0, 128),
+        // Lighter ones after them: every experiment of `apical reproduce all` (16) has a
+        // colour of its own.
+        RGBColor(255, 187, 120),
+        RGBColor(152, 223, 138),
+        RGBColor(255, 152, 150),
+        RGBColor(197, 176, 213),
     ];
     C[i % C.len()]
 }
@@ -364,10 +370,18 @@ pub(crate) fn line_chart_scaled(
             .copied()
             .filter(|p| p.1.is_finite())
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(draw_err(path))?;
-        if pts.len() <= 80 {
+        // A reference line (chance) is dashed and has no markers: it is not a measurement.
+        let reference = s.color == Some(REFERENCE_COLOR);
+        if reference {
+            chart
+                .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, c.stroke_width(2)))
+                .map_err(draw_err(path))?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(draw_err(path))?;
+        }
+        if pts.len() <= 80 && !reference {
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(draw_err(path))?;
@@ -477,6 +491,7 @@ pub(crate) fn histogram(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc("count")
+        .y_label_formatter(&|c| format!("{c:.0}"))
         .light_line_style(WHITE)
         .draw()
         .map_err(draw_err(path))?;
@@ -825,7 +840,7 @@ pub(crate) fn network_plots(
             None => {
                 let r = simulate_raster(net, train, seed, shown, m, 100);
                 let title = format!(
-                    "{label}: spikes of the first {} neurons of {}, {shown} training examples simulated from the last checkpoint",
+                    "{label}: spikes of the first {} neurons of {}, {shown} examples simulated from the last checkpoint",
                     r.neurons, r.population
                 );
                 (r, title)
