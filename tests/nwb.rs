@@ -100,6 +100,7 @@ fn recorded_run(dir: &Path) -> PathBuf {
         &t.model_toml,
         11,
         start,
+        info.budget(),
         Compression::default(),
         None,
     )
@@ -194,6 +195,15 @@ fn the_nwb_file_holds_the_trace_files_spikes_trials_series_and_weights() {
     let notes = text(&f, "general/notes");
     assert!(
         notes.contains("seed = 11") && notes.contains("[network]"),
+        "{notes}"
+    );
+    // The budget run (2 epochs of 8, 10 test images), beside the model whose [training]
+    // section is the model file's.
+    assert!(
+        notes.contains(
+            "budget run = 2 epoch(s) of 8 training examples, 10 test images (the model's \
+             [training] section below is the model file's own)\nmodel file as run (TOML):\n"
+        ),
         "{notes}"
     );
     assert!(text(&f, "general/data_collection").contains(SPEC));

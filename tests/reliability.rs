@@ -9,7 +9,9 @@ mod common;
 
 use apical::io::checkpoint::{self, epoch_file_name, list_checkpoints, Checkpoint};
 use apical::io::mnist::{read_idx_labels, DataError};
-use apical::io::run_dir::{KeepCheckpoints, LockHolder, RunDir, RunDirError, LOCK_FILE};
+use apical::io::run_dir::{
+    model_text_of, KeepCheckpoints, LockHolder, RunDir, RunDirError, LOCK_FILE,
+};
 use common::{apical, data_dir, s, small_model_toml, small_model_with, wait_for, write_file};
 use std::fs;
 use std::io::Write;
@@ -406,7 +408,22 @@ fn resume_repairs_a_lost_model_toml_and_run_json_from_the_checkpoint() {
         err.contains("run.json") && err.contains("rebuilt from"),
         "{err}"
     );
-    assert_eq!(bytes(&run_dir.join("model.toml")), model_toml);
+    // The model as it was; the budget block names the resumed run's 2 epochs (the run
+    // trained 1 before).
+    let (before, after) = (
+        String::from_utf8(model_toml).unwrap(),
+        fs::read_to_string(run_dir.join("model.toml")).unwrap(),
+    );
+    assert_eq!(model_text_of(&after), model_text_of(&before));
+    assert!(
+        before.contains("#   epochs = 1, train_examples = 200 per epoch"),
+        "{before}"
+    );
+    assert_eq!(
+        after,
+        before.replace("#   epochs = 1,", "#   epochs = 2,"),
+        "{after}"
+    );
     let info: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(info["seed"], 7);

@@ -4,7 +4,7 @@
 use apical::io::checkpoint::EpochRecord;
 use apical::io::mnist::{Mnist, MnistSet};
 use apical::io::record::{parse_spec, steps_before, Compression, Recorder, RunEnd, StartPoint};
-use apical::io::run_dir::RunInfo;
+use apical::io::run_dir::{Budget, RunInfo};
 use apical::model::config::ModelConfig;
 use apical::model::neuron::plateau_potential;
 use apical::model::params::LayerParams;
@@ -112,6 +112,11 @@ fn recorder(t: &Trainer<'_>, path: &Path, spec: &str, z: Compression) -> Recorde
         &t.model_toml,
         t.opts.seed,
         start,
+        Budget {
+            epochs: t.opts.epochs,
+            train_examples: t.opts.train_examples,
+            test_examples: t.opts.test_examples,
+        },
         z,
         None,
     )
@@ -733,4 +738,80 @@ fn inspect_reads_a_file_in_the_earlier_format() {
     assert!(text.contains("format = apical-traces"), "{text}");
     assert!(text.contains("/spikes/hidden0/timestamps"), "{text}");
     assert!(text.contains("[6]"), "{text}");
+}
+
+/// What `apical plot` draws from a trace file (`recorded_spikes`): the last examples of
+/// /examples that follow one another, and every spike row of the population between the
+/// first one's start and the last one's end, read back from the raw columns by hand.
+#[test]
+fn the_last_examples_spikes_are_read_back_for_a_raster() {
+    use apical::io::record::{recorded_spikes, ExampleSpan};
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(&data, dir.path(), 2, 6);
+    let path = dir.path().join("traces.h5");
+    let mut rec = recorder(&t, &path, "spikes", Compression::default());
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        .unwrap();
+    rec.finish(RunEnd::Completed).unwrap();
+    let dt = t.net.model.cfg.neuron.dt;
+    let w = recorded_spikes(&path, "hidden0", 3).unwrap().unwrap();
+
+    let f = hdf5::File::open(&path).unwrap();
+    let start: Vec<f64> = read(&f, "examples/start_time");
+    let (epoch, example, fw, tg): (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) = (
+        read(&f, "examples/epoch"),
+        read(&f, "examples/example"),
+        read(&f, "examples/forward_steps"),
+        read(&f, "examples/target_steps"),
+    );
+    let ts: Vec<f64> = read(&f, "spikes/hidden0/timestamps");
+    let ids: Vec<u64> = read(&f, "spikes/hidden0/node_ids");
+    drop(f);
+    assert_eq!(start.len(), 12);
+    let want: Vec<ExampleSpan> = (9..12)
+        .map(|k| ExampleSpan {
+            epoch: epoch[k],
+            example: example[k],
+            start_ms: start[k],
+            forward_steps: fw[k],
+            target_steps: tg[k],
+        })
+        .collect();
+    assert_eq!(w.examples, want);
+    assert_eq!((want[0].epoch, want[0].example), (2, 3));
+    assert_eq!(w.dt, dt);
+    let (t0, t1) = (start[9], start[11] + f64::from(fw[11] + tg[11]) * dt);
+    let spikes: Vec<(f64, u64)> = ts
+        .iter()
+        .zip(&ids)
+        .filter(|(&t, _)| t >= t0 && t < t1)
+        .map(|(&t, &i)| (t, i))
+        .collect();
+    assert!(spikes.len() > 10, "too few spikes for a test: {spikes:?}");
+    assert!(spikes.len() < ts.len(), "the window is the whole file");
+    assert_eq!(w.spikes, spikes);
+    // A population the file did not record: nothing to draw.
+    assert_eq!(recorded_spikes(&path, "hidden7", 3).unwrap(), None);
+
+    // Every second example recorded: the last one only (the one before it is not adjacent).
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(&data, dir.path(), 1, 6);
+    let path = dir.path().join("traces.h5");
+    let mut rec = recorder(&t, &path, "spikes:examples=every:2", Compression::default());
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        .unwrap();
+    rec.finish(RunEnd::Completed).unwrap();
+    let w = recorded_spikes(&path, "hidden0", 3).unwrap().unwrap();
+    assert_eq!(w.examples.len(), 1, "{:?}", w.examples);
+    assert_eq!(w.examples[0].epoch, 1);
+    // Metrics and weights only (the default): no spikes to draw.
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(&data, dir.path(), 1, 2);
+    let path = dir.path().join("traces.h5");
+    let mut rec = recorder(&t, &path, "metrics,weights", Compression::default());
+    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        .unwrap();
+    rec.finish(RunEnd::Completed).unwrap();
+    assert_eq!(recorded_spikes(&path, "hidden0", 3).unwrap(), None);
 }

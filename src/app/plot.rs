@@ -10,6 +10,7 @@ use crate::base::rng::{stream, Key, Purpose};
 use crate::io::atomic::{create_output_dir, PendingFile};
 use crate::io::checkpoint::{self, Checkpoint};
 use crate::io::mnist::MnistSet;
+use crate::io::record::{recorded_spikes, SpikeWindow};
 use crate::io::run_dir::{EpochMetrics, RunDir};
 use crate::model::neuron::plateau_potential;
 use crate::model::phases::phase_lengths;
@@ -89,6 +90,9 @@ pub(crate) struct Series {
     pub color: Option<usize>,
     /// A shaded band around the line, (x, low, high): the spread over seeds (empty: none).
     pub band: Vec<(f64, f64, f64)>,
+    /// Single values drawn as open circles in the series' colour: one per seed where a
+    /// line is their mean (empty: none).
+    pub dots: Vec<(f64, f64)>,
 }
 
 impl Series {
@@ -100,7 +104,31 @@ impl Series {
             reference: None,
             color: None,
             band: Vec::new(),
+            dots: Vec::new(),
         }
+    }
+}
+
+/// How a chart's x axis places its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum XScale {
+    Linear,
+    /// Logarithmic (every x must be positive): for values spread over a decade or more,
+    /// such as learning rates.
+    Log,
+}
+
+/// `x` with three significant digits and no trailing zeros ("0.05", "0.19", "1.5", "200").
+fn significant(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    let t = format!("{x:.decimals$}");
+    if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        t
     }
 }
 
@@ -140,8 +168,14 @@ const SIZE: (u32, u32) = (900, 520);
 /// Width of the legend panel right of a line chart's plotting area.
 const LEGEND_WIDTH: u32 = 250;
 
+/// The palette index of reference lines (chance, drawn dashed): a grey no series has.
+const REFERENCE_COLOR: usize = usize::MAX;
+
 fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 12] = [
+    if i == REFERENCE_COLOR {
+        return RGBColor(110, 110, 110);
+    }
+    const C: [RGBColor; 16] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -154,6 +188,12 @@ fn color(i: usize) -> RGBColor {
         RGBColor(23, 190, 207),
         RGBColor(0, 0, 0),
         RGBColor(0, 0, 128),
+        // Lighter ones after them: every experiment of `apical reproduce all` (16) has a
+        // colour of its own.
+        RGBColor(255, 187, 120),
+        RGBColor(152, 223, 138),
+        RGBColor(255, 152, 150),
+        RGBColor(197, 176, 213),
     ];
     C[i % C.len()]
 }
@@ -189,10 +229,53 @@ pub(crate) fn line_chart(
     series: &[Series],
     y_range: Option<(f64, f64)>,
 ) -> Result<(), PlotError> {
+    line_chart_scaled(path, title, x_desc, y_desc, series, y_range, XScale::Linear)
+}
+
+/// [`line_chart`] with the x axis `scale`d: on a logarithmic axis the points, bands and
+/// dots are placed at log10(x) (non-positive x are left out) and labelled with x.
+pub(crate) fn line_chart_scaled(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    y_range: Option<(f64, f64)>,
+    scale: XScale,
+) -> Result<(), PlotError> {
     ensure_font()?;
+    let log = scale == XScale::Log;
+    let logged: Vec<Series>;
+    let series = if log {
+        let lx = |v: &[(f64, f64)]| -> Vec<(f64, f64)> {
+            v.iter()
+                .filter(|p| p.0 > 0.0)
+                .map(|p| (p.0.log10(), p.1))
+                .collect()
+        };
+        logged = series
+            .iter()
+            .map(|s| Series {
+                points: lx(&s.points),
+                dots: lx(&s.dots),
+                band: s
+                    .band
+                    .iter()
+                    .filter(|b| b.0 > 0.0)
+                    .map(|b| (b.0.log10(), b.1, b.2))
+                    .collect(),
+                ..s.clone()
+            })
+            .collect();
+        &logged[..]
+    } else {
+        series
+    };
     let (x0, mut x1) = range_of(
-        series.iter().flat_map(|s| s.points.iter().map(|p| p.0)),
-        true,
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().chain(&s.dots).map(|p| p.0)),
+        !log,
     );
     let has_ref = series.iter().any(|s| s.reference.is_some());
     if has_ref {
@@ -206,6 +289,7 @@ pub(crate) fn line_chart(
                     .map(|p| p.1)
                     .chain(s.reference)
                     .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+                    .chain(s.dots.iter().map(|p| p.1))
             }),
             true,
         )
@@ -224,18 +308,26 @@ pub(crate) fn line_chart(
         .y_label_area_size(55)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(draw_err(path))?;
-    let x_fmt = |x: &f64| {
+    let y_fmt = |x: &f64| {
         if (x - x.round()).abs() < 1e-9 {
             format!("{x:.0}")
         } else {
             format!("{x:.1}")
         }
     };
+    let x_fmt = |x: &f64| {
+        if log {
+            significant(10f64.powf(*x))
+        } else {
+            y_fmt(x)
+        }
+    };
     // Whole x values (epochs) over a short range: one label per value, none between.
-    let whole_x = series
-        .iter()
-        .flat_map(|s| &s.points)
-        .all(|p| (p.0 - p.0.round()).abs() < 1e-9);
+    let whole_x = !log
+        && series
+            .iter()
+            .flat_map(|s| &s.points)
+            .all(|p| (p.0 - p.0.round()).abs() < 1e-9);
     let x_labels = if whole_x && x1 - x0 <= 20.0 {
         (x1 - x0).floor() as usize + 1
     } else {
@@ -247,7 +339,7 @@ pub(crate) fn line_chart(
         .y_desc(y_desc)
         .x_labels(x_labels)
         .x_label_formatter(&x_fmt)
-        .y_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .light_line_style(WHITE)
         .draw()
         .map_err(draw_err(path))?;
@@ -278,10 +370,18 @@ pub(crate) fn line_chart(
             .copied()
             .filter(|p| p.1.is_finite())
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(draw_err(path))?;
-        if pts.len() <= 80 {
+        // A reference line (chance) is dashed and has no markers: it is not a measurement.
+        let reference = s.color == Some(REFERENCE_COLOR);
+        if reference {
+            chart
+                .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, c.stroke_width(2)))
+                .map_err(draw_err(path))?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(draw_err(path))?;
+        }
+        if pts.len() <= 80 && !reference {
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(draw_err(path))?;
@@ -291,6 +391,14 @@ pub(crate) fn line_chart(
                 .draw_series(std::iter::once(TriangleMarker::new((x1, r), 6, c.filled())))
                 .map_err(draw_err(path))?;
         }
+        chart
+            .draw_series(
+                s.dots
+                    .iter()
+                    .filter(|p| p.1.is_finite())
+                    .map(|&p| Circle::new(p, 4, c.stroke_width(1))),
+            )
+            .map_err(draw_err(path))?;
     }
     draw_legend(path, &legend_area, series)?;
     root.present().map_err(draw_err(path))?;
@@ -326,6 +434,13 @@ fn draw_legend(
         ))
         .map_err(draw_err(path))?;
         area.draw(&Text::new("min-max over seeds", (32, y), font.clone()))
+            .map_err(draw_err(path))?;
+        y += row;
+    }
+    if series.iter().any(|s| !s.dots.is_empty()) {
+        area.draw(&Circle::new((15, y + 7), 4, grey.stroke_width(1)))
+            .map_err(draw_err(path))?;
+        area.draw(&Text::new("one seed", (32, y), font.clone()))
             .map_err(draw_err(path))?;
         y += row;
     }
@@ -376,6 +491,7 @@ pub(crate) fn histogram(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc("count")
+        .y_label_formatter(&|c| format!("{c:.0}"))
         .light_line_style(WHITE)
         .draw()
         .map_err(draw_err(path))?;
@@ -583,6 +699,20 @@ pub(crate) fn learning_series(
     }
 }
 
+/// The error of a guess among `classes` classes (90 % for ten), drawn from epoch 0 to
+/// `last_epoch` in grey: where every learning curve starts from. Runs test only after each
+/// epoch (no test before training), so epoch 0 has this reference instead of a measurement.
+pub(crate) fn chance_series(classes: usize, last_epoch: f64) -> Series {
+    let chance = 100.0 * (1.0 - 1.0 / classes.max(1) as f64);
+    Series {
+        color: Some(REFERENCE_COLOR),
+        ..Series::line(
+            &format!("chance ({chance:.0} %), an untrained guess"),
+            vec![(0.0, chance), (last_epoch.max(1.0), chance)],
+        )
+    }
+}
+
 /// The update angle of hidden layer `layer` per epoch.
 pub(crate) fn alignment_series(name: &str, records: &[AlignmentRecord], layer: usize) -> Series {
     Series::line(
@@ -650,9 +780,10 @@ pub(crate) fn load_latest(dir: &Path) -> Result<(Network, Checkpoint), PlotError
     Ok((net, ck))
 }
 
-/// Plateau-difference histogram and hidden raster of a trained network (the first hidden
-/// layer; the output layer's raster for a network without hidden layers; no raster in the
-/// rate mode). Returns the files.
+/// Plateau-difference histogram and spike rasters of a trained network (every hidden layer;
+/// the output layer's raster for a network without hidden layers; no raster in the rate
+/// mode). A raster shows the last examples of the trace file `traces` when it recorded
+/// that layer's spikes, else a few examples simulated from the network. Returns the files.
 pub(crate) fn network_plots(
     net: &Network,
     train: &MnistSet,
@@ -660,6 +791,7 @@ pub(crate) fn network_plots(
     examples: usize,
     out: &Path,
     label: &str,
+    traces: Option<&Path>,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let mut files = Vec::new();
     let hidden = net.params.len() - 1;
@@ -689,23 +821,79 @@ pub(crate) fn network_plots(
         // The rate mode (section 9) has no spikes to draw.
         return Ok(files);
     }
-    // Every hidden layer (the output layer of a network without one).
+    // Every hidden layer (the output layer of a network without one): the spikes the run
+    // recorded when its trace file has them, else simulated from the checkpoint.
+    let shown = examples.clamp(1, 3);
     for m in 0..hidden.max(1) {
-        let raster = simulate_raster(net, train, seed, examples.clamp(1, 3), m, 100);
+        let population = net.model.cfg.topology().population_names()[m + 1].clone();
+        let recorded = traces
+            .and_then(|t| recorded_spikes(t, &population, shown).ok().flatten())
+            .map(|w| recorded_raster(&w, m, &population, 100.min(net.params[m].n as u64)));
+        let (raster, title) = match recorded {
+            Some((r, what)) => {
+                let title = format!(
+                    "{label}: recorded spikes of the first {} neurons of {}, {what} (traces.h5)",
+                    r.neurons, r.population
+                );
+                (r, title)
+            }
+            None => {
+                let r = simulate_raster(net, train, seed, shown, m, 100);
+                let title = format!(
+                    "{label}: spikes of the first {} neurons of {}, {shown} examples simulated from the last checkpoint",
+                    r.neurons, r.population
+                );
+                (r, title)
+            }
+        };
         let p = file("raster", m);
-        raster_chart(
-            &p,
-            &format!(
-                "{label}: spikes of the first {} neurons of {}, {} training examples",
-                raster.neurons,
-                raster.population,
-                examples.clamp(1, 3)
-            ),
-            &raster,
-        )?;
+        raster_chart(&p, &title, &raster)?;
         files.push(p);
     }
     Ok(files)
+}
+
+/// A raster of the first `neurons` neurons (at most the layer's) of layer `layer` from
+/// spikes read back from a trace file, with the examples' phases; and which examples they are ("epoch 3, examples
+/// 998-1000").
+pub(crate) fn recorded_raster(
+    w: &SpikeWindow,
+    layer: usize,
+    population: &str,
+    neurons: u64,
+) -> (Raster, String) {
+    let t0 = w.examples.first().map_or(0.0, |e| e.start_ms);
+    let step = |t: f64| ((t - t0) / w.dt).round().max(0.0) as u64;
+    let mut phases = Vec::new();
+    for e in &w.examples {
+        let a = step(e.start_ms);
+        let b = a + u64::from(e.forward_steps);
+        phases.push((a, b, Phase::Forward));
+        phases.push((b, b + u64::from(e.target_steps), Phase::Target));
+    }
+    let r = Raster {
+        spikes: w
+            .spikes
+            .iter()
+            .filter(|s| s.1 < neurons)
+            .map(|&(t, i)| (step(t), i as u32))
+            .collect(),
+        neurons: neurons as u32,
+        phases,
+        layer,
+        population: population.to_string(),
+    };
+    let what = match (w.examples.first(), w.examples.last()) {
+        (Some(a), Some(b)) if w.examples.len() > 1 => format!(
+            "epoch {}, examples {}-{}",
+            b.epoch,
+            a.example + 1,
+            b.example + 1
+        ),
+        (Some(a), _) => format!("epoch {}, example {}", a.epoch, a.example + 1),
+        _ => String::new(),
+    };
+    (r, what)
 }
 
 /// `apical plot RUN_DIR`: every plot of one run into RUN_DIR/plots/. `train` is needed for
@@ -734,6 +922,10 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
                     .iter()
                     .map(|m| (m.record.epoch as f64, m.record.train_error))
                     .collect(),
+            ),
+            chance_series(
+                net.model.cfg.network.classes,
+                metrics.last().map_or(1.0, |m| m.record.epoch as f64),
             ),
         ],
         None,
@@ -784,6 +976,63 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
         )?;
         files.push(p);
     }
-    files.extend(network_plots(&net, train, ck.seed, examples, &out, &name)?);
+    let traces = dir.join("traces.h5");
+    files.extend(network_plots(
+        &net,
+        train,
+        ck.seed,
+        examples,
+        &out,
+        &name,
+        traces.is_file().then_some(traces.as_path()),
+    )?);
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_axis_labels_have_three_significant_digits() {
+        for (x, text) in [
+            (0.05, "0.05"),
+            (0.19, "0.19"),
+            (0.2134, "0.213"),
+            (1.5, "1.5"),
+            (200.0, "200"),
+            (1234.0, "1234"),
+        ] {
+            assert_eq!(significant(x), text, "{x}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_raster_places_spikes_and_phases_from_the_first_example() {
+        let e = |example, start_ms| crate::io::record::ExampleSpan {
+            epoch: 2,
+            example,
+            start_ms,
+            forward_steps: 3,
+            target_steps: 2,
+        };
+        let w = SpikeWindow {
+            dt: 0.5,
+            examples: vec![e(8, 100.0), e(9, 102.5)],
+            spikes: vec![(100.0, 4), (101.5, 150), (102.5, 0), (104.5, 4)],
+        };
+        let (r, what) = recorded_raster(&w, 0, "hidden0", 100);
+        assert_eq!(what, "epoch 2, examples 9-10");
+        assert_eq!(r.spikes, vec![(0, 4), (5, 0), (9, 4)]);
+        assert_eq!(
+            r.phases,
+            vec![
+                (0, 3, Phase::Forward),
+                (3, 5, Phase::Target),
+                (5, 8, Phase::Forward),
+                (8, 10, Phase::Target)
+            ]
+        );
+        assert_eq!((r.neurons, r.population.as_str()), (100, "hidden0"));
+    }
 }

@@ -9,7 +9,9 @@
 use crate::app::plot::{self, PlotError, Series};
 use crate::io::memory::MemoryError;
 use crate::io::mnist::Mnist;
-use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock};
+use crate::io::run_dir::{
+    model_text_of, EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock,
+};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::overrides::Override;
 use crate::run::metrics::evaluate_repeats;
@@ -500,7 +502,7 @@ fn existing(
         _ => {}
     }
     let model = std::fs::read_to_string(dir.join("model.toml")).unwrap_or_default();
-    if model != cfg.to_toml_string() {
+    if model_text_of(&model) != cfg.to_toml_string() {
         return Err(mismatch(
             "its model.toml differs from the current model file".into(),
         ));
@@ -811,6 +813,18 @@ pub fn render_plots(
             }
         })
         .collect();
+    let mut curves = curves;
+    let last = groups
+        .iter()
+        .flat_map(|(_, rs)| rs.iter().filter_map(|r| r.metrics.last()))
+        .map(|m| m.record.epoch)
+        .max()
+        .unwrap_or(1);
+    let classes = groups
+        .first()
+        .and_then(|(e, _)| ModelConfig::from_toml_str(e.model_toml, e.name).ok())
+        .map_or(10, |c| c.network.classes);
+    curves.push(plot::chance_series(classes, last as f64));
     let p = img_dir.join("learning_curves.png");
     plot::line_chart(
         &p,
@@ -884,6 +898,7 @@ pub fn render_plots(
         .or_else(|| groups.first());
     if let Some((_, rs)) = pick {
         let (net, ck) = plot::load_latest(&rs[0].dir)?;
+        let traces = rs[0].dir.join("traces.h5");
         files.extend(plot::network_plots(
             &net,
             &data.train,
@@ -891,6 +906,7 @@ pub fn render_plots(
             examples,
             img_dir,
             &net.model.cfg.name,
+            traces.is_file().then_some(traces.as_path()),
         )?);
     }
     Ok(files)

@@ -249,11 +249,11 @@ fn plots_section(images: &[String]) -> String {
                 .and_then(|n| n.to_str())
                 .unwrap_or("plot");
             let caption = match name {
-                "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs.",
+                "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs; grey: chance (90 %), where an untrained network starts (runs test only after each epoch).",
                 "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run; mean over seeds, shaded min-max).",
                 "alignment_trace" => "The same angle over the whole of training (`--alignment-trace`; alignment_trace.csv holds the mean of every 100 examples, the plot the mean of every 1,000), as in the paper's Fig. 7A: spiking feedback against the rate mode's.",
                 "plateau_differences" => "Distribution of alpha_t - alpha_f (eq. 5.2) over the hidden neurons of the trained 784-500-10 network, from training examples simulated on a copy of its final checkpoint.",
-                "raster" => "Spikes of the first 100 hidden neurons over three training examples simulated from the final checkpoint; shaded: target phases.",
+                "raster" => "Spikes of the first 100 hidden neurons over three training examples (the last ones recorded when the run recorded spikes, else simulated from the final checkpoint, as the title says); shaded: target phases.",
                 _ => "",
             };
             s.push_str(&format!("![{name}]({img})\n\n{caption}\n\n"));
@@ -270,7 +270,7 @@ const FULL_BUDGET_SECTION: &str = concat!(
              2-core development machine (about 17 s of training per epoch on one core, and the \
              test). Its results, with the paper's averaged test (20 repeats) and three seeds of \
              the main networks, are in `docs/full/results.md`. Command:\n\n\
-             ```sh\ncargo install --path .\n\
+             ```sh\ncargo install --locked --path .\n\
              apical reproduce all,0h:3,1h:3,2h:3 --repeats 20 --jobs 2 --out runs/reproduce-full --results docs/full/results.md --notes docs/full/notes.md\n```\n\n\
              (the defaults of `--epochs`, `--train-examples` and `--test-examples` are each model \
              file's `[training]` section: 60, 60,000 and 10,000). Running the same command again \

@@ -1,4 +1,4 @@
-//! `apical reproduce` and `apical plot` (command-line edge of src/reproduce.rs and src/plot.rs).
+//! `apical reproduce` and `apical plot` (command-line edge of src/app/reproduce.rs and src/app/plot.rs).
 
 use anyhow::{bail, Context, Result};
 use apical::app::reproduce::{self, ReproduceOptions};

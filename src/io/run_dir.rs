@@ -92,6 +92,81 @@ pub struct RunInfo {
     pub data: Option<DataRecord>,
 }
 
+impl RunInfo {
+    /// The budget the run trains.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            epochs: self.epochs,
+            train_examples: self.train_examples,
+            test_examples: self.test_examples,
+        }
+    }
+}
+
+/// The budget a run trains: epochs, training examples per epoch and test images, from the
+/// command line (or a sweep's budget) where given, else from the model file's `[training]`
+/// section. Shown beside the model wherever the model is: the run directory's model.toml
+/// ([`model_file_text`]), the trace file's root attributes and the NWB export, so that a
+/// run shortened from the command line is never read as the model file's budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub epochs: usize,
+    pub train_examples: usize,
+    pub test_examples: usize,
+}
+
+impl std::fmt::Display for Budget {
+    /// "2 epochs of 500 training examples, 1000 test images".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} epoch{} of {} training examples, {} test images",
+            self.epochs,
+            if self.epochs == 1 { "" } else { "s" },
+            self.train_examples,
+            self.test_examples
+        )
+    }
+}
+
+/// The first words of the comment block that opens a run directory's model.toml.
+const BUDGET_BLOCK: &str = "# The budget this run trained";
+
+/// The text of a run directory's model.toml: a comment block naming the budget the run
+/// trains (and whether it replaced the model file's `[training]` section), a blank line,
+/// then `model_toml`, the model as run, byte for byte the checkpoint's copy. Comments are
+/// all the block adds: the file loads as the model it holds ([`model_text_of`] gives the
+/// model text back).
+pub fn model_file_text(model_toml: &str, seed: u64, budget: Budget) -> String {
+    let own = ModelConfig::from_toml_str(model_toml, "the model").map(|c| Budget {
+        epochs: c.training.epochs,
+        train_examples: c.training.train_examples,
+        test_examples: c.training.test_examples,
+    });
+    let whose = match own {
+        Ok(own) if own == budget => "the model file's own ([training] below):".to_string(),
+        Ok(own) => format!(
+            "set when it was started (command-line flags, a sweep's\n\
+             # budget or Python's arguments) in place of the model file's [training] section below\n\
+             # ({own}):"
+        ),
+        Err(_) => "(the [training] section below is the model file's):".to_string(),
+    };
+    format!(
+        "{BUDGET_BLOCK}, {whose}\n#   epochs = {}, train_examples = {} per epoch, test_examples = {}, seed = {seed}\n\n{model_toml}",
+        budget.epochs, budget.train_examples, budget.test_examples
+    )
+}
+
+/// The model text of a run directory's model.toml: without the budget comment block of
+/// [`model_file_text`] (the model.toml of a run written before the block: as it is).
+pub fn model_text_of(file: &str) -> &str {
+    match file.strip_prefix(BUDGET_BLOCK) {
+        Some(rest) => rest.find("\n\n").map_or(file, |i| &rest[i + 2..]),
+        None => file,
+    }
+}
+
 /// Which data a run saw: the data set's name (`mnist`, `fashion-mnist`, a path, `arrays`)
 /// and the SHA-256 of its content ([`crate::io::dataset::content_digest`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -483,10 +558,23 @@ impl RunDir {
             dir: dir.to_path_buf(),
         };
         rd.refuse_checkpoints()?;
-        let model_path = dir.join("model.toml");
-        write_atomic(&model_path, cfg_toml.as_bytes()).map_err(io_err(&model_path))?;
+        rd.write_model(cfg_toml, info.seed, info.budget())?;
         rd.write_info(info)?;
         Ok(rd)
+    }
+
+    /// Writes model.toml: the model text as run under the comment block that names the
+    /// run's budget ([`model_file_text`]). A resumed run writes it again (its epochs may
+    /// have grown).
+    pub fn write_model(
+        &self,
+        model_toml: &str,
+        seed: u64,
+        budget: Budget,
+    ) -> Result<(), RunDirError> {
+        let p = self.dir.join("model.toml");
+        let text = model_file_text(model_toml, seed, budget);
+        write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
     }
 
     /// Creates `dir` (and its parents) if needed and locks it; a directory created here in
@@ -634,7 +722,7 @@ impl RunDir {
         let mut repaired = Vec::new();
         let model_path = self.dir.join("model.toml");
         let damaged = match fs::read_to_string(&model_path) {
-            Ok(text) if text == ck.model_toml => None,
+            Ok(text) if model_text_of(&text) == ck.model_toml => None,
             Ok(text) => match ModelConfig::from_toml_str(&text, &model_path.display().to_string()) {
                 Ok(cfg) if cfg == ck_cfg => None,
                 Ok(cfg) => {
@@ -863,4 +951,53 @@ fn describe_run(toml: &str, sha: &str, seed: u64, train: usize, test: usize) -> 
         Err(_) => format!("model SHA-256 {}...", &sha[..sha.len().min(12)]),
     };
     format!("{model}, seed {seed}, {train} training / {test} test examples")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &str = include_str!("../../models/guerguiev-0h.toml");
+
+    #[test]
+    fn model_toml_names_the_budget_run_and_loads_as_the_model() {
+        let cfg = ModelConfig::from_toml_str(MODEL, "m").unwrap();
+        let text = cfg.to_toml_string();
+        let short = Budget {
+            epochs: 2,
+            train_examples: 500,
+            test_examples: 1000,
+        };
+        let file = model_file_text(&text, 3, short);
+        assert_eq!(
+            file,
+            format!(
+                "# The budget this run trained, set when it was started (command-line flags, a sweep's\n\
+                 # budget or Python's arguments) in place of the model file's [training] section below\n\
+                 # (60 epochs of 60000 training examples, 10000 test images):\n\
+                 #   epochs = 2, train_examples = 500 per epoch, test_examples = 1000, seed = 3\n\n{text}"
+            )
+        );
+        // Comments only: the file loads as the model, whose [training] is the model file's.
+        assert_eq!(ModelConfig::from_toml_str(&file, "m").unwrap(), cfg);
+        assert_eq!(model_text_of(&file), text);
+        // The model file's own budget is said to be that.
+        let own = Budget {
+            epochs: 60,
+            train_examples: 60000,
+            test_examples: 10000,
+        };
+        let file = model_file_text(&text, 0, own);
+        assert!(file.starts_with(
+            "# The budget this run trained, the model file's own ([training] below):\n\
+             #   epochs = 60, train_examples = 60000 per epoch, test_examples = 10000, seed = 0\n\n"
+        ));
+        assert_eq!(model_text_of(&file), text);
+        // A model.toml of a run before the block is its own model text.
+        assert_eq!(model_text_of(&text), text);
+        assert_eq!(
+            short.to_string(),
+            "2 epochs of 500 training examples, 1000 test images"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use crate::io::record::{
     keep_earlier, parse_spec, steps_before, Compression, RecordError, Recorder, RunEnd, StartPoint,
 };
 use crate::io::run_dir::{
-    DataRecord, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock, LOCK_FILE,
+    Budget, DataRecord, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock, LOCK_FILE,
 };
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::record_plan::RecordPlan;
@@ -641,6 +641,11 @@ fn make_recorder<P: Progress>(
         &t.model_toml,
         t.opts.seed,
         start,
+        Budget {
+            epochs: t.opts.epochs,
+            train_examples: t.opts.train_examples,
+            test_examples: t.opts.test_examples,
+        },
         z,
         data,
     )

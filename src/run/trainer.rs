@@ -5,7 +5,7 @@
 use crate::base::rng::{stream, Purpose};
 use crate::io::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
 use crate::io::mnist::Mnist;
-use crate::io::run_dir::{EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo};
+use crate::io::run_dir::{Budget, EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo};
 use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
 use crate::run::alignment::AlignmentLog;
@@ -161,6 +161,16 @@ impl<'a> Trainer<'a> {
             resume_progress: ck.progress,
             alignment_trace: false,
         };
+        // model.toml names the budget, whose epochs a resume may have changed.
+        t.run.write_model(
+            &t.model_toml,
+            t.opts.seed,
+            Budget {
+                epochs: t.opts.epochs,
+                train_examples: t.opts.train_examples,
+                test_examples: t.opts.test_examples,
+            },
+        )?;
         // A run killed between its checkpoint and its metrics left them one epoch short.
         if !t.history.is_empty() {
             t.run.write_metrics(&t.metrics())?;

@@ -9,7 +9,7 @@
 //! groups the seeds of each setting (mean ± sd) and links a plot of the error against each
 //! axis (when a font for plot text is found).
 
-use crate::app::plot::{self, Series};
+use crate::app::plot::{self, Series, XScale};
 use crate::app::sweep::runner::{point_dir, point_state, read_metrics, PointState};
 use crate::app::sweep::spec::{value_text, Base, PointRun, SweepSpec, SEED};
 use crate::app::sweep::{io_err, write_shared, SweepError};
@@ -309,35 +309,103 @@ pub fn summary_md(spec: &SweepSpec, results: &[PointResult], plots: &[(String, S
         for (file, key) in plots {
             let _ = writeln!(
                 s,
-                "![final test error against {key}](plots/{file})\n\nFinal test error against `{key}`, mean over the seeds done.\n"
+                "![final test error against {key}](plots/{file})\n\nFinal test error against `{key}`: the mean over the seeds done, and each seed's own as a circle.\n"
             );
         }
     }
     s
 }
 
-/// x positions of an axis' values: the numbers themselves when every value is one, else
-/// their order of appearance (the x label then lists them).
-fn x_positions(values: &[Value]) -> (Vec<f64>, Option<String>) {
-    let numbers: Option<Vec<f64>> = values
+/// Where an axis' values go on a chart's x axis.
+#[derive(Clone, Debug, PartialEq)]
+struct XAxis {
+    /// The x of each value.
+    xs: Vec<f64>,
+    /// The axis label.
+    desc: String,
+    scale: XScale,
+}
+
+/// The number a value stands for on a chart: a number itself; a list of numbers whose
+/// elements are all equal (`[0.1, 0.1]`: one rate for every layer) that number.
+fn number_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Array(a) => {
+            let first = number_of(a.first()?)?;
+            a.iter()
+                .all(|e| !matches!(e, Value::Array(_)) && number_of(e) == Some(first))
+                .then_some(first)
+        }
+        _ => None,
+    }
+}
+
+/// x positions of an axis' values: by value when each stands for a number ([`number_of`];
+/// lists of numbers of one length whose elements differ: their first element that differs
+/// between every two values, named in the label), on a logarithmic axis when the positive
+/// values span a decade or more (learning rates); otherwise in their order of appearance,
+/// listed in the label.
+fn x_positions(key: &str, values: &[Value]) -> XAxis {
+    let scale_of = |xs: &[f64]| {
+        let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if lo > 0.0 && hi / lo >= 9.99 {
+            XScale::Log
+        } else {
+            XScale::Linear
+        }
+    };
+    let distinct = |xs: &[f64]| {
+        let mut v = xs.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.windows(2).all(|w| w[0] != w[1])
+    };
+    let lists_of_numbers = values.iter().any(|v| matches!(v, Value::Array(_)));
+    if let Some(xs) = values.iter().map(number_of).collect::<Option<Vec<f64>>>() {
+        let desc = if lists_of_numbers {
+            format!("{key} (every element)")
+        } else {
+            key.to_string()
+        };
+        let scale = scale_of(&xs);
+        return XAxis { xs, desc, scale };
+    }
+    // Lists of numbers of one length: place them by an element that tells them apart.
+    let lists: Option<Vec<Vec<f64>>> = values
         .iter()
         .map(|v| match v {
-            Value::Integer(i) => Some(*i as f64),
-            Value::Float(f) => Some(*f),
+            Value::Array(a) => a.iter().map(number_of).collect(),
             _ => None,
         })
         .collect();
-    match numbers {
-        Some(x) => (x, None),
-        None => {
-            let legend = values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| format!("{i} = {}", value_text(v)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            ((0..values.len()).map(|i| i as f64).collect(), Some(legend))
+    if let Some(lists) = lists {
+        let len = lists[0].len();
+        if lists.iter().all(|l| l.len() == len) {
+            if let Some(i) =
+                (0..len).find(|&i| distinct(&lists.iter().map(|l| l[i]).collect::<Vec<_>>()))
+            {
+                let xs: Vec<f64> = lists.iter().map(|l| l[i]).collect();
+                let scale = scale_of(&xs);
+                return XAxis {
+                    xs,
+                    desc: format!("{key}[{i}], element {} of each list", i + 1),
+                    scale,
+                };
+            }
         }
+    }
+    let legend = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{i} = {}", value_text(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    XAxis {
+        xs: (0..values.len()).map(|i| i as f64).collect(),
+        desc: format!("{key} ({legend})"),
+        scale: XScale::Linear,
     }
 }
 
@@ -363,7 +431,8 @@ pub fn render_plots(
         if values.len() < 2 {
             continue;
         }
-        let (xs, legend) = x_positions(&values);
+        let axis = x_positions(&key, &values);
+        let xs = &axis.xs;
         let mut series: Vec<Series> = Vec::new();
         for (setting, rs) in &groups {
             let finals: Vec<f64> = rs.iter().filter_map(|r| r.final_test_error()).collect();
@@ -384,9 +453,17 @@ pub fn render_plots(
             } else {
                 others.join(" ")
             };
-            match series.iter_mut().find(|s| s.name == name) {
-                Some(s) => s.points.push((x, mean_sd(&finals).0)),
-                None => series.push(Series::line(&name, vec![(x, mean_sd(&finals).0)])),
+            let i = match series.iter().position(|s| s.name == name) {
+                Some(i) => i,
+                None => {
+                    series.push(Series::line(&name, Vec::new()));
+                    series.len() - 1
+                }
+            };
+            series[i].points.push((x, mean_sd(&finals).0));
+            // Each seed's own error beside the mean: the spread over seeds.
+            if finals.len() > 1 {
+                series[i].dots.extend(finals.iter().map(|&e| (x, e)));
             }
         }
         if series.is_empty() {
@@ -406,17 +483,24 @@ pub fn render_plots(
                 }
             })
             .collect();
-        let x_desc = match &legend {
-            Some(l) => format!("{key} ({l})"),
-            None => key.clone(),
+        let spread = if series.iter().any(|s| !s.dots.is_empty()) {
+            "line: mean over seeds, circles: each seed"
+        } else {
+            "one seed"
         };
-        plot::line_chart(
+        let log = if axis.scale == XScale::Log {
+            ", log axis"
+        } else {
+            ""
+        };
+        plot::line_chart_scaled(
             &plots_dir.join(&file),
-            &format!("Final test error against {key} (mean over seeds)"),
-            &x_desc,
+            &format!("Final test error against {key} ({spread}{log})"),
+            &axis.desc,
             "test error (%)",
             &series,
             None,
+            axis.scale,
         )?;
         out.push((file, key));
     }
@@ -507,4 +591,46 @@ pub fn status_text(dir: &Path) -> Result<String, SweepError> {
         let _ = writeln!(s, "{:<12} {}  {}", r.state.word(), r.run.point.name, detail);
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(toml_list: &str) -> Vec<Value> {
+        let t: toml::Table = toml::from_str(&format!("v = {toml_list}")).unwrap();
+        t["v"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn rates_are_placed_by_value_on_a_log_axis_when_they_span_a_decade() {
+        // One rate for both layers, as in models/sweeps/guerguiev-1h-eta-coarse.toml.
+        let a = x_positions(
+            "learning.eta",
+            &values("[[0.05, 0.05], [0.1, 0.1], [0.19, 0.19], [0.5, 0.5]]"),
+        );
+        assert_eq!(a.xs, vec![0.05, 0.1, 0.19, 0.5]);
+        assert_eq!(a.desc, "learning.eta (every element)");
+        assert_eq!(a.scale, XScale::Log);
+        // Less than a decade: a linear axis.
+        let a = x_positions("neuron.g_A", &values("[0.05, 0.1, 0.3]"));
+        assert_eq!((a.xs, a.scale), (vec![0.05, 0.1, 0.3], XScale::Linear));
+        assert_eq!(a.desc, "neuron.g_A");
+        // Lists whose elements differ: by the first element that tells every two apart.
+        let a = x_positions(
+            "learning.eta",
+            &values("[[0.2, 0.01], [0.2, 0.1], [0.2, 0.3]]"),
+        );
+        assert_eq!(a.xs, vec![0.01, 0.1, 0.3]);
+        assert_eq!(a.desc, "learning.eta[1], element 2 of each list");
+        assert_eq!(a.scale, XScale::Log);
+        // Neither: in order, listed in the label.
+        let a = x_positions(
+            "learning.feedback_mode",
+            &values("[\"random\", \"symmetric\"]"),
+        );
+        assert_eq!(a.xs, vec![0.0, 1.0]);
+        assert_eq!(a.desc, "learning.feedback_mode (0 = random, 1 = symmetric)");
+        assert_eq!(a.scale, XScale::Linear);
+    }
 }

@@ -16,7 +16,7 @@ use crate::app::sweep::spec::{PointRun, SweepSpec};
 use crate::app::sweep::{io_err, SweepError};
 use crate::io::checkpoint::list_checkpoints;
 use crate::io::record::Compression;
-use crate::io::run_dir::{EpochMetrics, RunDir};
+use crate::io::run_dir::{model_text_of, EpochMetrics, RunDir};
 use crate::run::session::{self, Start, TrainRequest};
 use crate::run::trainer::{Progress, TrainError};
 use std::fs::{File, OpenOptions};
@@ -193,7 +193,7 @@ fn check_settings(run: &PointRun, dir: &Path) -> Result<(), SweepError> {
         )));
     }
     let model = std::fs::read_to_string(dir.join("model.toml")).unwrap_or_default();
-    if model != run.model.to_toml_string() {
+    if model_text_of(&model) != run.model.to_toml_string() {
         return Err(mismatch(
             "its model.toml is not this point's model (the sweep's base model or [set] changed?)"
                 .into(),

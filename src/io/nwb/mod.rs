@@ -166,6 +166,9 @@ struct Meta {
     stop_reason: String,
     /// The data set and its content digest (`None`: MNIST, not recorded).
     dataset: Option<(String, String)>,
+    /// The budget run: epochs, training examples per epoch, test images (`None`: a trace
+    /// file written before apical recorded it).
+    budget: Option<[u64; 3]>,
 }
 
 fn read_str(f: &File, name: &str) -> Result<String, String> {
@@ -239,6 +242,14 @@ impl Meta {
             stop_reason: read_str(f, "stop_reason")?,
             dataset: match (read_str(f, "dataset"), read_str(f, "dataset_sha256")) {
                 (Ok(n), Ok(h)) => Some((n, h)),
+                _ => None,
+            },
+            budget: match (
+                read_num(f, "budget_epochs"),
+                read_num(f, "budget_train_examples"),
+                read_num(f, "budget_test_examples"),
+            ) {
+                (Ok(e), Ok(n), Ok(t)) => Some([e, n, t]),
                 _ => None,
             },
         })
@@ -342,7 +353,7 @@ fn write_general(f: &File, meta: &Meta, ids: &Ids) -> hdf5::Result<()> {
         &g,
         "notes",
         &format!(
-            "seed = {}\ndt = {} ms\ncomplete = {} ({})\n{}model file as run (TOML):\n{}",
+            "seed = {}\ndt = {} ms\ncomplete = {} ({})\n{}{}model file as run (TOML):\n{}",
             meta.seed,
             meta.dt,
             meta.complete,
@@ -353,6 +364,11 @@ fn write_general(f: &File, meta: &Meta, ids: &Ids) -> hdf5::Result<()> {
                 .map_or(String::new(), |(n, h)| format!(
                     "data set = {n} (content SHA-256 {h})\n"
                 )),
+            // Trace files from before the budget attributes export as before.
+            meta.budget.map_or(String::new(), |[e, n, t]| format!(
+                "budget run = {e} epoch(s) of {n} training examples, {t} test images \
+                 (the model's [training] section below is the model file's own)\n"
+            )),
             meta.model_toml
         ),
     )?;

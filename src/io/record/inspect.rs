@@ -183,6 +183,16 @@ pub fn inspect(path: &Path) -> Result<String, RecordError> {
     out.push_str("contents (dataset, type, shape, attributes):\n");
     inspect_group(&f, "", &mut out).map_err(he("cannot read the file's groups"))?;
     if attrs.iter().any(|a| a == "model_toml") {
+        if attrs.iter().any(|a| a == "budget_epochs") {
+            let _ = writeln!(
+                out,
+                "budget run: {} epoch(s) of {} training examples, {} test images \
+                 (the model config's [training] below is the model file's own)",
+                attr_text(&f, "budget_epochs"),
+                attr_text(&f, "budget_train_examples"),
+                attr_text(&f, "budget_test_examples")
+            );
+        }
         out.push_str("model config:\n");
         for line in attr_text(&f, "model_toml").lines() {
             let _ = writeln!(out, "  {line}");

@@ -13,7 +13,7 @@
 //! Files: `writer` is the HDF5 side (the
 //! writer thread, chunked columns, attribute helpers); `layout` the per-population
 //! datasets of the file; `recorder` the observer that fills them; [`inspect`] reads a
-//! file back as text. What may be recorded (the spec grammar, `[[record]]` tables) is part of
+//! file back as text; `spikes` reads a few examples' spikes back for a raster. What may be recorded (the spec grammar, `[[record]]` tables) is part of
 //! the model description: [`crate::model::recording`].
 
 mod compression;
@@ -21,6 +21,7 @@ mod inspect;
 mod layout;
 
 mod recorder;
+mod spikes;
 mod writer;
 
 pub use crate::model::recording::{parse_spec, RecordGroup, SpecError};
@@ -28,6 +29,7 @@ pub use compression::{time_decimals, Compression};
 pub use inspect::{inspect, open_traces};
 pub use recorder::steps_before;
 pub use recorder::{Recorder, RunEnd, StartPoint};
+pub use spikes::{recorded_spikes, ExampleSpan, SpikeWindow};
 pub use writer::{RecordError, SonataBool, Sorting};
 
 /// Version of the file layout (root attribute `format_version`): 2 since the SONATA

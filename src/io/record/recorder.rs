@@ -10,6 +10,7 @@ use super::{
 use crate::base::rng::{stream, Purpose};
 use crate::io::atomic::PendingFile;
 use crate::io::checkpoint::EpochRecord;
+use crate::io::run_dir::Budget;
 use crate::model::config::ModelConfig;
 use crate::model::neuron::plateau_potential;
 use crate::model::params::LayerParams;
@@ -77,7 +78,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates the trace file (truncating one that exists) and writes its root attributes.
+    /// Creates the trace file (truncating one that exists) and writes its root attributes,
+    /// the run's `budget` among them (`budget_epochs`, `budget_train_examples`,
+    /// `budget_test_examples`).
     /// `spec_text` is stored as given, for the record. `data`: the data set, written as the
     /// root attributes `dataset` and `dataset_sha256` unless it is MNIST (a file without
     /// them, as every file before data sets, is of a run on MNIST).
@@ -90,6 +93,7 @@ impl Recorder {
         model_toml: &str,
         seed: u64,
         start: StartPoint,
+        budget: Budget,
         z: Compression,
         data: Option<&crate::io::run_dir::DataRecord>,
     ) -> Result<Self, RecordError> {
@@ -115,6 +119,18 @@ impl Recorder {
         let z = Filters::new(z, dt);
         let build = || -> hdf5::Result<Recorder> {
             write_root_attributes(&file, cfg, model_toml, spec_text, seed, start, z)?;
+            // The budget run, beside the model (whose [training] is the model file's).
+            put_attr(&file, "budget_epochs", &(budget.epochs as u64))?;
+            put_attr(
+                &file,
+                "budget_train_examples",
+                &(budget.train_examples as u64),
+            )?;
+            put_attr(
+                &file,
+                "budget_test_examples",
+                &(budget.test_examples as u64),
+            )?;
             if let Some(d) = data.filter(|d| d.name != "mnist") {
                 put_str(&file, "dataset", &d.name)?;
                 put_str(&file, "dataset_sha256", &d.sha256)?;
