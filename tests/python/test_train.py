@@ -234,3 +234,22 @@ def test_a_baseline_rule_trains_and_gives_its_matrices(rule, data_dir, tmp_path)
         assert angle < 0.1, angle
     else:
         assert angle > 1.0, angle
+
+
+def test_burstccn_trains_and_gives_q(data_dir, tmp_path):
+    model = apical.Model.load(REPO / "models" / "burstccn-1h-rate.toml")
+    r = apical.train(model, epochs=1, train_examples=3000, test_examples=500, out=tmp_path / "b",
+                     data=data_dir, record="none", progress=False)
+    err = r.metrics[-1]["test_error"]
+    # 3,000 examples of 784-500-10: far below chance (90 %); a full epoch reaches about 9 %
+    # (docs/model.md, section 11).
+    assert err < 50, err
+    net = apical.Network.from_run(r.dir, data=data_dir)
+    assert net.rule == "burstccn"
+    q, y = net.matrix("event_feedback", 0), net.matrix("feedback", 0)
+    assert q.shape == y.shape == (500, 10)
+    # Q starts as p_b Y = 0.5 Y and learns (eta_q = 0.000731): near, not equal.
+    assert not (q == 0.5 * y).all()
+    assert abs(q - 0.5 * y).max() < 0.5 * abs(y).max()
+    with pytest.raises(ValueError, match="event_feedback"):
+        net.matrix("event_feedback", 1)
