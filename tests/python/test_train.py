@@ -238,12 +238,13 @@ def test_a_baseline_rule_trains_and_gives_its_matrices(rule, data_dir, tmp_path)
 
 def test_burstccn_trains_and_gives_q(data_dir, tmp_path):
     model = apical.Model.load(REPO / "models" / "burstccn-1h-rate.toml")
-    r = apical.train(model, epochs=1, train_examples=3000, test_examples=500, out=tmp_path / "b",
+    r = apical.train(model, epochs=1, train_examples=10000, test_examples=500, out=tmp_path / "b",
                      data=data_dir, record="none", progress=False)
     err = r.metrics[-1]["test_error"]
-    # 3,000 examples of 784-500-10: far below chance (90 %); a full epoch reaches about 9 %
-    # (docs/model.md, section 11).
-    assert err < 50, err
+    # 10,000 examples of 784-500-10: far below chance (90 %; 23 % from the command line); it
+    # starts slowly from its saturated Xavier weights (74 % after 3,000), and a full epoch
+    # reaches about 9 % (docs/rules.md).
+    assert err < 40, err
     net = apical.Network.from_run(r.dir, data=data_dir)
     assert net.rule == "burstccn"
     q, y = net.matrix("event_feedback", 0), net.matrix("feedback", 0)
