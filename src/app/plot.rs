@@ -175,7 +175,7 @@ fn color(i: usize) -> RGBColor {
     if i == REFERENCE_COLOR {
         return RGBColor(110, 110, 110);
     }
-    const C: [RGBColor; 18] = [
+    const C: [RGBColor; 21] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -188,7 +188,7 @@ fn color(i: usize) -> RGBColor {
         RGBColor(23, 190, 207),
         RGBColor(0, 0, 0),
         RGBColor(0, 0, 128),
-        // Lighter ones after them: every experiment of `apical reproduce all` (18) has a
+        // Lighter ones after them: every experiment of `apical reproduce all` (21) has a
         // colour of its own.
         RGBColor(255, 187, 120),
         RGBColor(152, 223, 138),
@@ -196,6 +196,9 @@ fn color(i: usize) -> RGBColor {
         RGBColor(197, 176, 213),
         RGBColor(196, 156, 148),
         RGBColor(158, 218, 229),
+        RGBColor(219, 219, 141),
+        RGBColor(247, 182, 210),
+        RGBColor(128, 0, 64),
     ];
     C[i % C.len()]
 }

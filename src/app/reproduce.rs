@@ -184,6 +184,29 @@ pub(crate) const EXPERIMENTS: &[Experiment] = &[
         figure: "Greedy et al. 2022, MNIST",
         paper: "1.84 ± 0.01 % (5 seeds; minibatches of 32, fixed random Y)",
         paper_error: Some(1.84),
+    },    Experiment {
+        name: "burstccn-5l-rate-q-tied",
+        model_toml: include_str!("../../models/burstccn-5l-rate-q-tied.toml"),
+        what: "784-500-500-500-10 rate network, BurstCCN, Q tied to p_b Y (docs/model.md, eqs. 11.9-11.10)",
+        figure: "ablation",
+        paper: "Greedy et al. 2022 (ablation); no number taken from it",
+        paper_error: None,
+    },
+    Experiment {
+        name: "burstccn-5l-rate-y-symmetric",
+        model_toml: include_str!("../../models/burstccn-5l-rate-y-symmetric.toml"),
+        what: "784-500-500-500-10 rate network, BurstCCN, Y symmetric at the start (docs/model.md, eqs. 11.9-11.10)",
+        figure: "ablation",
+        paper: "Greedy et al. 2022 (ablation); no number taken from it",
+        paper_error: None,
+    },
+    Experiment {
+        name: "burstccn-5l-rate-y-tied",
+        model_toml: include_str!("../../models/burstccn-5l-rate-y-tied.toml"),
+        what: "784-500-500-500-10 rate network, BurstCCN, Y and Q tied (backprop-like control) (docs/model.md, eqs. 11.9-11.10)",
+        figure: "ablation",
+        paper: "Greedy et al. 2022 (ablation); no number taken from it",
+        paper_error: None,
     },
 ];
 
