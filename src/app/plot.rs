@@ -707,15 +707,21 @@ pub(crate) fn learning_series(
 /// The error of a guess among `classes` classes (90 % for ten), drawn from epoch 0 to
 /// `last_epoch` in grey: where every learning curve starts from. Runs test only after each
 /// epoch (no test before training), so epoch 0 has this reference instead of a measurement.
-pub(crate) fn chance_series(classes: usize, last_epoch: f64) -> Series {
+/// None when every point of `curves` lies below a quarter of chance: the line would press
+/// the curves into the bottom of the chart (a 60-epoch run of 1-8 % under a 90 % line).
+pub(crate) fn chance_series(curves: &[Series], classes: usize, last_epoch: f64) -> Option<Series> {
     let chance = 100.0 * (1.0 - 1.0 / classes.max(1) as f64);
-    Series {
+    let top = curves
+        .iter()
+        .flat_map(|c| c.points.iter().chain(&c.dots).map(|p| p.1))
+        .fold(0.0f64, f64::max);
+    (top >= chance / 4.0).then(|| Series {
         color: Some(REFERENCE_COLOR),
         ..Series::line(
             &format!("chance ({chance:.0} %), an untrained guess"),
             vec![(0.0, chance), (last_epoch.max(1.0), chance)],
         )
-    }
+    })
 }
 
 /// The update angle of hidden layer `layer` per epoch.
@@ -914,25 +920,27 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
     let name = net.model.cfg.name.clone();
     let mut files = Vec::new();
     let p = out.join("learning_curve.png");
+    let mut curves = vec![
+        learning_series("test error", &metrics, None),
+        Series::line(
+            "training error (running)",
+            metrics
+                .iter()
+                .map(|m| (m.record.epoch as f64, m.record.train_error))
+                .collect(),
+        ),
+    ];
+    curves.extend(chance_series(
+        &curves,
+        net.model.cfg.network.classes,
+        metrics.last().map_or(1.0, |m| m.record.epoch as f64),
+    ));
     line_chart(
         &p,
         &format!("{name}: training error during and test error after each epoch"),
         "epoch",
         "error (%)",
-        &[
-            learning_series("test error", &metrics, None),
-            Series::line(
-                "training error (running)",
-                metrics
-                    .iter()
-                    .map(|m| (m.record.epoch as f64, m.record.train_error))
-                    .collect(),
-            ),
-            chance_series(
-                net.model.cfg.network.classes,
-                metrics.last().map_or(1.0, |m| m.record.epoch as f64),
-            ),
-        ],
+        &curves,
         None,
     )?;
     files.push(p);

@@ -863,7 +863,8 @@ pub fn render_plots(
         .first()
         .and_then(|(e, _)| ModelConfig::from_toml_str(e.model_toml, e.name).ok())
         .map_or(10, |c| c.network.classes);
-    curves.push(plot::chance_series(classes, last as f64));
+    let chance = plot::chance_series(&curves, classes, last as f64);
+    curves.extend(chance);
     let p = img_dir.join("learning_curves.png");
     plot::line_chart(
         &p,

@@ -249,7 +249,7 @@ fn plots_section(images: &[String]) -> String {
                 .and_then(|n| n.to_str())
                 .unwrap_or("plot");
             let caption = match name {
-                "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs; grey: chance (90 %), where an untrained network starts (runs test only after each epoch).",
+                "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs; grey, when the curves reach a quarter of it: chance (90 %), where an untrained network starts (runs test only after each epoch).",
                 "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run; mean over seeds, shaded min-max).",
                 "alignment_trace" => "The same angle over the whole of training (`--alignment-trace`; alignment_trace.csv holds the mean of every 100 examples, the plot the mean of every 1,000), as in the paper's Fig. 7A: spiking feedback against the rate mode's.",
                 "plateau_differences" => "Distribution of alpha_t - alpha_f (eq. 5.2) over the hidden neurons of the trained 784-500-10 network, from training examples simulated on a copy of its final checkpoint.",
