@@ -6,6 +6,7 @@
 //! Text is drawn with a TrueType font read at run time: `$APICAL_FONT`, else DejaVu Sans from
 //! Debian's `fonts-dejavu-core` (scripts/setup.sh installs it) or the usual other places.
 
+use crate::app::palette::{color, REFERENCE_COLOR};
 use crate::base::rng::{stream, Key, Purpose};
 use crate::io::atomic::{create_output_dir, PendingFile};
 use crate::io::checkpoint::{self, Checkpoint};
@@ -167,41 +168,6 @@ pub(crate) fn mean_and_spread(name: &str, runs: &[Vec<(f64, f64)>]) -> Series {
 const SIZE: (u32, u32) = (900, 520);
 /// Width of the legend panel right of a line chart's plotting area.
 const LEGEND_WIDTH: u32 = 250;
-
-/// The palette index of reference lines (chance, drawn dashed): a grey no series has.
-const REFERENCE_COLOR: usize = usize::MAX;
-
-fn color(i: usize) -> RGBColor {
-    if i == REFERENCE_COLOR {
-        return RGBColor(110, 110, 110);
-    }
-    const C: [RGBColor; 21] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-        RGBColor(188, 189, 34),
-        RGBColor(23, 190, 207),
-        RGBColor(0, 0, 0),
-        RGBColor(0, 0, 128),
-        // Lighter ones after them: every experiment of `apical reproduce all` (21) has a
-        // colour of its own.
-        RGBColor(255, 187, 120),
-        RGBColor(152, 223, 138),
-        RGBColor(255, 152, 150),
-        RGBColor(197, 176, 213),
-        RGBColor(196, 156, 148),
-        RGBColor(158, 218, 229),
-        RGBColor(219, 219, 141),
-        RGBColor(247, 182, 210),
-        RGBColor(128, 0, 64),
-    ];
-    C[i % C.len()]
-}
 
 fn range_of(values: impl Iterator<Item = f64>, pad_to_zero: bool) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
