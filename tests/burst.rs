@@ -402,3 +402,42 @@ fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
         "{err}"
     );
 }
+
+/// `init = "guerguiev"` keeps section 7's W and b (those of every other rule for the seed)
+/// and draws only Y and Q; `"xavier"` redraws W with the authors' spread, biases 0.
+#[test]
+fn the_two_initialisations_draw_what_they_say() {
+    let ours = Network::new(toy("init = \"guerguiev\"", "[0.1, 0.1, 0.1]"), 5);
+    let mut fa = toy("", "[0.1, 0.1, 0.1]");
+    fa.burst = None;
+    fa.learning.rule = apical::model::config::LearningRule::FeedbackAlignment;
+    let fa = Network::new(fa, 5);
+    for m in 0..3 {
+        assert_eq!(
+            ours.params[m].w, fa.params[m].w,
+            "W[{m}] as section 7 draws it"
+        );
+        assert_eq!(ours.params[m].b, fa.params[m].b, "b[{m}]");
+    }
+    let xavier = Network::new(toy("", "[0.1, 0.1, 0.1]"), 5);
+    let d = &xavier.model.dynamics;
+    for (m, p) in xavier.params.iter().enumerate() {
+        assert!(p.b.iter().all(|&b| b == 0.0), "b[{m}] = 0");
+        // In the paper's units the weights have sd 3.6 sqrt(2 / (fan_in + fan_out)).
+        let k = if m == 2 { d.k_d } else { d.k_b } as f64 * d.lambda_max as f64;
+        let sd =
+            (p.w.iter().map(|&w| (k * w as f64).powi(2)).sum::<f64>() / p.w.len() as f64).sqrt();
+        let want = 3.6 * (2.0 / (p.n_pre + p.n) as f64).sqrt();
+        // 24, 12 and 30 weights: the sample sd within 45 % of the drawn one.
+        assert!(
+            (sd / want - 1.0).abs() < 0.45,
+            "layer {m}: sd {sd} vs {want}"
+        );
+    }
+    // Q = p_b Y at the start (q_mode = "symmetric", q_scale = 1).
+    for m in 0..2 {
+        for (q, y) in xavier.rule_params.q[m].iter().zip(&xavier.params[m].y) {
+            assert_eq!(*q, 0.5 * y);
+        }
+    }
+}
