@@ -83,16 +83,15 @@ pub(crate) fn feedback_alignment_error(
     }
 }
 
-/// Eqs. 6.5-6.6: W <- W - step E s_f^T, b <- b - step E, with step = eta P.
-/// Only inputs with a non-zero window PSP touch their weight row.
-pub(crate) fn apply_feedforward_update(p: &mut LayerParams, e: &[f32], s_f: &[f32], step: f32) {
+/// Eq. 6.5: W <- W - step E s_f^T (step = eta P), in input order; rows of silent inputs
+/// (s_j = 0) are skipped.
+pub(crate) fn update_weight_rows(p: &mut LayerParams, e: &[f32], s_f: &[f32], step: f32) {
     let n = p.n;
     for (j, &s) in s_f.iter().enumerate() {
         if s != 0.0 {
             update_weight_row(&mut p.w[j * n..(j + 1) * n], e, s, step);
         }
     }
-    update_bias(&mut p.b, e, step);
 }
 
 /// Eq. 6.5 for one input j: its weight row w_j. <- w_j. - (step s_j) E (each weight on its

@@ -15,12 +15,10 @@ use crate::model::burst::{BurstConfig, BurstInit, QMode, YMode};
 use crate::model::learning;
 use crate::model::neuron::sigmoid;
 use crate::model::params::{LayerParams, RuleParams};
-use crate::model::readout::predict;
 use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
-use crate::sim::observer::{Observer, Phase};
-use crate::sim::rules::{set_teacher, update_rows};
-use crate::sim::schedule::run_phase;
+use crate::sim::observer::Observer;
+use crate::sim::rules::{forward_phase, update_rows};
 use crate::sim::state::NetState;
 use rand_distr::{Distribution, Normal};
 
@@ -44,12 +42,7 @@ pub(crate) fn train_example<O: Observer>(
     exec: &Exec,
     obs: &mut O,
 ) -> u8 {
-    let window = model.cfg.phases.integration_time;
-    let per_class = model.units_per_class();
-    state.input.set_image(image);
-    set_teacher(&mut state.teach, label, per_class);
-    run_phase(model, params, state, Phase::Forward, l_f, window, exec, obs);
-    let predicted = predict(&state.output().forward.c, per_class);
+    let predicted = forward_phase(model, params, state, image, label, l_f, exec, obs);
     learn(model, params, rule, state, exec);
     predicted
 }

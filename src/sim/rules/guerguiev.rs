@@ -6,11 +6,10 @@ use crate::base::rng::Rng;
 use crate::model::config::FeedbackMode;
 use crate::model::learning;
 use crate::model::params::LayerParams;
-use crate::model::readout::predict;
 use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
 use crate::sim::observer::{Observer, Phase};
-use crate::sim::rules::{feedforward_update, set_teacher};
+use crate::sim::rules::{feedforward_update, forward_phase};
 use crate::sim::schedule::run_phase;
 use crate::sim::state::NetState;
 
@@ -29,12 +28,8 @@ pub(crate) fn train_example<O: Observer>(
     exec: &Exec,
     obs: &mut O,
 ) -> u8 {
+    let predicted = forward_phase(model, params, state, image, label, l_f, exec, obs);
     let window = model.cfg.phases.integration_time;
-    let per_class = model.units_per_class();
-    state.input.set_image(image);
-    set_teacher(&mut state.teach, label, per_class);
-    run_phase(model, params, state, Phase::Forward, l_f, window, exec, obs);
-    let predicted = predict(&state.output().forward.c, per_class);
     run_phase(model, params, state, Phase::Target, l_t, window, exec, obs);
     learn(model, params, state, feedback_rng, exec);
     predicted

@@ -23,7 +23,12 @@ use crate::base::rng::Rng;
 use crate::model::config::LearningRule;
 use crate::model::learning;
 use crate::model::params::{LayerParams, RuleParams};
+use crate::model::readout::predict;
 use crate::sim::compiled::Model;
+use crate::sim::exec::Exec;
+use crate::sim::observer::{Observer, Phase};
+use crate::sim::schedule::run_phase;
+use crate::sim::state::NetState;
 use crate::sim::team::with_team;
 
 /// The learned matrices of the model's rule beyond W, b and Y, drawn from the
@@ -42,6 +47,28 @@ pub(crate) fn init_rule_params(
     }
 }
 
+/// The forward phase every rule starts an example with: the image on the input, the
+/// label's teacher set (eq. 4.3; the segregated-dendrite rule's target phase and the other
+/// rules' errors read it), `l_f` steps, and the phase's prediction (eq. 8.1).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_phase<O: Observer>(
+    model: &Model,
+    params: &[LayerParams],
+    state: &mut NetState,
+    image: &[u8],
+    label: u8,
+    l_f: usize,
+    exec: &Exec,
+    obs: &mut O,
+) -> u8 {
+    let window = model.cfg.phases.integration_time;
+    let per_class = model.units_per_class();
+    state.input.set_image(image);
+    set_teacher(&mut state.teach, label, per_class);
+    run_phase(model, params, state, Phase::Forward, l_f, window, exec, obs);
+    predict(&state.output().forward.c, per_class)
+}
+
 /// The teaching conductances g_E of `label` (eq. 4.3): 1 on the label's `per_class` output
 /// units, 0 elsewhere. The segregated-dendrite rule's target phase drives the output with
 /// them; the gradient rules take them as the target y of eq. 10.1.
@@ -58,7 +85,7 @@ pub(crate) fn set_teacher(teach: &mut [f32], label: u8, per_class: usize) {
 /// Eqs. 6.5-6.6 (and 10.5-10.6): W <- W - step E s_f^T, b <- b - step E, on `threads`
 /// threads of this thread's team when more than one (the weight rows of the inputs shared
 /// among them: each weight is updated on its own, so the result is the same; rows of silent
-/// inputs are skipped as in [`learning::apply_feedforward_update`]).
+/// inputs are skipped as in [`learning::update_weight_rows`]).
 pub(crate) fn feedforward_update(
     threads: usize,
     p: &mut LayerParams,
@@ -66,10 +93,6 @@ pub(crate) fn feedforward_update(
     s_f: &[f32],
     step: f32,
 ) {
-    if threads <= 1 {
-        learning::apply_feedforward_update(p, e, s_f, step);
-        return;
-    }
     update_rows(threads, p, e, s_f, step);
     learning::update_bias(&mut p.b, e, step);
 }
@@ -77,15 +100,11 @@ pub(crate) fn feedforward_update(
 /// W <- W - step E s_f^T on `threads` threads of this thread's team (one thread: in input
 /// order); the biases are left to the caller.
 pub(crate) fn update_rows(threads: usize, p: &mut LayerParams, e: &[f32], s_f: &[f32], step: f32) {
-    let n = p.n;
     if threads <= 1 {
-        for (j, &s) in s_f.iter().enumerate() {
-            if s != 0.0 {
-                learning::update_weight_row(&mut p.w[j * n..(j + 1) * n], e, s, step);
-            }
-        }
+        learning::update_weight_rows(p, e, s_f, step);
         return;
     }
+    let n = p.n;
     with_team(threads, |team| {
         team.for_each_chunk_mut(&mut p.w, n, |j, row| {
             let s = s_f[j];
