@@ -17,42 +17,20 @@ use apical::sim::observer::NoObserver;
 use apical::sim::rules::burstccn::{
     apical_potential, burst_error, hidden_burst_probability, output_burst_probability,
 };
-use common::{apical, data_dir, s};
+use common::{apical, data_dir, s, toy_rate_model, TOY_IMAGE, TOY_LABEL};
 use std::fs;
 
 /// A 6-input, 4-3-hidden, 10-output rate network under BurstCCN with `burst` as its
 /// `[burst]` table.
 fn toy(burst: &str, eta: &str) -> ModelConfig {
-    let text = format!(
-        r#"
-        name = "toy-burstccn"
-        [network]
-        n_in = 6
-        hidden = [4, 3]
-        n_out = 10
-        feedback = "next_layer"
-        [neuron]
-        mode = "rate"
-        [synapse]
-        psp_window_steps = 1
-        [phases]
-        l_f = 2
-        use_rand_phase_lengths = false
-        integration_time = 1
-        l_f_test = 2
-        integration_time_test = 1
-        [learning]
-        rule = "burstccn"
-        eta = {eta}
-        [burst]
-        {burst}
-    "#
-    );
-    ModelConfig::from_toml_str(&text, "toy").expect("valid toy model")
+    toy_rate_model(
+        "burstccn",
+        "[4, 3]",
+        "next_layer",
+        eta,
+        &format!("[burst]\n{burst}"),
+    )
 }
-
-const IMAGE: [u8; 6] = [0, 40, 255, 128, 7, 200];
-const LABEL: u8 = 3;
 
 fn sig(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
@@ -141,11 +119,11 @@ fn one_example_updates_w_y_and_q_as_the_paper_computes_them() {
     assert_eq!(net.rule_params.q.len(), 2, "one Q per hidden layer");
     let before = to_paper(&net);
     let mut trained = net.clone();
-    trained.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
+    trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
     let after = to_paper(&trained);
 
     // The paper's forward pass: e_m = sigma(W' e_{m-1} + b'), e_{-1} = pixels / 255.
-    let x: Vec<f64> = IMAGE.iter().map(|&v| v as f64 / 255.0).collect();
+    let x: Vec<f64> = TOY_IMAGE.iter().map(|&v| v as f64 / 255.0).collect();
     let mut e = vec![x];
     for l in &before {
         let below = e.last().unwrap();
@@ -157,7 +135,7 @@ fn one_example_updates_w_y_and_q_as_the_paper_computes_them() {
     // e[m + 1] is layer m's event rate.
     let top = before.len() - 1;
     let y_t: Vec<f64> = (0..10)
-        .map(|i| (i == LABEL as usize) as u8 as f64)
+        .map(|i| (i == TOY_LABEL as usize) as u8 as f64)
         .collect();
     let mut delta = vec![Vec::new(); before.len()];
     let mut p = vec![Vec::new(); before.len()];
@@ -255,7 +233,7 @@ fn a_tied_q_cancels_the_apical_baseline_and_a_tied_y_follows_w() {
         }
     };
     check_tied(&net);
-    net.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
+    net.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
     check_tied(&net);
     // With the teacher equal to the output's event rate, the output bursts at baseline, so
     // each hidden apical potential Y^T (p_b e) - Q^T e is 0, its burst probability

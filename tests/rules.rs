@@ -12,41 +12,19 @@ use apical::model::config::{LearningRule, ModelConfig};
 use apical::run::alignment::{cosine, degrees, AlignmentLog};
 use apical::sim::network::Network;
 use apical::sim::observer::NoObserver;
-use common::{apical, data_dir, s};
+use common::{apical, data_dir, s, toy_rate_model, TOY_IMAGE, TOY_LABEL};
 use std::fs;
 
 /// A 6-input, 4-hidden(, 3-hidden), 10-output rate network under `rule`.
 fn toy(rule: &str, hidden: &str, feedback: &str, eta: &str) -> ModelConfig {
-    let text = format!(
-        r#"
-        name = "toy-{rule}"
-        [network]
-        n_in = 6
-        hidden = {hidden}
-        n_out = 10
-        feedback = "{feedback}"
-        [neuron]
-        mode = "rate"
-        [synapse]
-        psp_window_steps = 1
-        [phases]
-        l_f = 2
-        use_rand_phase_lengths = false
-        integration_time = 1
-        l_f_test = 2
-        integration_time_test = 1
-        [learning]
-        rule = "{rule}"
-        eta = {eta}
-        [init]
-        weight_optimisation = false
-    "#
-    );
-    ModelConfig::from_toml_str(&text, "toy").expect("valid toy model")
+    toy_rate_model(
+        rule,
+        hidden,
+        feedback,
+        eta,
+        "[init]\nweight_optimisation = false",
+    )
 }
-
-const IMAGE: [u8; 6] = [0, 40, 255, 128, 7, 200];
-const LABEL: u8 = 3;
 
 /// Eq. 10.1 for the network's current weights: one forward phase without learning (eta 0
 /// in a copy), then the cross-entropy of sigma(C_out) against the label, in f64.
@@ -55,13 +33,13 @@ fn loss(net: &Network) -> f64 {
     for p in &mut probe.model.cfg.learning.eta {
         *p = 0.0;
     }
-    probe.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
+    probe.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
     let c = &probe.state.output().forward.c;
     c.iter()
         .enumerate()
         .map(|(i, &c)| {
             let p = 1.0 / (1.0 + (-(c as f64)).exp());
-            if i == LABEL as usize {
+            if i == TOY_LABEL as usize {
                 -p.ln()
             } else {
                 -(1.0 - p).ln()
@@ -90,7 +68,7 @@ fn backprop_update_is_the_gradient_of_the_cross_entropy() {
         let cfg = toy("backprop", hidden, "next_layer", eta);
         let net = Network::new(cfg, 7);
         let mut trained = net.clone();
-        trained.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
+        trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
         let mut checked = 0;
         for m in 0..net.params.len() {
             for k in (0..net.params[m].w.len()).step_by(3) {
@@ -124,8 +102,8 @@ fn feedback_alignment_sends_the_error_through_y_not_w() {
     let mut bp = net.clone();
     bp.model = apical::sim::network::Model::new(bp_cfg);
     let mut fa = net.clone();
-    fa.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
-    bp.train_example(&IMAGE, LABEL, 2, 2, &mut NoObserver);
+    fa.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    bp.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
     assert_eq!(fa.params[1].w, bp.params[1].w);
     assert_eq!(fa.state.errors[1], bp.state.errors[1]);
     // The hidden error is (Y E_out) k_B lambda_max sigma'(C), recomputed here.
@@ -162,7 +140,7 @@ fn alignment_angle_is_zero_under_backprop_and_not_under_feedback_alignment() {
         let mut net = Network::new(cfg, 11);
         let mut log = AlignmentLog::default();
         for k in 0..20u8 {
-            let mut img = IMAGE;
+            let mut img = TOY_IMAGE;
             img[(k % 6) as usize] = k.wrapping_mul(37);
             log.before_example(&net);
             net.train_example(&img, k % 10, 2, 2, &mut NoObserver);

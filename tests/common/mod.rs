@@ -9,6 +9,47 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// A 6-input rate network with hidden layers `hidden` and 10 outputs under learning rule
+/// `rule` (learning rates `eta`), the tables of `tail` after its `[learning]` section: the
+/// toy network of the rule tests (tests/rules.rs, tests/burst.rs).
+pub fn toy_rate_model(
+    rule: &str,
+    hidden: &str,
+    feedback: &str,
+    eta: &str,
+    tail: &str,
+) -> apical::model::config::ModelConfig {
+    let text = format!(
+        r#"
+        name = "toy-{rule}"
+        [network]
+        n_in = 6
+        hidden = {hidden}
+        n_out = 10
+        feedback = "{feedback}"
+        [neuron]
+        mode = "rate"
+        [synapse]
+        psp_window_steps = 1
+        [phases]
+        l_f = 2
+        use_rand_phase_lengths = false
+        integration_time = 1
+        l_f_test = 2
+        integration_time_test = 1
+        [learning]
+        rule = "{rule}"
+        eta = {eta}
+        {tail}
+    "#
+    );
+    apical::model::config::ModelConfig::from_toml_str(&text, "toy").expect("valid toy model")
+}
+
+/// The image and label the toy network of [`toy_rate_model`] learns in the rule tests.
+pub const TOY_IMAGE: [u8; 6] = [0, 40, 255, 128, 7, 200];
+pub const TOY_LABEL: u8 = 3;
+
 /// The default model file's text.
 pub const MODEL_1H: &str = include_str!("../../models/guerguiev-1h.toml");
 
