@@ -11,18 +11,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 EXAMPLES=${1:-1000}
 REPS=${2:-5}
-VENV="${APICAL_TORCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/apical/torch-venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet numpy torch
-fi
-if [ -n "${APICAL_BIN:-}" ]; then
-    APICAL="$APICAL_BIN"
-else
-    cargo build --release --quiet --bin apical
-    APICAL="$REPO/target/release/apical"
-fi
-DATA="${APICAL_DATA:-$REPO/data/mnist}"
+# shellcheck source=scripts/torch-env.sh
+source "$REPO/scripts/torch-env.sh"
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 for r in $(seq 1 "$REPS"); do

@@ -16,7 +16,6 @@ ETA=${3:-0.03}
 COMMIT=5a0a33c
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/apical"
 SRC="$CACHE/burstccn-$COMMIT"
-VENV="${APICAL_TORCH_VENV:-$CACHE/torch-venv}"
 if [ ! -d "$SRC" ]; then
     git clone --quiet https://github.com/neuralml/BurstCCN "$SRC"
     git -C "$SRC" checkout --quiet "$COMMIT"
@@ -24,17 +23,8 @@ fi
 mkdir -p "$SRC/apical-stubs"
 printf 'def log(*a, **k):\n    pass\n\n\nclass Histogram:\n    def __init__(self, *a, **k):\n        pass\n' \
     > "$SRC/apical-stubs/wandb.py"
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet numpy torch
-fi
-if [ -n "${APICAL_BIN:-}" ]; then
-    APICAL="$APICAL_BIN"
-else
-    cargo build --release --quiet --bin apical
-    APICAL="$REPO/target/release/apical"
-fi
-DATA="${APICAL_DATA:-$REPO/data/mnist}"
+# shellcheck source=scripts/torch-env.sh
+source "$REPO/scripts/torch-env.sh"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 for seed in $SEEDS; do
