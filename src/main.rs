@@ -101,6 +101,10 @@ struct BenchArgs {
     /// scripts/bench-torch.sh compares with PyTorch (its two baselines).
     #[arg(long, conflicts_with = "default_only")]
     rules: bool,
+    /// Only the spiking 784-500-10 networks under each rule (guerguiev-1h, burstccn-1h):
+    /// spiking BurstCCN's speed beside the segregated-dendrite rule's.
+    #[arg(long, conflicts_with_all = ["default_only", "rules"])]
+    spiking_rules: bool,
     /// Thread counts of training and test evaluation, e.g. 1,2,4,8,16 (the first is the
     /// reference of the speed-ups).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -617,17 +621,24 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         "baseline-feedback-alignment-1h",
         "burstccn-1h-rate",
     ];
+    let spiking_rules = ["guerguiev-1h", "burstccn-1h"];
     if a.default_only {
         models.push((default.name.clone(), default.clone()));
-    } else if a.rules {
-        for name in rate_rules {
+    } else if a.rules || a.spiking_rules {
+        let names: &[&str] = if a.rules { &rate_rules } else { &spiking_rules };
+        for &name in names {
             let cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;
             models.push((cfg.name.clone(), cfg));
         }
     } else {
-        for name in ["guerguiev-0h", "guerguiev-1h", "guerguiev-2h"]
-            .into_iter()
-            .chain(rate_rules)
+        for name in [
+            "guerguiev-0h",
+            "guerguiev-1h",
+            "guerguiev-2h",
+            "burstccn-1h",
+        ]
+        .into_iter()
+        .chain(rate_rules)
         {
             let path = a.models.join(format!("{name}.toml"));
             let cfg = ModelConfig::from_file(&path)?;

@@ -291,3 +291,52 @@ fn a_baseline_run_resumes_bit_identically() {
         "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg,pinv_angle_deg"
     ));
 }
+
+/// The rates in metrics are spikes (or expected spikes) per simulated step: a one-phase
+/// rule simulates no target phase, so its rates do not depend on `l_t`, which it does not
+/// read (they were once divided by l_f + l_t steps).
+#[test]
+fn a_one_phase_rules_rates_are_per_step_it_simulated() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rates = |l_t: &str| {
+        let out = tmp.path().join(format!("lt{l_t}"));
+        let o = apical()
+            .args([
+                "train",
+                "models/baseline-backprop-1h.toml",
+                "--data",
+                s(&data),
+                "--epochs",
+                "1",
+                "--train-examples",
+                "200",
+                "--test-examples",
+                "50",
+                "--set",
+                &format!("phases.l_t={l_t}"),
+                "--out",
+                s(&out),
+                "--quiet",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+        let r: Vec<f64> = m[0]["rates_hz"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        r
+    };
+    let (a, b) = (rates("50"), rates("2"));
+    assert_eq!(a, b);
+    // lambda_max sigma(C) with lambda_max = 200 Hz: every unit between 0 and 200 Hz, and
+    // sigmoid units of an untrained-ish network far from silent on average.
+    assert!(a.iter().all(|&r| r > 5.0 && r < 200.0), "{a:?}");
+}

@@ -63,11 +63,25 @@ pub struct EpochMetrics {
     /// them (in a resumed epoch, those after its checkpoint).
     #[serde(deserialize_with = "nan_if_null")]
     pub seconds_per_train_example: f64,
+    /// BurstCCN on spiking networks: each layer's bursts per event in the integration
+    /// windows of the epoch's training (a resumed epoch: those after its checkpoint); NaN
+    /// (null) for a layer without events. Empty (not written) for other runs.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nans_if_null"
+    )]
+    pub burst_probability: Vec<f64>,
 }
 
 /// A number, or null (what serde_json writes for NaN) as NaN.
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nans_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let v = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
 
 /// Run metadata stored beside the checkpoints (run.json).
@@ -873,6 +887,16 @@ impl RunDir {
             .unwrap_or_default()
     }
 
+    /// The burst probabilities of every epoch in metrics.json (empty where none), as
+    /// [`RunDir::read_wall_times`] reads the times.
+    pub(crate) fn read_burst_probabilities(&self) -> Vec<Vec<f64>> {
+        std::fs::read_to_string(self.dir.join("metrics.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Vec<EpochMetrics>>(&t).ok())
+            .map(|m| m.into_iter().map(|e| e.burst_probability).collect())
+            .unwrap_or_default()
+    }
+
     /// Rewrites metrics.csv and metrics.json with every epoch so far.
     pub(crate) fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<(), RunDirError> {
         let layers = metrics.first().map_or(0, |m| m.record.rates_hz.len());
@@ -881,6 +905,10 @@ impl RunDir {
         );
         for l in 0..layers {
             csv.push_str(&format!(",rate_hz_layer{l}"));
+        }
+        let burst_layers = metrics.first().map_or(0, |m| m.burst_probability.len());
+        for l in 0..burst_layers {
+            csv.push_str(&format!(",burst_prob_layer{l}"));
         }
         csv.push('\n');
         for m in metrics {
@@ -899,6 +927,10 @@ impl RunDir {
             ));
             for hz in &r.rates_hz {
                 csv.push_str(&format!(",{hz:.3}"));
+            }
+            for l in 0..burst_layers {
+                let p = m.burst_probability.get(l).copied().unwrap_or(f64::NAN);
+                csv.push_str(&format!(",{p:.5}"));
             }
             csv.push('\n');
         }

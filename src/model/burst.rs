@@ -74,6 +74,11 @@ pub struct BurstConfig {
     /// Gain of the Xavier-normal initialisation.
     #[serde(default = "d_init_gain")]
     pub init_gain: f64,
+    /// Spiking networks only: time constant, ms, of the burst and event traces that carry
+    /// the layer above's spikes to a hidden layer's apical potential (eq. 11.13); unset: 10
+    /// ms, the membrane's tau_L ([`BurstConfig::trace_tau`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_tau: Option<f64>,
 }
 
 impl Default for BurstConfig {
@@ -89,6 +94,7 @@ impl Default for BurstConfig {
             eta_q: None,
             init: d_init(),
             init_gain: d_init_gain(),
+            trace_tau: None,
         }
     }
 }
@@ -130,8 +136,15 @@ impl BurstConfig {
         }
     }
 
-    /// Ranges of every field, each error naming `burst.<field>`.
-    pub(crate) fn check(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
+    /// The time constant (ms) of the apical burst and event traces of a spiking network:
+    /// the model file's, else 10.
+    pub fn trace_tau(&self) -> f64 {
+        self.trace_tau.unwrap_or(10.0)
+    }
+
+    /// Ranges of every field, each error naming `burst.<field>`; `spiking`: whether the
+    /// network spikes (`trace_tau` is read only then).
+    pub(crate) fn check(&self, ck: &Checker<'_>, spiking: bool) -> Result<(), ConfigError> {
         let p = self.p_baseline;
         if !(p.is_finite() && p > 0.0 && p < 1.0) {
             return Err(ck.bad(
@@ -147,6 +160,17 @@ impl BurstConfig {
             ck.nonneg("burst.eta_q", e)?;
         }
         ck.positive("burst.init_gain", self.init_gain)?;
+        if let Some(t) = self.trace_tau {
+            if !spiking {
+                return Err(ck.bad(
+                    "burst.trace_tau",
+                    "is read only by spiking networks (the rate network passes rates, not \
+                     spikes); remove it or set neuron.mode = \"spiking\""
+                        .into(),
+                ));
+            }
+            ck.positive("burst.trace_tau", t)?;
+        }
         if self.y_mode == YMode::Tied && self.eta_y != 0.0 {
             return Err(ck.bad(
                 "burst.eta_y",

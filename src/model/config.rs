@@ -742,7 +742,10 @@ impl ModelConfig {
                 "must be at least 1, got 0".into(),
             ));
         }
-        for (field, len) in [("phases.l_f", p.l_f), ("phases.l_t", p.l_t)] {
+        // Only the segregated-dendrite rule has a target phase.
+        let two_phases = self.learning.rule == LearningRule::Guerguiev;
+        let lengths = [("phases.l_f", p.l_f), ("phases.l_t", p.l_t)];
+        for (field, len) in lengths.into_iter().take(1 + two_phases as usize) {
             if len == 0 {
                 return Err(ck.bad(
                     field,
@@ -832,7 +835,9 @@ impl ModelConfig {
         let l = &self.learning;
         let rule = l.rule;
         match (&self.burst, rule) {
-            (Some(b), LearningRule::Burstccn) => b.check(ck)?,
+            (Some(b), LearningRule::Burstccn) => {
+                b.check(ck, self.neuron.mode != NeuronMode::Rate)?
+            }
             (Some(_), _) => {
                 return Err(ck.bad(
                     "burst",
@@ -849,12 +854,14 @@ impl ModelConfig {
             return Ok(());
         }
         let name = rule.name();
-        if self.neuron.mode != NeuronMode::Rate {
+        if rule == LearningRule::Burstccn && self.neuron.mode != NeuronMode::Rate {
+            self.check_spiking_burstccn(ck)?;
+        } else if self.neuron.mode != NeuronMode::Rate {
             return Err(ck.bad(
                 "learning.rule",
                 format!(
                     "= \"{name}\" runs on the rate network only: set neuron.mode = \"rate\" \
-                     (spiking networks learn with rule = \"guerguiev\")"
+                     (spiking networks learn with rule = \"guerguiev\" or \"burstccn\")"
                 ),
             ));
         }
@@ -915,6 +922,27 @@ impl ModelConfig {
             return Err(not_read(
                 "learning.feedback_sparsity",
                 "backprop sends errors through W^T, not Y".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Spiking BurstCCN (docs/model.md, section 11, "Spiking mode"): the apical potential
+    /// sets bursts and does not drive the soma, and its random stream is the one plateau
+    /// times would use.
+    fn check_spiking_burstccn(&self, ck: &Checker<'_>) -> Result<(), ConfigError> {
+        let why = "with learning.rule = \"burstccn\" the apical potential sets the burst \
+                   probability and does not act on the soma";
+        if self.neuron.g_a != 0.0 {
+            return Err(ck.bad(
+                "neuron.g_A",
+                format!("must be 0 ({why}), got {}", self.neuron.g_a),
+            ));
+        }
+        if self.phases.stochastic_plateau_times {
+            return Err(ck.bad(
+                "phases.stochastic_plateau_times",
+                format!("must be false ({why})"),
             ));
         }
         Ok(())

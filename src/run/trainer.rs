@@ -97,6 +97,8 @@ pub struct Trainer<'a> {
     /// Wall-clock seconds of each epoch: [training, test, training per example trained by
     /// the process that finished it (a resumed epoch times only those after its checkpoint)].
     pub wall: Vec<[f64; 3]>,
+    /// Burst probabilities of each finished epoch (spiking BurstCCN; else empty).
+    bursts: Vec<Vec<f64>>,
     /// Position inside the next epoch, when resuming from a mid-epoch checkpoint.
     pub resume_progress: Option<EpochProgress>,
     /// Compare every training example's hidden update with backprop's and write the means
@@ -125,6 +127,7 @@ impl<'a> Trainer<'a> {
             model_toml,
             history: Vec::new(),
             wall: Vec::new(),
+            bursts: Vec::new(),
             resume_progress: None,
             alignment_trace: false,
         })
@@ -150,6 +153,8 @@ impl<'a> Trainer<'a> {
             checkpoint::restore_network(cfg, ck.params, ck.rule_params, ck.seed, ck.feedback_rng);
         let mut wall = run.read_wall_times();
         wall.resize(ck.history.len(), [f64::NAN; 3]);
+        let mut bursts = run.read_burst_probabilities();
+        bursts.resize(ck.history.len(), Vec::new());
         let t = Trainer {
             net,
             data,
@@ -158,6 +163,7 @@ impl<'a> Trainer<'a> {
             model_toml: ck.model_toml,
             history: ck.history,
             wall,
+            bursts,
             resume_progress: ck.progress,
             alignment_trace: false,
         };
@@ -198,12 +204,14 @@ impl<'a> Trainer<'a> {
         self.history
             .iter()
             .zip(&self.wall)
-            .map(|(r, &[train, test, per_example])| EpochMetrics {
+            .zip(&self.bursts)
+            .map(|((r, &[train, test, per_example]), bursts)| EpochMetrics {
                 record: r.clone(),
                 wall_seconds: train + test,
                 train_seconds: train,
                 test_seconds: test,
                 seconds_per_train_example: per_example,
+                burst_probability: bursts.clone(),
             })
             .collect()
     }
@@ -266,7 +274,7 @@ impl<'a> Trainer<'a> {
                 if probe {
                     align.after_example_at(&self.net, epoch, k, n_train);
                 }
-                steps += (l_f[k] + l_t[k]) as u64;
+                steps += out.steps as u64;
                 if out.predicted == train.label(idx) {
                     correct += 1;
                 }
@@ -417,6 +425,7 @@ impl Trainer<'_> {
             test_started.elapsed().as_secs_f64(),
             train_seconds / (n_train - first).max(1) as f64,
         ]);
+        self.bursts.push(self.net.state.burst.burst_fractions());
         // The test reset the state: the next epoch starts from zero.
         self.net.state.reset();
         let ck = self.checkpoint(epoch, None);

@@ -46,6 +46,16 @@ impl EventSeq {
         &self.events[lo..self.ends[t]]
     }
 
+    /// Index of step `t`'s first event among all steps' events.
+    #[inline]
+    pub fn offset(&self, t: usize) -> usize {
+        if t == 0 {
+            0
+        } else {
+            self.ends[t - 1]
+        }
+    }
+
     /// Events of all steps together.
     pub fn total(&self) -> usize {
         self.events.len()

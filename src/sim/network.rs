@@ -22,6 +22,9 @@ use std::time::Instant;
 pub struct ExampleOutcome {
     /// Forward-phase prediction (training error counts these).
     pub predicted: u8,
+    /// Steps the rule simulated for the example (both phases of the segregated-dendrite
+    /// rule, the one forward phase of the others): the denominator of the rates in metrics.
+    pub steps: usize,
 }
 
 /// A network: its model, learned parameters and state.
@@ -86,6 +89,7 @@ impl Network {
         self.state.reset();
         self.state
             .reseed(seed, Purpose::TrainSpikes, &[epoch as u64]);
+        self.state.burst.start_epoch();
     }
 
     /// One training example under the model's learning rule ([`crate::sim::rules`]): for the
@@ -156,7 +160,7 @@ impl Network {
             self.pace
                 .record(t0.elapsed().as_secs_f64() / steps.max(1) as f64);
         }
-        ExampleOutcome { predicted }
+        ExampleOutcome { predicted, steps }
     }
 
     /// The learning step of the model's rule from the state the last phases left (for the

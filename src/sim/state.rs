@@ -138,29 +138,71 @@ fn block_stream(seed: u64, purpose: Purpose, key: &[u64], layer: usize, block: u
 }
 
 /// BurstCCN's per-layer values of the last example's learning step (docs/model.md, eqs.
-/// 11.1-11.6),
-/// in the paper's units. Kept between examples only to avoid allocating; never saved.
+/// 11.1-11.6 and, on spiking networks, 11.13-11.15), in the paper's units. Kept between
+/// examples only to avoid allocating; never saved.
 #[derive(Clone, Debug, Default)]
 pub struct BurstScratch {
     /// Event rates e_m (eq. 11.1).
     pub e: Vec<Vec<f32>>,
-    /// Burst probabilities p_m (eqs. 11.2, 11.5).
+    /// Burst probabilities p_m (eqs. 11.2, 11.5); on spiking networks the output layer's only.
     pub p: Vec<Vec<f32>>,
-    /// Apical potentials a_m of the hidden layers (eq. 11.4; empty for the output layer).
+    /// Apical potentials a_m of the hidden layers (eq. 11.4, or on spiking networks the
+    /// window mean of eq. 11.13; empty for the output layer).
     pub apical: Vec<Vec<f32>>,
+    /// Spiking networks: every layer's spikes of each step of the last phase.
+    pub log: Vec<EventSeq>,
+    /// Spiking networks: whether each spike of `log` was a burst (eq. 11.14), in its order.
+    pub flags: Vec<Vec<bool>>,
+    /// Spiking networks: each neuron's events and bursts in the integration window.
+    pub events: Vec<Vec<u32>>,
+    pub bursts: Vec<Vec<u32>>,
+    /// Spiking networks: the hidden layers' apical potential of the current step.
+    pub a_now: Vec<Vec<f32>>,
+    /// Spiking networks: each layer's window events and bursts since the epoch started (or
+    /// since a resumed epoch's checkpoint): the burst probability of the metrics.
+    pub epoch_events: Vec<u64>,
+    pub epoch_bursts: Vec<u64>,
 }
 
 impl BurstScratch {
     pub(crate) fn fit(&mut self, sizes: &[usize]) {
         if self.e.len() != sizes.len() {
-            self.e = sizes.iter().map(|&n| vec![0.0; n]).collect();
-            self.p = sizes.iter().map(|&n| vec![0.0; n]).collect();
+            let zeros = |n: usize| vec![0.0f32; n];
+            self.e = sizes.iter().map(|&n| zeros(n)).collect();
+            self.p = sizes.iter().map(|&n| zeros(n)).collect();
             let last = sizes.len() - 1;
+            let hidden = |m: usize, n: usize| if m < last { n } else { 0 };
             self.apical = sizes
                 .iter()
                 .enumerate()
-                .map(|(m, &n)| vec![0.0; if m < last { n } else { 0 }])
+                .map(|(m, &n)| zeros(hidden(m, n)))
                 .collect();
+            self.a_now = self.apical.clone();
+            self.log = vec![EventSeq::default(); sizes.len()];
+            self.flags = vec![Vec::new(); sizes.len()];
+            self.events = sizes.iter().map(|&n| vec![0; n]).collect();
+            self.bursts = self.events.clone();
+            self.epoch_events = vec![0; sizes.len()];
+            self.epoch_bursts = vec![0; sizes.len()];
         }
+    }
+
+    /// Forgets the epoch's burst counts (a new epoch, or a resumed one).
+    pub(crate) fn start_epoch(&mut self) {
+        self.epoch_events.fill(0);
+        self.epoch_bursts.fill(0);
+    }
+
+    /// Bursts per window event of each layer since [`BurstScratch::start_epoch`] (NaN for a
+    /// layer without events); empty when no burst was drawn.
+    pub fn burst_fractions(&self) -> Vec<f64> {
+        if self.epoch_events.iter().all(|&e| e == 0) {
+            return Vec::new();
+        }
+        self.epoch_bursts
+            .iter()
+            .zip(&self.epoch_events)
+            .map(|(&b, &e)| b as f64 / e as f64)
+            .collect()
     }
 }

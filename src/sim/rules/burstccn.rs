@@ -12,12 +12,14 @@
 
 use crate::base::rng::Rng;
 use crate::model::burst::{BurstConfig, BurstInit, QMode, YMode};
+use crate::model::config::{NeuronMode, PspKernel};
 use crate::model::learning;
 use crate::model::neuron::sigmoid;
 use crate::model::params::{LayerParams, RuleParams};
 use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
 use crate::sim::observer::Observer;
+use crate::sim::rules::burstccn_spiking::{self, SpikeLog};
 use crate::sim::rules::{forward_phase, update_rows};
 use crate::sim::state::NetState;
 use rand_distr::{Distribution, Normal};
@@ -28,8 +30,9 @@ pub(crate) fn settings(model: &Model) -> BurstConfig {
 }
 
 /// One training example: one phase of `l_f` steps with the teacher set (the output's
-/// teacher does not act on the forward pass of the rate network: it enters eq. 11.2), then
-/// [`learn`]. Returns the phase's prediction.
+/// teacher does not act on the forward pass: it enters eq. 11.2), then [`learn`]. On a
+/// spiking network the phase's spikes are logged for the bursts (eqs. 11.13-11.15).
+/// Returns the phase's prediction.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train_example<O: Observer>(
     model: &Model,
@@ -42,9 +45,40 @@ pub(crate) fn train_example<O: Observer>(
     exec: &Exec,
     obs: &mut O,
 ) -> u8 {
-    let predicted = forward_phase(model, params, state, image, label, l_f, exec, obs);
-    learn(model, params, rule, state, exec);
+    if model.cfg.neuron.mode == NeuronMode::Rate {
+        let predicted = forward_phase(model, params, state, image, label, l_f, exec, obs);
+        learn(model, params, rule, state, exec);
+        return predicted;
+    }
+    state.burst.fit(&model.topology.sizes);
+    let mut seqs = std::mem::take(&mut state.burst.log);
+    let predicted = {
+        let mut both = (SpikeLog::new(&mut seqs, params.len()), &mut *obs);
+        forward_phase(model, params, state, image, label, l_f, exec, &mut both)
+    };
+    state.burst.log = seqs;
+    burstccn_spiking::prepare(model, params, rule, state);
+    apply_updates(model, params, rule, state, exec);
     predicted
+}
+
+/// The rate at which the paper's event rate e in [0, 1] reaches the next layer's basal
+/// dendrites: lambda_max on the rate network; lambda_max times the PSP kernel's sum on a
+/// spiking one (B = sum_d kappa(d) W n(t-d+1), mean sum(kappa) lambda_max e W). The paper's
+/// weights are W' = k lambda W with this lambda.
+pub(crate) fn lambda_eff(model: &Model) -> f32 {
+    let lambda = model.dynamics.lambda_max;
+    if model.cfg.neuron.mode == NeuronMode::Rate {
+        return lambda;
+    }
+    let k = &model.kernel;
+    let lags = match k.kind {
+        PspKernel::Truncated => k.taps.len(),
+        // The full kernel's tail beyond 100 tau_L is below 1e-40 of its sum.
+        PspKernel::Full => 1 + (100.0 * model.cfg.synapse.tau_l / model.cfg.neuron.dt) as usize,
+    };
+    let sum: f64 = (1..=lags).map(|d| k.at_lag(d)).sum();
+    lambda * sum as f32
 }
 
 /// Eq. 11.2: the output layer's burst probability under the teacher y,
@@ -68,6 +102,24 @@ pub fn burst_error(p: f32, p_b: f32, e: f32) -> f32 {
     -(p - p_b) * e
 }
 
+/// Eq. 11.15: a spiking unit's error from its window counts, -(bursts - p_b events) times
+/// `norm` = 1 / (lambda window), an estimate of eq. 11.6's -(p - p_b) e.
+#[inline]
+pub fn burst_error_counts(bursts: u32, events: u32, p_b: f32, norm: f32) -> f32 {
+    -(bursts as f32 - p_b * events as f32) * norm
+}
+
+/// Eq. 11.1: every layer's event rate e = sigma(Cbar) from the forward window's means.
+pub(crate) fn event_rates(model: &Model, st: &mut NetState) {
+    let sc = &mut st.burst;
+    sc.fit(&model.topology.sizes);
+    for (e_m, l) in sc.e.iter_mut().zip(&st.layers) {
+        for (e, &c) in e_m.iter_mut().zip(&l.forward.c) {
+            *e = sigmoid(c);
+        }
+    }
+}
+
 /// Eq. 11.4: a_i = sum_k (p_k e_k) Y[k, i] - sum_k e_k Q[k, i] over the units k of the layer
 /// above; `y` and `q` are feedback-input-major (`y[k * n + i]`), as `LayerParams::y`.
 pub fn apical_potential(y: &[f32], q: &[f32], p_above: &[f32], e_above: &[f32], a: &mut [f32]) {
@@ -82,9 +134,9 @@ pub fn apical_potential(y: &[f32], q: &[f32], p_above: &[f32], e_above: &[f32], 
     }
 }
 
-/// The learning step of one example (eqs. 11.1-11.7, 11.9-11.12) from the last phase's
-/// window means: top down, the burst probabilities and errors of every layer from the
-/// weights as they were, then W and b of every layer, then Y and Q.
+/// The learning step of one example of the rate network (eqs. 11.1-11.7, 11.9-11.12) from
+/// the last phase's window means: top down, the burst probabilities and errors of every
+/// layer from the weights as they were, then [`apply_updates`].
 pub(crate) fn learn(
     model: &Model,
     params: &mut [LayerParams],
@@ -94,17 +146,10 @@ pub(crate) fn learn(
 ) {
     let b = settings(model);
     let (p_b, beta) = (b.p_baseline as f32, b.beta as f32);
-    let d = &model.dynamics;
-    let m_layers = params.len();
-    let top = m_layers - 1;
-    let sc = &mut st.burst;
-    sc.fit(&model.topology.sizes);
+    let top = params.len() - 1;
     // Eq. 11.1: e = sigma(Cbar) = sigma(W' e_below + b').
-    for m in 0..m_layers {
-        for (e, &c) in sc.e[m].iter_mut().zip(&st.layers[m].forward.c) {
-            *e = sigmoid(c);
-        }
-    }
+    event_rates(model, st);
+    let sc = &mut st.burst;
     // Eq. 11.2 and 11.6 at the output.
     for ((p, err), (&e, &y)) in sc.p[top]
         .iter_mut()
@@ -134,9 +179,27 @@ pub(crate) fn learn(
             *err = burst_error(*p, p_b, e);
         }
     }
+    apply_updates(model, params, rule, st, exec);
+}
+
+/// Eqs. 11.7, 11.11-11.12 and the tied matrices (11.9-11.10) from the errors, event rates
+/// and apical potentials already in `st` (eqs. 11.1-11.6, or 11.13-11.15 when spiking).
+pub(crate) fn apply_updates(
+    model: &Model,
+    params: &mut [LayerParams],
+    rule: &mut RuleParams,
+    st: &mut NetState,
+    exec: &Exec,
+) {
+    let b = settings(model);
+    let d = &model.dynamics;
+    let m_layers = params.len();
+    let top = m_layers - 1;
+    let sc = &st.burst;
     // Eq. 11.7: W' <- W' - eta delta e_below^T, b' <- b' - eta delta, in the network's
-    // units: W <- W - eta / (k lambda^2) delta r_below^T, b <- b - (eta / k) delta.
-    let lambda = d.lambda_max;
+    // units: W <- W - eta / (k lambda^2) delta r_below^T, b <- b - (eta / k) delta (r_below
+    // the presynaptic window means, lambda e_below in the mean; lambda: [`lambda_eff`]).
+    let lambda = lambda_eff(model);
     let cfg = &model.cfg;
     for m in (0..m_layers).rev() {
         if m < top && !cfg.learning.hidden_learning {
@@ -198,7 +261,7 @@ fn transpose_scaled(model: &Model, above: &LayerParams, m: usize, scale: f32, ou
     } else {
         d.k_b
     };
-    let f = scale * k * d.lambda_max;
+    let f = scale * k * lambda_eff(model);
     let (n_above, n) = (above.n, above.n_pre);
     for kk in 0..n_above {
         for i in 0..n {
@@ -221,7 +284,7 @@ pub(crate) fn init(model: &Model, params: &mut [LayerParams], rng: &mut Rng) -> 
             let k = if m == top { d.k_d } else { d.k_b };
             let sd = b.init_gain * (2.0 / (p.n_pre + p.n) as f64).sqrt();
             let dist = normal(sd);
-            let to_net = 1.0 / (k * d.lambda_max);
+            let to_net = 1.0 / (k * lambda_eff(model));
             // Drawn in (neuron, input) order, as the authors' matrices are laid out.
             for i in 0..p.n {
                 for j in 0..p.n_pre {

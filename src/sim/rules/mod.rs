@@ -15,6 +15,7 @@
 
 pub mod backprop;
 pub mod burstccn;
+mod burstccn_spiking;
 pub mod feedback_alignment;
 mod gradient;
 pub mod guerguiev;
