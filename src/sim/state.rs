@@ -137,17 +137,22 @@ fn block_stream(seed: u64, purpose: Purpose, key: &[u64], layer: usize, block: u
     stream(seed, purpose, &k)
 }
 
-/// BurstCCN's per-layer values of the last example's learning step (docs/model.md, eqs.
-/// 11.1-11.6),
-/// in the paper's units. Kept between examples only to avoid allocating; never saved.
+/// The burst rules' per-layer values of the last example's learning step (docs/model.md,
+/// eqs. 11.1-11.6 and 12.1-12.5), in the paper's units. Kept between examples only to avoid
+/// allocating; never saved.
 #[derive(Clone, Debug, Default)]
 pub struct BurstScratch {
-    /// Event rates e_m (eq. 11.1).
+    /// Event rates e_m (eqs. 11.1, 12.1).
     pub e: Vec<Vec<f32>>,
-    /// Burst probabilities p_m (eqs. 11.2, 11.5).
+    /// Burst probabilities p_m (eqs. 11.2, 11.5; Burstprop's with the teacher, 12.2, 12.4).
     pub p: Vec<Vec<f32>>,
-    /// Apical potentials a_m of the hidden layers (eq. 11.4; empty for the output layer).
+    /// Apical potentials a_m of the hidden layers (eqs. 11.4, 12.3 with the teacher; empty
+    /// for the output layer).
     pub apical: Vec<Vec<f32>>,
+    /// Burstprop's burst probabilities without the teacher, pbar_m (eqs. 12.2, 12.4).
+    pub p_base: Vec<Vec<f32>>,
+    /// Burstprop's apical potentials without the teacher, abar_m (eq. 12.3).
+    pub apical_base: Vec<Vec<f32>>,
 }
 
 impl BurstScratch {
@@ -155,12 +160,14 @@ impl BurstScratch {
         if self.e.len() != sizes.len() {
             self.e = sizes.iter().map(|&n| vec![0.0; n]).collect();
             self.p = sizes.iter().map(|&n| vec![0.0; n]).collect();
+            self.p_base = self.p.clone();
             let last = sizes.len() - 1;
             self.apical = sizes
                 .iter()
                 .enumerate()
                 .map(|(m, &n)| vec![0.0; if m < last { n } else { 0 }])
                 .collect();
+            self.apical_base = self.apical.clone();
         }
     }
 }
