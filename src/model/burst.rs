@@ -46,7 +46,7 @@ pub enum BurstInit {
 /// `[burst]`: the settings of the burst rules (docs/model.md, sections 11 and 12). Learning
 /// rates are in the paper's units (event rates in [0, 1], pixels in [0, 1]). The fields
 /// whose default depends on the rule are `Option`s here, filled with the rule's default
-/// when the model is read ([`BurstConfig::fill_defaults`]), so that the model as written out
+/// when the model is read (`BurstConfig::fill_defaults`), so that the model as written out
 /// names every value it ran with; the rules read [`BurstSettings`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
