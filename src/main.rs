@@ -97,7 +97,8 @@ struct BenchArgs {
     #[arg(long)]
     default_only: bool,
     /// Only the rate networks of 784-500-10 under each learning rule (guerguiev-1h-rate,
-    /// baseline-backprop-1h, baseline-feedback-alignment-1h, burstccn-1h-rate): what
+    /// baseline-backprop-1h, baseline-feedback-alignment-1h, burstccn-1h-rate,
+    /// burstprop-1h-rate): what
     /// scripts/bench-torch.sh compares with PyTorch (its two baselines).
     #[arg(long, conflicts_with = "default_only")]
     rules: bool,
@@ -620,6 +621,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         "baseline-backprop-1h",
         "baseline-feedback-alignment-1h",
         "burstccn-1h-rate",
+        "burstprop-1h-rate",
     ];
     let spiking_rules = ["guerguiev-1h", "burstccn-1h"];
     if a.default_only {

@@ -3,20 +3,24 @@
 //! equations computed independently here in f64 (in the paper's units, from the network's
 //! weights converted by W' = k lambda W), the cancellation of the apical baseline by a tied
 //! Q, tied Y following W, a run that resumes byte for byte with Q in its checkpoint, and
-//! the model file's checks.
+//! the model file's checks. Burstprop (section 12), which shares the burst probabilities:
+//! eq. 12.3 and the probabilities by hand, one update against its equations in f64 (both
+//! passes, without and with the teacher), a tied Y following W, its `[burst]` checks and
+//! defaults, and a run that resumes byte for byte in a version-4 checkpoint.
 
 // Index loops mirror the equations' subscripts (W[i][j], Y[k][i]).
 #![allow(clippy::needless_range_loop)]
 
 mod common;
 
-use apical::io::checkpoint::{Checkpoint, FORMAT_VERSION};
+use apical::io::checkpoint::{Checkpoint, FORMAT_VERSION, PLAIN_VERSION};
 use apical::model::config::ModelConfig;
 use apical::sim::network::Network;
 use apical::sim::observer::NoObserver;
 use apical::sim::rules::burstccn::{
     apical_potential, burst_error, hidden_burst_probability, output_burst_probability,
 };
+use apical::sim::rules::burstprop::burst_feedback;
 use common::{apical, data_dir, s, toy_rate_model, TOY_IMAGE, TOY_LABEL};
 use std::fs;
 
@@ -108,6 +112,58 @@ fn to_paper(net: &Network) -> Vec<Paper> {
         .collect()
 }
 
+/// The paper's forward pass of the toy image: e_m = sigma(W' e_{m-1} + b'), e_{-1} =
+/// pixels / 255; `e[m + 1]` is layer m's event rate.
+fn paper_events(before: &[Paper]) -> Vec<Vec<f64>> {
+    let x: Vec<f64> = TOY_IMAGE.iter().map(|&v| v as f64 / 255.0).collect();
+    let mut e = vec![x];
+    for l in before {
+        let below = e.last().unwrap();
+        let next: Vec<f64> = (0..l.b.len())
+            .map(|i| sig(l.b[i] + (0..below.len()).map(|j| l.w[i][j] * below[j]).sum::<f64>()))
+            .collect();
+        e.push(next);
+    }
+    e
+}
+
+/// The toy label's one-hot target y.
+fn toy_teacher() -> Vec<f64> {
+    (0..10)
+        .map(|i| (i == TOY_LABEL as usize) as u8 as f64)
+        .collect()
+}
+
+/// W' <- W' - eta delta e_below^T and b' <- b' - eta delta (eqs. 11.7, 12.6) hold for
+/// every weight of `after` to 2e-5 relative; more than 20 weights moved.
+fn assert_forward_update(
+    before: &[Paper],
+    after: &[Paper],
+    e: &[Vec<f64>],
+    delta: &[Vec<f64>],
+    eta: f64,
+) {
+    let mut compared = 0;
+    for m in 0..before.len() {
+        for i in 0..before[m].b.len() {
+            for j in 0..before[m].w[i].len() {
+                let want = before[m].w[i][j] - eta * delta[m][i] * e[m][j];
+                let got = after[m].w[i][j];
+                assert!(
+                    (got - want).abs() < 2e-5 * want.abs().max(1.0),
+                    "W'[{m}][{i}][{j}]: {got} vs the paper's {want}"
+                );
+                if (want - before[m].w[i][j]).abs() > 1e-4 {
+                    compared += 1;
+                }
+            }
+            let want = before[m].b[i] - eta * delta[m][i];
+            assert!((after[m].b[i] - want).abs() < 2e-5, "b'[{m}][{i}]");
+        }
+    }
+    assert!(compared > 20, "only {compared} weights moved");
+}
+
 #[test]
 fn one_example_updates_w_y_and_q_as_the_paper_computes_them() {
     let (eta, eta_y, eta_q, beta, p_b) = (0.2f64, 0.05f64, 0.03f64, 4.0f64, 0.4f64);
@@ -122,21 +178,9 @@ fn one_example_updates_w_y_and_q_as_the_paper_computes_them() {
     trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
     let after = to_paper(&trained);
 
-    // The paper's forward pass: e_m = sigma(W' e_{m-1} + b'), e_{-1} = pixels / 255.
-    let x: Vec<f64> = TOY_IMAGE.iter().map(|&v| v as f64 / 255.0).collect();
-    let mut e = vec![x];
-    for l in &before {
-        let below = e.last().unwrap();
-        let next: Vec<f64> = (0..l.b.len())
-            .map(|i| sig(l.b[i] + (0..below.len()).map(|j| l.w[i][j] * below[j]).sum::<f64>()))
-            .collect();
-        e.push(next);
-    }
-    // e[m + 1] is layer m's event rate.
+    let e = paper_events(&before);
     let top = before.len() - 1;
-    let y_t: Vec<f64> = (0..10)
-        .map(|i| (i == TOY_LABEL as usize) as u8 as f64)
-        .collect();
+    let y_t = toy_teacher();
     let mut delta = vec![Vec::new(); before.len()];
     let mut p = vec![Vec::new(); before.len()];
     let mut apic = vec![Vec::new(); top];
@@ -165,25 +209,7 @@ fn one_example_updates_w_y_and_q_as_the_paper_computes_them() {
             .collect();
         delta[m] = (0..n).map(|i| -(p[m][i] - p_b) * em[i]).collect();
     }
-    let mut compared = 0;
-    for m in 0..before.len() {
-        for i in 0..before[m].b.len() {
-            for j in 0..before[m].w[i].len() {
-                let want = before[m].w[i][j] - eta * delta[m][i] * e[m][j];
-                let got = after[m].w[i][j];
-                assert!(
-                    (got - want).abs() < 2e-5 * want.abs().max(1.0),
-                    "W'[{m}][{i}][{j}]: {got} vs the paper's {want}"
-                );
-                if (want - before[m].w[i][j]).abs() > 1e-4 {
-                    compared += 1;
-                }
-            }
-            let want = before[m].b[i] - eta * delta[m][i];
-            assert!((after[m].b[i] - want).abs() < 2e-5, "b'[{m}][{i}]");
-        }
-    }
-    assert!(compared > 20, "only {compared} weights moved");
+    assert_forward_update(&before, &after, &e, &delta, eta);
     for m in 0..top {
         let n = net.params[m].n;
         let above = &e[m + 2];
@@ -429,6 +455,262 @@ fn the_two_initialisations_draw_what_they_say() {
             assert_eq!(*q, 0.5 * y);
         }
     }
+}
+
+// Burstprop (docs/model.md, section 12).
+
+/// The toy network of [`toy`] under Burstprop with `burst` as its `[burst]` table.
+fn toy_burstprop(burst: &str, eta: &str) -> ModelConfig {
+    toy_rate_model(
+        "burstprop",
+        "[4, 3]",
+        "next_layer",
+        eta,
+        &format!("[burst]\n{burst}"),
+    )
+}
+
+#[test]
+fn burstprop_burst_probabilities_follow_their_closed_forms() {
+    // Eq. 12.4 with the authors' plain sigmoid (beta = 1): p = 1 / (1 + exp(-a (1 - e))).
+    for (a, e) in [
+        (0.0f32, 0.3f32),
+        (2.0, 0.25),
+        (-1.5, 0.6),
+        (0.7, 1.0),
+        (30.0, 0.5),
+    ] {
+        let want = 1.0 / (1.0 + (-(a as f64) * (1.0 - e as f64)).exp());
+        let got = hidden_burst_probability(1.0, a, e);
+        assert!((got as f64 - want).abs() < 1e-7, "{a} {e}: {got} vs {want}");
+    }
+    // Eq. 12.3 by hand: 2 units above, 3 below: a_i = sum_k p_k e_k Y[k, i].
+    let y = [1.0, 0.0, -1.0, 0.5, 2.0, 0.0];
+    let mut a = [9.0f32; 3];
+    burst_feedback(&y, &[0.8, 0.5], &[0.5, 0.4], &mut a);
+    let want = [0.4 + 0.2 * 0.5, 0.2 * 2.0, -0.4];
+    for i in 0..3 {
+        assert!((a[i] as f64 - want[i]).abs() < 1e-6, "a[{i}] = {}", a[i]);
+    }
+    // Eq. 12.5: the same bursts with and without the teacher give no error; more bursts
+    // with it give a negative error (the weights grow).
+    assert_eq!(burst_error(0.35, 0.35, 0.8), 0.0);
+    assert!((burst_error(0.6, 0.4, 0.5) - (-0.1)).abs() < 1e-7);
+}
+
+#[test]
+fn one_burstprop_example_updates_w_as_the_paper_computes_it() {
+    let (eta, beta, p_b) = (0.2f64, 1.5f64, 0.3f64);
+    let cfg = toy_burstprop(
+        "p_baseline = 0.3\nbeta = 1.5\ny_scale = 0.8",
+        "[0.2, 0.2, 0.2]",
+    );
+    let net = Network::new(cfg, 11);
+    assert!(net.rule_params.is_empty(), "no matrices beyond W, b, Y");
+    let before = to_paper(&net);
+    let mut trained = net.clone();
+    trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    let after = to_paper(&trained);
+
+    let e = paper_events(&before);
+    let top = before.len() - 1;
+    let y_t = toy_teacher();
+    // Without the teacher the output bursts at p_b; with it at p_b ((y - e)(1 - e) + 1).
+    let eo = &e[top + 1];
+    let mut p_bar = vec![Vec::new(); before.len()];
+    let mut p = vec![Vec::new(); before.len()];
+    let mut delta = vec![Vec::new(); before.len()];
+    p_bar[top] = vec![p_b; 10];
+    p[top] = (0..10)
+        .map(|i| p_b * ((y_t[i] - eo[i]) * (1.0 - eo[i]) + 1.0))
+        .collect();
+    delta[top] = (0..10).map(|i| -(p[top][i] - p_b) * eo[i]).collect();
+    // Hidden layers, top down: both passes through the same Y.
+    for m in (0..top).rev() {
+        let (n, above) = (net.params[m].n, &e[m + 2]);
+        let y = &net.params[m].y;
+        let apical_of = |q: &[f64]| -> Vec<f64> {
+            (0..n)
+                .map(|i| {
+                    (0..above.len())
+                        .map(|k| q[k] * above[k] * y[k * n + i] as f64)
+                        .sum()
+                })
+                .collect()
+        };
+        let (a_bar, a) = (apical_of(&p_bar[m + 1]), apical_of(&p[m + 1]));
+        let em = &e[m + 1];
+        p_bar[m] = (0..n)
+            .map(|i| sig(beta * a_bar[i] * (1.0 - em[i])))
+            .collect();
+        p[m] = (0..n).map(|i| sig(beta * a[i] * (1.0 - em[i]))).collect();
+        delta[m] = (0..n).map(|i| -(p[m][i] - p_bar[m][i]) * em[i]).collect();
+        assert!(
+            delta[m].iter().any(|d| d.abs() > 1e-4),
+            "layer {m}'s error is not zero"
+        );
+    }
+    assert_forward_update(&before, &after, &e, &delta, eta);
+    for m in 0..top {
+        assert_eq!(trained.params[m].y, net.params[m].y, "Y[{m}] fixed");
+    }
+}
+
+#[test]
+fn a_tied_burstprop_y_follows_w() {
+    let mut net = Network::new(
+        toy_burstprop("y_mode = \"tied\"\ny_scale = 0.5", "[0.5, 0.5, 0.5]"),
+        3,
+    );
+    net.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    let paper = to_paper(&net);
+    for m in 0..2 {
+        let n = net.params[m].n;
+        for (k, row) in paper[m + 1].w.iter().enumerate() {
+            for (i, &w) in row.iter().enumerate() {
+                let y = net.params[m].y[k * n + i] as f64;
+                assert!(
+                    (y - 0.5 * w).abs() < 1e-6,
+                    "Y[{m}][{k}][{i}] = {y}, W' = {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn burstprop_model_checks_refuse_burstccn_fields_and_fill_its_defaults() {
+    let bad = |text: &str| {
+        ModelConfig::from_toml_str(text, "m.toml")
+            .expect_err(text)
+            .to_string()
+    };
+    let mut cfg = toy_burstprop("", "[0.1, 0.1, 0.1]");
+    cfg.burst = None;
+    let base = cfg.to_toml_string();
+    let with = |extra: &str| format!("{base}\n[burst]\n{extra}\n");
+    for field in [
+        "q_mode = \"tied\"",
+        "q_scale = 1.0",
+        "eta_q = 0.001",
+        "eta_y = 0.01",
+    ] {
+        let e = bad(&with(field));
+        let name = field.split(' ').next().unwrap();
+        assert!(
+            e.contains(&format!("burst.{name}")) && e.contains("burstccn"),
+            "{e}"
+        );
+    }
+    let e = bad(&with("p_baseline = nan"));
+    assert!(e.contains("burst.p_baseline"), "{e}");
+    let e = bad(&with("beta = -1"));
+    assert!(e.contains("burst.beta"), "{e}");
+    let e = bad(&with("y_scale = inf"));
+    assert!(e.contains("burst.y_scale"), "{e}");
+    let e = bad(&base.replace("mode = \"rate\"", "mode = \"spiking\""));
+    assert!(
+        e.contains("learning.rule") && e.contains("burstprop") && e.contains("rate"),
+        "{e}"
+    );
+    let e = bad(&base.replace("\"next_layer\"", "\"broadcast\""));
+    assert!(
+        e.contains("network.feedback") && e.contains("burstprop"),
+        "{e}"
+    );
+    let e = bad(&with("p_baseline = 0.2").replace("rule = \"burstprop\"", "rule = \"guerguiev\""));
+    assert!(e.contains("`burst`") && e.contains("guerguiev"), "{e}");
+    // An empty table takes Burstprop's defaults (the authors' Burstprop trainer's), written
+    // out with the model; BurstCCN's empty table writes out BurstCCN's, Q's included, as
+    // before Burstprop shared the table.
+    let filled = ModelConfig::from_toml_str(&with(""), "m.toml").unwrap();
+    let b = filled.burst.as_ref().unwrap();
+    assert_eq!(
+        (b.p_baseline, b.beta, b.y_scale, b.q_mode, b.q_scale),
+        (Some(0.2), Some(1.0), Some(1.0), None, None)
+    );
+    let text = filled.to_toml_string();
+    assert!(
+        text.contains("p_baseline = 0.2") && !text.contains("q_mode"),
+        "{text}"
+    );
+    let ccn = toy("", "[0.1, 0.1, 0.1]").to_toml_string();
+    for line in [
+        "p_baseline = 0.5",
+        "beta = 4.0",
+        "y_scale = 0.5",
+        "q_mode = \"symmetric\"",
+        "q_scale = 1.0",
+    ] {
+        assert!(ccn.contains(line), "{line} missing from\n{ccn}");
+    }
+    // The defaults without a table are the same as with an empty one.
+    let none = Network::new(cfg, 4);
+    let empty = Network::new(filled, 4);
+    assert_eq!(none.params[0].y, empty.params[0].y);
+}
+
+/// Two epochs straight and one epoch plus a resumed one give the same checkpoint bytes, in
+/// the plain format (version 4: Burstprop keeps nothing beyond W, b and Y).
+#[test]
+fn a_burstprop_run_resumes_byte_for_byte_in_a_plain_checkpoint() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("b.toml");
+    let mut cfg = toy_burstprop("", "[0.3, 0.3, 0.3]");
+    cfg.network.n_in = 784;
+    cfg.network.hidden = vec![20, 10];
+    fs::write(&model, cfg.to_toml_string()).unwrap();
+    let run = |args: &[&str]| {
+        let o = apical().args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let train = |out: &std::path::Path, epochs: &str| {
+        run(&[
+            "train",
+            s(&model),
+            "--data",
+            s(&data),
+            "--train-examples",
+            "300",
+            "--test-examples",
+            "100",
+            "--epochs",
+            epochs,
+            "--out",
+            s(out),
+            "--quiet",
+        ])
+    };
+    let straight = tmp.path().join("straight");
+    train(&straight, "2");
+    let split = tmp.path().join("split");
+    train(&split, "1");
+    run(&[
+        "train",
+        "--resume",
+        s(&split),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--data",
+        s(&data),
+    ]);
+    let a = fs::read(straight.join("checkpoint-epoch-2.bin")).unwrap();
+    let b = fs::read(split.join("checkpoint-epoch-2.bin")).unwrap();
+    assert!(a == b, "resumed checkpoint differs from the straight run's");
+    assert_eq!(
+        u32::from_le_bytes(a[8..12].try_into().unwrap()),
+        PLAIN_VERSION
+    );
+    let path = straight.join("checkpoint-epoch-2.bin");
+    let ck = Checkpoint::from_bytes(&a, &path).expect("loads");
+    ck.check(&path).expect("consistent");
+    assert!(ck.rule_params.is_empty());
+    let first = Checkpoint::load(&straight.join("checkpoint-epoch-1.bin")).unwrap();
+    assert_ne!(first.params[0].w, ck.params[0].w, "W learned in epoch 2");
 }
 
 /// Spiking BurstCCN (docs/model.md, section 11, "Spiking mode"): a short run of a

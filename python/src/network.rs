@@ -442,7 +442,8 @@ impl Network {
     }
 
     /// The learning rule the network trains with (`[learning] rule`: "guerguiev",
-    /// "backprop", "feedback-alignment" or "burstccn"; docs/model.md, sections 10-11).
+    /// "backprop", "feedback-alignment", "burstccn" or "burstprop"; docs/model.md, sections
+    /// 10-12).
     #[getter]
     fn rule(&self) -> &'static str {
         self.step.net.model.rule.name()
@@ -450,7 +451,8 @@ impl Network {
 
     /// A learned or fixed matrix of the network by name: "weights" (W), "biases" (b, as a
     /// (n, 1) array), "feedback" (Y: the segregated-dendrite rule's feedback weights, and
-    /// feedback alignment's fixed matrix B; BurstCCN's burst feedback Y), "apical_bias" (c,
+    /// feedback alignment's fixed matrix B; BurstCCN's and Burstprop's burst feedback Y),
+    /// "apical_bias" (c,
     /// (n, 1); (n, 0) where the layer has none) or "event_feedback" (BurstCCN's Q, hidden
     /// layers only), of weight layer `layer`. The names a rule's state goes by, whatever
     /// the rule.

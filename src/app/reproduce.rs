@@ -216,6 +216,22 @@ pub(crate) const EXPERIMENTS: &[Experiment] = &[
         paper: "Greedy et al. 2022 (ablation); no number taken from it",
         paper_error: None,
     },
+    Experiment {
+        name: "burstprop-1h-rate",
+        model_toml: include_str!("../../models/burstprop-1h-rate.toml"),
+        what: "784-500-10 rate network, Burstprop (docs/model.md, section 12)",
+        figure: "rules",
+        paper: "not in Payeur et al. 2021 or Greedy et al. 2022 (their MNIST network is 784-500-500-500-10)",
+        paper_error: None,
+    },
+    Experiment {
+        name: "burstprop-5l-rate",
+        model_toml: include_str!("../../models/burstprop-5l-rate.toml"),
+        what: "784-500-500-500-10 rate network, Burstprop (docs/model.md, section 12)",
+        figure: "Greedy et al. 2022, MNIST",
+        paper: "1.75 ± 0.01 % (Greedy et al. 2022's Burstprop, 5 seeds; minibatches of 32, fixed random Y)",
+        paper_error: Some(1.75),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,10 @@
-//! The `[burst]` table of a model file: the settings of the burst-dependent rule BurstCCN
-//! (Greedy, Zhu, Pemberton, Mellor & Costa, NeurIPS 2022; docs/model.md, section 11), read
-//! only when `learning.rule = "burstccn"`.
+//! The `[burst]` table of a model file: the settings of the burst-dependent rules BurstCCN
+//! (Greedy, Zhu, Pemberton, Mellor & Costa, NeurIPS 2022; docs/model.md, section 11) and
+//! Burstprop (Payeur, Guerguiev, Zenke, Richards & Naud, Nat. Neurosci. 2021; section 12),
+//! read only when `learning.rule` is one of them.
 
 use crate::model::checker::{Checker, ConfigError};
+use crate::model::rule::LearningRule;
 use serde::{Deserialize, Serialize};
 
 /// How the burst feedback weights Y start and whether they follow W (docs/model.md, eq. 11.9).
@@ -41,32 +43,38 @@ pub enum BurstInit {
     Guerguiev,
 }
 
-/// `[burst]`: BurstCCN's settings (docs/model.md, section 11). Learning rates are in the
-/// paper's units (event rates in [0, 1], pixels in [0, 1]).
+/// `[burst]`: the settings of the burst rules (docs/model.md, sections 11 and 12). Learning
+/// rates are in the paper's units (event rates in [0, 1], pixels in [0, 1]). The fields
+/// whose default depends on the rule are `Option`s here, filled with the rule's default
+/// when the model is read (`BurstConfig::fill_defaults`), so that the model as written out
+/// names every value it ran with; the rules read [`BurstSettings`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BurstConfig {
-    /// Baseline burst probability p_b (eq. 11.2).
-    #[serde(default = "d_p_baseline")]
-    pub p_baseline: f64,
-    /// Slope beta of the burst probability's sigmoid in the apical potential (eq. 11.5).
-    #[serde(default = "d_beta")]
-    pub beta: f64,
+    /// Baseline burst probability p_b (eqs. 11.2, 12.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_baseline: Option<f64>,
+    /// Slope beta of the burst probability's sigmoid in the apical potential (eqs. 11.5,
+    /// 12.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
     #[serde(default = "d_y_mode")]
     pub y_mode: YMode,
     /// sd of a random Y, or the factor of a symmetric or tied Y.
-    #[serde(default = "d_y_scale")]
-    pub y_scale: f64,
-    /// Learning rate of Y (eq. 11.11); 0 keeps Y fixed. Not read with `y_mode = "tied"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y_scale: Option<f64>,
+    /// Learning rate of Y (eq. 11.11); 0 keeps Y fixed. Not read with `y_mode = "tied"`;
+    /// BurstCCN only.
     #[serde(default)]
     pub eta_y: f64,
-    #[serde(default = "d_q_mode")]
-    pub q_mode: QMode,
-    /// sd of a random Q, or the factor of a symmetric Q.
-    #[serde(default = "d_q_scale")]
-    pub q_scale: f64,
+    /// BurstCCN only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_mode: Option<QMode>,
+    /// sd of a random Q, or the factor of a symmetric Q; BurstCCN only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_scale: Option<f64>,
     /// Learning rate of Q (eq. 11.12); 0 keeps Q fixed. Not read with `q_mode = "tied"`;
-    /// unset: 0.000731, the authors' notebook's ([`BurstConfig::eta_q`]).
+    /// unset: 0.000731, the authors' notebook's. BurstCCN only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_q: Option<f64>,
     #[serde(default = "d_init")]
@@ -76,7 +84,7 @@ pub struct BurstConfig {
     pub init_gain: f64,
     /// Spiking networks only: time constant, ms, of the burst and event traces that carry
     /// the layer above's spikes to a hidden layer's apical potential (eq. 11.13); unset: 10
-    /// ms, the membrane's tau_L ([`BurstConfig::trace_tau`]).
+    /// ms, the membrane's tau_L.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_tau: Option<f64>,
 }
@@ -84,13 +92,13 @@ pub struct BurstConfig {
 impl Default for BurstConfig {
     fn default() -> Self {
         BurstConfig {
-            p_baseline: d_p_baseline(),
-            beta: d_beta(),
+            p_baseline: None,
+            beta: None,
             y_mode: d_y_mode(),
-            y_scale: d_y_scale(),
+            y_scale: None,
             eta_y: 0.0,
-            q_mode: d_q_mode(),
-            q_scale: d_q_scale(),
+            q_mode: None,
+            q_scale: None,
             eta_q: None,
             init: d_init(),
             init_gain: d_init_gain(),
@@ -99,25 +107,39 @@ impl Default for BurstConfig {
     }
 }
 
-// The defaults are those of the authors' MNIST notebook (neuralml/BurstCCN, "Training
-// BurstCCN on MNIST"): p_b = 0.5, fixed random Y of sd 0.5, Q symmetric and learned.
-fn d_p_baseline() -> f64 {
-    0.5
+/// The `[burst]` settings a rule runs with: the model file's, else the rule's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BurstSettings {
+    pub p_baseline: f64,
+    pub beta: f64,
+    pub y_mode: YMode,
+    pub y_scale: f64,
+    pub eta_y: f64,
+    pub q_mode: QMode,
+    pub q_scale: f64,
+    /// Learning rate of Q: the model file's, else 0.000731 (0 when Q is tied to Y).
+    pub eta_q: f64,
+    pub init: BurstInit,
+    pub init_gain: f64,
+    /// Time constant (ms) of the apical traces of a spiking network: the model file's, else 10.
+    pub trace_tau: f64,
 }
-fn d_beta() -> f64 {
-    4.0
+
+/// The defaults that differ between the burst rules: (p_baseline, beta, y_scale).
+/// BurstCCN: the authors' MNIST notebook (neuralml/BurstCCN, "Training BurstCCN on MNIST"):
+/// p_b = 0.5, beta = 4, fixed random Y of sd 0.5. Burstprop: the defaults of the same
+/// repository's Burstprop trainer (`BurstPropTrainer`): p_b = 0.2, the plain sigmoid of the
+/// apical input (beta = 1), fixed random Y of sd 1.
+fn rule_defaults(rule: LearningRule) -> (f64, f64, f64) {
+    match rule {
+        LearningRule::Burstprop => (0.2, 1.0, 1.0),
+        _ => (0.5, 4.0, 0.5),
+    }
 }
+
+// The defaults both rules share (the authors' code for both: neuralml/BurstCCN).
 fn d_y_mode() -> YMode {
     YMode::Random
-}
-fn d_y_scale() -> f64 {
-    0.5
-}
-fn d_q_mode() -> QMode {
-    QMode::Symmetric
-}
-fn d_q_scale() -> f64 {
-    1.0
 }
 fn d_init() -> BurstInit {
     BurstInit::Xavier
@@ -127,35 +149,81 @@ fn d_init_gain() -> f64 {
 }
 
 impl BurstConfig {
-    /// The learning rate of Q: the model file's, else 0.000731 (0 when Q is tied to Y).
-    pub fn eta_q(&self) -> f64 {
-        match (self.q_mode, self.eta_q) {
-            (QMode::Tied, _) => 0.0,
-            (_, Some(e)) => e,
-            (_, None) => 0.000731,
+    /// Sets the unset fields whose default depends on the rule to `rule`'s default (the
+    /// fields of BurstCCN only stay unset under Burstprop, where they are refused).
+    pub(crate) fn fill_defaults(&mut self, rule: LearningRule) {
+        let (p_b, beta, y_scale) = rule_defaults(rule);
+        self.p_baseline.get_or_insert(p_b);
+        self.beta.get_or_insert(beta);
+        self.y_scale.get_or_insert(y_scale);
+        if rule == LearningRule::Burstccn {
+            self.q_mode.get_or_insert(QMode::Symmetric);
+            self.q_scale.get_or_insert(1.0);
         }
     }
 
-    /// The time constant (ms) of the apical burst and event traces of a spiking network:
-    /// the model file's, else 10.
-    pub fn trace_tau(&self) -> f64 {
-        self.trace_tau.unwrap_or(10.0)
+    /// The settings `rule` runs with: the table's values, else the rule's defaults.
+    pub fn settings(&self, rule: LearningRule) -> BurstSettings {
+        let (p_b, beta, y_scale) = rule_defaults(rule);
+        let q_mode = self.q_mode.unwrap_or(QMode::Symmetric);
+        let eta_q = match (q_mode, self.eta_q) {
+            (QMode::Tied, _) => 0.0,
+            (_, Some(e)) => e,
+            (_, None) => 0.000731,
+        };
+        BurstSettings {
+            p_baseline: self.p_baseline.unwrap_or(p_b),
+            beta: self.beta.unwrap_or(beta),
+            y_mode: self.y_mode,
+            y_scale: self.y_scale.unwrap_or(y_scale),
+            eta_y: self.eta_y,
+            q_mode,
+            q_scale: self.q_scale.unwrap_or(1.0),
+            eta_q,
+            init: self.init,
+            init_gain: self.init_gain,
+            trace_tau: self.trace_tau.unwrap_or(10.0),
+        }
     }
 
-    /// Ranges of every field, each error naming `burst.<field>`; `spiking`: whether the
-    /// network spikes (`trace_tau` is read only then).
-    pub(crate) fn check(&self, ck: &Checker<'_>, spiking: bool) -> Result<(), ConfigError> {
-        let p = self.p_baseline;
+    /// Ranges of every field under `rule`, each error naming `burst.<field>`; under
+    /// Burstprop the fields of BurstCCN only (Q, and Y's learning) are refused.
+    /// `spiking`: whether the network spikes (`trace_tau` is read only then).
+    pub(crate) fn check(
+        &self,
+        ck: &Checker<'_>,
+        rule: LearningRule,
+        spiking: bool,
+    ) -> Result<(), ConfigError> {
+        if rule == LearningRule::Burstprop {
+            let burstccn_only = [
+                ("burst.q_mode", self.q_mode.is_some()),
+                ("burst.q_scale", self.q_scale.is_some()),
+                ("burst.eta_q", self.eta_q.is_some()),
+                ("burst.eta_y", self.eta_y != 0.0),
+            ];
+            if let Some((field, _)) = burstccn_only.iter().find(|(_, set)| *set) {
+                return Err(ck.bad(
+                    field,
+                    "is read only by learning.rule = \"burstccn\" (Burstprop has no event \
+                     feedback Q, and its Y stays as y_mode sets it); remove it or choose \
+                     rule = \"burstccn\""
+                        .into(),
+                ));
+            }
+        }
+        let b = self.settings(rule);
+        let p = b.p_baseline;
         if !(p.is_finite() && p > 0.0 && p < 1.0) {
             return Err(ck.bad(
                 "burst.p_baseline",
                 format!("must lie strictly between 0 and 1 (a probability), got {p}"),
             ));
         }
-        ck.positive("burst.beta", self.beta)?;
-        ck.nonneg("burst.y_scale", self.y_scale)?;
+        ck.positive("burst.beta", b.beta)?;
+        ck.nonneg("burst.y_scale", b.y_scale)?;
         ck.nonneg("burst.eta_y", self.eta_y)?;
-        ck.nonneg("burst.q_scale", self.q_scale)?;
+        ck.nonneg("burst.q_scale", b.q_scale)?;
         if let Some(e) = self.eta_q {
             ck.nonneg("burst.eta_q", e)?;
         }
@@ -179,7 +247,7 @@ impl BurstConfig {
                     .into(),
             ));
         }
-        if self.q_mode == QMode::Tied && self.eta_q.is_some() {
+        if self.q_mode == Some(QMode::Tied) && self.eta_q.is_some() {
             return Err(ck.bad(
                 "burst.eta_q",
                 "is not read with q_mode = \"tied\" (Q = p_baseline Y after every update); \

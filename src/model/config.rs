@@ -119,8 +119,9 @@ pub struct ModelConfig {
     #[serde(default)]
     pub phases: PhaseConfig,
     pub learning: LearningConfig,
-    /// `[burst]`: BurstCCN's settings (docs/model.md, section 11); only with
-    /// `learning.rule = "burstccn"`, which uses their defaults when the table is absent.
+    /// `[burst]`: the burst rules' settings (docs/model.md, sections 11 and 12); only with
+    /// `learning.rule = "burstccn"` or `"burstprop"`, which use their defaults when the
+    /// table is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<BurstConfig>,
     #[serde(default)]
@@ -460,10 +461,14 @@ pub(crate) fn short_num(x: f64) -> String {
 impl ModelConfig {
     /// Parses and validates a model file's text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let cfg: ModelConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: ModelConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        let rule = cfg.learning.rule;
+        if let Some(b) = cfg.burst.as_mut() {
+            b.fill_defaults(rule);
+        }
         cfg.validate(origin)?;
         Ok(cfg)
     }
@@ -835,15 +840,13 @@ impl ModelConfig {
         let l = &self.learning;
         let rule = l.rule;
         match (&self.burst, rule) {
-            (Some(b), LearningRule::Burstccn) => {
-                b.check(ck, self.neuron.mode != NeuronMode::Rate)?
-            }
+            (Some(b), r) if r.is_burst() => b.check(ck, r, self.neuron.mode != NeuronMode::Rate)?,
             (Some(_), _) => {
                 return Err(ck.bad(
                     "burst",
                     format!(
-                        "is read only by learning.rule = \"burstccn\", not \"{}\"; remove the \
-                         [burst] table or choose rule = \"burstccn\"",
+                        "is read only by learning.rule = \"burstccn\" or \"burstprop\", not \
+                         \"{}\"; remove the [burst] table or choose a burst rule",
                         rule.name()
                     ),
                 ))
@@ -901,7 +904,7 @@ impl ModelConfig {
                 "it has no symmetric feedback".into(),
             ));
         }
-        if rule == LearningRule::Burstccn {
+        if rule.is_burst() {
             if l.feedback_sparsity != 0.0 {
                 return Err(not_read(
                     "learning.feedback_sparsity",
@@ -911,10 +914,11 @@ impl ModelConfig {
             if self.network.hidden.len() > 1 && self.network.feedback != FeedbackSource::NextLayer {
                 return Err(ck.bad(
                     "network.feedback",
-                    "must be \"next_layer\" for learning.rule = \"burstccn\" with more than one \
-                     hidden layer (each layer's apical dendrites receive the bursts and events \
-                     of the layer above)"
-                        .into(),
+                    format!(
+                        "must be \"next_layer\" for learning.rule = \"{name}\" with more than \
+                         one hidden layer (each layer's apical dendrites receive the bursts of \
+                         the layer above)"
+                    ),
                 ));
             }
         }

@@ -1,5 +1,5 @@
-//! The learning rule a model file names (`[learning] rule`; docs/model.md, sections 6, 10
-//! and 11): the schema's side of the rules, whose code is in `sim/rules/`.
+//! The learning rule a model file names (`[learning] rule`; docs/model.md, sections 6, 10,
+//! 11 and 12): the schema's side of the rules, whose code is in `sim/rules/`.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,10 @@ pub enum LearningRule {
     /// (bursts through Y minus events through Q) sets each unit's burst probability, and
     /// weights follow bursts minus their baseline (section 11). Rate mode only.
     Burstccn,
+    /// Burstprop (Payeur et al. 2021), in the discrete-time form of the authors' code: the
+    /// same burst probabilities without Q, and weights following the bursts with the
+    /// teacher minus the bursts without it (section 12). Rate mode only.
+    Burstprop,
 }
 
 impl LearningRule {
@@ -35,7 +39,14 @@ impl LearningRule {
             LearningRule::Backprop => "backprop",
             LearningRule::FeedbackAlignment => "feedback-alignment",
             LearningRule::Burstccn => "burstccn",
+            LearningRule::Burstprop => "burstprop",
         }
+    }
+
+    /// Whether the rule is one of the burst rules (sections 11 and 12): it reads `[burst]`
+    /// and computes its own apical potentials when it learns.
+    pub fn is_burst(&self) -> bool {
+        matches!(self, LearningRule::Burstccn | LearningRule::Burstprop)
     }
 
     /// Whether the rule runs a target phase (the segregated-dendrite rule) or learns from

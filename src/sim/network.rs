@@ -155,6 +155,12 @@ impl Network {
                 ),
                 l_f,
             ),
+            LearningRule::Burstprop => (
+                rules::burstprop::train_example(
+                    model, params, state, image, label, l_f, &exec, obs,
+                ),
+                l_f,
+            ),
         };
         if let Some(t0) = started {
             self.pace
@@ -179,6 +185,7 @@ impl Network {
             LearningRule::Burstccn => {
                 rules::burstccn::learn(model, params, &mut self.rule_params, state, &exec)
             }
+            LearningRule::Burstprop => rules::burstprop::learn(model, params, state, &exec),
         }
     }
 

@@ -17,7 +17,7 @@
 //!
 //! Nothing is random: the input is its rates, and no neuron draws spikes.
 
-use crate::model::config::{FeedbackSource, LearningRule};
+use crate::model::config::FeedbackSource;
 use crate::model::params::LayerParams;
 use crate::model::rate;
 use crate::sim::compiled::Model;
@@ -84,9 +84,9 @@ fn sweep(
     let m_layers = params.len();
     let broadcast = model.cfg.network.feedback == FeedbackSource::Broadcast;
     let learn_window = phase == Phase::Forward && in_window;
-    // BurstCCN's apical potential is its own (docs/model.md, eq. 11.4, computed when it
-    // learns); eq. 9.3's A = Y r_fb is not read by it and not computed.
-    let apical_input = model.rule != LearningRule::Burstccn;
+    // The burst rules' apical potentials are their own (docs/model.md, eqs. 11.4 and 12.3,
+    // computed when they learn); eq. 9.3's A = Y r_fb is not read by them and not computed.
+    let apical_input = !model.rule.is_burst();
     let NetState {
         input,
         layers,

@@ -137,18 +137,23 @@ fn block_stream(seed: u64, purpose: Purpose, key: &[u64], layer: usize, block: u
     stream(seed, purpose, &k)
 }
 
-/// BurstCCN's per-layer values of the last example's learning step (docs/model.md, eqs.
-/// 11.1-11.6 and, on spiking networks, 11.13-11.15), in the paper's units. Kept between
-/// examples only to avoid allocating; never saved.
+/// The burst rules' per-layer values of the last example's learning step (docs/model.md,
+/// eqs. 11.1-11.6 and 12.1-12.5, and on spiking networks 11.13-11.15), in the paper's
+/// units. Kept between examples only to avoid allocating; never saved.
 #[derive(Clone, Debug, Default)]
 pub struct BurstScratch {
-    /// Event rates e_m (eq. 11.1).
+    /// Event rates e_m (eqs. 11.1, 12.1).
     pub e: Vec<Vec<f32>>,
-    /// Burst probabilities p_m (eqs. 11.2, 11.5); on spiking networks the output layer's only.
+    /// Burst probabilities p_m (eqs. 11.2, 11.5; Burstprop's with the teacher, 12.2, 12.4);
+    /// on spiking networks the output layer's only.
     pub p: Vec<Vec<f32>>,
-    /// Apical potentials a_m of the hidden layers (eq. 11.4, or on spiking networks the
-    /// window mean of eq. 11.13; empty for the output layer).
+    /// Apical potentials a_m of the hidden layers (eqs. 11.4, 12.3 with the teacher, or on
+    /// spiking networks the window mean of eq. 11.13; empty for the output layer).
     pub apical: Vec<Vec<f32>>,
+    /// Burstprop's burst probabilities without the teacher, pbar_m (eqs. 12.2, 12.4).
+    pub p_base: Vec<Vec<f32>>,
+    /// Burstprop's apical potentials without the teacher, abar_m (eq. 12.3).
+    pub apical_base: Vec<Vec<f32>>,
     /// Spiking networks: every layer's spikes of each step of the last phase.
     pub log: Vec<EventSeq>,
     /// Spiking networks: whether each spike of `log` was a burst (eq. 11.14), in its order.
@@ -170,6 +175,7 @@ impl BurstScratch {
             let zeros = |n: usize| vec![0.0f32; n];
             self.e = sizes.iter().map(|&n| zeros(n)).collect();
             self.p = sizes.iter().map(|&n| zeros(n)).collect();
+            self.p_base = self.p.clone();
             let last = sizes.len() - 1;
             let hidden = |m: usize, n: usize| if m < last { n } else { 0 };
             self.apical = sizes
@@ -184,6 +190,7 @@ impl BurstScratch {
             self.bursts = self.events.clone();
             self.epoch_events = vec![0; sizes.len()];
             self.epoch_bursts = vec![0; sizes.len()];
+            self.apical_base = self.apical.clone();
         }
     }
 

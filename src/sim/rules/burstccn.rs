@@ -11,11 +11,12 @@
 //! units (e = sigma(Cbar), learning rates as the paper's) and converts the weight steps.
 
 use crate::base::rng::Rng;
-use crate::model::burst::{BurstConfig, BurstInit, QMode, YMode};
+use crate::model::burst::{BurstInit, BurstSettings, QMode, YMode};
 use crate::model::config::{NeuronMode, PspKernel};
 use crate::model::learning;
 use crate::model::neuron::sigmoid;
 use crate::model::params::{LayerParams, RuleParams};
+use crate::model::synapse::PresynapticWindow;
 use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
 use crate::sim::observer::Observer;
@@ -24,9 +25,15 @@ use crate::sim::rules::{forward_phase, update_rows};
 use crate::sim::state::NetState;
 use rand_distr::{Distribution, Normal};
 
-/// The model's `[burst]` settings (their defaults when the table is absent).
-pub(crate) fn settings(model: &Model) -> BurstConfig {
-    model.cfg.burst.clone().unwrap_or_default()
+/// The model's `[burst]` settings under its rule (the rule's defaults when the table is
+/// absent); Burstprop reads them too.
+pub(crate) fn settings(model: &Model) -> BurstSettings {
+    model
+        .cfg
+        .burst
+        .clone()
+        .unwrap_or_default()
+        .settings(model.rule)
 }
 
 /// One training example: one phase of `l_f` steps with the teacher set (the output's
@@ -95,11 +102,12 @@ pub fn hidden_burst_probability(beta: f32, a: f32, e: f32) -> f32 {
     sigmoid(beta * a * (1.0 - e))
 }
 
-/// Eq. 11.6: the unit's error, bursts minus their baseline with the sign of a gradient:
-/// delta = -(p - p_b) e.
+/// Eq. 11.6 (12.5): the unit's error, bursts minus their expected number with the sign of a
+/// gradient: delta = -(p - p_ref) e, where p_ref is the burst probability without the
+/// teacher's signal (BurstCCN: the baseline p_b; Burstprop: the teacher-free pass's pbar).
 #[inline]
-pub fn burst_error(p: f32, p_b: f32, e: f32) -> f32 {
-    -(p - p_b) * e
+pub fn burst_error(p: f32, p_ref: f32, e: f32) -> f32 {
+    -(p - p_ref) * e
 }
 
 /// Eq. 11.15: a spiking unit's error from its window counts, -(bursts - p_b events) times
@@ -107,17 +115,6 @@ pub fn burst_error(p: f32, p_b: f32, e: f32) -> f32 {
 #[inline]
 pub fn burst_error_counts(bursts: u32, events: u32, p_b: f32, norm: f32) -> f32 {
     -(bursts as f32 - p_b * events as f32) * norm
-}
-
-/// Eq. 11.1: every layer's event rate e = sigma(Cbar) from the forward window's means.
-pub(crate) fn event_rates(model: &Model, st: &mut NetState) {
-    let sc = &mut st.burst;
-    sc.fit(&model.topology.sizes);
-    for (e_m, l) in sc.e.iter_mut().zip(&st.layers) {
-        for (e, &c) in e_m.iter_mut().zip(&l.forward.c) {
-            *e = sigmoid(c);
-        }
-    }
 }
 
 /// Eq. 11.4: a_i = sum_k (p_k e_k) Y[k, i] - sum_k e_k Q[k, i] over the units k of the layer
@@ -131,6 +128,51 @@ pub fn apical_potential(y: &[f32], q: &[f32], p_above: &[f32], e_above: &[f32], 
         for ((ai, &yi), &qi) in a.iter_mut().zip(yk).zip(qk) {
             *ai += burst * yi - ek * qi;
         }
+    }
+}
+
+/// Eq. 11.1 (12.1): every layer's event rate e = sigma(Cbar) = sigma(W' e_below + b') from
+/// the last phase's somatic window means, into the burst scratch (sized here).
+pub(crate) fn event_rates(model: &Model, st: &mut NetState) {
+    let sc = &mut st.burst;
+    sc.fit(&model.topology.sizes);
+    for (e, layer) in sc.e.iter_mut().zip(&st.layers) {
+        for (e, &c) in e.iter_mut().zip(&layer.forward.c) {
+            *e = sigmoid(c);
+        }
+    }
+}
+
+/// Eq. 11.7 (12.6): W' <- W' - eta delta e_below^T, b' <- b' - eta delta for every layer
+/// (hidden layers only with `hidden_learning`), in the network's units:
+/// W <- W - eta / (k lambda^2) delta r_below^T, b <- b - (eta / k) delta (r_below the
+/// presynaptic window means, lambda e_below in the mean; lambda: [`lambda_eff`]).
+pub(crate) fn update_forward(
+    model: &Model,
+    params: &mut [LayerParams],
+    errors: &[Vec<f32>],
+    presyn: &[PresynapticWindow],
+    exec: &Exec,
+) {
+    let d = &model.dynamics;
+    let lambda = lambda_eff(model);
+    let cfg = &model.cfg;
+    let top = params.len() - 1;
+    for m in (0..params.len()).rev() {
+        if m < top && !cfg.learning.hidden_learning {
+            continue;
+        }
+        let k = if m == top { d.k_d } else { d.k_b };
+        let eta = cfg.learning.eta[m] as f32;
+        let threads = exec.parallel(params[m].n).threads;
+        update_rows(
+            threads,
+            &mut params[m],
+            &errors[m],
+            &presyn[m].mean,
+            eta / (k * lambda * lambda),
+        );
+        learning::update_bias(&mut params[m].b, &errors[m], eta / k);
     }
 }
 
@@ -192,33 +234,10 @@ pub(crate) fn apply_updates(
     exec: &Exec,
 ) {
     let b = settings(model);
-    let d = &model.dynamics;
-    let m_layers = params.len();
-    let top = m_layers - 1;
     let sc = &st.burst;
-    // Eq. 11.7: W' <- W' - eta delta e_below^T, b' <- b' - eta delta, in the network's
-    // units: W <- W - eta / (k lambda^2) delta r_below^T, b <- b - (eta / k) delta (r_below
-    // the presynaptic window means, lambda e_below in the mean; lambda: [`lambda_eff`]).
-    let lambda = lambda_eff(model);
-    let cfg = &model.cfg;
-    for m in (0..m_layers).rev() {
-        if m < top && !cfg.learning.hidden_learning {
-            continue;
-        }
-        let k = if m == top { d.k_d } else { d.k_b };
-        let eta = cfg.learning.eta[m] as f32;
-        let threads = exec.parallel(params[m].n).threads;
-        update_rows(
-            threads,
-            &mut params[m],
-            &st.errors[m],
-            &st.presyn[m].mean,
-            eta / (k * lambda * lambda),
-        );
-        learning::update_bias(&mut params[m].b, &st.errors[m], eta / k);
-    }
+    update_forward(model, params, &st.errors, &st.presyn, exec);
     // Eqs. 11.11-11.12: Y <- Y - eta_Y e_above a^T, Q <- Q + eta_Q e_above a^T.
-    let (eta_y, eta_q) = (b.eta_y as f32, b.eta_q() as f32);
+    let (eta_y, eta_q) = (b.eta_y as f32, b.eta_q as f32);
     for (m, (p, q)) in params.iter_mut().zip(rule.q.iter_mut()).enumerate() {
         let n = p.n;
         let a = &sc.apical[m];
@@ -236,19 +255,27 @@ pub(crate) fn apply_updates(
 
 /// Eqs. 11.9-11.10 for tied modes: Y_m = y_scale W'_{m+1}^T and Q_m = p_b Y_m, re-set after
 /// every update.
-fn tie(model: &Model, b: &BurstConfig, params: &mut [LayerParams], rule: &mut RuleParams) {
-    let top = params.len() - 1;
-    for m in 0..top {
-        if b.y_mode == YMode::Tied {
-            let (lo, hi) = params.split_at_mut(m + 1);
-            transpose_scaled(model, &hi[0], m + 1, b.y_scale as f32, &mut lo[m].y);
-        }
-        if b.q_mode == QMode::Tied {
-            let p_b = b.p_baseline as f32;
-            for (q, &y) in rule.q[m].iter_mut().zip(&params[m].y) {
+fn tie(model: &Model, b: &BurstSettings, params: &mut [LayerParams], rule: &mut RuleParams) {
+    tie_y(model, b, params);
+    if b.q_mode == QMode::Tied {
+        let p_b = b.p_baseline as f32;
+        for (q, p) in rule.q.iter_mut().zip(params.iter()) {
+            for (q, &y) in q.iter_mut().zip(&p.y) {
                 *q = p_b * y;
             }
         }
+    }
+}
+
+/// Eq. 11.9 (12.7) with `y_mode = "tied"`: Y_m = y_scale W'_{m+1}^T, re-set after every
+/// update (nothing otherwise).
+pub(crate) fn tie_y(model: &Model, b: &BurstSettings, params: &mut [LayerParams]) {
+    if b.y_mode != YMode::Tied {
+        return;
+    }
+    for m in 0..params.len() - 1 {
+        let (lo, hi) = params.split_at_mut(m + 1);
+        transpose_scaled(model, &hi[0], m + 1, b.y_scale as f32, &mut lo[m].y);
     }
 }
 
@@ -276,9 +303,40 @@ fn transpose_scaled(model: &Model, above: &LayerParams, m: usize, scale: f32, ou
 /// Draws from `rng` after section 7's initialisation, so a seed gives one network.
 pub(crate) fn init(model: &Model, params: &mut [LayerParams], rng: &mut Rng) -> RuleParams {
     let b = settings(model);
+    init_w_and_y(model, &b, params, rng);
+    let top = params.len() - 1;
+    let q = (0..top)
+        .map(|m| match b.q_mode {
+            QMode::Random => {
+                let dist = normal(b.q_scale);
+                (0..params[m].y.len())
+                    .map(|_| dist.sample(rng) as f32)
+                    .collect()
+            }
+            QMode::Symmetric | QMode::Tied => {
+                let f = (b.p_baseline * b.q_scale) as f32;
+                params[m].y.iter().map(|&y| f * y).collect()
+            }
+        })
+        .collect();
+    let mut rule = RuleParams { q };
+    tie(model, &b, params, &mut rule);
+    rule
+}
+
+fn normal(sd: f64) -> Normal<f64> {
+    Normal::new(0.0f64, sd).expect("sd checked finite and >= 0")
+}
+
+/// Eqs. 11.8-11.9 (12.7): W and b (redrawn with `init = "xavier"`), then Y, from `rng`.
+pub(crate) fn init_w_and_y(
+    model: &Model,
+    b: &BurstSettings,
+    params: &mut [LayerParams],
+    rng: &mut Rng,
+) {
     let d = &model.dynamics;
     let top = params.len() - 1;
-    let normal = |sd: f64| Normal::new(0.0f64, sd).expect("sd checked finite and >= 0");
     if b.init == BurstInit::Xavier {
         for (m, p) in params.iter_mut().enumerate() {
             let k = if m == top { d.k_d } else { d.k_b };
@@ -308,21 +366,4 @@ pub(crate) fn init(model: &Model, params: &mut [LayerParams], rng: &mut Rng) -> 
             }
         }
     }
-    let q = (0..top)
-        .map(|m| match b.q_mode {
-            QMode::Random => {
-                let dist = normal(b.q_scale);
-                (0..params[m].y.len())
-                    .map(|_| dist.sample(rng) as f32)
-                    .collect()
-            }
-            QMode::Symmetric | QMode::Tied => {
-                let f = (b.p_baseline * b.q_scale) as f32;
-                params[m].y.iter().map(|&y| f * y).collect()
-            }
-        })
-        .collect();
-    let mut rule = RuleParams { q };
-    tie(model, &b, params, &mut rule);
-    rule
 }

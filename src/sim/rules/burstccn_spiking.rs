@@ -99,7 +99,7 @@ pub(crate) fn burst_errors(
     let first = steps - window.min(steps);
     // Eq. 11.13: a trace x <- d x + (1 - d) n / lambda has mean e for Poisson counts n of
     // mean lambda e per step.
-    let decay = (-model.cfg.neuron.dt / b.trace_tau()).exp() as f32;
+    let decay = (-model.cfg.neuron.dt / b.trace_tau).exp() as f32;
     let gain = (1.0 - decay) / lambda;
     // Output layer: eq. 11.2 with the teacher, constant over the phase.
     for ((p, &e), &y) in sc.p[top].iter_mut().zip(&sc.e[top]).zip(teach.iter()) {

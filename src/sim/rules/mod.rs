@@ -16,6 +16,7 @@
 pub mod backprop;
 pub mod burstccn;
 mod burstccn_spiking;
+pub mod burstprop;
 pub mod feedback_alignment;
 mod gradient;
 pub mod guerguiev;
@@ -34,7 +35,7 @@ use crate::sim::team::with_team;
 
 /// The learned matrices of the model's rule beyond W, b and Y, drawn from the
 /// initialisation stream `rng` after section 7's weights (a rule may also redraw those:
-/// BurstCCN's `init = "xavier"`). Empty for rules that keep none.
+/// the burst rules' `init = "xavier"`). Empty for rules that keep none.
 pub(crate) fn init_rule_params(
     model: &Model,
     params: &mut [LayerParams],
@@ -42,6 +43,7 @@ pub(crate) fn init_rule_params(
 ) -> RuleParams {
     match model.rule {
         LearningRule::Burstccn => burstccn::init(model, params, rng),
+        LearningRule::Burstprop => burstprop::init(model, params, rng),
         LearningRule::Guerguiev | LearningRule::Backprop | LearningRule::FeedbackAlignment => {
             RuleParams::default()
         }
