@@ -23,7 +23,8 @@ fn run_ok(cmd: &mut Command) -> String {
 /// test: checked here to be there and untrained).
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
-    let mut rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("metrics.json parses");
+    let mut rows: Vec<serde_json::Value> =
+        serde_json::from_str(&text).expect("metrics.json parses");
     assert_eq!(rows[0]["epoch"], 0, "epoch 0 first");
     assert!(rows[0]["train_error"].is_null());
     rows.remove(0);

@@ -105,7 +105,10 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
                 .unwrap();
         // Epoch 0 (the initial network's test) and the trained epoch.
         assert_eq!(m.len(), 2);
-        assert_eq!((m[0]["epoch"].as_u64(), m[1]["epoch"].as_u64()), (Some(0), Some(1)));
+        assert_eq!(
+            (m[0]["epoch"].as_u64(), m[1]["epoch"].as_u64()),
+            (Some(0), Some(1))
+        );
         assert_eq!(m[0]["test_examples"].as_u64(), Some(50));
         assert_eq!(m[1]["train_examples"].as_u64(), Some(50));
         assert_eq!(m[1]["test_examples"].as_u64(), Some(50));

@@ -285,7 +285,11 @@ fn a_baseline_run_resumes_bit_identically() {
     let ck = "checkpoint-epoch-2.bin";
     assert_eq!(fs::read(a.join(ck)).unwrap(), fs::read(b.join(ck)).unwrap());
     let metrics = fs::read_to_string(a.join("metrics.csv")).unwrap();
-    assert_eq!(metrics.lines().count(), 4, "header, epoch 0 and two epochs: {metrics}");
+    assert_eq!(
+        metrics.lines().count(),
+        4,
+        "header, epoch 0 and two epochs: {metrics}"
+    );
     let align = fs::read_to_string(a.join("alignment.csv")).unwrap();
     assert!(align.starts_with(
         "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg,pinv_angle_deg"
