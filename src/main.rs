@@ -391,8 +391,11 @@ impl Progress for Bar {
         }
     }
     fn testing(&mut self, _epoch: usize, n: usize) {
-        if let Some(b) = &self.bar {
-            b.set_message(format!("testing on {n} images ..."));
+        match &self.bar {
+            Some(b) => b.set_message(format!("testing on {n} images ...")),
+            // The initial network's test comes before any epoch's bar.
+            None if !self.quiet => eprintln!("testing the initial network on {n} images ..."),
+            None => {}
         }
     }
     fn quick_test(&mut self, epoch: usize, example: usize, error: f64) {
@@ -406,21 +409,8 @@ impl Progress for Bar {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        let r = &m.record;
-        let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
         // Never panics: after SIGHUP the terminal may be gone while the run finishes.
-        let _ = writeln!(
-            std::io::stdout(),
-            "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, train {:.1} s ({:.3} ms/example), test {:.1} s",
-            r.epoch,
-            r.train_error,
-            r.test_error,
-            r.test_examples,
-            rates.join(", "),
-            m.train_seconds,
-            1000.0 * m.seconds_per_train_example,
-            m.test_seconds
-        );
+        let _ = writeln!(std::io::stdout(), "{}", apical::run::hooks::epoch_line(m));
     }
 }
 

@@ -6,14 +6,17 @@
 
 mod common;
 
+use apical::base::rng::Key;
 use apical::io::checkpoint::{
     self, epoch_file_name, list_checkpoints, Checkpoint, CheckpointError, FORMAT_VERSION, MAGIC,
     PLAIN_VERSION,
 };
 use apical::io::mnist::Mnist;
-use apical::io::run_dir::{KeepCheckpoints, RunInfo};
+use apical::io::run_dir::{trained, EpochMetrics, KeepCheckpoints, RunInfo};
 use apical::model::config::ModelConfig;
+use apical::run::metrics::evaluate;
 use apical::run::trainer::{Progress, Quiet, RunOptions, TrainError, Trainer};
+use apical::sim::network::Network;
 use apical::sim::observer::NoObserver;
 use common::{metrics_without_wall, mnist, small_model_toml, small_model_with};
 use std::fs;
@@ -611,18 +614,19 @@ fn resume_repairs_metrics_left_short_by_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     train(&small_model_toml(), data, opts(dir.path(), 2, 40, 0));
     let want = metrics_without_wall(dir.path());
-    assert_eq!(want.len(), 3, "header and two epochs");
+    assert_eq!(want.len(), 4, "header, the initial test and two epochs");
     // As if killed after checkpoint-epoch-2.bin was written but before the metrics were.
     let csv = fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
-    let short: Vec<&str> = csv.lines().take(2).collect();
+    let short: Vec<&str> = csv.lines().take(3).collect();
     fs::write(dir.path().join("metrics.csv"), short.join("\n") + "\n").unwrap();
     let json: Vec<serde_json::Value> =
         serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
             .unwrap();
-    let first_wall = json[0]["wall_seconds"].as_f64().unwrap();
+    let initial = json[0].clone();
+    let first_wall = json[1]["wall_seconds"].as_f64().unwrap();
     fs::write(
         dir.path().join("metrics.json"),
-        serde_json::to_string(&json[..1]).unwrap(),
+        serde_json::to_string(&json[..2]).unwrap(),
     )
     .unwrap();
 
@@ -634,7 +638,156 @@ fn resume_repairs_metrics_left_short_by_a_kill() {
     let json: Vec<serde_json::Value> =
         serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
             .unwrap();
-    assert_eq!(json.len(), 2);
-    assert_eq!(json[0]["wall_seconds"].as_f64(), Some(first_wall), "kept");
-    assert!(json[1]["wall_seconds"].is_null(), "unknown, not invented");
+    assert_eq!(json.len(), 3);
+    assert_eq!(json[0], initial, "the initial test is kept as it was");
+    assert_eq!(json[1]["wall_seconds"].as_f64(), Some(first_wall), "kept");
+    assert!(json[2]["wall_seconds"].is_null(), "unknown, not invented");
+}
+
+/// Counts the tests a run announces, by epoch.
+#[derive(Default)]
+struct Tests {
+    announced: Vec<usize>,
+    ended: Vec<usize>,
+}
+
+impl Progress for Tests {
+    fn testing(&mut self, epoch: usize, _n: usize) {
+        self.announced.push(epoch);
+    }
+    fn end_epoch(&mut self, m: &EpochMetrics) {
+        self.ended.push(m.record.epoch);
+    }
+}
+
+fn metrics_json(dir: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_str(&fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_initial_network_is_tested_once_as_epoch_0_and_training_is_unchanged() {
+    let Some(data) = mnist() else {
+        return;
+    };
+    let model = small_model_toml();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = new_trainer(&model, data, opts(dir.path(), 2, 40, 0));
+    let mut seen = Tests::default();
+    t.run(&AtomicBool::new(false), &mut seen, &mut NoObserver)
+        .unwrap();
+    assert_eq!(seen.announced, [0, 1, 2]);
+    assert_eq!(seen.ended, [0, 1, 2], "the progress sees epoch 0 first");
+
+    // Epoch 0 is the test of the network a new run starts from, on the per-epoch test's
+    // budget with streams keyed by epoch 0: computed here from the seed alone.
+    let cfg = ModelConfig::from_toml_str(&model, "test model").unwrap();
+    let fresh = Network::new(cfg, 7);
+    let key = Key::EpochTest { epoch: 0 }.value();
+    let (idx, preds) = evaluate(&fresh, &data.test, 7, key, 100);
+    let wrong = idx
+        .iter()
+        .zip(&preds)
+        .filter(|(&i, &p)| data.test.label(i) != p)
+        .count();
+    let json = metrics_json(dir.path());
+    assert_eq!(json.len(), 3, "epoch 0 and two trained epochs");
+    let e0 = &json[0];
+    assert_eq!(e0["epoch"], 0);
+    assert_eq!(e0["train_examples"], 0);
+    assert!(e0["train_error"].is_null(), "nothing trained: {e0}");
+    assert_eq!(e0["test_examples"], 100);
+    assert_eq!(e0["test_error"].as_f64(), Some(wrong as f64));
+    assert_eq!(e0["rates_hz"], serde_json::json!([]));
+    assert_eq!(json[1]["epoch"], 1);
+    let csv = fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    let row0: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(
+        row0[..5],
+        ["0", "0", "NaN", "100", &format!("{wrong}.0000")]
+    );
+    assert!(row0[9..].iter().all(|r| *r == "NaN"), "no rates: {row0:?}");
+    // The library reads the row back as it was written.
+    let back: Vec<EpochMetrics> =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    assert!(back[0].is_initial() && back[0].record.train_error.is_nan());
+    assert_eq!(back[0].record.test_error, wrong as f64);
+    assert_eq!(trained(&back).len(), 2);
+
+    // The test changes nothing that is trained: without it the checkpoints are the same
+    // bytes, and metrics.json has no epoch 0.
+    let off = tempfile::tempdir().unwrap();
+    let model_off = small_model_with(
+        "quick_test_every = 0",
+        "quick_test_every = 0\ntest_initial = false",
+    );
+    let mut t = new_trainer(&model_off, data, opts(off.path(), 2, 40, 0));
+    let mut seen = Tests::default();
+    t.run(&AtomicBool::new(false), &mut seen, &mut NoObserver)
+        .unwrap();
+    assert_eq!(seen.announced, [1, 2]);
+    assert_eq!(metrics_json(off.path())[0]["epoch"], 1);
+    for e in [1, 2] {
+        let (a, b) = (
+            Checkpoint::load(&dir.path().join(epoch_file_name(e))).unwrap(),
+            Checkpoint::load(&off.path().join(epoch_file_name(e))).unwrap(),
+        );
+        assert_eq!(a.params, b.params, "epoch {e}: weights");
+        assert_eq!(
+            a.history, b.history,
+            "epoch {e}: the trained epochs' records"
+        );
+    }
+    // The model's text is the same while the option is on (unwritten at its default).
+    assert!(!ModelConfig::from_toml_str(&model, "m")
+        .unwrap()
+        .to_toml_string()
+        .contains("test_initial"));
+}
+
+#[test]
+fn a_resumed_run_keeps_its_epoch_0_and_does_not_test_it_again() {
+    let Some(data) = mnist() else {
+        return;
+    };
+    let model = small_model_toml();
+    let straight = tempfile::tempdir().unwrap();
+    train(&model, data, opts(straight.path(), 2, 60, 0));
+
+    // Stopped inside epoch 1, before any epoch ended: only epoch 0 is in the metrics.
+    let dir = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(false);
+    let mut t = new_trainer(&model, data, opts(dir.path(), 2, 60, 0));
+    let mut p = StopAt {
+        epoch: 1,
+        example: 25,
+        current: 0,
+        stop: &stop,
+    };
+    assert!(matches!(
+        t.run(&stop, &mut p, &mut NoObserver),
+        Err(TrainError::Interrupted { epoch: 1, .. })
+    ));
+    let before = metrics_json(dir.path());
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0]["epoch"], 0);
+    drop(t);
+
+    let (_, _, latest) = list_checkpoints(dir.path()).unwrap().pop().unwrap();
+    let ck = Checkpoint::load(&latest).unwrap();
+    let mut t = Trainer::resume(ck, data, opts(dir.path(), 2, 60, 0)).unwrap();
+    let mut seen = Tests::default();
+    t.run(&AtomicBool::new(false), &mut seen, &mut NoObserver)
+        .unwrap();
+    assert_eq!(seen.announced, [1, 2], "epoch 0 is not tested again");
+    let after = metrics_json(dir.path());
+    assert_eq!(after[0], before[0], "epoch 0 read back as it was");
+    assert_eq!(
+        metrics_without_wall(dir.path()),
+        metrics_without_wall(straight.path())
+    );
+    assert!(
+        bytes(&dir.path().join(epoch_file_name(2)))
+            == bytes(&straight.path().join(epoch_file_name(2)))
+    );
 }

@@ -219,8 +219,10 @@ fn ctrl_c_writes_a_mid_epoch_checkpoint_and_resume_completes_the_run() {
     // checkpoint, not the whole epoch.
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
-    let train_s = m[0]["train_seconds"].as_f64().unwrap();
-    let per = m[0]["seconds_per_train_example"].as_f64().unwrap();
+    // Row 0 is the initial network's test (epoch 0), row 1 the resumed epoch.
+    assert_eq!(m[1]["epoch"], 1);
+    let train_s = m[1]["train_seconds"].as_f64().unwrap();
+    let per = m[1]["seconds_per_train_example"].as_f64().unwrap();
     let trained = (3000 - example) as f64;
     assert!(
         (per - train_s / trained).abs() <= 1e-9 * per.max(1e-12) + 1e-15,

@@ -438,7 +438,9 @@ fn own_two_class_data_trains_and_is_recorded() {
     );
     let metrics = std::fs::read_to_string(out.join("metrics.json")).unwrap();
     let mj: serde_json::Value = serde_json::from_str(&metrics).unwrap();
-    let test_error = mj[0]["test_error"].as_f64().expect("test_error");
+    // Row 0 is the untrained network's test (epoch 0); row 1 the trained epoch.
+    assert_eq!(mj[1]["epoch"], 1, "{metrics}");
+    let test_error = mj[1]["test_error"].as_f64().expect("test_error");
     assert!(
         test_error < 10.0,
         "test error {test_error} % after one epoch: {metrics}"

@@ -19,9 +19,16 @@ fn run_ok(cmd: &mut Command) -> String {
     text
 }
 
+/// The trained epochs of metrics.json (its first row, epoch 0, is the initial network's
+/// test: checked here to be there and untrained).
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
-    serde_json::from_str(&text).expect("metrics.json parses")
+    let mut rows: Vec<serde_json::Value> =
+        serde_json::from_str(&text).expect("metrics.json parses");
+    assert_eq!(rows[0]["epoch"], 0, "epoch 0 first");
+    assert!(rows[0]["train_error"].is_null());
+    rows.remove(0);
+    rows
 }
 
 /// The regression setting of the reference: 784-500-10, one epoch of the first 10,000 of a
@@ -82,10 +89,10 @@ fn default_model_learns_like_the_reference_after_10000_examples() {
     // The run directory: model copy, run info, metrics, a loadable checkpoint.
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(csv.starts_with("epoch,train_examples,train_error,test_examples,test_error"));
-    assert_eq!(csv.lines().count(), 2);
+    assert_eq!(csv.lines().count(), 3, "header, epoch 0 and epoch 1");
     // Every row has a value under every header column, and they agree with metrics.json.
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let row: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
     assert_eq!(
         header.len(),
         row.len(),

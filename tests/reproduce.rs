@@ -103,9 +103,15 @@ fn reproduce_runs_two_experiments_renders_results_and_plots() {
         let m: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap())
                 .unwrap();
-        assert_eq!(m.len(), 1);
-        assert_eq!(m[0]["train_examples"].as_u64(), Some(50));
+        // Epoch 0 (the initial network's test) and the trained epoch.
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            (m[0]["epoch"].as_u64(), m[1]["epoch"].as_u64()),
+            (Some(0), Some(1))
+        );
         assert_eq!(m[0]["test_examples"].as_u64(), Some(50));
+        assert_eq!(m[1]["train_examples"].as_u64(), Some(50));
+        assert_eq!(m[1]["test_examples"].as_u64(), Some(50));
     }
     // Alignment: one row per hidden layer and epoch; with 50 < 100 examples all are probed.
     let recs = alignment::parse_csv(

@@ -285,7 +285,11 @@ fn a_baseline_run_resumes_bit_identically() {
     let ck = "checkpoint-epoch-2.bin";
     assert_eq!(fs::read(a.join(ck)).unwrap(), fs::read(b.join(ck)).unwrap());
     let metrics = fs::read_to_string(a.join("metrics.csv")).unwrap();
-    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    assert_eq!(
+        metrics.lines().count(),
+        4,
+        "header, epoch 0 and two epochs: {metrics}"
+    );
     let align = fs::read_to_string(a.join("alignment.csv")).unwrap();
     assert!(align.starts_with(
         "epoch,layer,update_angle_deg,update_examples,feedback_angle_deg,pinv_angle_deg"
@@ -326,7 +330,10 @@ fn a_one_phase_rules_rates_are_per_step_it_simulated() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let m: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-        let r: Vec<f64> = m[0]["rates_hz"]
+        // The last row: epoch 1 (epoch 0, the initial test, has no rates).
+        let last = m.as_array().unwrap().last().unwrap();
+        assert_eq!(last["epoch"], 1);
+        let r: Vec<f64> = last["rates_hz"]
             .as_array()
             .unwrap()
             .iter()

@@ -860,8 +860,10 @@ fn the_budget_of_a_sweep_is_set_from_the_command_line() {
         points += 1;
         let m: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap();
-        assert_eq!(m[0]["train_examples"].as_u64(), Some(40), "{}", d.display());
+        // Row 0: the initial network's test, on the same test budget.
         assert_eq!(m[0]["test_examples"].as_u64(), Some(20), "{}", d.display());
+        assert_eq!(m[1]["train_examples"].as_u64(), Some(40), "{}", d.display());
+        assert_eq!(m[1]["test_examples"].as_u64(), Some(20), "{}", d.display());
     }
     assert_eq!(points, ETAS.len());
     let saved = SweepSpec::from_file(&out.join("sweep.toml")).unwrap();

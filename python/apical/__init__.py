@@ -81,7 +81,12 @@ class Run:
 
     @property
     def metrics(self) -> List[Dict[str, Any]]:
-        """Per-epoch metrics, as metrics.json holds them (epoch, train_error, test_error, ...)."""
+        """Per-epoch metrics, as metrics.json holds them (epoch, train_error, test_error, ...).
+
+        The first row, epoch 0, is the test of the initial network before training (unless
+        the model sets ``training.test_initial = false``): its ``train_error``, times of
+        training and ``rates_hz`` are None or empty, as nothing was trained.
+        """
         p = self.dir / "metrics.json"
         if not p.exists():
             return []
@@ -126,7 +131,8 @@ class Run:
         return open_traces(self.traces if self.traces is not None else self.dir / "traces.h5")
 
     def __repr__(self) -> str:
-        return f"Run({str(self.dir)!r}, status={self.status!r}, epochs={len(self.metrics)})"
+        trained = sum(1 for m in self.metrics if m["epoch"] > 0)
+        return f"Run({str(self.dir)!r}, status={self.status!r}, epochs={trained})"
 
 
 def train(
@@ -161,8 +167,9 @@ def train(
     ``data/mnist``, ``../shared/data/mnist``). ``dataset`` is ``--dataset``: ``"mnist"``
     (default), ``"fashion-mnist"``, a folder of IDX files, a .npz, or a Dataset; the
     model's ``network.n_in`` and ``network.classes`` must fit it. ``callback(metrics)`` is called after each
-    epoch with that epoch's metrics (a dict as in metrics.json); returning False stops the
-    run after a checkpoint. ``keep_checkpoints`` is the retention policy of
+    epoch with that epoch's metrics (a dict as in metrics.json), first with epoch 0, the
+    initial network's test before training; returning False stops the run after a
+    checkpoint (one stopped at epoch 0 checkpoints after its first example). ``keep_checkpoints`` is the retention policy of
     ``--keep-checkpoints`` (``"all"``, ``"last:N"`` or ``"last:N,every:M"``; default: the
     run's own, for a new run the last two and every tenth epoch). ``trace_compression``
     is ``"scaleoffset"``, ``"deflate"``, ``"deflate:L"`` or ``"none"`` (default: as

@@ -97,7 +97,7 @@ impl Progress for Relay {
         let (reply, answer) = mpsc::channel();
         let msg = Msg::Epoch {
             json: serde_json::to_string(m).expect("metrics serialise"),
-            line: epoch_line(m),
+            line: apical::run::hooks::epoch_line(m),
             reply,
         };
         if self.tx.send(msg).is_ok() {
@@ -105,23 +105,6 @@ impl Progress for Relay {
             let _ = answer.recv();
         }
     }
-}
-
-/// The command line's end-of-epoch line.
-fn epoch_line(m: &EpochMetrics) -> String {
-    let r = &m.record;
-    let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
-    format!(
-        "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, train {:.1} s ({:.3} ms/example), test {:.1} s",
-        r.epoch,
-        r.train_error,
-        r.test_error,
-        r.test_examples,
-        rates.join(", "),
-        m.train_seconds,
-        1000.0 * m.seconds_per_train_example,
-        m.test_seconds
-    )
 }
 
 /// Writes to Python's sys.stderr (a notebook shows it).

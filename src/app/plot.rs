@@ -12,7 +12,7 @@ use crate::io::atomic::{create_output_dir, PendingFile};
 use crate::io::checkpoint::{self, Checkpoint};
 use crate::io::mnist::MnistSet;
 use crate::io::record::{recorded_spikes, SpikeWindow};
-use crate::io::run_dir::{EpochMetrics, RunDir};
+use crate::io::run_dir::{trained, EpochMetrics, RunDir};
 use crate::model::neuron::plateau_potential;
 use crate::model::phases::phase_lengths;
 use crate::run::alignment::{self, AlignmentRecord};
@@ -654,7 +654,8 @@ pub(crate) fn read_alignment(dir: &Path) -> Vec<AlignmentRecord> {
         .unwrap_or_default()
 }
 
-/// Test error after each epoch (x: the epoch), from a run's metrics.
+/// Test error after each epoch (x: the epoch), from a run's metrics; from epoch 0, the
+/// initial network's test, when the run has it.
 pub(crate) fn learning_series(
     name: &str,
     metrics: &[EpochMetrics],
@@ -671,11 +672,16 @@ pub(crate) fn learning_series(
 }
 
 /// The error of a guess among `classes` classes (90 % for ten), drawn from epoch 0 to
-/// `last_epoch` in grey: where every learning curve starts from. Runs test only after each
-/// epoch (no test before training), so epoch 0 has this reference instead of a measurement.
-/// None when every point of `curves` lies below a quarter of chance: the line would press
-/// the curves into the bottom of the chart (a 60-epoch run of 1-8 % under a 90 % line).
+/// `last_epoch` in grey: where an untrained network's curve starts, for runs without a test
+/// of the initial network (`training.test_initial = false`, or runs older than it). None
+/// when every curve has its epoch 0 measured, and when every point of `curves` lies below a
+/// quarter of chance: the line would press the curves into the bottom of the chart (a
+/// 60-epoch run of 1-8 % under a 90 % line).
 pub(crate) fn chance_series(curves: &[Series], classes: usize, last_epoch: f64) -> Option<Series> {
+    let measured = |c: &Series| c.points.iter().any(|p| p.0 == 0.0 && p.1.is_finite());
+    if curves.iter().all(measured) {
+        return None;
+    }
     let chance = 100.0 * (1.0 - 1.0 / classes.max(1) as f64);
     let top = curves
         .iter()
@@ -886,24 +892,30 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
     let name = net.model.cfg.name.clone();
     let mut files = Vec::new();
     let p = out.join("learning_curve.png");
+    let test = learning_series("test error", &metrics, None);
     let mut curves = vec![
-        learning_series("test error", &metrics, None),
+        // Nothing is trained in epoch 0 (the initial test): no training error there.
         Series::line(
             "training error (running)",
-            metrics
+            trained(&metrics)
                 .iter()
                 .map(|m| (m.record.epoch as f64, m.record.train_error))
                 .collect(),
         ),
     ];
-    curves.extend(chance_series(
-        &curves,
+    // The chance line stands in for epoch 0 only where the test curve lacks it.
+    let chance = chance_series(
+        std::slice::from_ref(&test),
         net.model.cfg.network.classes,
         metrics.last().map_or(1.0, |m| m.record.epoch as f64),
-    ));
+    );
+    curves.insert(0, test);
+    curves.extend(chance);
     line_chart(
         &p,
-        &format!("{name}: training error during and test error after each epoch"),
+        &format!(
+            "{name}: test error before training and after each epoch, training error during each"
+        ),
         "epoch",
         "error (%)",
         &curves,
@@ -971,6 +983,34 @@ pub fn plot_run(dir: &Path, train: &MnistSet, examples: usize) -> Result<Vec<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_measured_epoch_0_starts_the_curve_and_replaces_the_chance_line() {
+        let row = |epoch, test_error| EpochMetrics {
+            record: crate::io::checkpoint::EpochRecord {
+                epoch,
+                train_examples: 10,
+                train_error: 50.0,
+                test_examples: 10,
+                test_error,
+                rates_hz: vec![1.0],
+            },
+            wall_seconds: 1.0,
+            train_seconds: 1.0,
+            test_seconds: 0.0,
+            seconds_per_train_example: 0.1,
+            burst_probability: Vec::new(),
+        };
+        let with = vec![EpochMetrics::initial(10, 88.0, 0.5), row(1, 40.0)];
+        let curve = learning_series("test", &with, None);
+        assert_eq!(curve.points, [(0.0, 88.0), (1.0, 40.0)]);
+        assert!(chance_series(&[curve], 10, 1.0).is_none());
+        // A run without the initial test (older, or test_initial = false) keeps the line.
+        let without = learning_series("test", &with[1..], None);
+        let chance = chance_series(&[without], 10, 1.0).expect("the chance line");
+        assert_eq!(chance.points, [(0.0, 90.0), (1.0, 90.0)]);
+        assert_eq!(trained(&with).len(), 1);
+    }
 
     #[test]
     fn log_axis_labels_have_three_significant_digits() {

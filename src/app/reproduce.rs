@@ -10,7 +10,7 @@ use crate::app::plot::{self, PlotError, Series};
 use crate::io::memory::MemoryError;
 use crate::io::mnist::Mnist;
 use crate::io::run_dir::{
-    model_text_of, EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock,
+    model_text_of, trained, EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo, RunLock,
 };
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::overrides::Override;
@@ -412,7 +412,7 @@ pub fn averaged_tests(
     log: &(dyn Fn(String) + Sync),
 ) -> Result<(), ReproduceError> {
     for r in runs.iter_mut() {
-        let epochs_done = r.metrics.len();
+        let epochs_done = trained(&r.metrics).len();
         let test_examples = r.metrics.last().map_or(0, |m| m.record.test_examples);
         let path = r.dir.join(REPEATS_FILE);
         let kept: Option<AveragedTest> = std::fs::read_to_string(&path)
@@ -577,8 +577,14 @@ fn existing(
         return Ok(Existing::Fresh);
     }
     let metrics = plot::read_metrics(dir).unwrap_or_default();
-    if metrics.len() >= epochs {
-        return Ok(Existing::Done(metrics[..epochs].to_vec()));
+    if trained(&metrics).len() >= epochs {
+        // The initial test (epoch 0, when the run has it) and the first `epochs` epochs.
+        return Ok(Existing::Done(
+            metrics
+                .into_iter()
+                .filter(|m| m.record.epoch <= epochs)
+                .collect(),
+        ));
     }
     Ok(Existing::Resume)
 }
@@ -816,12 +822,21 @@ fn palette_index(e: &Experiment) -> Option<usize> {
     EXPERIMENTS.iter().position(|x| x.name == e.name)
 }
 
-/// Mean test error after epoch `k` (0-based) over the runs that have it.
-pub(crate) fn epoch_mean(rs: &[&RunSummary], k: usize) -> f64 {
+/// Mean test error after epoch `epoch` (0: the initial network's test) over the runs that
+/// have it; NaN when none has.
+pub(crate) fn epoch_mean(rs: &[&RunSummary], epoch: usize) -> f64 {
     let v: Vec<f64> = rs
         .iter()
-        .filter_map(|r| r.metrics.get(k).map(|m| m.record.test_error))
+        .filter_map(|r| {
+            r.metrics
+                .iter()
+                .find(|m| m.record.epoch == epoch)
+                .map(|m| m.record.test_error)
+        })
         .collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
     mean_sd(&v).0
 }
 
@@ -892,7 +907,7 @@ pub fn render_plots(
     let p = img_dir.join("learning_curves.png");
     plot::line_chart(
         &p,
-        &format!("Test error after each epoch ({over})"),
+        &format!("Test error before training and after each epoch ({over})"),
         "epoch",
         "test error (%)",
         &curves,

@@ -5,6 +5,7 @@
 use crate::app::reproduce::{
     by_experiment, epoch_mean, mean_sd, AveragedTest, RunSummary, EXPERIMENTS,
 };
+use crate::io::run_dir::trained;
 use std::path::Path;
 
 /// docs/results.md: the table of paper vs apical, the command, the plots (paths relative to
@@ -114,7 +115,7 @@ fn results_table(runs: &[RunSummary], compare: bool) -> String {
             if averaged { " (averaged test)" } else { "" }
         ));
     }
-    s.push_str(" after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
+    s.push_str(" before training and after each epoch (seed mean) | epochs × examples | test images | seeds | wall time (s, per run) |\n");
     let columns = 10 + 2 * usize::from(averaged) + usize::from(compare);
     s.push_str(&"|---".repeat(columns));
     s.push_str("|\n");
@@ -130,8 +131,11 @@ fn results_table(runs: &[RunSummary], compare: bool) -> String {
                 let walls: Vec<f64> = rs.iter().map(|r| r.wall_seconds()).collect();
                 let (wall, _) = mean_sd(&walls);
                 let last = rs[0].metrics.last();
-                let curve: Vec<String> = (0..rs[0].metrics.len())
-                    .map(|k| format!("{:.2}", epoch_mean(rs, k)))
+                // From epoch 0 (the initial network's test) when the runs have it.
+                let curve: Vec<String> = rs[0]
+                    .metrics
+                    .iter()
+                    .map(|m| format!("{:.2}", epoch_mean(rs, m.record.epoch)))
                     .collect();
                 let per_run: Vec<&AveragedTest> =
                     rs.iter().filter_map(|r| r.averaged.as_ref()).collect();
@@ -176,7 +180,7 @@ fn results_table(runs: &[RunSummary], compare: bool) -> String {
                     avg_cols,
                     compare_col,
                     curve.join(" → "),
-                    rs[0].metrics.len(),
+                    trained(&rs[0].metrics).len(),
                     last.map_or(0, |m| m.record.train_examples),
                     last.map_or(0, |m| m.record.test_examples),
                     seeds.len(),
@@ -249,7 +253,7 @@ fn plots_section(images: &[String]) -> String {
                 .and_then(|n| n.to_str())
                 .unwrap_or("plot");
             let caption = match name {
-                "learning_curves" => "Test error after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs; grey, when the curves reach a quarter of it: chance (90 %), where an untrained network starts (runs test only after each epoch).",
+                "learning_curves" => "Test error before training (epoch 0, the initial network's test) and after each epoch, every experiment: the mean over seeds, shaded from the lowest to the highest seed when there are several; triangles at the right edge: the paper's value after 60 epochs; grey, only for runs without a test before training and when the curves reach a quarter of it: chance (90 %), where an untrained network starts.",
                 "alignment" => "Feedback alignment: mean angle between the first hidden layer's update and the backprop update over the last 100 training examples of each epoch (alignment.csv of each run; mean over seeds, shaded min-max).",
                 "alignment_trace" => "The same angle over the whole of training (`--alignment-trace`; alignment_trace.csv holds the mean of every 100 examples, the plot the mean of every 1,000), as in the paper's Fig. 7A: spiking feedback against the rate mode's.",
                 "plateau_differences" => "Distribution of alpha_t - alpha_f (eq. 5.2) over the hidden neurons of the trained 784-500-10 network, from training examples simulated on a copy of its final checkpoint.",
@@ -284,7 +288,7 @@ fn budgets(runs: &[RunSummary]) -> Vec<(usize, usize, usize)> {
         .map(|r| {
             let m = r.metrics.last();
             (
-                r.metrics.len(),
+                trained(&r.metrics).len(),
                 m.map_or(0, |m| m.record.train_examples),
                 m.map_or(0, |m| m.record.test_examples),
             )

@@ -30,8 +30,8 @@ pub enum Purpose {
 /// (their values are part of every run's results: changing one changes the streams).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
-    /// The end-of-epoch test of an epoch (1-based): [`Purpose::TestSubset`] and
-    /// [`Purpose::TestExample`].
+    /// The end-of-epoch test of an epoch (1-based), or with epoch 0 the test of the initial
+    /// network before training: [`Purpose::TestSubset`] and [`Purpose::TestExample`].
     EpochTest { epoch: usize },
     /// Quick test `q` inside an epoch.
     QuickTest { epoch: usize, q: usize },

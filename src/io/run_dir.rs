@@ -6,7 +6,9 @@
 //! writes who holds it; a second writer is refused at once with the holder's name.
 
 use crate::io::atomic::{is_temporary_name, write_atomic};
-use crate::io::checkpoint::{self, Checkpoint, CheckpointError, CheckpointHead, EpochRecord};
+use crate::io::checkpoint::{self, Checkpoint, CheckpointError, CheckpointHead};
+use crate::io::metrics_file;
+pub use crate::io::metrics_file::{trained, EpochMetrics};
 use crate::model::config::ModelConfig;
 use crate::sim::network::Network;
 use serde::{Deserialize, Serialize};
@@ -42,46 +44,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Metrics of one epoch as written to metrics.csv / metrics.json.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    #[serde(flatten)]
-    pub record: EpochRecord,
-    /// Wall-clock seconds of the epoch (training and test). Unknown (an epoch whose
-    /// metrics were lost before a resume): NaN, written as null and read back as NaN.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub wall_seconds: f64,
-    /// Wall-clock seconds of the training part (learning included, test excluded).
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_seconds: f64,
-    /// Wall-clock seconds of the test at the end of the epoch.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub test_seconds: f64,
-    /// Wall-clock seconds per training example: train_seconds over the examples trained in
-    /// them (in a resumed epoch, those after its checkpoint).
-    #[serde(deserialize_with = "nan_if_null")]
-    pub seconds_per_train_example: f64,
-    /// BurstCCN on spiking networks: each layer's bursts per event in the integration
-    /// windows of the epoch's training (a resumed epoch: those after its checkpoint); NaN
-    /// (null) for a layer without events. Empty (not written) for other runs.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "nans_if_null"
-    )]
-    pub burst_probability: Vec<f64>,
-}
-
-/// A number, or null (what serde_json writes for NaN) as NaN.
-fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
-
-fn nans_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-    let v = Vec::<Option<f64>>::deserialize(d)?;
-    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
 
 /// Run metadata stored beside the checkpoints (run.json).
@@ -867,75 +829,29 @@ impl RunDir {
             .map_err(|e| RunDirError::Invalid(format!("{}: {e}", p.display())))
     }
 
-    /// Wall times [train, test, train per example] of earlier epochs from metrics.json (for resumed runs); NaN
-    /// where unknown (metrics.json writes an unknown time as null).
-    pub(crate) fn read_wall_times(&self) -> Vec<[f64; 3]> {
-        std::fs::read_to_string(self.dir.join("metrics.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
-            .map(|m| {
-                m.iter()
-                    .map(|e| {
-                        [
-                            e["train_seconds"].as_f64().unwrap_or(f64::NAN),
-                            e["test_seconds"].as_f64().unwrap_or(f64::NAN),
-                            e["seconds_per_train_example"].as_f64().unwrap_or(f64::NAN),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The initial network's test (epoch 0) from metrics.json, for a resumed run: it is
+    /// never measured again. None when the run has none (or its metrics were lost).
+    pub(crate) fn read_initial(&self) -> Option<EpochMetrics> {
+        metrics_file::read_initial(&self.dir)
     }
 
-    /// The burst probabilities of every epoch in metrics.json (empty where none), as
-    /// [`RunDir::read_wall_times`] reads the times.
+    /// The burst probabilities of every trained epoch in metrics.json (empty where none),
+    /// for a resumed run.
     pub(crate) fn read_burst_probabilities(&self) -> Vec<Vec<f64>> {
-        std::fs::read_to_string(self.dir.join("metrics.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Vec<EpochMetrics>>(&t).ok())
-            .map(|m| m.into_iter().map(|e| e.burst_probability).collect())
-            .unwrap_or_default()
+        metrics_file::read_burst_probabilities(&self.dir)
     }
 
-    /// Rewrites metrics.csv and metrics.json with every epoch so far.
+    /// Wall times [train, test, train per example] of earlier trained epochs from
+    /// metrics.json (for resumed runs; the initial test's row is not one); NaN where unknown.
+    pub(crate) fn read_wall_times(&self) -> Vec<[f64; 3]> {
+        metrics_file::read_wall_times(&self.dir)
+    }
+
+    /// Rewrites metrics.csv and metrics.json with every epoch so far (the initial test,
+    /// epoch 0, first when the run has it).
     pub(crate) fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<(), RunDirError> {
-        let layers = metrics.first().map_or(0, |m| m.record.rates_hz.len());
-        let mut csv = String::from(
-            "epoch,train_examples,train_error,test_examples,test_error,wall_seconds,train_seconds,test_seconds,seconds_per_train_example",
-        );
-        for l in 0..layers {
-            csv.push_str(&format!(",rate_hz_layer{l}"));
-        }
-        let burst_layers = metrics.first().map_or(0, |m| m.burst_probability.len());
-        for l in 0..burst_layers {
-            csv.push_str(&format!(",burst_prob_layer{l}"));
-        }
-        csv.push('\n');
-        for m in metrics {
-            let r = &m.record;
-            csv.push_str(&format!(
-                "{},{},{:.4},{},{:.4},{:.3},{:.3},{:.3},{:.6e}",
-                r.epoch,
-                r.train_examples,
-                r.train_error,
-                r.test_examples,
-                r.test_error,
-                m.wall_seconds,
-                m.train_seconds,
-                m.test_seconds,
-                m.seconds_per_train_example
-            ));
-            for hz in &r.rates_hz {
-                csv.push_str(&format!(",{hz:.3}"));
-            }
-            for l in 0..burst_layers {
-                let p = m.burst_probability.get(l).copied().unwrap_or(f64::NAN);
-                csv.push_str(&format!(",{p:.5}"));
-            }
-            csv.push('\n');
-        }
         let p = self.dir.join("metrics.csv");
-        write_atomic(&p, csv.as_bytes()).map_err(io_err(&p))?;
+        write_atomic(&p, metrics_file::csv_text(metrics).as_bytes()).map_err(io_err(&p))?;
         let p = self.dir.join("metrics.json");
         let json = serde_json::to_string_pretty(metrics).expect("metrics serialise");
         write_atomic(&p, json.as_bytes()).map_err(io_err(&p))

@@ -79,3 +79,28 @@ impl RunHooks for Recorder {
         self.epoch_end(record, params);
     }
 }
+
+/// The line the command line prints, and the Python package writes, at the end of an epoch:
+/// errors, test images, firing rates and times. Epoch 0 (the initial network's test) has
+/// only its test.
+pub fn epoch_line(m: &crate::io::run_dir::EpochMetrics) -> String {
+    let r = &m.record;
+    if m.is_initial() {
+        return format!(
+            "epoch 0 (initial network, before training): test error {:.2} % ({} images), test {:.1} s",
+            r.test_error, r.test_examples, m.test_seconds
+        );
+    }
+    let rates: Vec<String> = r.rates_hz.iter().map(|h| format!("{h:.1}")).collect();
+    format!(
+        "epoch {}: train error {:.2} %, test error {:.2} % ({} images), rates [{}] Hz, train {:.1} s ({:.3} ms/example), test {:.1} s",
+        r.epoch,
+        r.train_error,
+        r.test_error,
+        r.test_examples,
+        rates.join(", "),
+        m.train_seconds,
+        1000.0 * m.seconds_per_train_example,
+        m.test_seconds
+    )
+}

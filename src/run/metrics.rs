@@ -48,7 +48,8 @@ pub fn evaluate(
     (idx, preds)
 }
 
-/// Key of the end-of-epoch test of `epoch` (1-based).
+/// Key of the end-of-epoch test of `epoch` (1-based); epoch 0 is the test of the initial
+/// network before training.
 pub(crate) fn epoch_test_key(epoch: usize) -> u64 {
     Key::EpochTest { epoch }.value()
 }

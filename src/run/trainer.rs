@@ -105,6 +105,13 @@ pub struct Trainer<'a> {
     /// of blocks of 100 to `alignment_trace.csv` (the curve of the paper's Fig. 7A; see
     /// [`AlignmentLog::with_trace`]). Off by default: it costs one backprop pass per example.
     pub alignment_trace: bool,
+    /// The test of the initial network (epoch 0 of the metrics): measured by a new run
+    /// before its first example, read back from metrics.json by a resumed one (which never
+    /// measures it again); `None` when the run has none (`training.test_initial = false`).
+    pub initial: Option<EpochMetrics>,
+    /// Whether [`Trainer::run`] still has to measure [`Trainer::initial`] (a new run whose
+    /// model asks for it).
+    initial_pending: bool,
 }
 
 impl<'a> Trainer<'a> {
@@ -118,6 +125,7 @@ impl<'a> Trainer<'a> {
         check_data(&cfg, data)?;
         let model_toml = cfg.to_toml_string();
         let run = RunDir::create(&opts.out_dir, &model_toml, info)?;
+        let initial_pending = cfg.training.test_initial;
         let net = Network::new(cfg, opts.seed);
         Ok(Trainer {
             net,
@@ -130,6 +138,8 @@ impl<'a> Trainer<'a> {
             bursts: Vec::new(),
             resume_progress: None,
             alignment_trace: false,
+            initial: None,
+            initial_pending,
         })
     }
 
@@ -155,6 +165,7 @@ impl<'a> Trainer<'a> {
         wall.resize(ck.history.len(), [f64::NAN; 3]);
         let mut bursts = run.read_burst_probabilities();
         bursts.resize(ck.history.len(), Vec::new());
+        let initial = run.read_initial();
         let t = Trainer {
             net,
             data,
@@ -166,6 +177,8 @@ impl<'a> Trainer<'a> {
             bursts,
             resume_progress: ck.progress,
             alignment_trace: false,
+            initial,
+            initial_pending: false,
         };
         // model.toml names the budget, whose epochs a resume may have changed.
         t.run.write_model(
@@ -178,7 +191,7 @@ impl<'a> Trainer<'a> {
             },
         )?;
         // A run killed between its checkpoint and its metrics left them one epoch short.
-        if !t.history.is_empty() {
+        if !t.history.is_empty() || t.initial.is_some() {
             t.run.write_metrics(&t.metrics())?;
         }
         Ok(t)
@@ -200,20 +213,50 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// Every row of metrics.json: the initial test (when the run has one), then the trained
+    /// epochs.
     fn metrics(&self) -> Vec<EpochMetrics> {
-        self.history
-            .iter()
-            .zip(&self.wall)
-            .zip(&self.bursts)
-            .map(|((r, &[train, test, per_example]), bursts)| EpochMetrics {
-                record: r.clone(),
-                wall_seconds: train + test,
-                train_seconds: train,
-                test_seconds: test,
-                seconds_per_train_example: per_example,
-                burst_probability: bursts.clone(),
-            })
-            .collect()
+        let trained =
+            self.history
+                .iter()
+                .zip(&self.wall)
+                .zip(&self.bursts)
+                .map(|((r, &[train, test, per_example]), bursts)| EpochMetrics {
+                    record: r.clone(),
+                    wall_seconds: train + test,
+                    train_seconds: train,
+                    test_seconds: test,
+                    seconds_per_train_example: per_example,
+                    burst_probability: bursts.clone(),
+                });
+        self.initial.iter().cloned().chain(trained).collect()
+    }
+
+    /// Tests the initial network before the first example (epoch 0 of the metrics) on the
+    /// per-epoch test's budget and code path, with streams of its own
+    /// ([`epoch_test_key`]`(0)`). The test reads the network and changes nothing, so the
+    /// weights trained after it are those of a run without it. Written to metrics.csv/json
+    /// at once, so a resumed run reads it back instead of testing again.
+    fn test_initial<P: Progress>(&mut self, progress: &mut P) -> Result<(), TrainError> {
+        self.initial_pending = false;
+        let started = Instant::now();
+        progress.testing(0, self.opts.test_examples);
+        let (idx, preds) = evaluate(
+            &self.net,
+            &self.data.test,
+            self.opts.seed,
+            epoch_test_key(0),
+            self.opts.test_examples,
+        );
+        let m = EpochMetrics::initial(
+            idx.len(),
+            error_percent(&self.data.test, &idx, &preds),
+            started.elapsed().as_secs_f64(),
+        );
+        self.initial = Some(m.clone());
+        self.run.write_metrics(&self.metrics())?;
+        progress.end_epoch(&m);
+        Ok(())
     }
 
     /// Trains up to `opts.epochs` epochs in total. `stop` is polled after every example.
@@ -231,6 +274,9 @@ impl<'a> Trainer<'a> {
         let mut align = AlignmentLog::load(&self.run.dir, self.history.len());
         if self.alignment_trace {
             align = align.with_trace(&self.run.dir, self.history.len());
+        }
+        if self.initial_pending && self.history.is_empty() && self.resume_progress.is_none() {
+            self.test_initial(progress)?;
         }
         while self.history.len() < self.opts.epochs {
             let epoch = self.history.len() + 1;

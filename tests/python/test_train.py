@@ -71,12 +71,17 @@ def test_traces_have_the_cli_layout_and_filters(run, cli, data_dir, tmp_path):
 def test_metrics_and_callback(run):
     m = run.metrics
     assert run.status == "completed" and run.completed
-    assert [e["epoch"] for e in m] == [1, 2]
-    for e in m:
+    assert [e["epoch"] for e in m] == [0, 1, 2]
+    # Epoch 0: the initial network's test before training, on the same test budget.
+    first = m[0]
+    assert first["train_examples"] == 0 and first["test_examples"] == 100
+    assert first["train_error"] is None and first["rates_hz"] == []
+    assert 0 <= first["test_error"] <= 100
+    for e in m[1:]:
         assert 0 <= e["train_error"] <= 100 and 0 <= e["test_error"] <= 100
         assert e["train_examples"] == 300 and e["test_examples"] == 100
         assert len(e["rates_hz"]) == 2 and all(r > 0 for r in e["rates_hz"])
-    # The callback saw each epoch's metrics as metrics.json holds them.
+    # The callback saw each epoch's metrics as metrics.json holds them, epoch 0 first.
     assert run.seen == m
     assert run.info["seed"] == 1 and run.info["epochs"] == 2
     assert run.model == apical.Model.default().with_overrides(OVERRIDES)
@@ -97,9 +102,11 @@ def test_callback_false_stops_and_resume_continues_exactly(run, small_model, dat
                      callback=lambda m: m["epoch"] < 1, **COUNTS)
     assert r.status == "stopped" and not r.completed
     assert checkpoint_names(out) == ["checkpoint-epoch-1.bin"]
-    assert len(r.metrics) == 1
+    assert [m["epoch"] for m in r.metrics] == [0, 1]
     r2 = apical.resume(out, record="none", progress=False, data=data_dir)
-    assert r2.completed and len(r2.metrics) == 2
+    # The resumed run keeps epoch 0 as it was and does not test it again.
+    assert r2.completed and [m["epoch"] for m in r2.metrics] == [0, 1, 2]
+    assert r2.metrics[0] == r.metrics[0]
     assert_same_checkpoints(run.dir, out)
 
 
@@ -119,7 +126,9 @@ def test_keep_checkpoints_retains_the_last_one_with_the_same_weights(run, small_
 
 def test_callback_exception_is_raised_after_a_checkpoint(small_model, data_dir, tmp_path):
     def boom(m):
-        raise ValueError("from the callback")
+        # Epoch 0 (the initial test) passes; the end of epoch 1 raises.
+        if m["epoch"] >= 1:
+            raise ValueError("from the callback")
 
     out = tmp_path / "boom"
     with pytest.raises(ValueError, match="from the callback"):

@@ -13,7 +13,7 @@ use crate::app::plot::{self, Series, XScale};
 use crate::app::sweep::runner::{point_dir, point_state, read_metrics, PointState};
 use crate::app::sweep::spec::{value_text, Base, PointRun, SweepSpec, SEED};
 use crate::app::sweep::{io_err, write_shared, SweepError};
-use crate::io::run_dir::EpochMetrics;
+use crate::io::run_dir::{trained, EpochMetrics};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use toml::Value;
@@ -34,13 +34,13 @@ impl PointResult {
             .flatten()
     }
 
-    /// The lowest test error over the epochs and the (first) epoch it was reached, once the
-    /// point is done.
+    /// The lowest test error over the trained epochs (not the initial test) and the (first)
+    /// epoch it was reached, once the point is done.
     pub fn best_test_error(&self) -> Option<(f64, usize)> {
         if self.state != PointState::Done {
             return None;
         }
-        self.metrics
+        trained(&self.metrics)
             .iter()
             .map(|m| (m.record.test_error, m.record.epoch))
             .fold(None, |best: Option<(f64, usize)>, (e, ep)| match best {
@@ -69,7 +69,8 @@ pub fn survey(dir: &Path) -> Result<(SweepSpec, Vec<PointResult>), SweepError> {
             Err(e) => return Err(e),
         };
         let mut metrics = read_metrics(&pdir);
-        metrics.truncate(run.epochs);
+        // The initial test (epoch 0) and the point's epochs.
+        metrics.retain(|m| m.record.epoch <= run.epochs);
         out.push(PointResult {
             run,
             state,
@@ -131,7 +132,7 @@ pub fn summary_csv(spec: &SweepSpec, results: &[PointResult]) -> String {
         row.extend([
             r.state.word().to_string(),
             r.run.epochs.to_string(),
-            r.metrics.len().to_string(),
+            trained(&r.metrics).len().to_string(),
             r.run.train_examples.to_string(),
             r.run.test_examples.to_string(),
             opt(r.final_test_error(), 4),

@@ -16,7 +16,7 @@ use crate::app::sweep::spec::{PointRun, SweepSpec};
 use crate::app::sweep::{io_err, SweepError};
 use crate::io::checkpoint::list_checkpoints;
 use crate::io::record::Compression;
-use crate::io::run_dir::{model_text_of, EpochMetrics, RunDir};
+use crate::io::run_dir::{model_text_of, trained, EpochMetrics, RunDir};
 use crate::run::session::{self, Start, TrainRequest};
 use crate::run::trainer::{Progress, TrainError};
 use std::fs::{File, OpenOptions};
@@ -291,7 +291,7 @@ fn settled_state(run: &PointRun, dir: &Path) -> Result<PointState, SweepError> {
         let (epochs_done, examples_done) = (*epochs_done, *examples_done);
         // Complete epochs only count; a later mid-epoch checkpoint (of a run once asked for
         // more epochs) does not make the asked ones undone.
-        if epochs_done >= run.epochs && read_metrics(dir).len() >= run.epochs {
+        if epochs_done >= run.epochs && trained(&read_metrics(dir)).len() >= run.epochs {
             // Done only with a final checkpoint that is whole: a truncated or damaged one
             // (a disk that filled up, a copy cut short) is named, not counted as done.
             crate::io::checkpoint::verify(last).map_err(|e| SweepError::Damaged {
@@ -379,6 +379,13 @@ impl Progress for PointProgress<'_> {
     }
     fn end_epoch(&mut self, m: &EpochMetrics) {
         let r = &m.record;
+        if m.is_initial() {
+            (self.log)(format!(
+                "[{}] epoch 0 (initial network): test error {:.2} % ({} images), {:.1} s",
+                self.name, r.test_error, r.test_examples, m.wall_seconds
+            ));
+            return;
+        }
         (self.log)(format!(
             "[{}] epoch {}: train error {:.2} %, test error {:.2} % ({} images), {:.1} s",
             self.name, r.epoch, r.train_error, r.test_error, r.test_examples, m.wall_seconds
