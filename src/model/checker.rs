@@ -1,6 +1,8 @@
 //! The checks of model-file validation ([`crate::model::config::ModelConfig::validate`]):
 //! each names the field (`section.field`) and what is allowed, and the error they build.
 
+use crate::model::config::{ModelConfig, NeuronMode};
+
 /// A model file that cannot be read, parsed or accepted, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -56,5 +58,42 @@ impl Checker<'_> {
         } else {
             Err(self.bad(field, format!("must be >= 0 and finite, got {v}")))
         }
+    }
+
+    /// `training.batch_size`: an integer from 1 to `training.train_examples`, above 1 only
+    /// for the rate rules that allow minibatches.
+    pub(crate) fn batch_size(&self, cfg: &ModelConfig) -> Result<(), ConfigError> {
+        let t = &cfg.training;
+        let field = "training.batch_size";
+        if t.batch_size == 0 {
+            return Err(self.bad(field, "must be at least 1, got 0".into()));
+        }
+        if t.batch_size > t.train_examples {
+            return Err(self.bad(
+                field,
+                format!(
+                    "must be at most training.train_examples = {}, got {}",
+                    t.train_examples, t.batch_size
+                ),
+            ));
+        }
+        if t.batch_size > 1 {
+            let rule = cfg.learning.rule;
+            if cfg.neuron.mode != NeuronMode::Rate || !rule.allows_minibatches() {
+                return Err(self.bad(
+                    field,
+                    format!(
+                        "= {} needs a rate network (neuron.mode = \"rate\") and a rule that \
+                         allows minibatches (backprop, feedback-alignment, burstccn); this \
+                         model has neuron.mode = \"{}\" and learning.rule = \"{}\", which \
+                         learn one example at a time: set batch_size = 1",
+                        t.batch_size,
+                        cfg.neuron.mode.name(),
+                        rule.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -38,6 +38,14 @@ impl LearningRule {
         }
     }
 
+    /// Whether `[training] batch_size` may exceed 1 (docs/model.md, section 12): the rules
+    /// whose update is a function of one forward pass (the gradient rules and BurstCCN),
+    /// not the segregated-dendrite rule, whose example runs two phases on the weights the
+    /// last example left.
+    pub fn allows_minibatches(&self) -> bool {
+        *self != LearningRule::Guerguiev
+    }
+
     /// Whether the rule runs a target phase (the segregated-dendrite rule) or learns from
     /// one forward phase (the gradient rules of section 10).
     pub fn has_target_phase(&self) -> bool {
