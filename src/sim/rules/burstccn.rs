@@ -173,7 +173,12 @@ pub(crate) fn learn(
 
 /// Eqs. 11.9-11.10 for tied modes: Y_m = y_scale W'_{m+1}^T and Q_m = p_b Y_m, re-set after
 /// every update.
-fn tie(model: &Model, b: &BurstConfig, params: &mut [LayerParams], rule: &mut RuleParams) {
+pub(crate) fn tie(
+    model: &Model,
+    b: &BurstConfig,
+    params: &mut [LayerParams],
+    rule: &mut RuleParams,
+) {
     let top = params.len() - 1;
     for m in 0..top {
         if b.y_mode == YMode::Tied {
