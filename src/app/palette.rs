@@ -11,7 +11,7 @@ pub(crate) fn color(i: usize) -> RGBColor {
     if i == REFERENCE_COLOR {
         return RGBColor(110, 110, 110);
     }
-    const C: [RGBColor; 21] = [
+    const C: [RGBColor; 22] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -24,7 +24,7 @@ pub(crate) fn color(i: usize) -> RGBColor {
         RGBColor(23, 190, 207),
         RGBColor(0, 0, 0),
         RGBColor(0, 0, 128),
-        // Lighter ones after them: every experiment of `apical reproduce all` (21) has a
+        // Lighter ones after them: every experiment of `apical reproduce all` (22) has a
         // colour of its own.
         RGBColor(255, 187, 120),
         RGBColor(152, 223, 138),
@@ -35,6 +35,7 @@ pub(crate) fn color(i: usize) -> RGBColor {
         RGBColor(219, 219, 141),
         RGBColor(247, 182, 210),
         RGBColor(128, 0, 64),
+        RGBColor(0, 100, 60),
     ];
     C[i % C.len()]
 }
