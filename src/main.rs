@@ -97,8 +97,9 @@ struct BenchArgs {
     #[arg(long)]
     default_only: bool,
     /// Only the rate networks of 784-500-10 under each learning rule (guerguiev-1h-rate,
-    /// baseline-backprop-1h, baseline-feedback-alignment-1h, burstccn-1h-rate): what
-    /// scripts/bench-torch.sh compares with PyTorch (its two baselines).
+    /// baseline-backprop-1h, baseline-feedback-alignment-1h, burstccn-1h-rate), and the last
+    /// three again with `batch_size = 32` (`-b32`): what scripts/bench-torch.sh compares
+    /// with PyTorch (its two baselines, online and at batch 32).
     #[arg(long, conflicts_with = "default_only")]
     rules: bool,
     /// Thread counts of training and test evaluation, e.g. 1,2,4,8,16 (the first is the
@@ -622,6 +623,13 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     } else if a.rules {
         for name in rate_rules {
             let cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;
+            models.push((cfg.name.clone(), cfg));
+        }
+        // The rules that allow minibatches, with batches of 32 (docs/model.md, section 12).
+        for name in &rate_rules[1..] {
+            let mut cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;
+            cfg.training.batch_size = 32;
+            cfg.name = format!("{name}-b32");
             models.push((cfg.name.clone(), cfg));
         }
     } else {

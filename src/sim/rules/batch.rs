@@ -54,6 +54,14 @@ pub struct BatchScratch {
     a: Vec<Vec<f32>>,
     /// Column sums and p e products.
     tmp: Vec<f32>,
+    /// The inputs active (non-zero) in some example of the batch, ascending: the first
+    /// layer's products run over these only (an MNIST batch of 32 leaves many pixels dark).
+    cols: Vec<usize>,
+    /// The batch's input rates of those inputs, `len` x cols.len().
+    xc: Vec<f32>,
+    /// W_1's rows of those inputs, cols.len() x n_1 (copied at the forward pass; W_1 does
+    /// not change before its own update).
+    wc: Vec<f32>,
 }
 
 impl BatchScratch {
@@ -101,6 +109,7 @@ impl BatchScratch {
         for v in [&mut self.c, &mut self.r, &mut self.err] {
             v.resize_with(m_layers, Vec::new);
         }
+        self.compact_inputs(&params[0]);
         for (m, p) in params.iter().enumerate() {
             let n = p.n;
             let c = &mut self.c[m];
@@ -108,18 +117,24 @@ impl BatchScratch {
             for _ in 0..len {
                 c.extend_from_slice(&p.b);
             }
-            let below = if m == 0 { &self.x } else { &self.r[m - 1] };
-            // B = R_below W + 1 b^T.
-            gemm(
-                len,
-                p.n_pre,
-                n,
-                1.0,
-                (below, p.n_pre, 1),
-                (&p.w, n, 1),
-                1.0,
-                c,
-            );
+            // B = R_below W + 1 b^T (the first layer over its active inputs: the others
+            // add exact zeros).
+            if m == 0 {
+                let u = self.cols.len();
+                gemm(len, u, n, 1.0, (&self.xc, u, 1), (&self.wc, n, 1), 1.0, c);
+            } else {
+                let below = &self.r[m - 1];
+                gemm(
+                    len,
+                    p.n_pre,
+                    n,
+                    1.0,
+                    (below, p.n_pre, 1),
+                    (&p.w, n, 1),
+                    1.0,
+                    c,
+                );
+            }
             let k = if m + 1 < m_layers { d.k_b } else { d.k_d };
             for v in c.iter_mut() {
                 *v *= k; // eqs. 9.4-9.5 (forward phase)
@@ -160,20 +175,59 @@ impl BatchScratch {
             let (w_step, b_step) = steps(m);
             let p = &mut params[m];
             let (n, n_pre) = (p.n, p.n_pre);
-            let below = if m == 0 { &self.x } else { &self.r[m - 1] };
             let e = &self.err[m];
-            gemm(
-                n_pre,
-                self.len,
-                n,
-                -w_step * inv,
-                (below, 1, n_pre),
-                (e, n, 1),
-                1.0,
-                &mut p.w,
-            );
+            if m == 0 {
+                // The rows of inactive inputs do not change (online learning skips them
+                // too); the others are updated in the compact copy and written back.
+                let u = self.cols.len();
+                let (xc, wc) = (&self.xc, &mut self.wc);
+                gemm(
+                    u,
+                    self.len,
+                    n,
+                    -w_step * inv,
+                    (xc, 1, u),
+                    (e, n, 1),
+                    1.0,
+                    wc,
+                );
+                for (&j, row) in self.cols.iter().zip(wc.chunks_exact(n)) {
+                    p.w[j * n..(j + 1) * n].copy_from_slice(row);
+                }
+            } else {
+                let below = &self.r[m - 1];
+                let a = (below.as_slice(), 1, n_pre);
+                gemm(
+                    n_pre,
+                    self.len,
+                    n,
+                    -w_step * inv,
+                    a,
+                    (e, n, 1),
+                    1.0,
+                    &mut p.w,
+                );
+            }
             column_sums(e, n, &mut self.tmp);
             learning::update_bias(&mut p.b, &self.tmp, b_step * inv);
+        }
+    }
+}
+
+impl BatchScratch {
+    /// `cols`, `xc` and `wc` of the batch's inputs and the first layer's weights `p`.
+    fn compact_inputs(&mut self, p: &LayerParams) {
+        let (len, n_in, n) = (self.len, p.n_pre, p.n);
+        self.cols.clear();
+        self.cols
+            .extend((0..n_in).filter(|&j| (0..len).any(|b| self.x[b * n_in + j] != 0.0)));
+        self.xc.clear();
+        for row in self.x.chunks_exact(n_in) {
+            self.xc.extend(self.cols.iter().map(|&j| row[j]));
+        }
+        self.wc.clear();
+        for &j in &self.cols {
+            self.wc.extend_from_slice(&p.w[j * n..(j + 1) * n]);
         }
     }
 }
