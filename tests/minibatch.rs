@@ -18,12 +18,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Four examples of the 6-input toy network, all different.
+/// Four examples of the 6-input toy network, all different; input 4 is dark in all of them
+/// (its weights must not move: the batch's first layer skips it).
 const IMAGES: [([u8; 6], u8); 4] = [
-    ([0, 40, 255, 128, 7, 200], 3),
-    ([90, 0, 0, 255, 30, 10], 7),
-    ([255, 255, 0, 0, 64, 1], 0),
-    ([12, 140, 77, 0, 250, 99], 3),
+    ([0, 40, 255, 128, 0, 200], 3),
+    ([90, 0, 0, 255, 0, 10], 7),
+    ([255, 255, 0, 0, 0, 1], 0),
+    ([12, 140, 77, 0, 0, 99], 3),
 ];
 
 /// Every learned value of a network, in a fixed order: W, b, Y of each layer, then Q.
@@ -68,6 +69,13 @@ fn batch_is_the_mean_of_online_updates(cfg: ModelConfig) {
     assert_eq!(net.batch_len(), 0, "the batch is cleared");
     assert_eq!(preds, online_preds);
     let after = values(&net);
+    // Input 4's row of the first layer's W (`w[4 * n + i]`, first in `values`).
+    let n = start.params[0].n;
+    assert_eq!(
+        after[4 * n..5 * n],
+        before[4 * n..5 * n],
+        "a dark input's weights moved"
+    );
     let scale = mean.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     assert!(scale > 1e-3, "the updates are not all zero ({scale})");
     let mut changed = 0;

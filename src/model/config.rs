@@ -977,6 +977,11 @@ impl ModelConfig {
         if t.block_size == 0 {
             return Err(ck.bad("training.block_size", "must be at least 1, got 0".into()));
         }
-        ck.batch_size(self)
+        ck.batch_size(
+            t.batch_size,
+            t.train_examples,
+            self.neuron.mode.name(),
+            self.learning.rule,
+        )
     }
 }
