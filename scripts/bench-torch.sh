@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# apical's rate rules against PyTorch on one CPU thread, one example at a time, in the same
-# run (docs/performance.md, "Rules against PyTorch"). Installs torch into a venv of its own
+# apical's rate rules against PyTorch on one CPU thread, one example at a time and in
+# minibatches of 32, in the same run (docs/performance.md, "Rules against PyTorch").
+# Installs torch into a venv of its own
 # (outside the repository, under ~/.cache/apical; torch is a benchmark's peer, never a
 # dependency of apical, and its files stay out of the source tree), builds apical,
 # then alternates REPS times: `apical bench --rules` (one repetition), the PyTorch script
@@ -34,7 +35,8 @@ print("| implementation | rule | ms/example | runs |")
 print("|---|---|---|---|")
 for (who, what), v in sorted(rows.items()):
     print(f"| {who} | {what} | {statistics.median(v):.4f} | {', '.join(f'{x:.4f}' for x in v)} |")
-pairs = [("baseline-backprop-1h", "backprop"), ("baseline-feedback-alignment-1h", "feedback-alignment")]
+pairs = [("baseline-backprop-1h", "backprop"), ("baseline-feedback-alignment-1h", "feedback-alignment"),
+         ("baseline-backprop-1h-b32", "backprop-b32"), ("baseline-feedback-alignment-1h-b32", "feedback-alignment-b32")]
 for a, t in pairs:
     if ("apical", a) in rows and ("torch", t) in rows:
         ra, rt = statistics.median(rows[("apical", a)]), statistics.median(rows[("torch", t)])

@@ -98,8 +98,9 @@ struct BenchArgs {
     default_only: bool,
     /// Only the rate networks of 784-500-10 under each learning rule (guerguiev-1h-rate,
     /// baseline-backprop-1h, baseline-feedback-alignment-1h, burstccn-1h-rate,
-    /// burstprop-1h-rate): what
-    /// scripts/bench-torch.sh compares with PyTorch (its two baselines).
+    /// burstprop-1h-rate), and the gradient rules and BurstCCN again with `batch_size = 32`
+    /// (`-b32`): what scripts/bench-torch.sh compares with PyTorch (its two baselines,
+    /// online and at batch 32).
     #[arg(long, conflicts_with = "default_only")]
     rules: bool,
     /// Only the spiking 784-500-10 networks under each rule (guerguiev-1h, burstccn-1h):
@@ -620,6 +621,14 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         let names: &[&str] = if a.rules { &rate_rules } else { &spiking_rules };
         for &name in names {
             let cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;
+            models.push((cfg.name.clone(), cfg));
+        }
+        // The rules that allow minibatches, with batches of 32 (docs/model.md, section 13).
+        let minibatch = ["baseline-backprop-1h", "baseline-feedback-alignment-1h", "burstccn-1h-rate"];
+        for name in minibatch.iter().filter(|_| a.rules) {
+            let mut cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;
+            cfg.training.batch_size = 32;
+            cfg.name = format!("{name}-b32");
             models.push((cfg.name.clone(), cfg));
         }
     } else {

@@ -37,6 +37,8 @@ mod dynamics;
 mod fuzz;
 #[path = "learning.rs"]
 mod learning;
+#[path = "minibatch.rs"]
+mod minibatch;
 #[path = "perf.rs"]
 mod perf;
 #[path = "rate.rs"]

@@ -186,14 +186,27 @@ pub(crate) fn time_training(
     let mut counter = EventCounter::new(&net.model);
     let cpu0 = thread_cpu_seconds();
     let t0 = Instant::now();
-    for (k, &idx) in order.iter().enumerate() {
-        net.train_example(
-            train.image(idx),
-            train.label(idx),
-            l_f[k],
-            l_t[k],
-            &mut counter,
-        );
+    let batch = cfg.training.batch_size;
+    if batch > 1 {
+        // Minibatches, as `apical train` runs them (docs/model.md, section 13).
+        let mut preds = Vec::new();
+        for (images, l_f) in order.chunks(batch).zip(l_f.chunks(batch)) {
+            for &idx in images {
+                net.push_batch_example(train.image(idx), train.label(idx));
+            }
+            net.train_batch(l_f, &mut preds);
+            counter.steps += l_f.iter().sum::<usize>() as u64;
+        }
+    } else {
+        for (k, &idx) in order.iter().enumerate() {
+            net.train_example(
+                train.image(idx),
+                train.label(idx),
+                l_f[k],
+                l_t[k],
+                &mut counter,
+            );
+        }
     }
     let seconds = t0.elapsed().as_secs_f64();
     let cpu_seconds = match (cpu0, thread_cpu_seconds()) {

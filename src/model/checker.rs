@@ -1,6 +1,8 @@
 //! The checks of model-file validation ([`crate::model::config::ModelConfig::validate`]):
 //! each names the field (`section.field`) and what is allowed, and the error they build.
 
+use crate::model::rule::LearningRule;
+
 /// A model file that cannot be read, parsed or accepted, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -56,5 +58,39 @@ impl Checker<'_> {
         } else {
             Err(self.bad(field, format!("must be >= 0 and finite, got {v}")))
         }
+    }
+
+    /// `training.batch_size` = `batch`: an integer from 1 to `training.train_examples`, above
+    /// 1 only for the rate rules that allow minibatches (`mode`: `neuron.mode` as written).
+    pub(crate) fn batch_size(
+        &self,
+        batch: usize,
+        train_examples: usize,
+        mode: &str,
+        rule: LearningRule,
+    ) -> Result<(), ConfigError> {
+        let field = "training.batch_size";
+        if batch == 0 {
+            return Err(self.bad(field, "must be at least 1, got 0".into()));
+        }
+        if batch > train_examples {
+            return Err(self.bad(
+                field,
+                format!("must be at most training.train_examples = {train_examples}, got {batch}"),
+            ));
+        }
+        if batch > 1 && (mode != "rate" || !rule.allows_minibatches()) {
+            return Err(self.bad(
+                field,
+                format!(
+                    "= {batch} needs a rate network (neuron.mode = \"rate\") and a rule that \
+                     allows minibatches (backprop, feedback-alignment, burstccn); this model \
+                     has neuron.mode = \"{mode}\" and learning.rule = \"{}\", which learn one \
+                     example at a time: set batch_size = 1",
+                    rule.name()
+                ),
+            ));
+        }
+        Ok(())
     }
 }

@@ -95,6 +95,14 @@ impl NeuronMode {
     fn is_spiking(&self) -> bool {
         *self == NeuronMode::Spiking
     }
+
+    /// The name as written in a model file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NeuronMode::Spiking => "spiking",
+            NeuronMode::Rate => "rate",
+        }
+    }
 }
 
 /// Spread of the uniform weight initialisation (spec section 7).
@@ -328,6 +336,20 @@ pub struct TrainingConfig {
     /// the thread count. Changing it changes the random streams (not the model).
     #[serde(default = "d_block")]
     pub block_size: usize,
+    /// Examples per weight update of the rate rules that allow minibatches (backprop,
+    /// feedback alignment, BurstCCN; docs/model.md, section 13): the examples of a batch run
+    /// on the weights of the batch's start and the mean of their updates is applied once.
+    /// 1 (the default) learns online. Not written to the model file when 1, so checkpoints
+    /// of online runs keep their bytes.
+    #[serde(default = "d_batch", skip_serializing_if = "is_d_batch")]
+    pub batch_size: usize,
+}
+
+fn d_batch() -> usize {
+    1
+}
+fn is_d_batch(b: &usize) -> bool {
+    *b == d_batch()
 }
 
 fn d_n_in() -> usize {
@@ -1001,6 +1023,11 @@ impl ModelConfig {
         if t.block_size == 0 {
             return Err(ck.bad("training.block_size", "must be at least 1, got 0".into()));
         }
-        Ok(())
+        ck.batch_size(
+            t.batch_size,
+            t.train_examples,
+            self.neuron.mode.name(),
+            self.learning.rule,
+        )
     }
 }

@@ -49,6 +49,17 @@ impl LearningRule {
         matches!(self, LearningRule::Burstccn | LearningRule::Burstprop)
     }
 
+    /// Whether `[training] batch_size` may exceed 1 (docs/model.md, section 13): the rules
+    /// whose update is a function of one forward pass (the gradient rules and BurstCCN),
+    /// not the segregated-dendrite rule, whose example runs two phases on the weights the
+    /// last example left (nor, not built yet, Burstprop).
+    pub fn allows_minibatches(&self) -> bool {
+        matches!(
+            self,
+            LearningRule::Backprop | LearningRule::FeedbackAlignment | LearningRule::Burstccn
+        )
+    }
+
     /// Whether the rule runs a target phase (the segregated-dendrite rule) or learns from
     /// one forward phase (the gradient rules of section 10).
     pub fn has_target_phase(&self) -> bool {

@@ -12,6 +12,7 @@ use crate::run::alignment::AlignmentLog;
 use crate::run::hooks::RunHooks;
 use crate::run::metrics::{epoch_order, epoch_test_key, error_percent, evaluate, quick_test_key};
 use crate::sim::network::Network;
+use crate::sim::observer::Phase;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -123,6 +124,7 @@ impl<'a> Trainer<'a> {
         info: &RunInfo,
     ) -> Result<Self, TrainError> {
         check_data(&cfg, data)?;
+        check_batch(&cfg, opts.train_examples.min(data.train.len()))?;
         let model_toml = cfg.to_toml_string();
         let run = RunDir::create(&opts.out_dir, &model_toml, info)?;
         let initial_pending = cfg.training.test_initial;
@@ -306,32 +308,70 @@ impl<'a> Trainer<'a> {
             progress.start_epoch(epoch, n_train, start);
             obs.on_epoch_start(epoch, start, n_train, &self.net.params);
             let quick = cfg.training.quick_test_every;
-            for k in start..n_train {
-                let idx = order[k];
-                let probe = align.compares(k, n_train);
-                if probe {
-                    align.before_example(&self.net);
+            let mut preds = Vec::new();
+            let batch_size = cfg.training.batch_size;
+            let mut k = start;
+            while k < n_train {
+                // Online learning trains example k; a minibatch the examples up to the next
+                // multiple of batch_size (or the epoch's end), on the weights of its start.
+                let end = if batch_size > 1 {
+                    (k / batch_size + 1) * batch_size
+                } else {
+                    k + 1
                 }
-                obs.on_example_start(epoch, k, idx, train.label(idx));
-                let out =
-                    self.net
-                        .train_example(train.image(idx), train.label(idx), l_f[k], l_t[k], obs);
-                obs.on_example_end(out.predicted, &self.net.params);
-                if probe {
-                    align.after_example_at(&self.net, epoch, k, n_train);
+                .min(n_train);
+                if batch_size > 1 {
+                    self.train_minibatch(epoch, k, &order[k..end], &l_f[k..end], obs, &mut preds)?;
+                    for (i, &p) in (k..end).zip(&preds) {
+                        // One forward phase per example (these rules have no target phase).
+                        steps += l_f[i] as u64;
+                        if p == train.label(order[i]) {
+                            correct += 1;
+                        }
+                        progress
+                            .example_done(i + 1, 100.0 * (i + 1 - correct) as f64 / (i + 1) as f64);
+                    }
+                    if !self.net.batch_is_finite() || !example_is_finite(&self.net) {
+                        return Err(self.non_finite(epoch, end));
+                    }
+                } else {
+                    let idx = order[k];
+                    let probe = align.compares(k, n_train);
+                    if probe {
+                        align.before_example(&self.net);
+                    }
+                    obs.on_example_start(epoch, k, idx, train.label(idx));
+                    let out = self.net.train_example(
+                        train.image(idx),
+                        train.label(idx),
+                        l_f[k],
+                        l_t[k],
+                        obs,
+                    );
+                    obs.on_example_end(out.predicted, &self.net.params);
+                    if probe {
+                        align.after_example_at(&self.net, epoch, k, n_train);
+                    }
+                    steps += out.steps as u64;
+                    if out.predicted == train.label(idx) {
+                        correct += 1;
+                    }
+                    // Cheap per-example check (potentials, errors, presynaptic means: a few
+                    // thousand values); the weights (~400k) are checked before every save.
+                    if !example_is_finite(&self.net) {
+                        return Err(self.non_finite(epoch, k + 1));
+                    }
+                    let done = k + 1;
+                    progress.example_done(done, 100.0 * (done - correct) as f64 / done as f64);
                 }
-                steps += out.steps as u64;
-                if out.predicted == train.label(idx) {
-                    correct += 1;
-                }
-                // Cheap per-example check (potentials, errors, presynaptic means: a few
-                // thousand values); the weights (~400k) are checked before every save.
-                if !example_is_finite(&self.net) {
-                    return Err(self.non_finite(epoch, k + 1));
-                }
-                let done = k + 1;
-                progress.example_done(done, 100.0 * (done - correct) as f64 / done as f64);
-                if quick > 0 && done % quick == 0 && done < n_train {
+                let done = end;
+                // Whether a multiple of `every` lies in (k, done]: after every `every`
+                // examples online, at the end of the batch that reaches it with minibatches
+                // (the weights between are those of the batch's start).
+                let first = k;
+                let reached = |every: usize| every > 0 && done / every > first / every;
+                k = end;
+                if reached(quick) && done < n_train {
                     let n = cfg.training.quick_test_examples;
                     let key = quick_test_key(epoch, done / quick);
                     let (idx, preds) = evaluate(&self.net, &self.data.test, seed, key, n);
@@ -340,9 +380,7 @@ impl<'a> Trainer<'a> {
                     self.net.state.reset();
                 }
                 let interrupted = stop.load(Ordering::SeqCst);
-                let periodic = self.opts.checkpoint_every > 0
-                    && done % self.opts.checkpoint_every == 0
-                    && done < n_train;
+                let periodic = reached(self.opts.checkpoint_every) && done < n_train;
                 if (interrupted || periodic) && done < n_train {
                     let (path, progress_state) = self.save_progress(epoch, done, correct, steps)?;
                     if interrupted {
@@ -382,6 +420,42 @@ impl<'a> Trainer<'a> {
 }
 
 impl Trainer<'_> {
+    /// Trains the training images `images` (positions `first..` of `epoch`) as one
+    /// minibatch (docs/model.md, section 13) and leaves their predictions in `preds`. The
+    /// hooks hear of each example in order after the batch's update: its start, its
+    /// forward phase's `l_f` steps (unwatched: a minibatch runs no steps one by one) and its
+    /// end, with the weights after the update.
+    fn train_minibatch<O: RunHooks>(
+        &mut self,
+        epoch: usize,
+        first: usize,
+        images: &[usize],
+        l_f: &[usize],
+        obs: &mut O,
+        preds: &mut Vec<u8>,
+    ) -> Result<(), TrainError> {
+        let train = &self.data.train;
+        for &idx in images {
+            self.net
+                .push_batch_example(train.image(idx), train.label(idx));
+        }
+        self.net.train_batch(l_f, preds);
+        for (i, (&idx, &p)) in images.iter().zip(preds.iter()).enumerate() {
+            obs.on_example_start(epoch, first + i, idx, train.label(idx));
+            if obs.watches_steps() {
+                return Err(TrainError::Invalid(format!(
+                    "training.batch_size = {} trains a minibatch in one pass, without steps to \
+                     record: record metrics and weights only (e.g. --record metrics,weights) \
+                     or set batch_size = 1",
+                    self.net.model.cfg.training.batch_size
+                )));
+            }
+            obs.on_steps_unwatched(Phase::Forward, l_f[i]);
+            obs.on_example_end(p, &self.net.params);
+        }
+        Ok(())
+    }
+
     /// A mid-epoch checkpoint after `done` examples of `epoch`: its path, and the progress
     /// it holds (to continue from when the run stops here). Never saves non-finite values:
     /// the previous checkpoint then stays the last.
@@ -538,6 +612,19 @@ fn example_is_finite(net: &Network) -> bool {
             .iter()
             .chain(&st.presyn_fb)
             .all(|p| finite(&p.mean))
+}
+
+/// `training.batch_size` against the examples an epoch trains (the model file's check
+/// compares it with its own `training.train_examples`; a run may train fewer).
+fn check_batch(cfg: &ModelConfig, n_train: usize) -> Result<(), TrainError> {
+    let b = cfg.training.batch_size;
+    if b > n_train {
+        return Err(TrainError::Invalid(format!(
+            "training.batch_size = {b} is more than the {n_train} training examples of an epoch; \
+             set batch_size to at most {n_train} or train more examples"
+        )));
+    }
+    Ok(())
 }
 
 fn check_data(cfg: &ModelConfig, data: &Mnist) -> Result<(), TrainError> {

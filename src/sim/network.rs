@@ -12,6 +12,8 @@ use crate::sim::exec::Exec;
 use crate::sim::observer::{NoObserver, Observer, Phase};
 use crate::sim::pace::Pace;
 use crate::sim::rules;
+use crate::sim::rules::batch::{self, BatchScratch};
+use crate::sim::rules::gradient::Feedback;
 use crate::sim::schedule::run_phase;
 use crate::sim::state::NetState;
 use rayon::prelude::*;
@@ -41,6 +43,8 @@ pub struct Network {
     pub feedback_rng: Rng,
     /// Timings of training examples on the team and on one thread (`exec.adaptive`).
     pub pace: Pace,
+    /// The minibatch being gathered (`[training] batch_size` > 1; empty otherwise).
+    pub(crate) batch: BatchScratch,
 }
 
 impl Network {
@@ -66,6 +70,7 @@ impl Network {
             exec: Exec::default(),
             feedback_rng: stream(seed, Purpose::Feedback, &[]),
             pace: Pace::default(),
+            batch: BatchScratch::default(),
         };
         if net.model.cfg.learning.feedback_mode == FeedbackMode::Symmetric {
             rules::guerguiev::symmetrize(&net.model, &mut net.params, &mut net.feedback_rng);
@@ -167,6 +172,48 @@ impl Network {
                 .record(t0.elapsed().as_secs_f64() / steps.max(1) as f64);
         }
         ExampleOutcome { predicted, steps }
+    }
+
+    /// Adds a training example to the minibatch being gathered ([`Network::train_batch`]).
+    pub fn push_batch_example(&mut self, image: &[u8], label: u8) {
+        self.batch.push(&self.model, &mut self.state, image, label);
+    }
+
+    /// Examples gathered for the next [`Network::train_batch`].
+    pub fn batch_len(&self) -> usize {
+        self.batch.len
+    }
+
+    /// Trains the gathered minibatch (`[training] batch_size` > 1; docs/model.md, section
+    /// 12): every example forward on the current weights, then the mean of their updates,
+    /// applied once. Writes each example's forward prediction, in order, to `predicted`;
+    /// `l_f[i]` is example i's forward-phase length (the firing rates count its steps).
+    /// Only for the rules that allow minibatches on the rate network (the model file's
+    /// check refuses the others).
+    pub fn train_batch(&mut self, l_f: &[usize], predicted: &mut Vec<u8>) {
+        assert_eq!(l_f.len(), self.batch.len, "one phase length per example");
+        let (model, params, state) = (&self.model, &mut self.params[..], &mut self.state);
+        let b = &mut self.batch;
+        match model.rule {
+            LearningRule::Backprop => {
+                batch::train_gradient(model, params, state, b, l_f, predicted, Feedback::Transpose)
+            }
+            LearningRule::FeedbackAlignment => {
+                batch::train_gradient(model, params, state, b, l_f, predicted, Feedback::Fixed)
+            }
+            LearningRule::Burstccn => {
+                let rule = &mut self.rule_params;
+                batch::train_burstccn(model, params, rule, state, b, l_f, predicted)
+            }
+            LearningRule::Guerguiev => {
+                unreachable!("training.batch_size > 1 is refused for the guerguiev rule")
+            }
+        }
+    }
+
+    /// Whether every value the last minibatch computed is finite.
+    pub(crate) fn batch_is_finite(&self) -> bool {
+        self.batch.is_finite()
     }
 
     /// The learning step of the model's rule from the state the last phases left (for the

@@ -14,11 +14,12 @@
 //! May use: [`crate::base`], [`crate::model`], the rest of [`crate::sim`].
 
 pub mod backprop;
+pub(crate) mod batch;
 pub mod burstccn;
 mod burstccn_spiking;
 pub mod burstprop;
 pub mod feedback_alignment;
-mod gradient;
+pub(crate) mod gradient;
 pub mod guerguiev;
 
 use crate::base::rng::Rng;
