@@ -624,7 +624,11 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             models.push((cfg.name.clone(), cfg));
         }
         // The rules that allow minibatches, with batches of 32 (docs/model.md, section 13).
-        let minibatch = ["baseline-backprop-1h", "baseline-feedback-alignment-1h", "burstccn-1h-rate"];
+        let minibatch = [
+            "baseline-backprop-1h",
+            "baseline-feedback-alignment-1h",
+            "burstccn-1h-rate",
+        ];
         for name in minibatch.iter().filter(|_| a.rules) {
             let mut cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;
             cfg.training.batch_size = 32;

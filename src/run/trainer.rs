@@ -218,19 +218,16 @@ impl<'a> Trainer<'a> {
     /// Every row of metrics.json: the initial test (when the run has one), then the trained
     /// epochs.
     fn metrics(&self) -> Vec<EpochMetrics> {
-        let trained =
-            self.history
-                .iter()
-                .zip(&self.wall)
-                .zip(&self.bursts)
-                .map(|((r, &[train, test, per_example]), bursts)| EpochMetrics {
-                    record: r.clone(),
-                    wall_seconds: train + test,
-                    train_seconds: train,
-                    test_seconds: test,
-                    seconds_per_train_example: per_example,
-                    burst_probability: bursts.clone(),
-                });
+        let trained = self.history.iter().zip(&self.wall).zip(&self.bursts).map(
+            |((r, &[train, test, per_example]), bursts)| EpochMetrics {
+                record: r.clone(),
+                wall_seconds: train + test,
+                train_seconds: train,
+                test_seconds: test,
+                seconds_per_train_example: per_example,
+                burst_probability: bursts.clone(),
+            },
+        );
         self.initial.iter().cloned().chain(trained).collect()
     }
 

@@ -255,7 +255,12 @@ pub(crate) fn apply_updates(
 
 /// Eqs. 11.9-11.10 for tied modes: Y_m = y_scale W'_{m+1}^T and Q_m = p_b Y_m, re-set after
 /// every update.
-pub(crate) fn tie(model: &Model, b: &BurstSettings, params: &mut [LayerParams], rule: &mut RuleParams) {
+pub(crate) fn tie(
+    model: &Model,
+    b: &BurstSettings,
+    params: &mut [LayerParams],
+    rule: &mut RuleParams,
+) {
     tie_y(model, b, params);
     if b.q_mode == QMode::Tied {
         let p_b = b.p_baseline as f32;
