@@ -185,7 +185,7 @@ impl Network {
     }
 
     /// Trains the gathered minibatch (`[training] batch_size` > 1; docs/model.md, section
-    /// 12): every example forward on the current weights, then the mean of their updates,
+    /// 13): every example forward on the current weights, then the mean of their updates,
     /// applied once. Writes each example's forward prediction, in order, to `predicted`;
     /// `l_f[i]` is example i's forward-phase length (the firing rates count its steps).
     /// Only for the rules that allow minibatches on the rate network (the model file's
@@ -205,8 +205,8 @@ impl Network {
                 let rule = &mut self.rule_params;
                 batch::train_burstccn(model, params, rule, state, b, l_f, predicted)
             }
-            LearningRule::Guerguiev => {
-                unreachable!("training.batch_size > 1 is refused for the guerguiev rule")
+            LearningRule::Guerguiev | LearningRule::Burstprop => {
+                unreachable!("training.batch_size > 1 is refused for the guerguiev and burstprop rules")
             }
         }
     }
