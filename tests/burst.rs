@@ -320,7 +320,8 @@ fn model_file_checks_name_the_burst_fields() {
     // refused on the rate network.
     let spiking = base.replace("mode = \"rate\"", "mode = \"spiking\"");
     ModelConfig::from_toml_str(&spiking, "m.toml").expect("spiking BurstCCN is valid");
-    let e = bad(&spiking.replace("[neuron]", "[neuron]\ng_A = 0.05"));
+    assert!(spiking.contains("g_A = 0.0\n"), "{spiking}");
+    let e = bad(&spiking.replace("g_A = 0.0\n", "g_A = 0.05\n"));
     assert!(e.contains("neuron.g_A") && e.contains("0.05"), "{e}");
     let e = bad(&with("trace_tau = 10.0"));
     assert!(
