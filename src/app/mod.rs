@@ -5,6 +5,7 @@
 //! [`crate::io`], [`crate::run`]); nothing below uses this layer.
 
 pub mod bench;
+pub mod experiments;
 pub(crate) mod palette;
 pub mod plot;
 pub mod reproduce;

@@ -22,5 +22,6 @@ pub mod readout;
 pub mod record_plan;
 pub mod recording;
 pub mod rule;
+mod rule_checks;
 pub mod synapse;
 pub mod topology;

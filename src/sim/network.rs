@@ -206,7 +206,9 @@ impl Network {
                 batch::train_burstccn(model, params, rule, state, b, l_f, predicted)
             }
             LearningRule::Guerguiev | LearningRule::Burstprop => {
-                unreachable!("training.batch_size > 1 is refused for the guerguiev and burstprop rules")
+                unreachable!(
+                    "training.batch_size > 1 is refused for the guerguiev and burstprop rules"
+                )
             }
         }
     }
