@@ -3,7 +3,7 @@
 
 use crate::base::rng::{stream, Purpose, Rng};
 use crate::model::config::LearningRule;
-use crate::model::config::{FeedbackMode, ModelConfig};
+use crate::model::config::{FeedbackMode, ModelConfig, NeuronMode};
 use crate::model::init::init_params;
 use crate::model::params::{LayerParams, RuleParams};
 use crate::model::readout::predict;
@@ -146,6 +146,20 @@ impl Network {
                 ),
                 l_f,
             ),
+            LearningRule::Burstccn if model.cfg.neuron.mode != NeuronMode::Rate => (
+                rules::burstccn_spiking::train_example(
+                    model,
+                    params,
+                    rule_params,
+                    state,
+                    image,
+                    label,
+                    l_f,
+                    &exec,
+                    obs,
+                ),
+                l_f,
+            ),
             LearningRule::Burstccn => (
                 rules::burstccn::train_example(
                     model,
@@ -230,6 +244,12 @@ impl Network {
             LearningRule::Backprop => rules::backprop::learn(model, params, state, &exec),
             LearningRule::FeedbackAlignment => {
                 rules::feedback_alignment::learn(model, params, state, &exec)
+            }
+            LearningRule::Burstccn if model.cfg.neuron.mode != NeuronMode::Rate => {
+                // From the last phase's spike log (eqs. 11.13-11.15).
+                let rule = &mut self.rule_params;
+                rules::burstccn_spiking::prepare(model, params, rule, state);
+                rules::burstccn::apply_updates(model, params, rule, state, &exec)
             }
             LearningRule::Burstccn => {
                 rules::burstccn::learn(model, params, &mut self.rule_params, state, &exec)

@@ -20,7 +20,6 @@ use crate::model::synapse::PresynapticWindow;
 use crate::sim::compiled::Model;
 use crate::sim::exec::Exec;
 use crate::sim::observer::Observer;
-use crate::sim::rules::burstccn_spiking::{self, SpikeLog};
 use crate::sim::rules::{forward_phase, update_rows};
 use crate::sim::state::NetState;
 use rand_distr::{Distribution, Normal};
@@ -36,10 +35,10 @@ pub(crate) fn settings(model: &Model) -> BurstSettings {
         .settings(model.rule)
 }
 
-/// One training example: one phase of `l_f` steps with the teacher set (the output's
-/// teacher does not act on the forward pass: it enters eq. 11.2), then [`learn`]. On a
-/// spiking network the phase's spikes are logged for the bursts (eqs. 11.13-11.15).
-/// Returns the phase's prediction.
+/// One training example of the rate network: one phase of `l_f` steps with the teacher set
+/// (the output's teacher does not act on the forward pass: it enters eq. 11.2), then
+/// [`learn`]. Returns the phase's prediction. (Spiking networks:
+/// `burstccn_spiking::train_example`.)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train_example<O: Observer>(
     model: &Model,
@@ -52,20 +51,8 @@ pub(crate) fn train_example<O: Observer>(
     exec: &Exec,
     obs: &mut O,
 ) -> u8 {
-    if model.cfg.neuron.mode == NeuronMode::Rate {
-        let predicted = forward_phase(model, params, state, image, label, l_f, exec, obs);
-        learn(model, params, rule, state, exec);
-        return predicted;
-    }
-    state.burst.fit(&model.topology.sizes);
-    let mut seqs = std::mem::take(&mut state.burst.log);
-    let predicted = {
-        let mut both = (SpikeLog::new(&mut seqs, params.len()), &mut *obs);
-        forward_phase(model, params, state, image, label, l_f, exec, &mut both)
-    };
-    state.burst.log = seqs;
-    burstccn_spiking::prepare(model, params, rule, state);
-    apply_updates(model, params, rule, state, exec);
+    let predicted = forward_phase(model, params, state, image, label, l_f, exec, obs);
+    learn(model, params, rule, state, exec);
     predicted
 }
 

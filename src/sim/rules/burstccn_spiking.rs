@@ -15,12 +15,43 @@ use crate::base::rng::Rng;
 use crate::model::params::{LayerParams, RuleParams};
 use crate::sim::compiled::Model;
 use crate::sim::events::EventSeq;
+use crate::sim::exec::Exec;
 use crate::sim::observer::{Observer, StepInfo};
 use crate::sim::rules::burstccn::{
-    burst_error_counts, event_rates, hidden_burst_probability, output_burst_probability, settings,
+    apply_updates, burst_error_counts, event_rates, hidden_burst_probability,
+    output_burst_probability, settings,
 };
+use crate::sim::rules::forward_phase;
 use crate::sim::state::NetState;
 use rand::Rng as _;
+
+/// One training example of a spiking network: one phase of `l_f` steps with the teacher set
+/// (it does not act on the somata: it enters eq. 11.2), its spikes logged ([`SpikeLog`]);
+/// then the bursts and errors ([`prepare`]) and the updates of the rate network's rule
+/// ([`apply_updates`]). Returns the phase's prediction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_example<O: Observer>(
+    model: &Model,
+    params: &mut [LayerParams],
+    rule: &mut RuleParams,
+    state: &mut NetState,
+    image: &[u8],
+    label: u8,
+    l_f: usize,
+    exec: &Exec,
+    obs: &mut O,
+) -> u8 {
+    state.burst.fit(&model.topology.sizes);
+    let mut seqs = std::mem::take(&mut state.burst.log);
+    let predicted = {
+        let mut both = (SpikeLog::new(&mut seqs, params.len()), &mut *obs);
+        forward_phase(model, params, state, image, label, l_f, exec, &mut both)
+    };
+    state.burst.log = seqs;
+    prepare(model, params, rule, state);
+    apply_updates(model, params, rule, state, exec);
+    predicted
+}
 
 /// Logs the spikes of every layer, step by step, during one phase (one [`EventSeq`] per
 /// layer). When the phase ran layer by layer (no `on_step`), the layers' own per-phase logs

@@ -16,7 +16,7 @@
 pub mod backprop;
 pub(crate) mod batch;
 pub mod burstccn;
-mod burstccn_spiking;
+pub(crate) mod burstccn_spiking;
 pub mod burstprop;
 pub mod feedback_alignment;
 pub(crate) mod gradient;
