@@ -1,6 +1,6 @@
 //! A run's metrics files, metrics.csv and metrics.json: one row per epoch, from epoch 0 (the
 //! initial network's test before training, when the run has it) to the last trained
-//! epoch. Written by the trainer through [`crate::io::run_dir::RunDir::write_metrics`].
+//! epoch. Written by the trainer through `RunDir::write_metrics`.
 
 use crate::io::checkpoint::EpochRecord;
 use serde::{Deserialize, Serialize};

@@ -200,7 +200,7 @@ impl BurstScratch {
         self.epoch_bursts.fill(0);
     }
 
-    /// Bursts per window event of each layer since [`BurstScratch::start_epoch`] (NaN for a
+    /// Bursts per window event of each layer since the epoch began (NaN for a
     /// layer without events); empty when no burst was drawn.
     pub fn burst_fractions(&self) -> Vec<f64> {
         if self.epoch_events.iter().all(|&e| e == 0) {
