@@ -6,15 +6,15 @@
 //! Layers, each a folder whose `mod.rs` says what it owns and what it may use; dependencies
 //! point one way, down this list:
 //! - [`app`]: the benchmark harness, the paper's experiments, plots, parameter sweeps;
-//! - [`run`]: training runs, run hooks, metrics, alignment diagnostics;
+//! - [`run`]: training runs, run events, metrics, alignment diagnostics;
 //! - [`io`]: checkpoints, MNIST, the run directory, HDF5 traces, atomic writes;
 //! - [`sim`]: network state, the step schedule, observers, the execution context;
 //! - [`model`]: the model file, parameters and the pure equations;
 //! - [`base`]: random streams and SIMD helpers.
 //!
 //! The names a library user needs are re-exported here: build a model from a file or in
-//! code ([`ModelConfig`], [`Override`]), train with a callback ([`train`] with a
-//! [`Progress`], or a [`Trainer`] with [`RunHooks`]), evaluate ([`evaluate_repeats`]),
+//! code ([`ModelConfig`], [`Override`]), train with a callback ([`train`] or a [`Trainer`]
+//! with [`RunEvents`]), evaluate ([`evaluate_repeats`]),
 //! simulate one example with an [`Observer`] ([`Network::train_example`],
 //! [`Network::test_example`]), read and write checkpoints ([`RunDir`], [`Checkpoint`]) and
 //! open traces ([`inspect`], docs/traces.md).
@@ -63,10 +63,10 @@ pub use io::record::inspect;
 pub use io::run_dir::{RunDir, RunInfo};
 pub use model::config::ModelConfig;
 pub use model::overrides::Override;
-pub use run::hooks::RunHooks;
+pub use run::events::{Quiet, RunEvents};
 pub use run::metrics::{evaluate_repeats, Evaluation};
 pub use run::session::{train, Start, TrainOutcome, TrainRequest};
-pub use run::trainer::{Progress, Trainer};
+pub use run::trainer::Trainer;
 pub use sim::exec::Exec;
 pub use sim::network::Network;
 pub use sim::observer::{NoObserver, Observer, Phase, StepInfo};

@@ -7,9 +7,11 @@ use apical::io::record::{self, Compression};
 use apical::io::run_dir::{self, EpochMetrics, KeepCheckpoints, RunDir};
 use apical::model::config::{ModelConfig, DEFAULT_MODEL_NAME, DEFAULT_MODEL_TOML};
 use apical::model::overrides::Override;
+use apical::model::params::LayerParams;
+use apical::run::events::{ExampleDone, RunEvents};
 use apical::run::metrics::evaluate_repeats;
 use apical::run::session::{self, SessionError, Start, TrainRequest};
-use apical::run::trainer::{Progress, TrainError};
+use apical::run::trainer::TrainError;
 use apical::sim::network::Model;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -368,11 +370,11 @@ impl Bar {
     }
 }
 
-impl Progress for Bar {
+impl RunEvents for Bar {
     fn notice(&mut self, message: &str) {
         eprintln!("{message}");
     }
-    fn start_epoch(&mut self, epoch: usize, examples: usize, done: usize) {
+    fn epoch_start(&mut self, epoch: usize, done: usize, examples: usize, _params: &[LayerParams]) {
         if self.quiet {
             return;
         }
@@ -383,11 +385,12 @@ impl Progress for Bar {
         bar.enable_steady_tick(Duration::from_millis(500));
         self.bar = Some(bar);
     }
-    fn example_done(&mut self, done: usize, train_error: f64) {
+    fn example_end(&mut self, e: &ExampleDone, _params: &[LayerParams]) {
         if let Some(b) = &self.bar {
+            let done = e.example + 1;
             b.set_position(done as u64);
             if done % 100 == 0 {
-                b.set_message(format!("train err {train_error:.1} %"));
+                b.set_message(format!("train err {:.1} %", e.train_error));
             }
         }
     }
@@ -406,12 +409,12 @@ impl Progress for Bar {
             None => eprintln!("{line}"),
         }
     }
-    fn end_epoch(&mut self, m: &EpochMetrics) {
+    fn epoch_end(&mut self, m: &EpochMetrics, _params: &[LayerParams]) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
         // Never panics: after SIGHUP the terminal may be gone while the run finishes.
-        let _ = writeln!(std::io::stdout(), "{}", apical::run::hooks::epoch_line(m));
+        let _ = writeln!(std::io::stdout(), "{}", apical::run::events::epoch_line(m));
     }
 }
 

@@ -14,8 +14,10 @@ use apical::io::checkpoint::{
 use apical::io::mnist::Mnist;
 use apical::io::run_dir::{trained, EpochMetrics, KeepCheckpoints, RunInfo};
 use apical::model::config::ModelConfig;
+use apical::model::params::LayerParams;
+use apical::run::events::{ExampleDone, Quiet, RunEvents};
 use apical::run::metrics::evaluate;
-use apical::run::trainer::{Progress, Quiet, RunOptions, TrainError, Trainer};
+use apical::run::trainer::{RunOptions, TrainError, Trainer};
 use apical::sim::network::Network;
 use apical::sim::observer::NoObserver;
 use common::{metrics_without_wall, mnist, small_model_toml, small_model_with};
@@ -424,12 +426,13 @@ struct StopAt<'s> {
     stop: &'s AtomicBool,
 }
 
-impl Progress for StopAt<'_> {
-    fn start_epoch(&mut self, epoch: usize, _examples: usize, _done: usize) {
+impl RunEvents for StopAt<'_> {
+    fn epoch_start(&mut self, epoch: usize, _first: usize, _n: usize, _p: &[LayerParams]) {
         self.current = epoch;
     }
-    fn example_done(&mut self, done: usize, _train_error: f64) {
-        if self.current == self.epoch && done == self.example {
+    fn example_end(&mut self, done: &ExampleDone, _params: &[LayerParams]) {
+        assert_eq!(done.epoch, self.current);
+        if self.current == self.epoch && done.example + 1 == self.example {
             self.stop.store(true, Ordering::SeqCst);
         }
     }
@@ -651,11 +654,11 @@ struct Tests {
     ended: Vec<usize>,
 }
 
-impl Progress for Tests {
+impl RunEvents for Tests {
     fn testing(&mut self, epoch: usize, _n: usize) {
         self.announced.push(epoch);
     }
-    fn end_epoch(&mut self, m: &EpochMetrics) {
+    fn epoch_end(&mut self, m: &EpochMetrics, _params: &[LayerParams]) {
         self.ended.push(m.record.epoch);
     }
 }

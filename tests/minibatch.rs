@@ -10,7 +10,8 @@ use apical::io::checkpoint::{epoch_file_name, list_checkpoints, Checkpoint};
 use apical::io::run_dir::{KeepCheckpoints, RunInfo};
 use apical::model::config::ModelConfig;
 use apical::model::params::LayerParams;
-use apical::run::trainer::{Progress, Quiet, RunOptions, TrainError, Trainer};
+use apical::run::events::{ExampleDone, Quiet, RunEvents};
+use apical::run::trainer::{RunOptions, TrainError, Trainer};
 use apical::sim::network::Network;
 use apical::sim::observer::NoObserver;
 use common::{metrics_without_wall, mnist, toy_rate_model, MODEL_1H};
@@ -247,12 +248,12 @@ struct StopAt<'s> {
     stop: &'s AtomicBool,
 }
 
-impl Progress for StopAt<'_> {
-    fn start_epoch(&mut self, epoch: usize, _examples: usize, _done: usize) {
+impl RunEvents for StopAt<'_> {
+    fn epoch_start(&mut self, epoch: usize, _first: usize, _n: usize, _p: &[LayerParams]) {
         self.epoch = epoch;
     }
-    fn example_done(&mut self, done: usize, _train_error: f64) {
-        if self.epoch == 2 && done == self.example {
+    fn example_end(&mut self, done: &ExampleDone, _params: &[LayerParams]) {
+        if self.epoch == 2 && done.example + 1 == self.example {
             self.stop.store(true, Ordering::SeqCst);
         }
     }

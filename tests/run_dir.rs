@@ -3,7 +3,8 @@
 //! run's own feedback weights, also where they are drawn with noise.
 
 use apical::io::run_dir::RunDir;
-use apical::run::trainer::{Quiet, RunOptions};
+use apical::run::events::Quiet;
+use apical::run::trainer::RunOptions;
 use apical::{Mnist, MnistSet, ModelConfig, NoObserver, RunInfo, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

@@ -4,12 +4,12 @@
 use apical::io::checkpoint::EpochRecord;
 use apical::io::mnist::{Mnist, MnistSet};
 use apical::io::record::{parse_spec, steps_before, Compression, Recorder, RunEnd, StartPoint};
-use apical::io::run_dir::{Budget, RunInfo};
+use apical::io::run_dir::{Budget, EpochMetrics, RunInfo};
 use apical::model::config::ModelConfig;
 use apical::model::neuron::plateau_potential;
 use apical::model::params::LayerParams;
-use apical::run::hooks::RunHooks;
-use apical::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
+use apical::run::events::{ExampleDone, Quiet, RunEvents};
+use apical::run::trainer::{RunOptions, TrainError, Trainer};
 use apical::sim::network::Network;
 use apical::sim::observer::{NoObserver, Observer, Phase, StepInfo};
 use apical::sim::state::NetState;
@@ -185,19 +185,22 @@ impl Observer for Counter {
     }
 }
 
-impl RunHooks for Counter {
-    fn on_epoch_start(&mut self, _e: usize, _f: usize, _n: usize, params: &[LayerParams]) {
+impl RunEvents for Counter {
+    fn epoch_start(&mut self, _e: usize, _f: usize, _n: usize, params: &[LayerParams]) {
         self.initial.get_or_insert_with(|| params.to_vec());
     }
-    fn on_example_start(&mut self, _epoch: usize, example: usize, image: usize, _label: u8) {
+    fn example_start(&mut self, _epoch: usize, example: usize, image: usize, _label: u8) {
         self.example = example;
         self.images.push(image);
     }
-    fn on_example_end(&mut self, predicted: u8, _params: &[LayerParams]) {
-        self.predictions.push(predicted);
+    fn example_end(&mut self, done: &ExampleDone, _params: &[LayerParams]) {
+        assert_eq!(done.example, self.example);
+        self.predictions.push(done.predicted);
     }
-    fn on_epoch_end(&mut self, record: &EpochRecord, _params: &[LayerParams]) {
-        self.epochs_ended.push(record.clone());
+    fn epoch_end(&mut self, m: &EpochMetrics, _params: &[LayerParams]) {
+        if !m.is_initial() {
+            self.epochs_ended.push(m.record.clone());
+        }
     }
 }
 
@@ -517,21 +520,21 @@ impl Observer for FailAt<'_> {
     }
 }
 
-impl RunHooks for FailAt<'_> {
-    fn on_epoch_start(&mut self, e: usize, f: usize, n: usize, params: &[LayerParams]) {
-        self.rec.on_epoch_start(e, f, n, params);
+impl RunEvents for FailAt<'_> {
+    fn epoch_start(&mut self, e: usize, f: usize, n: usize, params: &[LayerParams]) {
+        self.rec.epoch_start(e, f, n, params);
     }
-    fn on_example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+    fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
         if example == self.at {
             self.rec.inject_write_failure();
         }
-        self.rec.on_example_start(epoch, example, image, label);
+        self.rec.example_start(epoch, example, image, label);
     }
-    fn on_example_end(&mut self, predicted: u8, params: &[LayerParams]) {
-        self.rec.on_example_end(predicted, params);
+    fn example_end(&mut self, done: &ExampleDone, params: &[LayerParams]) {
+        self.rec.example_end(done, params);
     }
-    fn on_epoch_end(&mut self, record: &EpochRecord, params: &[LayerParams]) {
-        self.rec.on_epoch_end(record, params);
+    fn epoch_end(&mut self, m: &EpochMetrics, params: &[LayerParams]) {
+        self.rec.epoch_end(m, params);
     }
 }
 

@@ -13,8 +13,10 @@ use crate::errors;
 use crate::model::Model;
 use apical::io::record::Compression;
 use apical::io::run_dir::{EpochMetrics, KeepCheckpoints};
+use apical::model::params::LayerParams;
+use apical::run::events::{ExampleDone, RunEvents};
 use apical::run::session::{self, Start, TrainRequest};
-use apical::run::trainer::{Progress, TrainError};
+use apical::run::trainer::TrainError;
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
 use std::path::PathBuf;
@@ -59,18 +61,19 @@ struct Relay {
     last: Instant,
 }
 
-impl Progress for Relay {
+impl RunEvents for Relay {
     fn notice(&mut self, message: &str) {
         let _ = self.tx.send(Msg::Notice(message.to_string()));
     }
-    fn start_epoch(&mut self, epoch: usize, examples: usize, done: usize) {
+    fn epoch_start(&mut self, epoch: usize, done: usize, examples: usize, _params: &[LayerParams]) {
         self.epoch = epoch;
         self.total = examples;
         self.first = done;
         self.started = Instant::now();
         self.last = self.started;
     }
-    fn example_done(&mut self, done: usize, train_error: f64) {
+    fn example_end(&mut self, e: &ExampleDone, _params: &[LayerParams]) {
+        let (done, train_error) = (e.example + 1, e.train_error);
         let now = Instant::now();
         if now.duration_since(self.last) < TICK && done < self.total {
             return;
@@ -93,11 +96,11 @@ impl Progress for Relay {
             "epoch {epoch} example {example}: quick test error {error:.1} %"
         )));
     }
-    fn end_epoch(&mut self, m: &EpochMetrics) {
+    fn epoch_end(&mut self, m: &EpochMetrics, _params: &[LayerParams]) {
         let (reply, answer) = mpsc::channel();
         let msg = Msg::Epoch {
             json: serde_json::to_string(m).expect("metrics serialise"),
-            line: apical::run::hooks::epoch_line(m),
+            line: apical::run::events::epoch_line(m),
             reply,
         };
         if self.tx.send(msg).is_ok() {

@@ -14,9 +14,10 @@ use crate::io::run_dir::{
 };
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::overrides::Override;
+use crate::run::events::Quiet;
 use crate::run::metrics::evaluate_repeats;
 use crate::run::session::{run_recorded, SessionError, Start, TrainRequest};
-use crate::run::trainer::{Quiet, RunOptions, TrainError, Trainer};
+use crate::run::trainer::{RunOptions, TrainError, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;

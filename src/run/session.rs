@@ -16,7 +16,8 @@ use crate::io::run_dir::{
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::record_plan::RecordPlan;
 use crate::model::recording::DEFAULT_SPEC;
-use crate::run::trainer::{Progress, RunOptions, TrainError, Trainer};
+use crate::run::events::RunEvents;
+use crate::run::trainer::{RunOptions, TrainError, Trainer};
 use crate::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -190,7 +191,7 @@ pub fn check_memory(cfg: &ModelConfig, record: Option<&str>) -> Result<(), Memor
 ///
 /// The run directory is locked first (before the data is read; a second writer of the same
 /// directory is refused at once, naming the holder) and stays locked until this returns.
-pub fn train<P: Progress>(
+pub fn train<P: RunEvents>(
     request: &TrainRequest,
     progress: &mut P,
     stop: &AtomicBool,
@@ -261,7 +262,7 @@ pub(crate) type Recorded = (Result<(), TrainError>, Option<Result<PathBuf, Recor
 /// `z`, naming the data set `data` (when not MNIST): the one way every entry point records
 /// a run. A resumed run writes a new trace file whose time continues the run's.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_recorded<P: Progress>(
+pub(crate) fn run_recorded<P: RunEvents>(
     trainer: &mut Trainer<'_>,
     record: Option<&str>,
     resumed: bool,
@@ -311,7 +312,7 @@ enum Begin {
 
 /// A resumed run: the directory's latest checkpoint, checked against run.json and
 /// model.toml, with the run's own settings where the request leaves them open.
-fn prepare_resume<P: Progress>(
+fn prepare_resume<P: RunEvents>(
     request: &TrainRequest,
     dir: &Path,
     epochs_asked: Option<usize>,
@@ -446,7 +447,7 @@ fn prepare_resume<P: Progress>(
 
 /// A new run: counts from the request or the model file, checked; the run directory
 /// created and locked.
-fn prepare_new<P: Progress>(
+fn prepare_new<P: RunEvents>(
     request: &TrainRequest,
     model: &ModelConfig,
     seed: u64,
@@ -581,7 +582,7 @@ fn position(ck: &Checkpoint) -> String {
 /// run's. A file already at the new file's name (the traces of a run killed before its
 /// first checkpoint, or of a resume killed before its next) is kept under another name
 /// ([`keep_earlier`]), which `progress` is told.
-fn make_recorder<P: Progress>(
+fn make_recorder<P: RunEvents>(
     t: &Trainer<'_>,
     spec: Option<&str>,
     resumed: bool,

@@ -9,10 +9,10 @@ use crate::io::run_dir::{Budget, EpochMetrics, KeepCheckpoints, RunDir, RunDirEr
 use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
 use crate::run::alignment::AlignmentLog;
-use crate::run::hooks::RunHooks;
+use crate::run::events::{ExampleDone, RunEvents};
 use crate::run::metrics::{epoch_order, epoch_test_key, error_percent, evaluate, quick_test_key};
 use crate::sim::network::Network;
-use crate::sim::observer::Phase;
+use crate::sim::observer::{Observer, Phase};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -71,21 +71,6 @@ pub struct RunOptions {
     /// Which end-of-epoch checkpoints stay once later ones are written.
     pub keep_checkpoints: KeepCheckpoints,
 }
-
-/// Called as training goes (progress bars, logs).
-pub trait Progress {
-    /// A message for the user (what is loaded, trained, resumed).
-    fn notice(&mut self, _message: &str) {}
-    fn start_epoch(&mut self, _epoch: usize, _examples: usize, _done: usize) {}
-    fn example_done(&mut self, _done: usize, _train_error: f64) {}
-    fn testing(&mut self, _epoch: usize, _n: usize) {}
-    fn quick_test(&mut self, _epoch: usize, _example: usize, _error: f64) {}
-    fn end_epoch(&mut self, _m: &EpochMetrics) {}
-}
-
-/// No progress output.
-pub struct Quiet;
-impl Progress for Quiet {}
 
 /// A training run in progress.
 pub struct Trainer<'a> {
@@ -236,10 +221,10 @@ impl<'a> Trainer<'a> {
     /// ([`epoch_test_key`]`(0)`). The test reads the network and changes nothing, so the
     /// weights trained after it are those of a run without it. Written to metrics.csv/json
     /// at once, so a resumed run reads it back instead of testing again.
-    fn test_initial<P: Progress>(&mut self, progress: &mut P) -> Result<(), TrainError> {
+    fn test_initial<E: RunEvents>(&mut self, events: &mut E) -> Result<(), TrainError> {
         self.initial_pending = false;
         let started = Instant::now();
-        progress.testing(0, self.opts.test_examples);
+        events.testing(0, self.opts.test_examples);
         let (idx, preds) = evaluate(
             &self.net,
             &self.data.test,
@@ -254,12 +239,14 @@ impl<'a> Trainer<'a> {
         );
         self.initial = Some(m.clone());
         self.run.write_metrics(&self.metrics())?;
-        progress.end_epoch(&m);
+        events.epoch_end(&m, &self.net.params);
         Ok(())
     }
 
     /// Trains up to `opts.epochs` epochs in total. `stop` is polled after every example.
-    pub fn run<P: Progress, O: RunHooks>(
+    /// Every run event goes to `progress` and to `obs` alike; `obs` also follows the steps
+    /// of each example (a recorder; [`crate::sim::observer::NoObserver`] for none).
+    pub fn run<P: RunEvents, O: RunEvents + Observer>(
         &mut self,
         stop: &AtomicBool,
         progress: &mut P,
@@ -275,7 +262,7 @@ impl<'a> Trainer<'a> {
             align = align.with_trace(&self.run.dir, self.history.len());
         }
         if self.initial_pending && self.history.is_empty() && self.resume_progress.is_none() {
-            self.test_initial(progress)?;
+            self.test_initial(&mut (&mut *progress, &mut *obs))?;
         }
         while self.history.len() < self.opts.epochs {
             let epoch = self.history.len() + 1;
@@ -302,8 +289,7 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
-            progress.start_epoch(epoch, n_train, start);
-            obs.on_epoch_start(epoch, start, n_train, &self.net.params);
+            (&mut *progress, &mut *obs).epoch_start(epoch, start, n_train, &self.net.params);
             let quick = cfg.training.quick_test_every;
             let mut preds = Vec::new();
             let batch_size = cfg.training.batch_size;
@@ -318,15 +304,33 @@ impl<'a> Trainer<'a> {
                 }
                 .min(n_train);
                 if batch_size > 1 {
-                    self.train_minibatch(epoch, k, &order[k..end], &l_f[k..end], obs, &mut preds)?;
+                    self.train_minibatch(&order[k..end], &l_f[k..end], &mut preds);
+                    // The events of each example, in order, after the batch's update: its
+                    // start, its forward phase's `l_f` steps (unwatched: a minibatch runs no
+                    // steps one by one) and its end, with the weights after the update.
                     for (i, &p) in (k..end).zip(&preds) {
+                        let idx = order[i];
+                        (&mut *progress, &mut *obs).example_start(epoch, i, idx, train.label(idx));
+                        if obs.watches_steps() {
+                            return Err(TrainError::Invalid(format!(
+                                "training.batch_size = {batch_size} trains a minibatch in one \
+                                 pass, without steps to record: record metrics and weights only \
+                                 (e.g. --record metrics,weights) or set batch_size = 1"
+                            )));
+                        }
+                        obs.on_steps_unwatched(Phase::Forward, l_f[i]);
                         // One forward phase per example (these rules have no target phase).
                         steps += l_f[i] as u64;
-                        if p == train.label(order[i]) {
+                        if p == train.label(idx) {
                             correct += 1;
                         }
-                        progress
-                            .example_done(i + 1, 100.0 * (i + 1 - correct) as f64 / (i + 1) as f64);
+                        let done = ExampleDone {
+                            epoch,
+                            example: i,
+                            predicted: p,
+                            train_error: 100.0 * (i + 1 - correct) as f64 / (i + 1) as f64,
+                        };
+                        (&mut *progress, &mut *obs).example_end(&done, &self.net.params);
                     }
                     if !self.net.batch_is_finite() || !example_is_finite(&self.net) {
                         return Err(self.non_finite(epoch, end));
@@ -337,7 +341,7 @@ impl<'a> Trainer<'a> {
                     if probe {
                         align.before_example(&self.net);
                     }
-                    obs.on_example_start(epoch, k, idx, train.label(idx));
+                    (&mut *progress, &mut *obs).example_start(epoch, k, idx, train.label(idx));
                     let out = self.net.train_example(
                         train.image(idx),
                         train.label(idx),
@@ -345,7 +349,6 @@ impl<'a> Trainer<'a> {
                         l_t[k],
                         obs,
                     );
-                    obs.on_example_end(out.predicted, &self.net.params);
                     if probe {
                         align.after_example_at(&self.net, epoch, k, n_train);
                     }
@@ -358,8 +361,13 @@ impl<'a> Trainer<'a> {
                     if !example_is_finite(&self.net) {
                         return Err(self.non_finite(epoch, k + 1));
                     }
-                    let done = k + 1;
-                    progress.example_done(done, 100.0 * (done - correct) as f64 / done as f64);
+                    let done = ExampleDone {
+                        epoch,
+                        example: k,
+                        predicted: out.predicted,
+                        train_error: 100.0 * (k + 1 - correct) as f64 / (k + 1) as f64,
+                    };
+                    (&mut *progress, &mut *obs).example_end(&done, &self.net.params);
                 }
                 let done = end;
                 // Whether a multiple of `every` lies in (k, done]: after every `every`
@@ -372,7 +380,8 @@ impl<'a> Trainer<'a> {
                     let n = cfg.training.quick_test_examples;
                     let key = quick_test_key(epoch, done / quick);
                     let (idx, preds) = evaluate(&self.net, &self.data.test, seed, key, n);
-                    progress.quick_test(epoch, done, error_percent(&self.data.test, &idx, &preds));
+                    let error = error_percent(&self.data.test, &idx, &preds);
+                    (&mut *progress, &mut *obs).quick_test(epoch, done, error);
                     // Every test resets the state; training resumes from zero (section 5).
                     self.net.state.reset();
                 }
@@ -400,8 +409,7 @@ impl<'a> Trainer<'a> {
                     steps,
                     started,
                 },
-                progress,
-                obs,
+                &mut (&mut *progress, &mut *obs),
                 &mut align,
             )?;
             if stop.load(Ordering::SeqCst) && self.history.len() < self.opts.epochs {
@@ -417,40 +425,15 @@ impl<'a> Trainer<'a> {
 }
 
 impl Trainer<'_> {
-    /// Trains the training images `images` (positions `first..` of `epoch`) as one
-    /// minibatch (docs/model.md, section 13) and leaves their predictions in `preds`. The
-    /// hooks hear of each example in order after the batch's update: its start, its
-    /// forward phase's `l_f` steps (unwatched: a minibatch runs no steps one by one) and its
-    /// end, with the weights after the update.
-    fn train_minibatch<O: RunHooks>(
-        &mut self,
-        epoch: usize,
-        first: usize,
-        images: &[usize],
-        l_f: &[usize],
-        obs: &mut O,
-        preds: &mut Vec<u8>,
-    ) -> Result<(), TrainError> {
+    /// Trains the training images `images` as one minibatch (docs/model.md, section 13)
+    /// and leaves their predictions in `preds`.
+    fn train_minibatch(&mut self, images: &[usize], l_f: &[usize], preds: &mut Vec<u8>) {
         let train = &self.data.train;
         for &idx in images {
             self.net
                 .push_batch_example(train.image(idx), train.label(idx));
         }
         self.net.train_batch(l_f, preds);
-        for (i, (&idx, &p)) in images.iter().zip(preds.iter()).enumerate() {
-            obs.on_example_start(epoch, first + i, idx, train.label(idx));
-            if obs.watches_steps() {
-                return Err(TrainError::Invalid(format!(
-                    "training.batch_size = {} trains a minibatch in one pass, without steps to \
-                     record: record metrics and weights only (e.g. --record metrics,weights) \
-                     or set batch_size = 1",
-                    self.net.model.cfg.training.batch_size
-                )));
-            }
-            obs.on_steps_unwatched(Phase::Forward, l_f[i]);
-            obs.on_example_end(p, &self.net.params);
-        }
-        Ok(())
     }
 
     /// A mid-epoch checkpoint after `done` examples of `epoch`: its path, and the progress
@@ -485,11 +468,10 @@ impl Trainer<'_> {
 
     /// The end of an epoch: firing rates, the test, the epoch's record and checkpoint,
     /// retention, alignment and metrics files.
-    fn end_epoch<P: Progress, O: RunHooks>(
+    fn end_epoch<E: RunEvents>(
         &mut self,
         tally: EpochTally,
-        progress: &mut P,
-        obs: &mut O,
+        events: &mut E,
         align: &mut AlignmentLog,
     ) -> Result<(), TrainError> {
         let EpochTally {
@@ -518,7 +500,7 @@ impl Trainer<'_> {
             .collect();
         let train_seconds = started.elapsed().as_secs_f64();
         let test_started = Instant::now();
-        progress.testing(epoch, self.opts.test_examples);
+        events.testing(epoch, self.opts.test_examples);
         let (idx, preds) = evaluate(
             &self.net,
             &self.data.test,
@@ -534,7 +516,6 @@ impl Trainer<'_> {
             test_error: error_percent(&self.data.test, &idx, &preds),
             rates_hz,
         };
-        obs.on_epoch_end(&record, &self.net.params);
         self.history.push(record);
         // A resumed epoch timed only the examples after its checkpoint.
         self.wall.push([
@@ -565,7 +546,7 @@ impl Trainer<'_> {
         let metrics = self.metrics();
         self.run.write_metrics(&metrics)?;
         if let Some(m) = metrics.last() {
-            progress.end_epoch(m);
+            events.epoch_end(m, &self.net.params);
         }
         Ok(())
     }

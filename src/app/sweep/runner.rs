@@ -17,8 +17,10 @@ use crate::app::sweep::{io_err, SweepError};
 use crate::io::checkpoint::list_checkpoints;
 use crate::io::record::Compression;
 use crate::io::run_dir::{model_text_of, trained, EpochMetrics, RunDir};
+use crate::model::params::LayerParams;
+use crate::run::events::RunEvents;
 use crate::run::session::{self, Start, TrainRequest};
-use crate::run::trainer::{Progress, TrainError};
+use crate::run::trainer::TrainError;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -373,11 +375,11 @@ struct PointProgress<'a> {
     log: &'a (dyn Fn(String) + Sync),
 }
 
-impl Progress for PointProgress<'_> {
+impl RunEvents for PointProgress<'_> {
     fn notice(&mut self, message: &str) {
         (self.log)(format!("[{}] {message}", self.name));
     }
-    fn end_epoch(&mut self, m: &EpochMetrics) {
+    fn epoch_end(&mut self, m: &EpochMetrics, _params: &[LayerParams]) {
         let r = &m.record;
         if m.is_initial() {
             (self.log)(format!(
