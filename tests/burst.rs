@@ -797,3 +797,119 @@ fn a_spiking_burstccn_run_is_thread_independent_resumes_and_counts_bursts() {
         "{csv}"
     );
 }
+
+/// Spiking BurstCCN's trace file flags each recorded spike of the hidden and output layers
+/// as a burst or not (`spikes/<pop>/bursts`, one row per spike), and the NWB export carries
+/// the flags unit by unit (`/units/spike_bursts`). With the integration window the whole
+/// phase, the learning rule counts every spike, so each layer's fraction of flagged rows
+/// over the epoch is the epoch's `burst_probability` of metrics.json.
+#[test]
+fn spiking_burstccn_traces_flag_bursts_as_the_metrics_count_them() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("b.toml");
+    let text = fs::read_to_string("models/burstccn-1h.toml")
+        .unwrap()
+        .replace("hidden = [500]", "hidden = [40]");
+    fs::write(&model, text).unwrap();
+    let out = tmp.path().join("run");
+    let o = apical()
+        .args([
+            "train",
+            s(&model),
+            "--data",
+            s(&data),
+            "--train-examples",
+            "60",
+            "--test-examples",
+            "10",
+            "--epochs",
+            "1",
+            "--record",
+            "spikes",
+            "--set",
+            "phases.integration_time=100",
+            "--out",
+            s(&out),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let epoch1 = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["epoch"] == 1)
+        .unwrap();
+    let p: Vec<f64> = epoch1["burst_probability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let f = hdf5::File::open(out.join("traces.h5")).unwrap();
+    assert!(
+        !f.link_exists("spikes/input/bursts"),
+        "input spikes are never bursts"
+    );
+    let mut flagged = 0u64;
+    for (m, pop) in ["hidden0", "output"].iter().enumerate() {
+        let ts = f
+            .dataset(&format!("spikes/{pop}/timestamps"))
+            .unwrap()
+            .read_raw::<f64>()
+            .unwrap();
+        let b = f
+            .dataset(&format!("spikes/{pop}/bursts"))
+            .unwrap()
+            .read_raw::<u8>()
+            .unwrap();
+        assert_eq!(b.len(), ts.len(), "{pop}: one flag per spike");
+        assert!(b.iter().all(|&x| x <= 1), "{pop}: flags are 0 or 1");
+        let ones = b.iter().filter(|&&x| x == 1).count();
+        assert!(ones > 0 && ones < b.len(), "{pop}: {ones} of {}", b.len());
+        let fraction = ones as f64 / b.len() as f64;
+        assert!(
+            (fraction - p[m]).abs() < 1e-9,
+            "{pop}: {fraction} of the spikes flagged, metrics count {}",
+            p[m]
+        );
+        flagged += ones as u64;
+    }
+    drop(f);
+    let nwb = tmp.path().join("run.nwb");
+    apical::io::nwb::export(&out.join("traces.h5"), &nwb).unwrap();
+    let g = hdf5::File::open(&nwb).unwrap();
+    let times = g
+        .dataset("units/spike_times")
+        .unwrap()
+        .read_raw::<f64>()
+        .unwrap();
+    let bursts = g
+        .dataset("units/spike_bursts")
+        .unwrap()
+        .read_raw::<u8>()
+        .unwrap();
+    assert_eq!(bursts.len(), times.len());
+    assert_eq!(
+        bursts.iter().map(|&x| u64::from(x)).sum::<u64>(),
+        flagged,
+        "the NWB file flags the trace file's bursts"
+    );
+    let a = g
+        .dataset("units/spike_times_index")
+        .unwrap()
+        .read_raw::<u64>()
+        .unwrap();
+    let b = g
+        .dataset("units/spike_bursts_index")
+        .unwrap()
+        .read_raw::<u64>()
+        .unwrap();
+    assert_eq!(a, b, "one flag per spike of each unit");
+}

@@ -552,6 +552,12 @@ impl ModelConfig {
         }
     }
 
+    /// Whether training draws bursts from the spikes (spiking BurstCCN, docs/model.md eq.
+    /// 11.14): the trace file then flags the spikes that were bursts.
+    pub fn draws_bursts(&self) -> bool {
+        self.learning.rule == LearningRule::Burstccn && self.neuron.mode.is_spiking()
+    }
+
     /// "784-500-10".
     pub fn sizes_string(&self) -> String {
         self.topology().sizes_string()

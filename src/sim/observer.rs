@@ -1,5 +1,5 @@
 //! Watching a simulation step by step without changing it (recorders, benchmarks, plots).
-//! Run-level events (epochs, examples) are [`crate::run::hooks::RunHooks`].
+//! Run-level events (epochs, examples) are [`crate::run::events::RunEvents`].
 
 use crate::sim::state::NetState;
 
@@ -46,6 +46,10 @@ pub trait Observer {
     fn on_steps_unwatched(&mut self, _phase: Phase, _steps: usize) {}
     /// After the last step of a phase, once the window means are stored.
     fn on_phase_end(&mut self, _phase: Phase, _state: &NetState) {}
+    /// After a burst rule drew the bursts of an example's phase (spiking BurstCCN,
+    /// docs/model.md eq. 11.14): for each layer (hidden layers, then the output layer),
+    /// whether each spike of the phase was a burst, in the order `on_step` saw the spikes.
+    fn on_bursts(&mut self, _bursts: &[Vec<bool>]) {}
     /// Whether the phase should end now, read after every `on_step` (the Python package's
     /// Ctrl-C during `Network.simulate`). A phase ended early closes its windows over the
     /// steps it ran: what it computed is for the caller to discard.
@@ -85,6 +89,10 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.0.on_phase_end(phase, state);
         self.1.on_phase_end(phase, state);
     }
+    fn on_bursts(&mut self, bursts: &[Vec<bool>]) {
+        self.0.on_bursts(bursts);
+        self.1.on_bursts(bursts);
+    }
     fn stop_requested(&self) -> bool {
         self.0.stop_requested() || self.1.stop_requested()
     }
@@ -105,6 +113,9 @@ impl<O: Observer + ?Sized> Observer for &mut O {
     }
     fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
         (**self).on_phase_end(phase, state);
+    }
+    fn on_bursts(&mut self, bursts: &[Vec<bool>]) {
+        (**self).on_bursts(bursts);
     }
     fn stop_requested(&self) -> bool {
         (**self).stop_requested()

@@ -18,6 +18,9 @@ CHILD = textwrap.dedent(
     import json, os, signal, sys, threading, time
     import apical
 
+    # A shell's background job (`cmd &`, nohup) starts with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: restore it, as an interactive session has it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_dir, data_dir = sys.argv[1], sys.argv[2]
     net = apical.Network.from_run(run_dir, data=data_dir)
     # The default 784-500-10 network: a million steps of it take far longer than a second.

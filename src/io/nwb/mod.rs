@@ -3,7 +3,7 @@
 //!
 //! | trace file                      | NWB file |
 //! |---------------------------------|----------|
-//! | `/spikes/<pop>`                 | `/units`: one row per neuron of every recorded population, `spike_times` in seconds (ragged), columns `population`, `layer`, `node_id`, `obs_intervals` |
+//! | `/spikes/<pop>`                 | `/units`: one row per neuron of every recorded population, `spike_times` in seconds (ragged), columns `population`, `layer`, `node_id`, `obs_intervals`, and `spike_bursts` (ragged like `spike_times`) when the trace file flags bursts |
 //! | `/examples`                     | `/intervals/trials`: start, stop, epoch, example, image, label, prediction, phase lengths |
 //! | `/epochs`                       | `/intervals/epochs`: one row per finished epoch, training and test error |
 //! | `/report/<pop>`, `/rates/<pop>` | `/acquisition/<soma|basal|apical|rate>_<pop>` TimeSeries |
@@ -553,12 +553,14 @@ fn write_epochs(
     Ok(())
 }
 
-/// One population's spikes as spike trains, unit by unit, appended to `out` (seconds).
-/// Returns the number of spikes per neuron.
+/// One population's spikes as spike trains, unit by unit, appended to `out` (seconds),
+/// and with `bursts_out` their burst flags in the same order (0 where the population has
+/// none). Returns the number of spikes per neuron.
 fn gather_population(
     g: &Group,
     n: usize,
     out: &hdf5::Dataset,
+    bursts_out: Option<&hdf5::Dataset>,
     pass_spikes: usize,
 ) -> hdf5::Result<Vec<u64>> {
     let name = g.name();
@@ -578,6 +580,18 @@ fn gather_population(
         )));
     }
     let rows = nt;
+    let bs = match g.dataset("bursts") {
+        Ok(d) if bursts_out.is_some() => {
+            let nb = d.shape().first().copied().unwrap_or(0);
+            if nb != nt {
+                return Err(damaged(format!(
+                    "{name}/bursts has {nb} rows but {name}/timestamps has {nt}: one flag per spike"
+                )));
+            }
+            Some(d)
+        }
+        _ => None,
+    };
     fn read<T: hdf5::H5Type + Clone>(
         d: &hdf5::Dataset,
         r: std::ops::Range<usize>,
@@ -619,6 +633,9 @@ fn gather_population(
     let base = out.shape()[0];
     let total: u64 = counts.iter().sum();
     out.resize(base + total as usize)?;
+    if let Some(b) = bursts_out {
+        b.resize(base + total as usize)?;
+    }
     let mut first = 0usize;
     let mut offset = 0u64;
     while first < n {
@@ -635,21 +652,39 @@ fn gather_population(
             p += c;
         }
         let mut buf = vec![0f64; size as usize];
+        let mut flags = vec![
+            0u8;
+            if bursts_out.is_some() {
+                size as usize
+            } else {
+                0
+            }
+        ];
         for r0 in (0..rows).step_by(READ_ROWS) {
             let r1 = (r0 + READ_ROWS).min(rows);
             let ids: Vec<u64> = read(&ns, r0..r1, &name, "node_ids")?;
             let t: Vec<f64> = read(&ts, r0..r1, &name, "timestamps")?;
-            for (&i, &x) in ids.iter().zip(&t) {
+            let b: Vec<u8> = match &bs {
+                Some(d) => read(d, r0..r1, &name, "bursts")?,
+                None => Vec::new(),
+            };
+            for (r, (&i, &x)) in ids.iter().zip(&t).enumerate() {
                 let i = i as usize;
                 if (first..last).contains(&i) {
                     let k = &mut pos[i - first];
                     buf[*k as usize] = x / 1000.0;
+                    if let Some(&f) = b.get(r) {
+                        flags[*k as usize] = f;
+                    }
                     *k += 1;
                 }
             }
         }
         let at = base + offset as usize;
         out.write_slice(&buf, at..at + buf.len())?;
+        if let Some(d) = bursts_out {
+            d.write_slice(&flags, at..at + flags.len())?;
+        }
         offset += size;
         first = last;
     }
@@ -686,12 +721,28 @@ fn write_units(
             .create("spike_times")?;
     // The time step is the resolution of every spike time.
     attr(&times, "resolution", &(meta.dt / 1000.0))?;
+    // Spiking BurstCCN's trace files flag the spikes that were bursts.
+    let with_bursts = recorded.iter().any(|&p| {
+        sp.group(&meta.populations[p])
+            .is_ok_and(|g| g.link_exists("bursts"))
+    });
+    let bursts = if with_bursts {
+        Some(
+            t.g.new_dataset::<u8>()
+                .chunk(1 << 16)
+                .shape(hdf5::SimpleExtents::resizable([0]))
+                .create("spike_bursts")?,
+        )
+    } else {
+        None
+    };
     let mut ends = Vec::with_capacity(rows);
     let (mut pop, mut layer, mut node) = (Vec::new(), Vec::new(), Vec::new());
     let mut end = 0u64;
     for &p in &recorded {
         let n = meta.sizes[p] as usize;
-        let counts = gather_population(&sp.group(&meta.populations[p])?, n, &times, pass_spikes)?;
+        let g = sp.group(&meta.populations[p])?;
+        let counts = gather_population(&g, n, &times, bursts.as_ref(), pass_spikes)?;
         for (i, c) in counts.iter().enumerate() {
             end += c;
             ends.push(end);
@@ -707,6 +758,15 @@ fn write_units(
         &times,
         &ends,
     )?;
+    if let Some(b) = &bursts {
+        t.ragged(
+            f,
+            "spike_bursts",
+            "for each spike of spike_times, 1 where it was a burst (spiking BurstCCN, apical's docs/model.md eq. 11.14), else 0 (every spike of a population without bursts, such as the input)",
+            b,
+            &ends,
+        )?;
+    }
     t.text_column("population", "population (SONATA name) of the neuron", &pop)?;
     t.column(
         "layer",

@@ -12,15 +12,21 @@ pub(super) struct SpikeOut {
     pub(super) active: bool,
     pub(super) timestamps: Col<f64>,
     pub(super) node_ids: Col<u64>,
+    /// Spiking BurstCCN: 1 where the spike was a burst (docs/model.md, eq. 11.14).
+    pub(super) bursts: Option<Col<u8>>,
+    /// Spikes pushed since the example started (they get the example's burst flags).
+    pub(super) example_spikes: usize,
 }
 
 impl SpikeOut {
-    /// `spikes/<pop>`: `timestamps` and `node_ids`, sorted by time (SONATA).
+    /// `spikes/<pop>`: `timestamps` and `node_ids`, sorted by time (SONATA), and with
+    /// `bursts` a `bursts` column beside them.
     pub(super) fn create(
         z: Filters,
         root: &Group,
         pop: &str,
         examples: Examples,
+        bursts: bool,
     ) -> hdf5::Result<Self> {
         let g = root.create_group(pop)?;
         g.new_attr::<Sorting>()
@@ -31,6 +37,12 @@ impl SpikeOut {
             active: false,
             timestamps: Col::create(z, &g, "timestamps", &[], Some("ms"))?,
             node_ids: Col::create(z, &g, "node_ids", &[], None)?,
+            bursts: if bursts {
+                Some(Col::create(z, &g, "bursts", &[], None)?)
+            } else {
+                None
+            },
+            example_spikes: 0,
         })
     }
 }

@@ -219,6 +219,7 @@ impl Recorder {
         let mut b = 0;
         for s in self.out.spikes.iter().flatten() {
             b += s.timestamps.bytes() + s.node_ids.bytes();
+            b += s.bursts.as_ref().map_or(0, |c| c.bytes());
         }
         for r in self.out.reports.iter().chain(&self.out.rates).flatten() {
             b += r.bytes();
@@ -257,6 +258,9 @@ impl Recorder {
         for s in self.out.spikes.iter_mut().flatten() {
             s.timestamps.flush(j, last);
             s.node_ids.flush(j, last);
+            if let Some(c) = &mut s.bursts {
+                c.flush(j, last);
+            }
         }
         for r in self
             .out
@@ -529,6 +533,7 @@ impl Observer for Recorder {
                 s.timestamps.push(t);
                 s.node_ids.push(i as u64);
             }
+            s.example_spikes += ev.len();
         }
         for (m, r) in self.out.reports.iter_mut().enumerate() {
             let Some(r) = r else { continue };
@@ -591,6 +596,24 @@ impl Observer for Recorder {
             }
         }
     }
+
+    /// The burst flags of the example's spikes, beside them (layer m is population m + 1).
+    /// A layer whose spikes this example did not record has none to flag.
+    fn on_bursts(&mut self, bursts: &[Vec<bool>]) {
+        for (s, flags) in self.out.spikes.iter_mut().skip(1).zip(bursts) {
+            let Some(s) = s else { continue };
+            let Some(col) = &mut s.bursts else { continue };
+            if !s.active {
+                continue;
+            }
+            // One flag per recorded spike: the burst rule logs the spikes the recorder saw,
+            // step by step in the same order.
+            debug_assert_eq!(flags.len(), s.example_spikes);
+            for k in 0..s.example_spikes {
+                col.push(u8::from(flags.get(k).copied().unwrap_or(false)));
+            }
+        }
+    }
 }
 
 impl Recorder {
@@ -635,6 +658,7 @@ impl Recorder {
         let mut any = false;
         for s in self.out.spikes.iter_mut().flatten() {
             s.active = s.examples.selects(example, n);
+            s.example_spikes = 0;
             any |= s.active;
         }
         for r in self
@@ -678,7 +702,7 @@ impl Recorder {
         {
             self.snapshot(params, self.epoch, k + 1);
         }
-        // After a write error, on_example_start turns recording off; the run goes on.
+        // After a write error, example_start turns recording off; the run goes on.
         self.check_writer();
         if self.buffered_bytes() >= self.flush_bytes
             || self.last_flush.elapsed() >= self.flush_interval
@@ -792,7 +816,9 @@ fn lay_out(file: &File, plan: &RecordPlan, cfg: &ModelConfig, z: Filters) -> hdf
         } else {
             sizes[p - 1]
         };
-        SpikeOut::create(z.spikes(n), sg, &names[p], *ex)
+        // Spiking BurstCCN flags the spikes of its layers that were bursts.
+        let bursts = p > 0 && cfg.draws_bursts();
+        SpikeOut::create(z.spikes(n), sg, &names[p], *ex, bursts)
     })?;
     let (_, reports) = per_population(file, "report", &plan.report, |rg, m, r| {
         ReportOut::create(

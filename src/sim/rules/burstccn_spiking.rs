@@ -49,6 +49,7 @@ pub(crate) fn train_example<O: Observer>(
     };
     state.burst.log = seqs;
     prepare(model, params, rule, state);
+    obs.on_bursts(&state.burst.flags);
     apply_updates(model, params, rule, state, exec);
     predicted
 }
