@@ -166,6 +166,14 @@ pub(crate) const EXPERIMENTS: &[Experiment] = &[
         paper_error: None,
     },
     Experiment {
+        name: "burstccn-2h",
+        model_toml: include_str!("../../models/burstccn-2h.toml"),
+        what: "784-500-100-10 spiking network, BurstCCN in one phase, bursts drawn spike by spike (docs/model.md, section 11, spiking mode)",
+        figure: "rules",
+        paper: "new: the papers show BurstCCN on MNIST with rate units only",
+        paper_error: None,
+    },
+    Experiment {
         name: "burstccn-5l-rate",
         model_toml: include_str!("../../models/burstccn-5l-rate.toml"),
         what: "784-500-500-500-10 rate network, BurstCCN (docs/model.md, section 11)",

@@ -11,7 +11,7 @@ pub(crate) fn color(i: usize) -> RGBColor {
     if i == REFERENCE_COLOR {
         return RGBColor(110, 110, 110);
     }
-    const C: [RGBColor; 25] = [
+    const C: [RGBColor; 26] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -24,7 +24,7 @@ pub(crate) fn color(i: usize) -> RGBColor {
         RGBColor(23, 190, 207),
         RGBColor(0, 0, 0),
         RGBColor(0, 0, 128),
-        // Lighter ones after them: every experiment of `apical reproduce all` (25) has a
+        // Lighter ones after them: every experiment of `apical reproduce all` (26) has a
         // colour of its own.
         RGBColor(255, 187, 120),
         RGBColor(152, 223, 138),
@@ -39,6 +39,7 @@ pub(crate) fn color(i: usize) -> RGBColor {
         RGBColor(0, 100, 60),
         RGBColor(200, 160, 0),
         RGBColor(90, 60, 160),
+        RGBColor(160, 82, 45),
     ];
     C[i % C.len()]
 }
