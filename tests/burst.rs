@@ -21,7 +21,7 @@ use apical::sim::rules::burstccn::{
     apical_potential, burst_error, hidden_burst_probability, output_burst_probability,
 };
 use apical::sim::rules::burstprop::burst_feedback;
-use common::{apical, data_dir, s, toy_rate_model, TOY_IMAGE, TOY_LABEL};
+use common::{apical_ok, data_dir, metrics_json, s, toy_rate_model, TOY_IMAGE, TOY_LABEL};
 use std::fs;
 
 /// A 6-input, 4-3-hidden, 10-output rate network under BurstCCN with `burst` as its
@@ -350,12 +350,8 @@ fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
     cfg.network.n_in = 784;
     cfg.network.hidden = vec![20, 10];
     fs::write(&model, cfg.to_toml_string()).unwrap();
-    let run = |args: &[&str]| {
-        let o = apical().args(args).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
     let train = |out: &std::path::Path, epochs: &str| {
-        run(&[
+        apical_ok(&[
             "train",
             s(&model),
             "--data",
@@ -375,7 +371,7 @@ fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
     train(&straight, "2");
     let split = tmp.path().join("split");
     train(&split, "1");
-    run(&[
+    apical_ok(&[
         "train",
         "--resume",
         s(&split),
@@ -664,12 +660,8 @@ fn a_burstprop_run_resumes_byte_for_byte_in_a_plain_checkpoint() {
     cfg.network.n_in = 784;
     cfg.network.hidden = vec![20, 10];
     fs::write(&model, cfg.to_toml_string()).unwrap();
-    let run = |args: &[&str]| {
-        let o = apical().args(args).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
     let train = |out: &std::path::Path, epochs: &str| {
-        run(&[
+        apical_ok(&[
             "train",
             s(&model),
             "--data",
@@ -689,7 +681,7 @@ fn a_burstprop_run_resumes_byte_for_byte_in_a_plain_checkpoint() {
     train(&straight, "2");
     let split = tmp.path().join("split");
     train(&split, "1");
-    run(&[
+    apical_ok(&[
         "train",
         "--resume",
         s(&split),
@@ -714,6 +706,17 @@ fn a_burstprop_run_resumes_byte_for_byte_in_a_plain_checkpoint() {
     assert_ne!(first.params[0].w, ck.params[0].w, "W learned in epoch 2");
 }
 
+/// models/burstccn-1h.toml with `hidden` hidden neurons, written into `dir`.
+fn burstccn_1h_with_hidden(dir: &std::path::Path, hidden: usize) -> std::path::PathBuf {
+    let path = dir.join("burstccn.toml");
+    let text = fs::read_to_string("models/burstccn-1h.toml")
+        .unwrap()
+        .replace("hidden = [500]", &format!("hidden = [{hidden}]"));
+    assert!(text.contains(&format!("hidden = [{hidden}]")));
+    fs::write(&path, text).unwrap();
+    path
+}
+
 /// Spiking BurstCCN (docs/model.md, section 11, "Spiking mode"): a short run of a
 /// 784-520-10 network gives the same checkpoint bytes on one thread straight and on two
 /// threads resumed after its first epoch, and its metrics give each layer's bursts per
@@ -725,17 +728,9 @@ fn a_spiking_burstccn_run_is_thread_independent_resumes_and_counts_bursts() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("b.toml");
-    let text = fs::read_to_string("models/burstccn-1h.toml")
-        .unwrap()
-        .replace("hidden = [500]", "hidden = [520]");
-    fs::write(&model, text).unwrap();
-    let run = |args: &[&str]| {
-        let o = apical().args(args).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
+    let model = burstccn_1h_with_hidden(tmp.path(), 520);
     let train = |out: &std::path::Path, epochs: &str, threads: &str| {
-        run(&[
+        apical_ok(&[
             "train",
             s(&model),
             "--data",
@@ -757,7 +752,7 @@ fn a_spiking_burstccn_run_is_thread_independent_resumes_and_counts_bursts() {
     train(&straight, "2", "1");
     let split = tmp.path().join("split");
     train(&split, "1", "2");
-    run(&[
+    apical_ok(&[
         "train",
         "--resume",
         s(&split),
@@ -775,8 +770,7 @@ fn a_spiking_burstccn_run_is_thread_independent_resumes_and_counts_bursts() {
         a == b,
         "two threads, resumed, differ from one thread straight"
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(straight.join("metrics.json")).unwrap()).unwrap();
+    let m = metrics_json(&straight);
     // Epoch 0 (the initial network's test) trained nothing and has none.
     for e in m.as_array().unwrap().iter().filter(|e| e["epoch"] != 0) {
         let p: Vec<f64> = e["burst_probability"]
@@ -809,37 +803,28 @@ fn spiking_burstccn_traces_flag_bursts_as_the_metrics_count_them() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("b.toml");
-    let text = fs::read_to_string("models/burstccn-1h.toml")
-        .unwrap()
-        .replace("hidden = [500]", "hidden = [40]");
-    fs::write(&model, text).unwrap();
+    let model = burstccn_1h_with_hidden(tmp.path(), 40);
     let out = tmp.path().join("run");
-    let o = apical()
-        .args([
-            "train",
-            s(&model),
-            "--data",
-            s(&data),
-            "--train-examples",
-            "60",
-            "--test-examples",
-            "10",
-            "--epochs",
-            "1",
-            "--record",
-            "spikes",
-            "--set",
-            "phases.integration_time=100",
-            "--out",
-            s(&out),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let m: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    apical_ok(&[
+        "train",
+        s(&model),
+        "--data",
+        s(&data),
+        "--train-examples",
+        "60",
+        "--test-examples",
+        "10",
+        "--epochs",
+        "1",
+        "--record",
+        "spikes",
+        "--set",
+        "phases.integration_time=100",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    let m = metrics_json(&out);
     let epoch1 = m
         .as_array()
         .unwrap()

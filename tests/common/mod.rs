@@ -107,6 +107,18 @@ pub fn run_apical(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// Runs `apical args...` and panics with its stderr unless it succeeds.
+pub fn apical_ok(args: &[&str]) {
+    let (code, _, err) = run_apical(args);
+    assert_eq!(code, Some(0), "apical {}: {err}", args.join(" "));
+}
+
+/// A run directory's metrics.json, parsed (one object per epoch, epoch 0 first).
+pub fn metrics_json(dir: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(dir.join("metrics.json")).expect("metrics.json");
+    serde_json::from_str(&text).expect("metrics.json parses")
+}
+
 /// Waits until `path` exists while `child` runs (a panic when `child` exits first or
 /// `limit` passes).
 pub fn wait_for(path: &Path, child: &mut std::process::Child, limit: Duration) {
