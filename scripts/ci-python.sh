@@ -33,17 +33,20 @@ fi
     -r scripts/requirements-ci.txt -r python/requirements-test.txt
 stage "venv and pinned tools"
 
-# The same target folder as cargo's own builds, so the Rust library compiled for the CLI is
-# reused; --force-reinstall: the package always reflects this checkout.
-CARGO_TARGET_DIR="$target" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+# The same target folder and profile as the README's `cargo test --profile fast`, so the
+# Rust library and dependencies it compiled are reused (the `fast` profile computes the
+# release build's bits: docs/testing.md); --force-reinstall: the package always reflects
+# this checkout. A user's `pip install .` builds the release profile.
+CARGO_TARGET_DIR="$target" MATURIN_PEP517_ARGS="--profile fast" \
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --force-reinstall --no-deps .
-stage "pip install ."
+stage "pip install . (fast profile)"
 
 # The byte-identity test compares with the command line's checkpoints: $APICAL_BIN, else
-# the release binary (its library was just built by pip install, so only the binary links).
+# the binary `cargo test --profile fast` built beside the tests (else it is built here).
 if [ -z "${APICAL_BIN:-}" ]; then
-    cargo build --release --quiet --bin apical
-    export APICAL_BIN="$target/release/apical"
+    cargo build --profile fast --quiet --bin apical
+    export APICAL_BIN="$target/fast/apical"
 fi
 stage "apical binary ($APICAL_BIN)"
 
