@@ -33,14 +33,14 @@ fi
     -r scripts/requirements-ci.txt -r python/requirements-test.txt
 stage "venv and pinned tools"
 
-# The same target folder and profile as the README's `cargo test --profile fast`, so the
-# Rust library and dependencies it compiled are reused (the `fast` profile computes the
-# release build's bits: docs/testing.md); --force-reinstall: the package always reflects
-# this checkout. A user's `pip install .` builds the release profile.
-CARGO_TARGET_DIR="$target" MATURIN_PEP517_ARGS="--profile fast" \
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+# The README's install line, in the release profile a user gets. (Built in the `fast`
+# profile instead, it took longer here: the binding crate's dependency features differ from
+# the command line's, so nothing of `cargo test --profile fast` was reused, and that
+# build's binary was then built again.) --force-reinstall: the package always reflects
+# this checkout.
+CARGO_TARGET_DIR="$target" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --force-reinstall --no-deps .
-stage "pip install . (fast profile)"
+stage "pip install ."
 
 # The byte-identity test compares with the command line's checkpoints: $APICAL_BIN, else
 # the binary `cargo test --profile fast` built beside the tests (else it is built here).
