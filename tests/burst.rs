@@ -844,16 +844,8 @@ fn spiking_burstccn_traces_flag_bursts_as_the_metrics_count_them() {
     );
     let mut flagged = 0u64;
     for (m, pop) in ["hidden0", "output"].iter().enumerate() {
-        let ts = f
-            .dataset(&format!("spikes/{pop}/timestamps"))
-            .unwrap()
-            .read_raw::<f64>()
-            .unwrap();
-        let b = f
-            .dataset(&format!("spikes/{pop}/bursts"))
-            .unwrap()
-            .read_raw::<u8>()
-            .unwrap();
+        let ts: Vec<f64> = read_h5(&f, &format!("spikes/{pop}/timestamps"));
+        let b: Vec<u8> = read_h5(&f, &format!("spikes/{pop}/bursts"));
         assert_eq!(b.len(), ts.len(), "{pop}: one flag per spike");
         assert!(b.iter().all(|&x| x <= 1), "{pop}: flags are 0 or 1");
         let ones = b.iter().filter(|&&x| x == 1).count();
@@ -870,31 +862,22 @@ fn spiking_burstccn_traces_flag_bursts_as_the_metrics_count_them() {
     let nwb = tmp.path().join("run.nwb");
     apical::io::nwb::export(&out.join("traces.h5"), &nwb).unwrap();
     let g = hdf5::File::open(&nwb).unwrap();
-    let times = g
-        .dataset("units/spike_times")
-        .unwrap()
-        .read_raw::<f64>()
-        .unwrap();
-    let bursts = g
-        .dataset("units/spike_bursts")
-        .unwrap()
-        .read_raw::<u8>()
-        .unwrap();
+    let times: Vec<f64> = read_h5(&g, "units/spike_times");
+    let bursts: Vec<u8> = read_h5(&g, "units/spike_bursts");
     assert_eq!(bursts.len(), times.len());
     assert_eq!(
         bursts.iter().map(|&x| u64::from(x)).sum::<u64>(),
         flagged,
         "the NWB file flags the trace file's bursts"
     );
-    let a = g
-        .dataset("units/spike_times_index")
-        .unwrap()
-        .read_raw::<u64>()
-        .unwrap();
-    let b = g
-        .dataset("units/spike_bursts_index")
-        .unwrap()
-        .read_raw::<u64>()
-        .unwrap();
+    let a: Vec<u64> = read_h5(&g, "units/spike_times_index");
+    let b: Vec<u64> = read_h5(&g, "units/spike_bursts_index");
     assert_eq!(a, b, "one flag per spike of each unit");
+}
+
+/// Dataset `name` of `f`, read whole.
+fn read_h5<T: hdf5::H5Type>(f: &hdf5::File, name: &str) -> Vec<T> {
+    f.dataset(name)
+        .and_then(|d| d.read_raw())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
