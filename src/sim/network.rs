@@ -3,7 +3,7 @@
 
 use crate::base::rng::{stream, Purpose, Rng};
 use crate::model::config::LearningRule;
-use crate::model::config::{FeedbackMode, ModelConfig, NeuronMode};
+use crate::model::config::{FeedbackMode, ModelConfig};
 use crate::model::init::init_params;
 use crate::model::params::{LayerParams, RuleParams};
 use crate::model::readout::predict;
@@ -146,7 +146,7 @@ impl Network {
                 ),
                 l_f,
             ),
-            LearningRule::Burstccn if model.cfg.neuron.mode != NeuronMode::Rate => (
+            LearningRule::Burstccn if model.cfg.draws_bursts() => (
                 rules::burstccn_spiking::train_example(
                     model,
                     params,
@@ -245,7 +245,7 @@ impl Network {
             LearningRule::FeedbackAlignment => {
                 rules::feedback_alignment::learn(model, params, state, &exec)
             }
-            LearningRule::Burstccn if model.cfg.neuron.mode != NeuronMode::Rate => {
+            LearningRule::Burstccn if model.cfg.draws_bursts() => {
                 // From the last phase's spike log (eqs. 11.13-11.15).
                 let rule = &mut self.rule_params;
                 rules::burstccn_spiking::prepare(model, params, rule, state);
