@@ -40,14 +40,8 @@ fn bench_training(b: divan::Bencher, dense: bool) {
     b.bench_local(|| {
         let i = k % data.train.len();
         k += 1;
-        net.train_example(
-            data.train.image(i),
-            data.train.label(i),
-            51,
-            51,
-            &mut NoObserver,
-        )
-        .predicted
+        net.train_example(data.train.image(i), data.train.label(i), 51, 51)
+            .predicted
     });
 }
 

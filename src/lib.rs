@@ -24,7 +24,7 @@
 //! load MNIST with [`load_mnist`] or go through [`train`], which also writes the run
 //! directory.)
 //! ```
-//! use apical::{evaluate_repeats, Mnist, MnistSet, ModelConfig, NoObserver, Network, Override};
+//! use apical::{evaluate_repeats, Mnist, MnistSet, ModelConfig, Network, Override};
 //!
 //! // The default 784-500-10 model, narrowed to 20 hidden neurons.
 //! let model = ModelConfig::default_model()
@@ -42,7 +42,7 @@
 //! let mut net = Network::new(model, 0);
 //! net.start_epoch(0, 1);
 //! for i in 0..data.train.len() {
-//!     net.train_example(data.train.image(i), data.train.label(i), 50, 50, &mut NoObserver);
+//!     net.train_example(data.train.image(i), data.train.label(i), 50, 50);
 //! }
 //! let result = evaluate_repeats(&net, &data.test, 0, 1, 10, 2);
 //! assert_eq!(result.errors.len(), 2);

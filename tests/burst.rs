@@ -16,7 +16,6 @@ mod common;
 use apical::io::checkpoint::{Checkpoint, FORMAT_VERSION, PLAIN_VERSION};
 use apical::model::config::ModelConfig;
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
 use apical::sim::rules::burstccn::{
     apical_potential, burst_error, hidden_burst_probability, output_burst_probability,
 };
@@ -175,7 +174,7 @@ fn one_example_updates_w_y_and_q_as_the_paper_computes_them() {
     assert_eq!(net.rule_params.q.len(), 2, "one Q per hidden layer");
     let before = to_paper(&net);
     let mut trained = net.clone();
-    trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
     let after = to_paper(&trained);
 
     let e = paper_events(&before);
@@ -259,7 +258,7 @@ fn a_tied_q_cancels_the_apical_baseline_and_a_tied_y_follows_w() {
         }
     };
     check_tied(&net);
-    net.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    net.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
     check_tied(&net);
     // With the teacher equal to the output's event rate, the output bursts at baseline, so
     // each hidden apical potential Y^T (p_b e) - Q^T e is 0, its burst probability
@@ -337,25 +336,22 @@ fn model_file_checks_name_the_burst_fields() {
     );
 }
 
-/// Two epochs straight and one epoch plus a resumed one give the same checkpoint bytes,
-/// which hold Q (format version 5).
-#[test]
-fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
-    let Some(data) = data_dir() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("b.toml");
-    let mut cfg = toy("", "[0.1, 0.1, 0.1]");
-    cfg.network.n_in = 784;
-    cfg.network.hidden = vec![20, 10];
+/// Trains `cfg` (a toy with 784 inputs) for two epochs straight and for one epoch resumed
+/// for a second, on 300 examples, asserts that the two epoch-2 checkpoints are the same
+/// bytes, and returns those bytes with the straight run's directory (which holds epoch 1).
+fn resumed_equals_straight(
+    tmp: &std::path::Path,
+    data: &std::path::Path,
+    cfg: &ModelConfig,
+) -> (Vec<u8>, std::path::PathBuf) {
+    let model = tmp.join("b.toml");
     fs::write(&model, cfg.to_toml_string()).unwrap();
     let train = |out: &std::path::Path, epochs: &str| {
         apical_ok(&[
             "train",
             s(&model),
             "--data",
-            s(&data),
+            s(data),
             "--train-examples",
             "300",
             "--test-examples",
@@ -367,9 +363,9 @@ fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
             "--quiet",
         ])
     };
-    let straight = tmp.path().join("straight");
+    let straight = tmp.join("straight");
     train(&straight, "2");
-    let split = tmp.path().join("split");
+    let split = tmp.join("split");
     train(&split, "1");
     apical_ok(&[
         "train",
@@ -379,11 +375,26 @@ fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
         "2",
         "--quiet",
         "--data",
-        s(&data),
+        s(data),
     ]);
     let a = fs::read(straight.join("checkpoint-epoch-2.bin")).unwrap();
     let b = fs::read(split.join("checkpoint-epoch-2.bin")).unwrap();
     assert!(a == b, "resumed checkpoint differs from the straight run's");
+    (a, straight)
+}
+
+/// Two epochs straight and one epoch plus a resumed one give the same checkpoint bytes,
+/// which hold Q (format version 5).
+#[test]
+fn a_burstccn_run_resumes_byte_for_byte_with_q_in_its_checkpoint() {
+    let Some(data) = data_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = toy("", "[0.1, 0.1, 0.1]");
+    cfg.network.n_in = 784;
+    cfg.network.hidden = vec![20, 10];
+    let (a, straight) = resumed_equals_straight(tmp.path(), &data, &cfg);
     assert_eq!(
         u32::from_le_bytes(a[8..12].try_into().unwrap()),
         FORMAT_VERSION
@@ -506,7 +517,7 @@ fn one_burstprop_example_updates_w_as_the_paper_computes_it() {
     assert!(net.rule_params.is_empty(), "no matrices beyond W, b, Y");
     let before = to_paper(&net);
     let mut trained = net.clone();
-    trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
     let after = to_paper(&trained);
 
     let e = paper_events(&before);
@@ -559,7 +570,7 @@ fn a_tied_burstprop_y_follows_w() {
         toy_burstprop("y_mode = \"tied\"\ny_scale = 0.5", "[0.5, 0.5, 0.5]"),
         3,
     );
-    net.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    net.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
     let paper = to_paper(&net);
     for m in 0..2 {
         let n = net.params[m].n;
@@ -655,45 +666,10 @@ fn a_burstprop_run_resumes_byte_for_byte_in_a_plain_checkpoint() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("b.toml");
     let mut cfg = toy_burstprop("", "[0.3, 0.3, 0.3]");
     cfg.network.n_in = 784;
     cfg.network.hidden = vec![20, 10];
-    fs::write(&model, cfg.to_toml_string()).unwrap();
-    let train = |out: &std::path::Path, epochs: &str| {
-        apical_ok(&[
-            "train",
-            s(&model),
-            "--data",
-            s(&data),
-            "--train-examples",
-            "300",
-            "--test-examples",
-            "100",
-            "--epochs",
-            epochs,
-            "--out",
-            s(out),
-            "--quiet",
-        ])
-    };
-    let straight = tmp.path().join("straight");
-    train(&straight, "2");
-    let split = tmp.path().join("split");
-    train(&split, "1");
-    apical_ok(&[
-        "train",
-        "--resume",
-        s(&split),
-        "--epochs",
-        "2",
-        "--quiet",
-        "--data",
-        s(&data),
-    ]);
-    let a = fs::read(straight.join("checkpoint-epoch-2.bin")).unwrap();
-    let b = fs::read(split.join("checkpoint-epoch-2.bin")).unwrap();
-    assert!(a == b, "resumed checkpoint differs from the straight run's");
+    let (a, straight) = resumed_equals_straight(tmp.path(), &data, &cfg);
     assert_eq!(
         u32::from_le_bytes(a[8..12].try_into().unwrap()),
         PLAIN_VERSION

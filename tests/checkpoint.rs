@@ -12,57 +12,29 @@ use apical::io::checkpoint::{
     PLAIN_VERSION,
 };
 use apical::io::mnist::Mnist;
-use apical::io::run_dir::{trained, EpochMetrics, KeepCheckpoints, RunInfo};
+use apical::io::run_dir::{trained, EpochMetrics};
 use apical::model::config::ModelConfig;
 use apical::model::params::LayerParams;
-use apical::run::events::{ExampleDone, Quiet, RunEvents};
+use apical::run::events::{Quiet, RunEvents};
 use apical::run::metrics::evaluate;
 use apical::run::trainer::{RunOptions, TrainError, Trainer};
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
-use common::{metrics_without_wall, mnist, small_model_toml, small_model_with};
+use common::{
+    metrics_without_wall, mnist, run_options, small_model_toml, small_model_with, trainer, StopAt,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-fn opts(dir: &Path, epochs: usize, train: usize, every: usize) -> RunOptions {
-    RunOptions {
-        epochs,
-        train_examples: train,
-        test_examples: 100,
-        seed: 7,
-        out_dir: dir.to_path_buf(),
-        checkpoint_every: every,
-        // Every epoch's checkpoint stays: the tests compare them.
-        keep_checkpoints: KeepCheckpoints::All,
-    }
-}
-
-fn info(o: &RunOptions) -> RunInfo {
-    RunInfo {
-        apical_version: "test".into(),
-        model: "small".into(),
-        seed: o.seed,
-        epochs: o.epochs,
-        train_examples: o.train_examples,
-        test_examples: o.test_examples,
-        data_dir: PathBuf::from("unused"),
-        checkpoint_every: o.checkpoint_every,
-        keep_checkpoints: o.keep_checkpoints,
-        data: None,
-    }
-}
-
 fn new_trainer<'a>(model: &str, data: &'a Mnist, o: RunOptions) -> Trainer<'a> {
     let cfg = ModelConfig::from_toml_str(model, "test model").expect("valid test model");
-    let i = info(&o);
-    Trainer::new(cfg, data, o, &i).expect("trainer starts")
+    trainer(&cfg, data, o)
 }
 
 /// Trains a fresh run to completion.
 fn train(model: &str, data: &Mnist, o: RunOptions) {
     let mut t = new_trainer(model, data, o);
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
+    t.run(&AtomicBool::new(false), &mut Quiet)
         .expect("run completes");
 }
 
@@ -80,7 +52,7 @@ fn small_checkpoint() -> Option<(Vec<u8>, PathBuf)> {
     CK.get_or_init(|| {
         let data = mnist()?;
         let dir = tempfile::tempdir().expect("tempdir");
-        train(&small_model_toml(), data, opts(dir.path(), 1, 60, 0));
+        train(&small_model_toml(), data, run_options(dir.path(), 1, 60, 0));
         let p = dir.path().join(epoch_file_name(1));
         let raw = bytes(&p);
         dir.close().expect("the training directory is removed");
@@ -391,19 +363,18 @@ fn resume_at_epoch_boundary(model: &str) {
         return;
     };
     let straight = tempfile::tempdir().unwrap();
-    train(model, data, opts(straight.path(), 2, 300, 0));
+    train(model, data, run_options(straight.path(), 2, 300, 0));
 
     let split = tempfile::tempdir().unwrap();
-    train(model, data, opts(split.path(), 1, 300, 0));
+    train(model, data, run_options(split.path(), 1, 300, 0));
     assert!(!split.path().join(epoch_file_name(2)).exists());
     let ck = Checkpoint::load(&split.path().join(epoch_file_name(1))).unwrap();
     // Options other than the epochs come from the checkpoint, whatever is passed.
-    let mut o = opts(split.path(), 2, 999, 0);
+    let mut o = run_options(split.path(), 2, 999, 0);
     o.seed = 12345;
     o.test_examples = 5;
     let mut t = Trainer::resume(ck, data, o).unwrap();
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-        .unwrap();
+    t.run(&AtomicBool::new(false), &mut Quiet).unwrap();
 
     for e in 1..=2 {
         let f = epoch_file_name(e);
@@ -418,26 +389,6 @@ fn resume_at_epoch_boundary(model: &str) {
     );
 }
 
-/// Stops the run (as Ctrl-C does) once `example` examples of `epoch` are done.
-struct StopAt<'s> {
-    epoch: usize,
-    example: usize,
-    current: usize,
-    stop: &'s AtomicBool,
-}
-
-impl RunEvents for StopAt<'_> {
-    fn epoch_start(&mut self, epoch: usize, _first: usize, _n: usize, _p: &[LayerParams]) {
-        self.current = epoch;
-    }
-    fn example_end(&mut self, done: &ExampleDone, _params: &[LayerParams]) {
-        assert_eq!(done.epoch, self.current);
-        if self.current == self.epoch && done.example + 1 == self.example {
-            self.stop.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 #[test]
 fn resume_from_mid_epoch_checkpoints_equals_the_straight_run() {
     let Some(data) = mnist() else {
@@ -449,20 +400,15 @@ fn resume_from_mid_epoch_checkpoints_equals_the_straight_run() {
         "quick_test_every = 100\nquick_test_examples = 20",
     );
     let straight = tempfile::tempdir().unwrap();
-    train(&model, data, opts(straight.path(), 2, 300, 0));
+    train(&model, data, run_options(straight.path(), 2, 300, 0));
     let want = bytes(&straight.path().join(epoch_file_name(2)));
 
     // Periodic checkpoints every 70 examples; "Ctrl-C" after 150 examples of epoch 2.
     let split = tempfile::tempdir().unwrap();
     let stop = AtomicBool::new(false);
-    let mut t = new_trainer(&model, data, opts(split.path(), 2, 300, 70));
-    let mut p = StopAt {
-        epoch: 2,
-        example: 150,
-        current: 0,
-        stop: &stop,
-    };
-    match t.run(&stop, &mut p, &mut NoObserver) {
+    let mut t = new_trainer(&model, data, run_options(split.path(), 2, 300, 70));
+    let mut p = StopAt::new(2, 150, &stop);
+    match t.run(&stop, &mut p) {
         Err(TrainError::Interrupted {
             epoch: 2,
             example: 150,
@@ -492,7 +438,7 @@ fn resume_from_mid_epoch_checkpoints_equals_the_straight_run() {
     for (_, _, p) in list_checkpoints(split.path()).unwrap() {
         fs::copy(&p, snapshot.path().join(p.file_name().unwrap())).unwrap();
     }
-    t.run(&stop, &mut Quiet, &mut NoObserver).unwrap();
+    t.run(&stop, &mut Quiet).unwrap();
     assert!(
         bytes(&split.path().join(epoch_file_name(2))) == want,
         "continued run differs"
@@ -512,9 +458,8 @@ fn resume_from_mid_epoch_checkpoints_equals_the_straight_run() {
         assert_eq!(ck.epochs_done, 1);
         let at = ck.progress.as_ref().expect("mid-epoch").example;
         assert_eq!(format!("checkpoint-epoch-2-example-{at}.bin"), name);
-        let mut t = Trainer::resume(ck, data, opts(dir.path(), 2, 300, 0)).unwrap();
-        t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-            .unwrap();
+        let mut t = Trainer::resume(ck, data, run_options(dir.path(), 2, 300, 0)).unwrap();
+        t.run(&AtomicBool::new(false), &mut Quiet).unwrap();
         assert!(
             bytes(&dir.path().join(epoch_file_name(2))) == want,
             "resumed from {name}: epoch 2 checkpoint differs"
@@ -528,16 +473,20 @@ fn nan_weights_stop_the_run_and_keep_the_last_good_checkpoint() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut t = new_trainer(&small_model_toml(), data, opts(dir.path(), 1, 50, 20));
+    let mut t = new_trainer(
+        &small_model_toml(),
+        data,
+        run_options(dir.path(), 1, 50, 20),
+    );
     let stop = AtomicBool::new(false);
-    t.run(&stop, &mut Quiet, &mut NoObserver).unwrap();
+    t.run(&stop, &mut Quiet).unwrap();
     let good = bytes(&dir.path().join(epoch_file_name(1)));
     let saved = t.net.params.clone();
 
     // (a) A NaN bias reaches the potentials at once: caught after the first example.
     t.net.params[0].b[3] = f32::NAN;
     t.opts.epochs = 2;
-    let err = t.run(&stop, &mut Quiet, &mut NoObserver).unwrap_err();
+    let err = t.run(&stop, &mut Quiet).unwrap_err();
     assert!(
         matches!(
             err,
@@ -555,7 +504,7 @@ fn nan_weights_stop_the_run_and_keep_the_last_good_checkpoint() {
     // catches it, so no file with a NaN is written.
     t.net.params = saved;
     t.net.params[0].w[0] = f32::NAN;
-    let err = t.run(&stop, &mut Quiet, &mut NoObserver).unwrap_err();
+    let err = t.run(&stop, &mut Quiet).unwrap_err();
     match &err {
         TrainError::NonFinite {
             epoch: 2,
@@ -586,10 +535,8 @@ fn an_absurd_learning_rate_diverges_with_a_clear_error() {
     };
     let dir = tempfile::tempdir().unwrap();
     let model = small_model_with("eta = [0.21, 0.21]", "eta = [1e300, 1e300]");
-    let mut t = new_trainer(&model, data, opts(dir.path(), 1, 100, 10));
-    let err = t
-        .run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-        .unwrap_err();
+    let mut t = new_trainer(&model, data, run_options(dir.path(), 1, 100, 10));
+    let err = t.run(&AtomicBool::new(false), &mut Quiet).unwrap_err();
     let TrainError::NonFinite {
         epoch: 1, example, ..
     } = err
@@ -615,7 +562,7 @@ fn resume_repairs_metrics_left_short_by_a_kill() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    train(&small_model_toml(), data, opts(dir.path(), 2, 40, 0));
+    train(&small_model_toml(), data, run_options(dir.path(), 2, 40, 0));
     let want = metrics_without_wall(dir.path());
     assert_eq!(want.len(), 4, "header, the initial test and two epochs");
     // As if killed after checkpoint-epoch-2.bin was written but before the metrics were.
@@ -634,9 +581,8 @@ fn resume_repairs_metrics_left_short_by_a_kill() {
     .unwrap();
 
     let ck = Checkpoint::load(&dir.path().join(epoch_file_name(2))).unwrap();
-    let mut t = Trainer::resume(ck, data, opts(dir.path(), 2, 40, 0)).unwrap();
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-        .unwrap();
+    let mut t = Trainer::resume(ck, data, run_options(dir.path(), 2, 40, 0)).unwrap();
+    t.run(&AtomicBool::new(false), &mut Quiet).unwrap();
     assert_eq!(metrics_without_wall(dir.path()), want);
     let json: Vec<serde_json::Value> =
         serde_json::from_str(&fs::read_to_string(dir.path().join("metrics.json")).unwrap())
@@ -674,10 +620,9 @@ fn the_initial_network_is_tested_once_as_epoch_0_and_training_is_unchanged() {
     };
     let model = small_model_toml();
     let dir = tempfile::tempdir().unwrap();
-    let mut t = new_trainer(&model, data, opts(dir.path(), 2, 40, 0));
+    let mut t = new_trainer(&model, data, run_options(dir.path(), 2, 40, 0));
     let mut seen = Tests::default();
-    t.run(&AtomicBool::new(false), &mut seen, &mut NoObserver)
-        .unwrap();
+    t.run(&AtomicBool::new(false), &mut seen).unwrap();
     assert_eq!(seen.announced, [0, 1, 2]);
     assert_eq!(seen.ended, [0, 1, 2], "the progress sees epoch 0 first");
 
@@ -724,10 +669,9 @@ fn the_initial_network_is_tested_once_as_epoch_0_and_training_is_unchanged() {
         "quick_test_every = 0",
         "quick_test_every = 0\ntest_initial = false",
     );
-    let mut t = new_trainer(&model_off, data, opts(off.path(), 2, 40, 0));
+    let mut t = new_trainer(&model_off, data, run_options(off.path(), 2, 40, 0));
     let mut seen = Tests::default();
-    t.run(&AtomicBool::new(false), &mut seen, &mut NoObserver)
-        .unwrap();
+    t.run(&AtomicBool::new(false), &mut seen).unwrap();
     assert_eq!(seen.announced, [1, 2]);
     assert_eq!(metrics_json(off.path())[0]["epoch"], 1);
     for e in [1, 2] {
@@ -755,20 +699,15 @@ fn a_resumed_run_keeps_its_epoch_0_and_does_not_test_it_again() {
     };
     let model = small_model_toml();
     let straight = tempfile::tempdir().unwrap();
-    train(&model, data, opts(straight.path(), 2, 60, 0));
+    train(&model, data, run_options(straight.path(), 2, 60, 0));
 
     // Stopped inside epoch 1, before any epoch ended: only epoch 0 is in the metrics.
     let dir = tempfile::tempdir().unwrap();
     let stop = AtomicBool::new(false);
-    let mut t = new_trainer(&model, data, opts(dir.path(), 2, 60, 0));
-    let mut p = StopAt {
-        epoch: 1,
-        example: 25,
-        current: 0,
-        stop: &stop,
-    };
+    let mut t = new_trainer(&model, data, run_options(dir.path(), 2, 60, 0));
+    let mut p = StopAt::new(1, 25, &stop);
     assert!(matches!(
-        t.run(&stop, &mut p, &mut NoObserver),
+        t.run(&stop, &mut p),
         Err(TrainError::Interrupted { epoch: 1, .. })
     ));
     let before = metrics_json(dir.path());
@@ -778,10 +717,9 @@ fn a_resumed_run_keeps_its_epoch_0_and_does_not_test_it_again() {
 
     let (_, _, latest) = list_checkpoints(dir.path()).unwrap().pop().unwrap();
     let ck = Checkpoint::load(&latest).unwrap();
-    let mut t = Trainer::resume(ck, data, opts(dir.path(), 2, 60, 0)).unwrap();
+    let mut t = Trainer::resume(ck, data, run_options(dir.path(), 2, 60, 0)).unwrap();
     let mut seen = Tests::default();
-    t.run(&AtomicBool::new(false), &mut seen, &mut NoObserver)
-        .unwrap();
+    t.run(&AtomicBool::new(false), &mut seen).unwrap();
     assert_eq!(seen.announced, [1, 2], "epoch 0 is not tested again");
     let after = metrics_json(dir.path());
     assert_eq!(after[0], before[0], "epoch 0 read back as it was");

@@ -93,8 +93,8 @@ fn dense_network_trains_like_event_driven() {
         .map(|i| if (i / 28 + i % 28) % 5 == 0 { 200 } else { 0 })
         .collect();
     for _ in 0..2 {
-        a.train_example(&image, 3, 50, 50, &mut apical::sim::observer::NoObserver);
-        b.train_example(&image, 3, 50, 50, &mut apical::sim::observer::NoObserver);
+        a.train_example(&image, 3, 50, 50);
+        b.train_example(&image, 3, 50, 50);
     }
     let mut diff = 0.0f32;
     let mut moved = 0.0f32;

@@ -4,7 +4,6 @@ use apical::base::rng::{stream, Purpose};
 use apical::model::config::ModelConfig;
 use apical::model::phases::phase_lengths;
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
 
 /// A synthetic image set (no data files needed): bars whose position encodes the class.
 fn images(n: usize) -> Vec<(Vec<u8>, u8)> {
@@ -41,7 +40,7 @@ fn run(threads: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
         let (l_f, l_t) = phase_lengths(&cfg, 30, &mut stream(5, Purpose::PhaseLengths, &[1]));
         net.start_epoch(5, 1);
         for k in 0..30 {
-            net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k], &mut NoObserver);
+            net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k]);
         }
         let idx: Vec<usize> = (0..40).collect();
         let preds = net.evaluate(5, 1, &idx, |i| &data[i].0);
@@ -110,7 +109,7 @@ fn a_wide_layer_on_2_and_3_threads_gives_the_bytes_of_one_thread() {
             net.set_threads(threads(k));
             // Always the team (not the faster of team and one thread by timing).
             net.exec.adaptive = false;
-            net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k], &mut NoObserver);
+            net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k]);
         }
         (bytes(&net.params), bytes(&net.state))
     };
@@ -200,7 +199,7 @@ fn phases_run_layer_by_layer_give_the_bytes_of_the_per_step_schedule() {
                 unwatched: 0,
             };
             for k in 0..n {
-                net.train_example(&data[k].0, data[k].1, l_f[k], l_t[k], &mut obs);
+                net.train_example_observed(&data[k].0, data[k].1, l_f[k], l_t[k], &mut obs);
             }
             let steps: usize = l_f[..n].iter().chain(&l_t[..n]).sum();
             assert_eq!(obs.watched + obs.unwatched, steps, "{name}");

@@ -6,7 +6,6 @@ use apical::model::config::ModelConfig;
 use apical::model::learning;
 use apical::model::phases::phase_lengths;
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
 use approx::assert_relative_eq;
 
 fn tiny_config() -> ModelConfig {
@@ -111,13 +110,7 @@ fn probe_alignment(
     let mut sum_bp = vec![0.0f32; 500 * 784];
     for k in from..from + n {
         let w_out_before = net.params[1].clone();
-        net.train_example(
-            data.train.image(k),
-            data.train.label(k),
-            l_f[k],
-            l_t[k],
-            &mut NoObserver,
-        );
+        net.train_example(data.train.image(k), data.train.label(k), l_f[k], l_t[k]);
         let st = &net.state;
         let mut e_bp = vec![0.0; 500];
         learning::backprop_error(
@@ -163,13 +156,7 @@ fn hidden_updates_align_with_backprop_after_training() {
     net.start_epoch(11, 1);
     let (before, before_sum) = probe_alignment(&mut net, &data, 0, n_probe, &l_f, &l_t);
     for k in n_probe..n_train {
-        net.train_example(
-            data.train.image(k),
-            data.train.label(k),
-            l_f[k],
-            l_t[k],
-            &mut NoObserver,
-        );
+        net.train_example(data.train.image(k), data.train.label(k), l_f[k], l_t[k]);
     }
     let (after, after_sum) = probe_alignment(&mut net, &data, n_train, n_probe, &l_f, &l_t);
     let deg = |c: f64| c.clamp(-1.0, 1.0).acos().to_degrees();

@@ -7,16 +7,16 @@
 mod common;
 
 use apical::io::checkpoint::{epoch_file_name, list_checkpoints, Checkpoint};
-use apical::io::run_dir::{KeepCheckpoints, RunInfo};
 use apical::model::config::ModelConfig;
 use apical::model::params::LayerParams;
-use apical::run::events::{ExampleDone, Quiet, RunEvents};
-use apical::run::trainer::{RunOptions, TrainError, Trainer};
+use apical::run::events::Quiet;
+use apical::run::trainer::{TrainError, Trainer};
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
-use common::{metrics_without_wall, mnist, toy_rate_model, MODEL_1H};
+use common::{
+    metrics_without_wall, mnist, run_info, run_options, toy_rate_model, trainer, StopAt, MODEL_1H,
+};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Four examples of the 6-input toy network, all different; input 4 is dark in all of them
@@ -54,7 +54,7 @@ fn batch_is_the_mean_of_online_updates(cfg: ModelConfig) {
     let mut online_preds = Vec::new();
     for (image, label) in IMAGES {
         let mut net = start.clone();
-        let out = net.train_example(&image, label, 2, 0, &mut NoObserver);
+        let out = net.train_example(&image, label, 2, 0);
         online_preds.push(out.predicted);
         for ((m, a), b) in mean.iter_mut().zip(values(&net)).zip(&before) {
             *m += (a - b) / IMAGES.len() as f64;
@@ -205,60 +205,6 @@ fn batch_size_is_refused_by_name_where_a_rule_learns_one_example_at_a_time() {
     assert!(err.contains("batch_size"), "{err}");
 }
 
-fn opts(dir: &Path, train: usize, every: usize) -> RunOptions {
-    RunOptions {
-        epochs: 2,
-        train_examples: train,
-        test_examples: 100,
-        seed: 7,
-        out_dir: dir.to_path_buf(),
-        checkpoint_every: every,
-        keep_checkpoints: KeepCheckpoints::All,
-    }
-}
-
-fn info(o: &RunOptions) -> RunInfo {
-    RunInfo {
-        apical_version: "test".into(),
-        model: "toy".into(),
-        seed: o.seed,
-        epochs: o.epochs,
-        train_examples: o.train_examples,
-        test_examples: o.test_examples,
-        data_dir: PathBuf::from("unused"),
-        checkpoint_every: o.checkpoint_every,
-        keep_checkpoints: o.keep_checkpoints,
-        data: None,
-    }
-}
-
-fn trainer<'a>(
-    cfg: &ModelConfig,
-    data: &'a apical::io::mnist::Mnist,
-    o: RunOptions,
-) -> Trainer<'a> {
-    let i = info(&o);
-    Trainer::new(cfg.clone(), data, o, &i).expect("trainer starts")
-}
-
-/// Raises `stop` (as Ctrl-C does) once `example` examples of epoch 2 are done.
-struct StopAt<'s> {
-    example: usize,
-    epoch: usize,
-    stop: &'s AtomicBool,
-}
-
-impl RunEvents for StopAt<'_> {
-    fn epoch_start(&mut self, epoch: usize, _first: usize, _n: usize, _p: &[LayerParams]) {
-        self.epoch = epoch;
-    }
-    fn example_end(&mut self, done: &ExampleDone, _params: &[LayerParams]) {
-        if self.epoch == 2 && done.example + 1 == self.example {
-            self.stop.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 /// Minibatches of 8 (a last one of 4 in each epoch of 300), periodic checkpoints asked every
 /// 70 examples and quick tests every 100: both fall at the end of the batch that reaches
 /// them, so every mid-epoch checkpoint is on a batch boundary (it holds no half batch). A
@@ -279,20 +225,15 @@ fn a_minibatch_run_resumes_from_mid_epoch_checkpoints_byte_for_byte() {
     );
     cfg.network.n_in = 784;
     let straight = tempfile::tempdir().unwrap();
-    let mut t = trainer(&cfg, data, opts(straight.path(), 300, 0));
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-        .unwrap();
+    let mut t = trainer(&cfg, data, run_options(straight.path(), 2, 300, 0));
+    t.run(&AtomicBool::new(false), &mut Quiet).unwrap();
     let want = fs::read(straight.path().join(epoch_file_name(2))).unwrap();
 
     let split = tempfile::tempdir().unwrap();
     let stop = AtomicBool::new(false);
-    let mut t = trainer(&cfg, data, opts(split.path(), 300, 70));
-    let mut p = StopAt {
-        example: 150,
-        epoch: 0,
-        stop: &stop,
-    };
-    match t.run(&stop, &mut p, &mut NoObserver) {
+    let mut t = trainer(&cfg, data, run_options(split.path(), 2, 300, 70));
+    let mut p = StopAt::new(2, 150, &stop);
+    match t.run(&stop, &mut p) {
         Err(TrainError::Interrupted {
             epoch: 2,
             example: 152,
@@ -326,9 +267,8 @@ fn a_minibatch_run_resumes_from_mid_epoch_checkpoints_byte_for_byte() {
     for name in &names[1..] {
         let ck = Checkpoint::load(&split.path().join(name)).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut t = Trainer::resume(ck, data, opts(dir.path(), 300, 0)).unwrap();
-        t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-            .unwrap();
+        let mut t = Trainer::resume(ck, data, run_options(dir.path(), 2, 300, 0)).unwrap();
+        t.run(&AtomicBool::new(false), &mut Quiet).unwrap();
         let got = Checkpoint::load(&dir.path().join(epoch_file_name(2))).unwrap();
         assert!(
             got.params == straight_ck.params,
@@ -343,13 +283,12 @@ fn a_minibatch_run_resumes_from_mid_epoch_checkpoints_byte_for_byte() {
     // From the epoch boundary: the straight run's bytes.
     let ck = Checkpoint::load(&split.path().join(epoch_file_name(1))).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut t1 = Trainer::resume(ck, data, opts(dir.path(), 300, 0)).unwrap();
-    t1.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-        .unwrap();
+    let mut t1 = Trainer::resume(ck, data, run_options(dir.path(), 2, 300, 0)).unwrap();
+    t1.run(&AtomicBool::new(false), &mut Quiet).unwrap();
     assert!(fs::read(dir.path().join(epoch_file_name(2))).unwrap() == want);
     // The interrupted trainer itself carries on to the same bytes and metrics.
     stop.store(false, Ordering::SeqCst);
-    t.run(&stop, &mut Quiet, &mut NoObserver).unwrap();
+    t.run(&stop, &mut Quiet).unwrap();
     assert!(fs::read(split.path().join(epoch_file_name(2))).unwrap() == want);
     assert_eq!(
         metrics_without_wall(straight.path()),
@@ -373,8 +312,8 @@ fn a_batch_larger_than_the_epoch_is_refused() {
     let mut c = cfg;
     c.network.n_in = 784;
     let dir = tempfile::tempdir().unwrap();
-    let o = opts(&dir.path().join("r"), 50, 0);
-    let i = info(&o);
+    let o = run_options(&dir.path().join("r"), 2, 50, 0);
+    let i = run_info(&o);
     let err = Trainer::new(c, data, o, &i)
         .err()
         .expect("refused")

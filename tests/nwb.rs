@@ -106,7 +106,7 @@ fn recorded_run(dir: &Path) -> PathBuf {
         None,
     )
     .unwrap();
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+    t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
         .unwrap();
     rec.finish(RunEnd::Completed).unwrap();
     path

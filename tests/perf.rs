@@ -7,7 +7,6 @@ use apical::model::neuron::{
     rates_and_spikes, Dynamics,
 };
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
 
 /// fast_exp against f64 exp over the whole clamped range, every 2^-10 and at random points:
 /// relative error below 1.5e-7 (measured: 9.8e-8, about one f32 ulp).
@@ -141,7 +140,7 @@ fn train_weights(examples: usize) -> Vec<Vec<f32>> {
         let image: Vec<u8> = (0..784)
             .map(|i| if (i * 7 + e * 13) % 11 < 3 { 255 } else { 0 })
             .collect();
-        net.train_example(&image, (e % 10) as u8, 51, 52, &mut NoObserver);
+        net.train_example(&image, (e % 10) as u8, 51, 52);
     }
     net.params.iter().map(|p| p.w.clone()).collect()
 }
@@ -176,7 +175,7 @@ fn instruction_set_and_parallel_blocks_do_not_change_results() {
             .unwrap();
         pool.install(|| {
             for _ in 0..2 {
-                net.train_example(&image, 7, 50, 50, &mut NoObserver);
+                net.train_example(&image, 7, 50, 50);
             }
         });
         net.params

@@ -7,7 +7,6 @@
 
 use apical::model::config::{ModelConfig, NeuronMode};
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
 use approx::assert_relative_eq;
 
 const LAMBDA: f64 = 0.2;
@@ -164,7 +163,7 @@ fn one_training_example_and_update_equal_the_hand_computation() {
     let image = [255u8, 102];
     let label = 3u8;
     let r_in = [LAMBDA, LAMBDA * 102.0 / 255.0];
-    let out = net.train_example(&image, label, 2, 2, &mut NoObserver);
+    let out = net.train_example(&image, label, 2, 2);
 
     // Forward phase (2 steps, window = the last). B and C do not depend on A (g_A = 0), so
     // both steps have the same C; A of the second step is Y times the output rates of the
@@ -291,7 +290,7 @@ fn the_apical_input_is_the_output_rate_of_the_previous_step() {
     let image = [51u8, 204];
     let label = 7u8;
     let r_in = [LAMBDA * 0.2, LAMBDA * 0.8];
-    net.train_example(&image, label, 1, 1, &mut NoObserver);
+    net.train_example(&image, label, 1, 1);
     let (_, _, _, b1, _, r1_f) = forward(&h, r_in);
     let l0 = &net.state.layers[0];
     close(
@@ -311,7 +310,7 @@ fn the_apical_input_is_the_output_rate_of_the_previous_step() {
         r1_t[k] = LAMBDA * sigma((G_D * b1[k] + 16.0 * g_e - 8.0) / 1.7);
     }
     let snapshot = net.params.clone();
-    net.train_example(&image, label, 1, 1, &mut NoObserver);
+    net.train_example(&image, label, 1, 1);
     let mut a = [0.0f64; 2];
     for (i, ai) in a.iter_mut().enumerate() {
         *ai = (0..10)

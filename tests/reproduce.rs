@@ -5,7 +5,6 @@ use apical::io::mnist::find_data_dir;
 use apical::model::config::ModelConfig;
 use apical::run::alignment::{self, AlignmentLog};
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -318,7 +317,7 @@ fn train_all(net: &mut Network, data: &[(Vec<u8>, u8)], mut log: Option<&mut Ali
         if let Some(l) = log.as_deref_mut() {
             l.before_example(net);
         }
-        net.train_example(img, *label, 50, 50, &mut NoObserver);
+        net.train_example(img, *label, 50, 50);
         if let Some(l) = log.as_deref_mut() {
             l.after_example(net);
         }
@@ -459,7 +458,7 @@ fn a_deeper_layer_is_compared_with_the_whole_backprop_chain() {
     let mut log = AlignmentLog::default();
     let before = net.params.clone();
     log.before_example(&net);
-    net.train_example(&data[10].0, data[10].1, 50, 50, &mut NoObserver);
+    net.train_example(&data[10].0, data[10].1, 50, 50);
     log.after_example(&net);
     log.end_epoch(1, &net);
     let st = &net.state;
@@ -518,12 +517,12 @@ fn the_alignment_trace_has_a_point_per_100_examples_and_changes_nothing() {
         if AlignmentLog::probes(k, n) {
             plain.before_example(&a);
         }
-        a.train_example(img, *label, 50, 50, &mut NoObserver);
+        a.train_example(img, *label, 50, 50);
         log.after_example_at(&a, 1, k, n);
         if AlignmentLog::probes(k, n) {
             plain.after_example(&a);
         }
-        b.train_example(img, *label, 50, 50, &mut NoObserver);
+        b.train_example(img, *label, 50, 50);
     }
     log.end_epoch(1, &a);
     plain.end_epoch(1, &a);

@@ -11,7 +11,6 @@ mod common;
 use apical::model::config::{LearningRule, ModelConfig};
 use apical::run::alignment::{cosine, degrees, AlignmentLog};
 use apical::sim::network::Network;
-use apical::sim::observer::NoObserver;
 use common::{apical, data_dir, s, toy_rate_model, TOY_IMAGE, TOY_LABEL};
 use std::fs;
 
@@ -33,7 +32,7 @@ fn loss(net: &Network) -> f64 {
     for p in &mut probe.model.cfg.learning.eta {
         *p = 0.0;
     }
-    probe.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    probe.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
     let c = &probe.state.output().forward.c;
     c.iter()
         .enumerate()
@@ -68,7 +67,7 @@ fn backprop_update_is_the_gradient_of_the_cross_entropy() {
         let cfg = toy("backprop", hidden, "next_layer", eta);
         let net = Network::new(cfg, 7);
         let mut trained = net.clone();
-        trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+        trained.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
         let mut checked = 0;
         for m in 0..net.params.len() {
             for k in (0..net.params[m].w.len()).step_by(3) {
@@ -102,8 +101,8 @@ fn feedback_alignment_sends_the_error_through_y_not_w() {
     let mut bp = net.clone();
     bp.model = apical::sim::network::Model::new(bp_cfg);
     let mut fa = net.clone();
-    fa.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
-    bp.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2, &mut NoObserver);
+    fa.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
+    bp.train_example(&TOY_IMAGE, TOY_LABEL, 2, 2);
     assert_eq!(fa.params[1].w, bp.params[1].w);
     assert_eq!(fa.state.errors[1], bp.state.errors[1]);
     // The hidden error is (Y E_out) k_B lambda_max sigma'(C), recomputed here.
@@ -143,7 +142,7 @@ fn alignment_angle_is_zero_under_backprop_and_not_under_feedback_alignment() {
             let mut img = TOY_IMAGE;
             img[(k % 6) as usize] = k.wrapping_mul(37);
             log.before_example(&net);
-            net.train_example(&img, k % 10, 2, 2, &mut NoObserver);
+            net.train_example(&img, k % 10, 2, 2);
             log.after_example(&net);
         }
         log.end_epoch(1, &net);

@@ -5,7 +5,7 @@
 use apical::io::run_dir::RunDir;
 use apical::run::events::Quiet;
 use apical::run::trainer::RunOptions;
-use apical::{Mnist, MnistSet, ModelConfig, NoObserver, RunInfo, Trainer};
+use apical::{Mnist, MnistSet, ModelConfig, RunInfo, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -64,8 +64,7 @@ fn train(dir: &Path, data: &Mnist) -> Vec<apical::model::params::LayerParams> {
         data: None,
     };
     let mut t = Trainer::new(cfg, data, opts, &info).unwrap();
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-        .unwrap();
+    t.run(&AtomicBool::new(false), &mut Quiet).unwrap();
     t.net.params.clone()
 }
 

@@ -11,7 +11,7 @@ use apical::model::params::LayerParams;
 use apical::run::events::{ExampleDone, Quiet, RunEvents};
 use apical::run::trainer::{RunOptions, TrainError, Trainer};
 use apical::sim::network::Network;
-use apical::sim::observer::{NoObserver, Observer, Phase, StepInfo};
+use apical::sim::observer::{Observer, Phase, StepInfo};
 use apical::sim::state::NetState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -249,7 +249,7 @@ fn recorded_spikes_potentials_plateaus_and_weights_equal_what_the_simulator_comp
     // Flush after nearly every example, so the file is built from many appends.
     rec.set_flush_bytes(1000);
     let mut obs = (rec, Counter::default());
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut obs)
+    t.run_observed(&AtomicBool::new(false), &mut Quiet, &mut obs)
         .unwrap();
     let (rec, c) = obs;
     assert_eq!(rec.finish(RunEnd::Completed).unwrap(), path);
@@ -419,9 +419,7 @@ fn recording_never_changes_the_run() {
     let data = data();
     let d0 = tempfile::tempdir().unwrap();
     let mut plain = trainer(&data, d0.path(), 2, 15);
-    plain
-        .run(&AtomicBool::new(false), &mut Quiet, &mut NoObserver)
-        .unwrap();
+    plain.run(&AtomicBool::new(false), &mut Quiet).unwrap();
     let d1 = tempfile::tempdir().unwrap();
     let mut rec_t = trainer(&data, d1.path(), 2, 15);
     let mut rec = recorder(
@@ -432,7 +430,7 @@ fn recording_never_changes_the_run() {
     );
     rec.set_flush_bytes(0);
     rec_t
-        .run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        .run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
         .unwrap();
     rec.finish(RunEnd::Completed).unwrap();
     assert_eq!(bits(&plain.net.params), bits(&rec_t.net.params));
@@ -463,7 +461,7 @@ fn an_interrupted_run_leaves_a_readable_file_that_says_where_it_stopped() {
     let mut rec = recorder(&t, &path, "spikes|labels", Compression::default());
     // Ctrl-C already pressed: the trainer stops after the first example.
     let stop = AtomicBool::new(true);
-    let err = t.run(&stop, &mut Quiet, &mut rec).unwrap_err();
+    let err = t.run_recording(&stop, &mut Quiet, &mut rec).unwrap_err();
     assert!(
         matches!(err, TrainError::Interrupted { example: 1, .. }),
         "{err}"
@@ -491,7 +489,7 @@ fn a_recorder_dropped_without_finish_still_flushes_and_marks_the_file_incomplete
     let path = dir.path().join("traces.h5");
     {
         let mut rec = recorder(&t, &path, "spikes:layers=output", Compression::None);
-        t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
             .unwrap();
     }
     let f = hdf5::File::open(&path).unwrap();
@@ -548,7 +546,7 @@ fn a_write_error_stops_recording_but_not_the_run_and_the_file_says_where_it_stop
     // spike columns keep their last partial chunk until it fills or the file is closed).
     let mut rec = recorder(&t, &path, "spikes|labels", Compression::None);
     rec.set_flush_bytes(0); // flush after every example
-    t.run(
+    t.run_observed(
         &AtomicBool::new(false),
         &mut Quiet,
         &mut FailAt {
@@ -597,7 +595,7 @@ fn writes_the_ci_trace_files() {
         let spec = "spikes|potentials,rate,plateau:layers=hidden0;examples=every:3;interval=2|soma:layers=output;examples=last:2|labels|weights:examples=every:4";
         let mut rec = recorder(&t, &path, spec, z);
         rec.set_flush_bytes(4096);
-        t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
             .unwrap();
         rec.finish(RunEnd::Completed).unwrap();
         let f = hdf5::File::open(&path).unwrap();
@@ -628,7 +626,7 @@ fn the_file_has_the_sonata_root_attributes_and_sorted_report_ids() {
     let mut t = trainer(&data, dir.path(), 1, 3);
     let path = dir.path().join("traces.h5");
     let mut rec = recorder(&t, &path, "spikes|soma", Compression::default());
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+    t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
         .unwrap();
     rec.finish(RunEnd::Completed).unwrap();
     let f = hdf5::File::open(&path).unwrap();
@@ -665,7 +663,7 @@ fn spike_times(dt: f64, z: Compression) -> (Vec<f64>, Vec<u64>, u64, Vec<i32>) {
     let mut t = trainer_with(cfg, &data, dir.path(), 1, 6);
     let path = dir.path().join("traces.h5");
     let mut rec = recorder(&t, &path, "spikes:layers=hidden0", z);
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+    t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
         .unwrap();
     rec.finish(RunEnd::Completed).unwrap();
     let f = hdf5::File::open(&path).unwrap();
@@ -754,7 +752,7 @@ fn the_last_examples_spikes_are_read_back_for_a_raster() {
     let mut t = trainer(&data, dir.path(), 2, 6);
     let path = dir.path().join("traces.h5");
     let mut rec = recorder(&t, &path, "spikes", Compression::default());
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+    t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
         .unwrap();
     rec.finish(RunEnd::Completed).unwrap();
     let dt = t.net.model.cfg.neuron.dt;
@@ -802,7 +800,7 @@ fn the_last_examples_spikes_are_read_back_for_a_raster() {
     let mut t = trainer(&data, dir.path(), 1, 6);
     let path = dir.path().join("traces.h5");
     let mut rec = recorder(&t, &path, "spikes:examples=every:2", Compression::default());
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+    t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
         .unwrap();
     rec.finish(RunEnd::Completed).unwrap();
     let w = recorded_spikes(&path, "hidden0", 3).unwrap().unwrap();
@@ -813,7 +811,7 @@ fn the_last_examples_spikes_are_read_back_for_a_raster() {
     let mut t = trainer(&data, dir.path(), 1, 2);
     let path = dir.path().join("traces.h5");
     let mut rec = recorder(&t, &path, "metrics,weights", Compression::default());
-    t.run(&AtomicBool::new(false), &mut Quiet, &mut rec)
+    t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
         .unwrap();
     rec.finish(RunEnd::Completed).unwrap();
     assert_eq!(recorded_spikes(&path, "hidden0", 3).unwrap(), None);

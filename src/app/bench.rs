@@ -199,7 +199,7 @@ pub(crate) fn time_training(
         }
     } else {
         for (k, &idx) in order.iter().enumerate() {
-            net.train_example(
+            net.train_example_observed(
                 train.image(idx),
                 train.label(idx),
                 l_f[k],

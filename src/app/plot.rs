@@ -596,7 +596,7 @@ pub(crate) fn simulate_raster(
         phase_start: 0,
     };
     for k in 0..examples.min(train.len()) {
-        n.train_example(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
+        n.train_example_observed(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
     }
     obs.r
 }
@@ -619,7 +619,7 @@ pub fn plateau_differences(
     );
     let mut obs = crate::sim::observer::NoObserver;
     for k in 0..examples.min(train.len()) {
-        n.train_example(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
+        n.train_example_observed(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
         for (m, o) in out.iter_mut().enumerate() {
             let l = &n.state.layers[m];
             o.extend(

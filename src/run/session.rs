@@ -18,7 +18,6 @@ use crate::model::record_plan::RecordPlan;
 use crate::model::recording::DEFAULT_SPEC;
 use crate::run::events::RunEvents;
 use crate::run::trainer::{RunOptions, TrainError, Trainer};
-use crate::sim::observer::NoObserver;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -191,9 +190,9 @@ pub fn check_memory(cfg: &ModelConfig, record: Option<&str>) -> Result<(), Memor
 ///
 /// The run directory is locked first (before the data is read; a second writer of the same
 /// directory is refused at once, naming the holder) and stays locked until this returns.
-pub fn train<P: RunEvents>(
+pub fn train(
     request: &TrainRequest,
-    progress: &mut P,
+    progress: &mut dyn RunEvents,
     stop: &AtomicBool,
 ) -> Result<TrainOutcome, SessionError> {
     let prepared = match &request.start {
@@ -262,19 +261,19 @@ pub(crate) type Recorded = (Result<(), TrainError>, Option<Result<PathBuf, Recor
 /// `z`, naming the data set `data` (when not MNIST): the one way every entry point records
 /// a run. A resumed run writes a new trace file whose time continues the run's.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_recorded<P: RunEvents>(
+pub(crate) fn run_recorded(
     trainer: &mut Trainer<'_>,
     record: Option<&str>,
     resumed: bool,
     z: Compression,
     data: Option<&DataRecord>,
     stop: &AtomicBool,
-    progress: &mut P,
+    progress: &mut dyn RunEvents,
 ) -> Result<Recorded, SessionError> {
     let mut recorder = make_recorder(trainer, record, resumed, z, data, progress)?;
     let result = match &mut recorder {
-        Some(r) => trainer.run(stop, progress, r),
-        None => trainer.run(stop, progress, &mut NoObserver),
+        Some(r) => trainer.run_recording(stop, progress, r),
+        None => trainer.run(stop, progress),
     };
     let traces = recorder.map(|r| {
         let end = match &result {
@@ -312,11 +311,11 @@ enum Begin {
 
 /// A resumed run: the directory's latest checkpoint, checked against run.json and
 /// model.toml, with the run's own settings where the request leaves them open.
-fn prepare_resume<P: RunEvents>(
+fn prepare_resume(
     request: &TrainRequest,
     dir: &Path,
     epochs_asked: Option<usize>,
-    progress: &mut P,
+    progress: &mut dyn RunEvents,
 ) -> Result<Prepared, SessionError> {
     let run = RunDir::open(dir)?;
     // Nothing to resume: said without leaving a lock file in a directory that is
@@ -447,13 +446,13 @@ fn prepare_resume<P: RunEvents>(
 
 /// A new run: counts from the request or the model file, checked; the run directory
 /// created and locked.
-fn prepare_new<P: RunEvents>(
+fn prepare_new(
     request: &TrainRequest,
     model: &ModelConfig,
     seed: u64,
     (epochs, train_examples, test_examples): (Option<usize>, Option<usize>, Option<usize>),
     out: Option<&Path>,
-    progress: &mut P,
+    progress: &mut dyn RunEvents,
 ) -> Result<Prepared, SessionError> {
     if let Some(spec) = &request.record {
         RecordPlan::resolve(
@@ -582,13 +581,13 @@ fn position(ck: &Checkpoint) -> String {
 /// run's. A file already at the new file's name (the traces of a run killed before its
 /// first checkpoint, or of a resume killed before its next) is kept under another name
 /// ([`keep_earlier`]), which `progress` is told.
-fn make_recorder<P: RunEvents>(
+fn make_recorder(
     t: &Trainer<'_>,
     spec: Option<&str>,
     resumed: bool,
     z: Compression,
     data: Option<&DataRecord>,
-    progress: &mut P,
+    progress: &mut dyn RunEvents,
 ) -> Result<Option<Recorder>, SessionError> {
     let cfg = &t.net.model.cfg;
     let (groups, text) = match spec {

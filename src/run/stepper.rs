@@ -8,7 +8,6 @@ use crate::io::checkpoint::{self, Checkpoint};
 use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
 use crate::sim::network::Network;
-use crate::sim::observer::NoObserver;
 
 /// What one example did, for a user to look at.
 #[derive(Clone, Debug)]
@@ -98,9 +97,7 @@ impl Stepper {
             .iter()
             .map(|l| l.spike_count)
             .collect();
-        let out = self
-            .net
-            .train_example(image, label, l_f, l_t, &mut NoObserver);
+        let out = self.net.train_example(image, label, l_f, l_t);
         let st = &self.net.state;
         let hidden = st.layers.len() - 1;
         self.examples += 1;

@@ -5,6 +5,7 @@
 use crate::base::rng::{stream, Purpose};
 use crate::io::checkpoint::{self, Checkpoint, CheckpointError, EpochProgress, EpochRecord};
 use crate::io::mnist::Mnist;
+use crate::io::record::Recorder;
 use crate::io::run_dir::{Budget, EpochMetrics, KeepCheckpoints, RunDir, RunDirError, RunInfo};
 use crate::model::config::ModelConfig;
 use crate::model::phases::phase_lengths;
@@ -12,7 +13,7 @@ use crate::run::alignment::AlignmentLog;
 use crate::run::events::{ExampleDone, RunEvents};
 use crate::run::metrics::{epoch_order, epoch_test_key, error_percent, evaluate, quick_test_key};
 use crate::sim::network::Network;
-use crate::sim::observer::{Observer, Phase};
+use crate::sim::observer::{NoObserver, Observer, Phase};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -244,12 +245,35 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains up to `opts.epochs` epochs in total. `stop` is polled after every example.
-    /// Every run event goes to `progress` and to `obs` alike; `obs` also follows the steps
-    /// of each example (a recorder; [`crate::sim::observer::NoObserver`] for none).
-    pub fn run<P: RunEvents, O: RunEvents + Observer>(
+    /// Every run event goes to `progress`. Not generic: the simulation is compiled once, in
+    /// the library, for every caller (as [`Trainer::run_recording`]); to follow the steps
+    /// with an observer of one's own, [`Trainer::run_observed`].
+    pub fn run(
         &mut self,
         stop: &AtomicBool,
-        progress: &mut P,
+        progress: &mut dyn RunEvents,
+    ) -> Result<(), TrainError> {
+        self.run_observed(stop, progress, &mut NoObserver)
+    }
+
+    /// [`Trainer::run`] with the trace recorder following the run and its steps.
+    pub fn run_recording(
+        &mut self,
+        stop: &AtomicBool,
+        progress: &mut dyn RunEvents,
+        recorder: &mut Recorder,
+    ) -> Result<(), TrainError> {
+        self.run_observed(stop, progress, recorder)
+    }
+
+    /// [`Trainer::run`] with every run event going to `progress` and to `obs` alike; `obs`
+    /// also follows the steps of each example. Generic in the observer (the step loop
+    /// calls it without dynamic dispatch), so each observer type compiles the simulation
+    /// anew where it is used.
+    pub fn run_observed<O: RunEvents + Observer>(
+        &mut self,
+        stop: &AtomicBool,
+        progress: &mut dyn RunEvents,
         obs: &mut O,
     ) -> Result<(), TrainError> {
         let seed = self.opts.seed;
@@ -342,7 +366,7 @@ impl<'a> Trainer<'a> {
                         align.before_example(&self.net);
                     }
                     (&mut *progress, &mut *obs).example_start(epoch, k, idx, train.label(idx));
-                    let out = self.net.train_example(
+                    let out = self.net.train_example_observed(
                         train.image(idx),
                         train.label(idx),
                         l_f[k],

@@ -103,7 +103,23 @@ impl Network {
     /// `l_f` steps and learning (`l_t` is not used). With a thread team (`exec.threads` > 1)
     /// and `exec.adaptive`, the example runs on the team or on one thread, whichever [`Pace`]
     /// has timed faster (the same result).
-    pub fn train_example<O: Observer>(
+    ///
+    /// Not generic: the simulation is compiled once, here, for all callers; to follow the
+    /// steps, [`Network::train_example_observed`].
+    pub fn train_example(
+        &mut self,
+        image: &[u8],
+        label: u8,
+        l_f: usize,
+        l_t: usize,
+    ) -> ExampleOutcome {
+        self.train_example_observed(image, label, l_f, l_t, &mut NoObserver)
+    }
+
+    /// [`Network::train_example`] with `obs` following every step. Generic in the observer
+    /// (the step loop calls it without dynamic dispatch), so each observer type compiles the
+    /// simulation anew where it is used.
+    pub fn train_example_observed<O: Observer>(
         &mut self,
         image: &[u8],
         label: u8,
@@ -286,6 +302,18 @@ impl Network {
         predict(&state.output().forward.c, model.units_per_class())
     }
 
+    /// [`Network::test_example`] without an observer, compiled once here (not in each crate
+    /// that instantiates the generic [`Network::evaluate`]).
+    fn test_unobserved(
+        model: &Model,
+        params: &[LayerParams],
+        state: &mut NetState,
+        image: &[u8],
+        exec: &Exec,
+    ) -> u8 {
+        Self::test_example(model, params, state, image, exec, &mut NoObserver)
+    }
+
     /// Predictions for `images(i)` of the given test indices, in parallel across examples.
     /// Example i uses streams keyed by (key, index), so the result does not depend on the
     /// thread count or the order of `indices`.
@@ -302,7 +330,7 @@ impl Network {
                 || NetState::new(model, seed, Purpose::TestExample, &[key, 0]),
                 |st, &idx| {
                     st.reseed(seed, Purpose::TestExample, &[key, idx as u64]);
-                    Self::test_example(model, params, st, images(idx), &exec, &mut NoObserver)
+                    Self::test_unobserved(model, params, st, images(idx), &exec)
                 },
             )
             .collect()

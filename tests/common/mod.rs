@@ -3,9 +3,15 @@
 #![allow(dead_code)]
 
 use apical::io::mnist::{find_data_dir, load_mnist, Mnist};
+use apical::io::run_dir::{KeepCheckpoints, RunInfo};
+use apical::model::config::ModelConfig;
+use apical::model::params::LayerParams;
+use apical::run::events::{ExampleDone, RunEvents};
+use apical::run::trainer::{RunOptions, Trainer};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -191,4 +197,72 @@ pub fn metrics_without_wall(dir: &Path) -> Vec<String> {
                 .join(",")
         })
         .collect()
+}
+
+/// The run options of the library-level run tests (tests/checkpoint.rs, tests/minibatch.rs):
+/// 100 test images, seed 7, a periodic checkpoint every `every` examples (0: none), every
+/// checkpoint kept (the tests compare them).
+pub fn run_options(dir: &Path, epochs: usize, train: usize, every: usize) -> RunOptions {
+    RunOptions {
+        epochs,
+        train_examples: train,
+        test_examples: 100,
+        seed: 7,
+        out_dir: dir.to_path_buf(),
+        checkpoint_every: every,
+        keep_checkpoints: KeepCheckpoints::All,
+    }
+}
+
+/// The run.json of a run with options `o`.
+pub fn run_info(o: &RunOptions) -> RunInfo {
+    RunInfo {
+        apical_version: "test".into(),
+        model: "test".into(),
+        seed: o.seed,
+        epochs: o.epochs,
+        train_examples: o.train_examples,
+        test_examples: o.test_examples,
+        data_dir: PathBuf::from("unused"),
+        checkpoint_every: o.checkpoint_every,
+        keep_checkpoints: o.keep_checkpoints,
+        data: None,
+    }
+}
+
+/// A fresh run of `cfg` on `data`.
+pub fn trainer<'a>(cfg: &ModelConfig, data: &'a Mnist, o: RunOptions) -> Trainer<'a> {
+    let i = run_info(&o);
+    Trainer::new(cfg.clone(), data, o, &i).expect("trainer starts")
+}
+
+/// Raises `stop` (as Ctrl-C does) once `example` examples of epoch `epoch` are done.
+pub struct StopAt<'s> {
+    epoch: usize,
+    example: usize,
+    current: usize,
+    stop: &'s AtomicBool,
+}
+
+impl<'s> StopAt<'s> {
+    pub fn new(epoch: usize, example: usize, stop: &'s AtomicBool) -> Self {
+        StopAt {
+            epoch,
+            example,
+            current: 0,
+            stop,
+        }
+    }
+}
+
+impl RunEvents for StopAt<'_> {
+    fn epoch_start(&mut self, epoch: usize, _first: usize, _n: usize, _p: &[LayerParams]) {
+        self.current = epoch;
+    }
+    fn example_end(&mut self, done: &ExampleDone, _params: &[LayerParams]) {
+        assert_eq!(done.epoch, self.current);
+        if self.current == self.epoch && done.example + 1 == self.example {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
 }
