@@ -33,12 +33,14 @@ fi
     -r scripts/requirements-ci.txt -r python/requirements-test.txt
 stage "venv and pinned tools"
 
-# The README's install line, in the release profile a user gets. (Built in the `fast`
-# profile instead, it took longer here: the binding crate's dependency features differ from
-# the command line's, so nothing of `cargo test --profile fast` was reused, and that
-# build's binary was then built again.) --force-reinstall: the package always reflects
+# The README's install line, built in the `fast` profile (the same bits as the release
+# profile: docs/testing.md) into the target directory `cargo test --profile fast` used:
+# with the dependency features of the binding crate and of the tests' build unified
+# (Cargo.toml, python/Cargo.toml), it links the library that build compiled instead of
+# compiling it and its dependencies again. --force-reinstall: the package always reflects
 # this checkout.
-CARGO_TARGET_DIR="$target" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+MATURIN_PEP517_ARGS="--profile fast" CARGO_TARGET_DIR="$target" \
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --force-reinstall --no-deps .
 stage "pip install ."
 

@@ -503,39 +503,6 @@ fn a_recorder_dropped_without_finish_still_flushes_and_marks_the_file_incomplete
     assert_eq!(n, t.net.state.layers[1].spike_count);
 }
 
-/// Passes everything to the recorder and makes its flush fail at example `at`.
-struct FailAt<'a> {
-    rec: &'a mut Recorder,
-    at: usize,
-}
-
-impl Observer for FailAt<'_> {
-    fn on_step(&mut self, info: &StepInfo<'_>) {
-        self.rec.on_step(info);
-    }
-    fn on_phase_end(&mut self, phase: Phase, state: &NetState) {
-        self.rec.on_phase_end(phase, state);
-    }
-}
-
-impl RunEvents for FailAt<'_> {
-    fn epoch_start(&mut self, e: usize, f: usize, n: usize, params: &[LayerParams]) {
-        self.rec.epoch_start(e, f, n, params);
-    }
-    fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
-        if example == self.at {
-            self.rec.inject_write_failure();
-        }
-        self.rec.example_start(epoch, example, image, label);
-    }
-    fn example_end(&mut self, done: &ExampleDone, params: &[LayerParams]) {
-        self.rec.example_end(done, params);
-    }
-    fn epoch_end(&mut self, m: &EpochMetrics, params: &[LayerParams]) {
-        self.rec.epoch_end(m, params);
-    }
-}
-
 #[test]
 fn a_write_error_stops_recording_but_not_the_run_and_the_file_says_where_it_stopped() {
     let data = data();
@@ -546,15 +513,9 @@ fn a_write_error_stops_recording_but_not_the_run_and_the_file_says_where_it_stop
     // spike columns keep their last partial chunk until it fills or the file is closed).
     let mut rec = recorder(&t, &path, "spikes|labels", Compression::None);
     rec.set_flush_bytes(0); // flush after every example
-    t.run_observed(
-        &AtomicBool::new(false),
-        &mut Quiet,
-        &mut FailAt {
-            rec: &mut rec,
-            at: 3,
-        },
-    )
-    .unwrap();
+    rec.inject_write_failure_at(3);
+    t.run_recording(&AtomicBool::new(false), &mut Quiet, &mut rec)
+        .unwrap();
     assert_eq!(t.history.len(), 1, "the run itself finished");
     let err = rec.finish(RunEnd::Completed).unwrap_err().to_string();
     assert!(err.contains("injected write failure"), "{err}");

@@ -75,6 +75,8 @@ pub struct Recorder {
     error: Option<RecordError>,
     finished: bool,
     inject_failure: bool,
+    /// The example at whose start `inject_failure` is set (tests).
+    inject_at: Option<usize>,
 }
 
 impl Recorder {
@@ -168,6 +170,7 @@ impl Recorder {
                 error: None,
                 finished: false,
                 inject_failure: false,
+                inject_at: None,
             })
         };
         let mut r = build().map_err(he("cannot lay out the file"))?;
@@ -208,6 +211,13 @@ impl Recorder {
     #[doc(hidden)]
     pub fn inject_write_failure(&mut self) {
         self.inject_failure = true;
+    }
+
+    /// Makes the first flush after example `example` (of any epoch) starts fail as a write
+    /// error would (for tests of that path).
+    #[doc(hidden)]
+    pub fn inject_write_failure_at(&mut self, example: usize) {
+        self.inject_at = Some(example);
     }
 
     /// The first write error, if recording stopped on one (the run itself goes on).
@@ -634,6 +644,9 @@ impl Recorder {
 
     /// Run event: a training example is about to run.
     pub(crate) fn example_start(&mut self, epoch: usize, example: usize, image: usize, label: u8) {
+        if self.inject_at == Some(example) {
+            self.inject_failure = true;
+        }
         self.epoch = epoch;
         self.example = example;
         self.image = image;
