@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI: `apical sweep` on a real (one-node, local) Slurm cluster. As root (or with sudo):
 #   scripts/ci-slurm.sh
-# Needs only a built target/release/apical (or $APICAL_BIN), MNIST ($APICAL_DATA, data/mnist
+# Needs only a built target/fast/apical (the binary `cargo test --profile fast` builds; or
+# $APICAL_BIN), MNIST ($APICAL_DATA, data/mnist
 # or ../shared/data/mnist) and python3 (to compare CSV files); scripts/slurm-local.sh installs
 # and starts the cluster (docs/slurm-notes.md) and this script stops it at the end.
 #   1. array: a sweep of 2 learning rates x 2 seeds (300 examples, 200 test images each)
@@ -98,8 +99,8 @@ same_results() {
     echo "ci-slurm: $n point(s): equal summary rows and byte-equal $ck"
 }
 
-APICAL="${APICAL_BIN:-$REPO/target/release/apical}"
-[ -x "$APICAL" ] || fail "no apical binary at $APICAL (cargo build --release)"
+APICAL="${APICAL_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/fast/apical}"
+[ -x "$APICAL" ] || fail "no apical binary at $APICAL (cargo build --profile fast)"
 APICAL=$(readlink -f "$APICAL")
 DATA="${APICAL_DATA:-}"
 if [ -z "$DATA" ]; then

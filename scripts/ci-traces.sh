@@ -16,7 +16,7 @@
 # 5. scripts/crash_traces.py kills recording runs at random moments and reads what is left
 #    with plain h5py (needs MNIST; CRASH_KILLS, default 5).
 # Env: CARGO_TARGET_DIR (default target), TRACES_VENV (default $CARGO_TARGET_DIR/traces-venv),
-#      APICAL_BIN (default $CARGO_TARGET_DIR/release/apical, built if absent),
+#      APICAL_BIN (default $CARGO_TARGET_DIR/fast/apical, the binary the tests built),
 #      APICAL_DATA (default data/mnist), CRASH_KILLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +33,9 @@ echo "-- venv ready ($((SECONDS - t0)) s)"
 # The test profile of the README's test command (no LTO: the test binary is already built).
 cargo test --profile fast --test suite traces::writes_the_ci_trace_files -- --exact
 out="$target/tmp/traces-ci"
-apical="${APICAL_BIN:-$target/release/apical}"
-[ -x "$apical" ] || cargo build --release --quiet --bin apical
+apical="${APICAL_BIN:-$target/fast/apical}"
+# A no-op after `cargo test --profile fast`: the same profile and features (Cargo.toml).
+[ -n "${APICAL_BIN:-}" ] || cargo build --profile fast --quiet --bin apical
 status=0
 # libsonata's bundled HDF5 prints its error stack on attribute probes; keep the log short.
 quiet() { "$@" 2> >(grep -v '^ \|^HDF5-DIAG' >&2); }
