@@ -2,8 +2,9 @@
 # CI of the Python package, called from .ci/run:
 #   scripts/ci-python.sh
 # 1. the one CI venv of scripts/ci-traces.sh ($TRACES_VENV, default
-#    $CARGO_TARGET_DIR/traces-venv) with the pinned tools of scripts/requirements-ci.txt and
-#    python/requirements-test.txt (pytest, matplotlib, maturin);
+#    $CARGO_TARGET_DIR/traces-venv) with the pinned tools of python/requirements-test.txt
+#    (pytest, matplotlib, maturin, h5py; scripts/ci-traces.sh adds the trace tools of
+#    scripts/requirements-ci.txt to the same venv, with the same pins);
 # 2. `pip install .` into it (the README's install line: maturin builds python/, the
 #    binding crate of the workspace);
 # 3. the pytest suite tests/python/ (small real runs; compares checkpoints with the CLI's);
@@ -30,7 +31,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r scripts/requirements-ci.txt -r python/requirements-test.txt
+    -r python/requirements-test.txt
 stage "venv and pinned tools"
 
 # The README's install line, built in the `fast` profile (the same bits as the release
@@ -39,9 +40,11 @@ stage "venv and pinned tools"
 # (Cargo.toml, python/Cargo.toml), it links the library that build compiled instead of
 # compiling it and its dependencies again. --force-reinstall: the package always reflects
 # this checkout.
-MATURIN_PEP517_ARGS="--profile fast" CARGO_TARGET_DIR="$target" \
+# --no-build-isolation: the venv's pinned maturin (on the PATH) builds it, within the range
+# pyproject.toml allows.
+PATH="$venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile fast" CARGO_TARGET_DIR="$target" \
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --force-reinstall --no-deps .
+    --force-reinstall --no-deps --no-build-isolation .
 stage "pip install ."
 
 # The byte-identity test compares with the command line's checkpoints: $APICAL_BIN, else
