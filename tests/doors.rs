@@ -3,6 +3,8 @@
 //! layout with the same filters, and the same checkpoints, because they share the run
 //! defaults of `TrainRequest::new`.
 
+mod common;
+
 use std::path::Path;
 
 fn attr_str(f: &hdf5::File, name: &str) -> String {
@@ -80,7 +82,7 @@ fn the_same_run_writes_the_same_files_through_every_door() {
         "30",
     ];
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_apical"))
+        let out = common::command(env!("CARGO_BIN_EXE_apical"))
             .args(args)
             .args(budget)
             .arg("--no-verify")

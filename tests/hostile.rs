@@ -243,6 +243,33 @@ fn trained_run(d: &Path) {
 }
 
 #[cfg(unix)]
+/// A child the tests start keeps no descriptor of the test process but 0-2
+/// (`common::command`): HDF5 opens its files without close-on-exec and locks them, and a
+/// child holding such a file kept its lock, so another test's next open of it failed.
+/// Checked against a plain `Command`, whose child does inherit the descriptor.
+#[test]
+fn children_of_the_tests_inherit_no_descriptor() {
+    // As HDF5 opens a file: without O_CLOEXEC.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+    assert!(fd > 2, "open: {}", std::io::Error::last_os_error());
+    let probe = format!("if [ -e /proc/self/fd/{fd} ]; then echo open; else echo closed; fi");
+    let seen = |mut c: Command| {
+        let out = c.arg("-c").arg(&probe).output().expect("sh runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let plain = seen(Command::new("sh"));
+    let helper = seen(common::command("sh"));
+    unsafe { libc::close(fd) };
+    assert_eq!(
+        plain, "open",
+        "the control: a plain Command's child inherits it"
+    );
+    assert_eq!(
+        helper, "closed",
+        "common::command's child must not inherit it"
+    );
+}
+
 #[test]
 fn no_command_writes_through_a_link_at_any_name_it_writes() {
     let Some((_g, tmp)) = serial_with_mnist() else {
@@ -626,7 +653,7 @@ fn weight_snapshots_count_in_the_memory_check() {
     };
     // apical 0.1 passed this model and aborted (exit 134) allocating its first epoch-end
     // weight snapshot.
-    let (code, log) = run(Command::new("sh").arg("-c").arg(format!(
+    let (code, log) = run(common::command("sh").arg("-c").arg(format!(
         "ulimit -v 4000000; exec '{}' train --set 'network.hidden=[265000]' --epochs 1 \
          --train-examples 1 --test-examples 1 --out '{}'",
         env!("CARGO_BIN_EXE_apical"),
@@ -793,7 +820,7 @@ fn the_slurm_tasks_run_the_sweep_kept_in_its_directory() {
     );
     // The sweep file given is gone: the task runs all the same, with the flags' budget.
     fs::write(&sweep, b"not a sweep any more").unwrap();
-    let (code, log) = run(Command::new("bash")
+    let (code, log) = run(common::command("bash")
         .arg(&script)
         .env("SLURM_ARRAY_TASK_ID", "0")
         .current_dir(tmp.path()));

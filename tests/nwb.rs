@@ -4,6 +4,8 @@
 //! `hdf5` crate and compared with the trace file value by value. (pynwb's validator,
 //! nwbinspector and Neo read the CI file in scripts/ci-traces.sh.)
 
+mod common;
+
 use apical::io::mnist::{Mnist, MnistSet};
 use apical::io::nwb::{export, export_in_passes};
 use apical::io::record::{parse_spec, Compression, Recorder, RunEnd, StartPoint};
@@ -363,7 +365,7 @@ fn the_cli_exports_a_run_directory_and_names_a_missing_trace_file() {
     let dir = tempfile::tempdir().unwrap();
     recorded_run(dir.path());
     let bin = env!("CARGO_BIN_EXE_apical");
-    let out = std::process::Command::new(bin)
+    let out = common::command(bin)
         .args(["export", "nwb"])
         .arg(dir.path())
         .output()
@@ -380,7 +382,7 @@ fn the_cli_exports_a_run_directory_and_names_a_missing_trace_file() {
     );
     assert!(dir.path().join("traces.nwb").exists());
     let empty = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(bin)
+    let out = common::command(bin)
         .args(["export", "nwb"])
         .arg(empty.path())
         .output()
@@ -392,7 +394,7 @@ fn the_cli_exports_a_run_directory_and_names_a_missing_trace_file() {
     // metrics.csv) is said to be no trace file, in words and not in HDF5's, by `export`
     // and by `inspect`.
     let missing = empty.path().join("nonexistent");
-    let out = std::process::Command::new(bin)
+    let out = common::command(bin)
         .args(["export", "nwb"])
         .arg(&missing)
         .output()
@@ -403,11 +405,7 @@ fn the_cli_exports_a_run_directory_and_names_a_missing_trace_file() {
     let csv = dir.path().join("metrics.csv");
     std::fs::write(&csv, "epoch,train_error\n").unwrap();
     for cmd in [&["export", "nwb"][..], &["inspect"][..]] {
-        let out = std::process::Command::new(bin)
-            .args(cmd)
-            .arg(&csv)
-            .output()
-            .unwrap();
+        let out = common::command(bin).args(cmd).arg(&csv).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{cmd:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("is not a trace file"), "{cmd:?}: {err}");

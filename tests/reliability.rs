@@ -829,7 +829,7 @@ fn a_checkpoint_too_large_for_the_memory_is_refused_before_it_is_read() {
     f.set_len(52 + len).unwrap();
     drop(f);
     let err = fails_with(
-        Command::new("sh")
+        common::command("sh")
             .arg("-c")
             .arg(format!(
                 "ulimit -v 2000000 && exec {} eval {}",
@@ -856,7 +856,7 @@ fn a_model_too_large_for_the_memory_is_refused_with_what_it_needs() {
     // 784 x 1,000,000 weights: 3.1 GB of parameters; under a 3 GB address-space limit
     // apical 0.1 aborted (status 134) allocating them.
     let err = fails_with(
-        Command::new("sh")
+        common::command("sh")
             .arg("-c")
             .arg(format!(
                 "ulimit -v 3000000 && exec {} train --set network.hidden=[1000000] --epochs 1 --out {} --quiet",

@@ -1,6 +1,8 @@
 //! `apical reproduce` and `apical plot` end to end on a tiny budget, and the alignment
 //! diagnostics: closed-form cases, and proof that recording them leaves the run unchanged.
 
+mod common;
+
 use apical::io::mnist::find_data_dir;
 use apical::model::config::ModelConfig;
 use apical::run::alignment::{self, AlignmentLog};
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn apical() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_apical"))
+    common::command(env!("CARGO_BIN_EXE_apical"))
 }
 
 fn have_data() -> bool {

@@ -983,7 +983,7 @@ fn the_slurm_script_runs_every_shard_without_slurm() {
     assert!(!text.contains("--partition"), "{text}");
     assert!(out.join("logs").is_dir());
     // Without Slurm's variables the script refuses to run.
-    let st = std::process::Command::new("bash")
+    let st = common::command("bash")
         .arg(&script)
         .env_remove("SLURM_ARRAY_TASK_ID")
         .output()
@@ -991,7 +991,7 @@ fn the_slurm_script_runs_every_shard_without_slurm() {
     assert_eq!(st.status.code(), Some(2));
     // Each task as Slurm would start it, from another directory.
     for k in 0..2 {
-        let st = std::process::Command::new("bash")
+        let st = common::command("bash")
             .arg(&script)
             .env("SLURM_ARRAY_TASK_ID", k.to_string())
             .current_dir(tmp.path())

@@ -96,9 +96,33 @@ pub fn mnist() -> Option<&'static Mnist> {
     .as_ref()
 }
 
+/// `Command::new(program)` whose child keeps only its standard input, output and error:
+/// every other descriptor of this process is closed when the child execs. HDF5 opens files
+/// without close-on-exec and locks them, so a child started while another test of this
+/// binary has a trace file open would hold that lock for its whole life, and that test's
+/// next open of the file would fail ("unable to lock file, errno = 11").
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(program);
+    // SAFETY: between fork and exec the closure makes one system call (async-signal-safe)
+    // and allocates nothing. Without close_range (Linux before 5.11) it changes nothing.
+    unsafe {
+        c.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
+    c
+}
+
 /// A command running the built `apical` binary with MNIST found automatically.
 pub fn apical() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_apical"));
+    let mut c = command(env!("CARGO_BIN_EXE_apical"));
     c.env_remove("APICAL_DATA");
     c
 }
