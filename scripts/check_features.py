@@ -19,7 +19,7 @@ BUILDS = {
 
 
 def features(args):
-    """{(crate, version, host-or-target): features} of one build, from `cargo tree`."""
+    """{(crate, version, is a proc macro): features} of one build, from `cargo tree`."""
     out = subprocess.run(
         ["cargo", "tree", "--quiet", "--prefix", "none", "-f", "{p}|{f}"] + args,
         check=True,

@@ -9,7 +9,6 @@ mod common;
 use apical::io::mnist::{Mnist, MnistSet};
 use apical::io::nwb::{export, export_in_passes};
 use apical::io::record::{parse_spec, Compression, Recorder, RunEnd, StartPoint};
-use apical::io::run_dir::RunInfo;
 use apical::model::config::ModelConfig;
 use apical::run::events::Quiet;
 use apical::run::trainer::{RunOptions, Trainer};
@@ -76,18 +75,7 @@ fn recorded_run(dir: &Path) -> PathBuf {
         checkpoint_every: 0,
         keep_checkpoints: Default::default(),
     };
-    let info = RunInfo {
-        apical_version: "test".into(),
-        model: cfg.name.clone(),
-        seed: 11,
-        epochs: 2,
-        train_examples: 8,
-        test_examples: 10,
-        data_dir: PathBuf::from("synthetic"),
-        checkpoint_every: 0,
-        keep_checkpoints: Default::default(),
-        data: None,
-    };
+    let info = common::run_info(&opts);
     let mut t = Trainer::new(cfg, &data, opts, &info).unwrap();
     let path = dir.join("traces.h5");
     let start = StartPoint {

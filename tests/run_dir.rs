@@ -2,11 +2,13 @@
 //! (`app::plot::load_latest`), eval and resume all restore through `RunDir` and see the
 //! run's own feedback weights, also where they are drawn with noise.
 
+mod common;
+
 use apical::io::run_dir::RunDir;
 use apical::run::events::Quiet;
 use apical::run::trainer::RunOptions;
-use apical::{Mnist, MnistSet, ModelConfig, RunInfo, Trainer};
-use std::path::{Path, PathBuf};
+use apical::{Mnist, MnistSet, ModelConfig, Trainer};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// 784-12-10 with symmetric feedback plus N(0, 0.05) noise (the paper's Fig. 8 control).
@@ -51,18 +53,7 @@ fn train(dir: &Path, data: &Mnist) -> Vec<apical::model::params::LayerParams> {
         checkpoint_every: 0,
         keep_checkpoints: Default::default(),
     };
-    let info = RunInfo {
-        apical_version: "test".into(),
-        model: cfg.name.clone(),
-        seed: 3,
-        epochs: 2,
-        train_examples: 20,
-        test_examples: 10,
-        data_dir: PathBuf::from("synthetic"),
-        checkpoint_every: 0,
-        keep_checkpoints: Default::default(),
-        data: None,
-    };
+    let info = common::run_info(&opts);
     let mut t = Trainer::new(cfg, data, opts, &info).unwrap();
     t.run(&AtomicBool::new(false), &mut Quiet).unwrap();
     t.net.params.clone()

@@ -1,10 +1,12 @@
 //! Trace files: what the recorder writes is what the simulator computed, recording never
 //! changes a run, and an interrupted run leaves a readable file that says where it stopped.
 
+mod common;
+
 use apical::io::checkpoint::EpochRecord;
 use apical::io::mnist::{Mnist, MnistSet};
 use apical::io::record::{parse_spec, steps_before, Compression, Recorder, RunEnd, StartPoint};
-use apical::io::run_dir::{Budget, EpochMetrics, RunInfo};
+use apical::io::run_dir::{Budget, EpochMetrics};
 use apical::model::config::ModelConfig;
 use apical::model::neuron::plateau_potential;
 use apical::model::params::LayerParams;
@@ -13,7 +15,7 @@ use apical::run::trainer::{RunOptions, TrainError, Trainer};
 use apical::sim::network::Network;
 use apical::sim::observer::{Observer, Phase, StepInfo};
 use apical::sim::state::NetState;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 const MODEL: &str = r#"
@@ -82,18 +84,7 @@ fn trainer_with<'a>(
         checkpoint_every: 0,
         keep_checkpoints: Default::default(),
     };
-    let info = RunInfo {
-        apical_version: "test".into(),
-        model: cfg.name.clone(),
-        seed: 7,
-        epochs,
-        train_examples: n,
-        test_examples: 10,
-        data_dir: PathBuf::from("synthetic"),
-        checkpoint_every: 0,
-        keep_checkpoints: Default::default(),
-        data: None,
-    };
+    let info = common::run_info(&opts);
     Trainer::new(cfg, data, opts, &info).unwrap()
 }
 

@@ -617,9 +617,8 @@ pub fn plateau_differences(
         examples,
         &mut stream(seed, Purpose::PhaseLengths, &[DIAG_KEY]),
     );
-    let mut obs = crate::sim::observer::NoObserver;
     for k in 0..examples.min(train.len()) {
-        n.train_example_observed(train.image(k), train.label(k), l_f[k], l_t[k], &mut obs);
+        n.train_example(train.image(k), train.label(k), l_f[k], l_t[k]);
         for (m, o) in out.iter_mut().enumerate() {
             let l = &n.state.layers[m];
             o.extend(

@@ -207,12 +207,6 @@ impl Recorder {
         self.flush_interval = interval;
     }
 
-    /// Makes the next flush fail as a write error would (for tests of that path).
-    #[doc(hidden)]
-    pub fn inject_write_failure(&mut self) {
-        self.inject_failure = true;
-    }
-
     /// Makes the first flush after example `example` (of any epoch) starts fail as a write
     /// error would (for tests of that path).
     #[doc(hidden)]
