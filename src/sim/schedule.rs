@@ -12,9 +12,10 @@ use rand_distr::{Distribution, Normal};
 /// Runs one phase of `len` steps on the image already set on the input.
 /// `learn` keeps the presynaptic window means s_f (forward phase of training).
 ///
-/// On x86-64 CPUs with AVX2 or AVX-512 the same code is run compiled for them (wider
-/// vectors, no FMA: every operation rounds as in the SSE2 build, so the results are
-/// bit-identical; see [`crate::base::simd`]).
+/// The observer is told of every step here; the work of a step (or of a whole phase run
+/// layer by layer) is done by functions that do not depend on the observer's type, compiled
+/// once each for every instruction set ([`step`], [`whole_phase`]): a new observer type
+/// adds only this short loop to a build, not another copy of the network's step.
 #[allow(clippy::too_many_arguments)]
 pub fn run_phase<O: Observer>(
     model: &Model,
@@ -31,50 +32,101 @@ pub fn run_phase<O: Observer>(
         crate::sim::rate::run_phase(model, params, state, phase, len, window, obs);
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    match exec.simd {
-        crate::base::simd::Level::Avx512 => {
-            // SAFETY: the CPU has AVX-512 F/VL/BW/DQ, checked when the Exec was made (simd::level never exceeds simd::detect).
-            unsafe { run_phase_avx512(model, params, state, phase, len, window, exec, obs) };
-            return;
+    let d = &model.dynamics;
+    // A drives the soma only when g_A > 0, and the stochastic plateau times keep its
+    // history; otherwise it is read only by the window means (and maybe the observer).
+    let apical_always =
+        d.g_a != 0.0 || model.cfg.phases.stochastic_plateau_times || obs.reads_apical();
+    let plan = PhasePlan {
+        model,
+        params,
+        exec,
+        phase,
+        len,
+        window,
+        apical_always,
+    };
+    open_presynaptic_windows(&plan, state); // eq. 5.6
+    if layer_by_layer(&plan, state, obs) {
+        whole_phase(&plan, state); // eq. 2.0-5.6, layer by layer
+        obs.on_steps_unwatched(phase, len);
+    } else {
+        for t in 0..len {
+            step(&plan, state, t); // eq. 2.0-5.6
+            obs.on_step(&StepInfo {
+                phase,
+                step: t,
+                time_step: state.time_step,
+                state,
+            });
+            if obs.stop_requested() {
+                break;
+            }
         }
-        crate::base::simd::Level::Avx2 => {
-            // SAFETY: the CPU has AVX2, checked when the Exec was made (simd::level never exceeds simd::detect).
-            unsafe { run_phase_avx2(model, params, state, phase, len, window, exec, obs) };
-            return;
-        }
-        crate::base::simd::Level::Baseline => {}
     }
-    run_phase_impl(model, params, state, phase, len, window, exec, obs);
+    close_windows(&plan, state); // eq. 5.2-5.5
+    obs.on_phase_end(phase, state);
 }
 
-/// [`run_phase`] compiled for a wider instruction set (`$features`), still without fused
-/// multiply-add.
-macro_rules! run_phase_compiled_for {
-    ($name:ident, $features:literal) => {
-        /// [`run_phase`] compiled with the target features in its attribute.
-        ///
-        /// # Safety
-        /// Only call on a CPU that has those features.
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name<O: Observer>(
-            model: &Model,
-            params: &[LayerParams],
-            state: &mut NetState,
-            phase: Phase,
-            len: usize,
-            window: usize,
-            exec: &Exec,
-            obs: &mut O,
-        ) {
-            run_phase_impl(model, params, state, phase, len, window, exec, obs);
+/// Defines `$name(plan, state $(, arg)*)`, which runs `$body` compiled for the widest
+/// instruction set the [`Exec`] allows: on x86-64 CPUs with AVX2 or AVX-512 the same code
+/// is run compiled for them (wider vectors, no FMA: every operation rounds as in the SSE2
+/// build, so the results are bit-identical; see [`crate::base::simd`]).
+macro_rules! compiled_for_each_isa {
+    ($(#[$doc:meta])* fn $name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        fn $name(plan: &PhasePlan<'_>, state: &mut NetState $(, $arg: $ty)*) {
+            /// `$body` compiled with AVX2.
+            ///
+            /// # Safety
+            /// Only call on a CPU that has AVX2.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2(plan: &PhasePlan<'_>, state: &mut NetState $(, $arg: $ty)*) {
+                $body(plan, state $(, $arg)*)
+            }
+            /// `$body` compiled with AVX-512 F/VL/BW/DQ.
+            ///
+            /// # Safety
+            /// Only call on a CPU that has those features.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,avx512f,avx512vl,avx512bw,avx512dq")]
+            unsafe fn avx512(plan: &PhasePlan<'_>, state: &mut NetState $(, $arg: $ty)*) {
+                $body(plan, state $(, $arg)*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            match plan.exec.simd {
+                // SAFETY: the CPU has AVX-512 F/VL/BW/DQ, checked when the Exec was made
+                // (simd::level never exceeds simd::detect).
+                crate::base::simd::Level::Avx512 => return unsafe { avx512(plan, state $(, $arg)*) },
+                // SAFETY: the CPU has AVX2, checked when the Exec was made.
+                crate::base::simd::Level::Avx2 => return unsafe { avx2(plan, state $(, $arg)*) },
+                crate::base::simd::Level::Baseline => {}
+            }
+            $body(plan, state $(, $arg)*)
         }
     };
 }
-run_phase_compiled_for!(run_phase_avx2, "avx2");
-run_phase_compiled_for!(run_phase_avx512, "avx2,avx512f,avx512vl,avx512bw,avx512dq");
+
+compiled_for_each_isa! {
+    /// One step of every layer (eq. 2.0-5.6): see [`step_body`].
+    fn step => step_body(t: usize)
+}
+
+compiled_for_each_isa! {
+    /// A whole phase layer by layer: see [`run_layers_through_phase`].
+    fn whole_phase => run_layers_through_phase()
+}
+
+/// One step: draws the input, sweeps the layers bottom-up, delivers feedback for the next
+/// step.
+#[inline(always)]
+fn step_body(plan: &PhasePlan<'_>, state: &mut NetState, t: usize) {
+    draw_input(state); // eq. 2.0
+    feedforward_sweep(plan, state, t); // eq. 3.2 (of step t-1), 2.3-2.5, 3.1-3.4, 4.1-4.3, 5.6
+    deliver_feedback(plan, state, t); // eq. 3.2
+    state.time_step += 1;
+}
 
 /// What every step of one phase needs to know, fixed for the phase.
 struct PhasePlan<'a> {
@@ -96,60 +148,6 @@ impl PhasePlan<'_> {
     fn to_end(&self, t: usize) -> usize {
         self.len - 1 - t
     }
-}
-
-/// The schedule of one phase: every step draws the input, sweeps the layers bottom-up,
-/// delivers feedback for the next step, then tells the observer; the phase ends with the
-/// window means (and the plateau potentials computed from them).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn run_phase_impl<O: Observer>(
-    model: &Model,
-    params: &[LayerParams],
-    state: &mut NetState,
-    phase: Phase,
-    len: usize,
-    window: usize,
-    exec: &Exec,
-    obs: &mut O,
-) {
-    let d = &model.dynamics;
-    // A drives the soma only when g_A > 0, and the stochastic plateau times keep its
-    // history; otherwise it is read only by the window means (and maybe the observer).
-    let apical_always =
-        d.g_a != 0.0 || model.cfg.phases.stochastic_plateau_times || obs.reads_apical();
-    let plan = PhasePlan {
-        model,
-        params,
-        exec,
-        phase,
-        len,
-        window,
-        apical_always,
-    };
-    open_presynaptic_windows(&plan, state); // eq. 5.6
-    if layer_by_layer(&plan, state, obs) {
-        run_layers_through_phase(&plan, state); // eq. 2.0-5.6, layer by layer
-        obs.on_steps_unwatched(phase, len);
-    } else {
-        for t in 0..len {
-            draw_input(state); // eq. 2.0
-            feedforward_sweep(&plan, state, t); // eq. 3.2 (of step t-1), 2.3-2.5, 3.1-3.4, 4.1-4.3, 5.6
-            deliver_feedback(&plan, state, t); // eq. 3.2
-            state.time_step += 1;
-            obs.on_step(&StepInfo {
-                phase,
-                step: t,
-                time_step: state.time_step,
-                state,
-            });
-            if obs.stop_requested() {
-                break;
-            }
-        }
-    }
-    close_windows(&plan, state); // eq. 5.2-5.5
-    obs.on_phase_end(phase, state);
 }
 
 /// Whether the phase runs layer by layer, each layer through all its steps before the
