@@ -14,7 +14,7 @@ use rand_distr::{Distribution, Normal};
 ///
 /// The observer is told of every step here; the work of a step (or of a whole phase run
 /// layer by layer) is done by functions that do not depend on the observer's type, compiled
-/// once each for every instruction set ([`step`], [`whole_phase`]): a new observer type
+/// once each for every instruction set (`step`, `whole_phase`): a new observer type
 /// adds only this short loop to a build, not another copy of the network's step.
 #[allow(clippy::too_many_arguments)]
 pub fn run_phase<O: Observer>(
