@@ -27,6 +27,7 @@ pub const UNWRITTEN_DEFAULT_KEYS: &[&str] = &[
     "network.classes",
     "learning.rule",
     "training.test_initial",
+    "training.batch_size",
 ];
 /// Smallest time step (ms) that can be meant: the paper uses 1 ms; 1 µs is already far below
 /// any use of this model.

@@ -319,6 +319,36 @@ mod tests {
     }
 
     #[test]
+    fn every_field_left_out_at_its_default_can_be_set() {
+        // A rate backprop network, where batch_size may exceed 1: each field the model text
+        // leaves out at its default is set (once away from its default).
+        let c = set_all(&[
+            "neuron.mode=rate",
+            "learning.rule=backprop",
+            "network.classes=10",
+            "training.test_initial=false",
+            "training.batch_size=32",
+        ])
+        .unwrap();
+        assert_eq!(c.training.batch_size, 32);
+        assert!(!c.training.test_initial);
+        let text = c.to_toml_string();
+        assert!(text.contains("batch_size = 32"), "{text}");
+        // The keys the text then holds beyond the default model's are all in the list.
+        let doc: Table = toml::from_str(&text).unwrap();
+        let default_doc: Table =
+            toml::from_str(&ModelConfig::default_model().to_toml_string()).unwrap();
+        let default_keys = leaf_keys(&default_doc);
+        for k in leaf_keys(&doc) {
+            assert!(
+                default_keys.contains(&k)
+                    || crate::model::config::UNWRITTEN_DEFAULT_KEYS.contains(&k.as_str()),
+                "`{k}` is left out of the default model's text but not settable"
+            );
+        }
+    }
+
+    #[test]
     fn no_overrides_leave_the_model_as_it_is() {
         let d = ModelConfig::default_model();
         assert_eq!(
