@@ -100,7 +100,7 @@ struct BenchArgs {
     default_only: bool,
     /// Only the rate networks of 784-500-10 under each learning rule (guerguiev-1h-rate,
     /// baseline-backprop-1h, baseline-feedback-alignment-1h, burstccn-1h-rate,
-    /// burstprop-1h-rate), and the gradient rules and BurstCCN again with `batch_size = 32`
+    /// burstprop-1h-rate), and the gradient rules and the burst rules again with `batch_size = 32`
     /// (`-b32`): what scripts/bench-torch.sh compares with PyTorch (its two baselines,
     /// online and at batch 32).
     #[arg(long, conflicts_with = "default_only")]
@@ -631,6 +631,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             "baseline-backprop-1h",
             "baseline-feedback-alignment-1h",
             "burstccn-1h-rate",
+            "burstprop-1h-rate",
         ];
         for name in minibatch.iter().filter(|_| a.rules) {
             let mut cfg = ModelConfig::from_file(&a.models.join(format!("{name}.toml")))?;

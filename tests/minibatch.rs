@@ -1,6 +1,6 @@
 //! `[training] batch_size` (docs/model.md, section 12): a minibatch's update is the mean of
 //! the per-example updates online learning computes from the same starting weights (backprop,
-//! feedback alignment, BurstCCN with learned Y and Q), the model file refuses batch_size for
+//! feedback alignment, BurstCCN with learned Y and Q, Burstprop), the model file refuses batch_size for
 //! the rules and networks that learn one example at a time and out of range, and a run with
 //! minibatches resumes from its mid-epoch checkpoints byte for byte.
 
@@ -136,6 +136,27 @@ fn a_burstccn_minibatch_applies_the_mean_of_w_y_and_q_updates() {
     batch_is_the_mean_of_online_updates(cfg);
 }
 
+#[test]
+fn a_burstprop_minibatch_applies_the_mean_of_its_examples_updates() {
+    // Fixed random Y: W and b follow the mean of the per-example updates, each from the
+    // burst probabilities with and without the teacher of its own example.
+    batch_is_the_mean_of_online_updates(toy_rate_model(
+        "burstprop",
+        "[5, 4]",
+        "next_layer",
+        "[0.5, 0.5, 0.5]",
+        "[burst]\ny_scale = 0.5",
+    ));
+    // A tied Y is re-tied to the weights after the batch's update.
+    batch_is_the_mean_of_online_updates(toy_rate_model(
+        "burstprop",
+        "[5, 4]",
+        "next_layer",
+        "[0.5, 0.5, 0.5]",
+        "[burst]\ny_mode = \"tied\"\ny_scale = 0.5",
+    ));
+}
+
 /// The model text with `[training] batch_size = b` (and `extra` lines).
 fn with_batch(text: &str, b: &str, extra: &str) -> Result<ModelConfig, String> {
     let t = if text.contains("[training]\n") {
@@ -159,11 +180,12 @@ fn batch_size_is_refused_by_name_where_a_rule_learns_one_example_at_a_time() {
         )
         .unwrap()
     };
-    // Allowed: the gradient rules and BurstCCN on the rate network; 1 everywhere.
+    // Allowed: the gradient rules and the burst rules on the rate network; 1 everywhere.
     for name in [
         "baseline-backprop-1h.toml",
         "baseline-feedback-alignment-1h.toml",
         "burstccn-1h-rate.toml",
+        "burstprop-1h-rate.toml",
     ] {
         let cfg = with_batch(&models(name), "32", "").unwrap();
         assert_eq!(cfg.training.batch_size, 32);

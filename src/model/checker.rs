@@ -84,7 +84,7 @@ impl Checker<'_> {
                 field,
                 format!(
                     "= {batch} needs a rate network (neuron.mode = \"rate\") and a rule that \
-                     allows minibatches (backprop, feedback-alignment, burstccn); this model \
+                     allows minibatches (backprop, feedback-alignment, burstccn, burstprop); this model \
                      has neuron.mode = \"{mode}\" and learning.rule = \"{}\", which learn one \
                      example at a time: set batch_size = 1",
                     rule.name()

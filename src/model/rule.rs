@@ -50,14 +50,11 @@ impl LearningRule {
     }
 
     /// Whether `[training] batch_size` may exceed 1 (docs/model.md, section 13): the rules
-    /// whose update is a function of one forward pass (the gradient rules and BurstCCN),
-    /// not the segregated-dendrite rule, whose example runs two phases on the weights the
-    /// last example left (nor, not built yet, Burstprop).
+    /// whose update is a function of one forward pass (the gradient rules and the burst
+    /// rules), not the segregated-dendrite rule, whose example runs two phases on the
+    /// weights the last example left.
     pub fn allows_minibatches(&self) -> bool {
-        matches!(
-            self,
-            LearningRule::Backprop | LearningRule::FeedbackAlignment | LearningRule::Burstccn
-        )
+        *self != LearningRule::Guerguiev
     }
 
     /// Whether the rule runs a target phase (the segregated-dendrite rule) or learns from

@@ -235,10 +235,11 @@ impl Network {
                 let rule = &mut self.rule_params;
                 batch::train_burstccn(model, params, rule, state, b, l_f, predicted)
             }
-            LearningRule::Guerguiev | LearningRule::Burstprop => {
-                unreachable!(
-                    "training.batch_size > 1 is refused for the guerguiev and burstprop rules"
-                )
+            LearningRule::Burstprop => {
+                batch::train_burstprop(model, params, state, b, l_f, predicted)
+            }
+            LearningRule::Guerguiev => {
+                unreachable!("training.batch_size > 1 is refused for the guerguiev rule")
             }
         }
     }

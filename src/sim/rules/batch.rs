@@ -4,7 +4,7 @@
 //! batch's updates is applied once (as PyTorch's mean loss and the BurstCCN authors' code
 //! do). With `batch_size = 1` none of this runs: online learning keeps its own path.
 //!
-//! The rate network's forward phase of the gradient rules and BurstCCN is a pure function of
+//! The rate network's forward phase of the gradient rules and the burst rules is a pure function of
 //! the image (its somata sit at their steady state and the apical input does not drive
 //! them, docs/model.md, section 9), so every step of a phase and every window mean equal the
 //! one steady-state pass this module computes for the whole batch at once:
@@ -27,7 +27,7 @@ use crate::model::rate;
 use crate::model::readout::predict;
 use crate::sim::compiled::Model;
 use crate::sim::rules::burstccn::{
-    burst_error, hidden_burst_probability, output_burst_probability, settings, tie,
+    burst_error, hidden_burst_probability, output_burst_probability, settings, tie, tie_y,
 };
 use crate::sim::rules::gradient::Feedback;
 use crate::sim::rules::set_teacher;
@@ -52,6 +52,10 @@ pub struct BatchScratch {
     e: Vec<Vec<f32>>,
     p: Vec<Vec<f32>>,
     a: Vec<Vec<f32>>,
+    /// Burstprop per layer: the burst probabilities without the teacher (pbar) and the
+    /// apical potentials they give the layer below, `len` x n_m each.
+    p_base: Vec<Vec<f32>>,
+    a_base: Vec<Vec<f32>>,
     /// Column sums and p e products.
     tmp: Vec<f32>,
     /// The inputs active (non-zero) in some example of the batch, ascending: the first
@@ -215,6 +219,27 @@ impl BatchScratch {
 }
 
 impl BatchScratch {
+    /// Eq. 11.1 (12.1) for every example: each layer's event rates e = sigma(C) from the
+    /// forward pass; sizes the burst probabilities and apical potentials of the burst rules.
+    fn event_rates(&mut self) {
+        let m_layers = self.c.len();
+        for v in [
+            &mut self.e,
+            &mut self.p,
+            &mut self.a,
+            &mut self.p_base,
+            &mut self.a_base,
+        ] {
+            v.resize_with(m_layers, Vec::new);
+        }
+        for m in 0..m_layers {
+            let e = &mut self.e[m];
+            e.clear();
+            e.extend(self.c[m].iter().map(|&c| sigmoid(c)));
+            self.p[m].resize(e.len(), 0.0);
+        }
+    }
+
     /// `cols`, `xc` and `wc` of the batch's inputs and the first layer's weights `p`.
     fn compact_inputs(&mut self, p: &LayerParams) {
         let (len, n_in, n) = (self.len, p.n_pre, p.n);
@@ -275,6 +300,20 @@ fn gemm(
             n as isize,
             1,
         );
+    }
+}
+
+/// The steps of W and b of layer m for the burst rules: eq. 11.7 (12.6) in the network's
+/// units, as `burstccn::update_forward` converts them (the mean over the batch is taken by
+/// [`BatchScratch::update_feedforward`]).
+fn burst_steps(model: &Model) -> impl Fn(usize) -> (f32, f32) + '_ {
+    let d = &model.dynamics;
+    let top = model.topology.sizes.len() - 1;
+    let lambda = d.lambda_max;
+    move |m| {
+        let k = if m == top { d.k_d } else { d.k_b };
+        let eta = model.cfg.learning.eta[m] as f32;
+        (eta / (k * lambda * lambda), eta / k)
     }
 }
 
@@ -366,21 +405,10 @@ pub(crate) fn train_burstccn(
     batch.forward(model, params, state, l_f, predicted);
     let b: BurstSettings = settings(model);
     let (p_b, beta) = (b.p_baseline as f32, b.beta as f32);
-    let d = &model.dynamics;
     let len = batch.len;
-    let m_layers = params.len();
-    let top = m_layers - 1;
-    for v in [&mut batch.e, &mut batch.p, &mut batch.a] {
-        v.resize_with(m_layers, Vec::new);
-    }
-    // Eq. 11.1.
-    for m in 0..m_layers {
-        let e = &mut batch.e[m];
-        e.clear();
-        e.extend(batch.c[m].iter().map(|&c| sigmoid(c)));
-        batch.p[m].resize(e.len(), 0.0);
-    }
-    // Eqs. 11.2 and 11.6 at the output.
+    let top = params.len() - 1;
+    batch.event_rates(); // eq. 11.1
+                         // Eqs. 11.2 and 11.6 at the output.
     for (((p, err), &e), &y) in batch.p[top]
         .iter_mut()
         .zip(batch.err[top].iter_mut())
@@ -424,15 +452,8 @@ pub(crate) fn train_burstccn(
             *err = burst_error(*p, p_b, e);
         }
     }
-    // Eq. 11.7 in the network's units (as burstccn::learn).
-    let lambda = d.lambda_max;
-    let eta = &model.cfg.learning.eta;
-    batch.update_feedforward(model, params, |m| {
-        let k = if m == top { d.k_d } else { d.k_b };
-        let eta = eta[m] as f32;
-        (eta / (k * lambda * lambda), eta / k)
-    });
-    // Eqs. 11.11-11.12: Y <- Y - (eta_Y / len) E_{m+1}^T A_m, Q <- Q + (eta_Q / len) E_{m+1}^T A_m.
+    batch.update_feedforward(model, params, burst_steps(model)); // eq. 11.7
+                                                                 // Eqs. 11.11-11.12: Y <- Y - (eta_Y / len) E_{m+1}^T A_m, Q <- Q + (eta_Q / len) E_{m+1}^T A_m.
     let (eta_y, eta_q) = (b.eta_y as f32, b.eta_q as f32);
     let inv = 1.0 / len as f32;
     for (m, (p, q)) in params.iter_mut().zip(rule.q.iter_mut()).enumerate() {
@@ -456,5 +477,62 @@ pub(crate) fn train_burstccn(
         }
     }
     tie(model, &b, params, rule);
+    batch.len = 0;
+}
+
+/// Burstprop (docs/model.md, section 12) on the batch: for every example from the weights
+/// (W, Y) of the batch's start, the burst probabilities without the teacher (pbar) and with
+/// it (p) and the errors of eqs. 12.1-12.5, top down; then the means of eq. 12.6 over the
+/// batch and a tied Y re-tied. Clears the batch.
+pub(crate) fn train_burstprop(
+    model: &Model,
+    params: &mut [LayerParams],
+    state: &mut NetState,
+    batch: &mut BatchScratch,
+    l_f: &[usize],
+    predicted: &mut Vec<u8>,
+) {
+    batch.forward(model, params, state, l_f, predicted);
+    let b: BurstSettings = settings(model);
+    let (p_b, beta) = (b.p_baseline as f32, b.beta as f32);
+    let len = batch.len;
+    let top = params.len() - 1;
+    batch.event_rates(); // eq. 12.1
+                         // Eqs. 12.2 and 12.5 at the output: pbar = p_b, p moved by the teacher.
+    batch.p_base[top].clear();
+    batch.p_base[top].resize(batch.e[top].len(), p_b);
+    for (((p, err), &e), &y) in batch.p[top]
+        .iter_mut()
+        .zip(batch.err[top].iter_mut())
+        .zip(&batch.e[top])
+        .zip(&batch.y)
+    {
+        *p = output_burst_probability(p_b, e, y);
+        *err = burst_error(*p, p_b, e);
+    }
+    // Eqs. 12.3-12.5, top down: a_m = (p e)_{m+1} Y_m without and with the teacher.
+    for m in (0..top).rev() {
+        let (n, na) = (params[m].n, params[m + 1].n);
+        let y = &params[m].y;
+        for (probs, apical) in [(&batch.p_base, &mut batch.a_base), (&batch.p, &mut batch.a)] {
+            let tmp = &mut batch.tmp;
+            tmp.clear();
+            tmp.extend(probs[m + 1].iter().zip(&batch.e[m + 1]).map(|(p, e)| p * e));
+            let a = &mut apical[m];
+            a.resize(len * n, 0.0);
+            gemm(len, na, n, 1.0, (tmp, na, 1), (y, n, 1), 0.0, a);
+        }
+        batch.p_base[m].resize(len * n, 0.0);
+        for i in 0..len * n {
+            let e = batch.e[m][i];
+            let pb = hidden_burst_probability(beta, batch.a_base[m][i], e);
+            let p = hidden_burst_probability(beta, batch.a[m][i], e);
+            batch.p_base[m][i] = pb;
+            batch.p[m][i] = p;
+            batch.err[m][i] = burst_error(p, pb, e);
+        }
+    }
+    batch.update_feedforward(model, params, burst_steps(model)); // eq. 12.6
+    tie_y(model, &b, params);
     batch.len = 0;
 }
