@@ -240,6 +240,21 @@ impl BatchScratch {
         }
     }
 
+    /// Eqs. 11.2 and 11.6 (12.2, 12.5) at the output of every example: the burst
+    /// probability moved by the teacher, and the error against the baseline `p_b`.
+    fn output_bursts(&mut self, p_b: f32) {
+        let top = self.c.len() - 1;
+        for (((p, err), &e), &y) in self.p[top]
+            .iter_mut()
+            .zip(self.err[top].iter_mut())
+            .zip(&self.e[top])
+            .zip(&self.y)
+        {
+            *p = output_burst_probability(p_b, e, y);
+            *err = burst_error(*p, p_b, e);
+        }
+    }
+
     /// `cols`, `xc` and `wc` of the batch's inputs and the first layer's weights `p`.
     fn compact_inputs(&mut self, p: &LayerParams) {
         let (len, n_in, n) = (self.len, p.n_pre, p.n);
@@ -315,6 +330,25 @@ fn burst_steps(model: &Model) -> impl Fn(usize) -> (f32, f32) + '_ {
         let eta = model.cfg.learning.eta[m] as f32;
         (eta / (k * lambda * lambda), eta / k)
     }
+}
+
+/// The apical potentials the bursts of the layer above give a layer of `n` units, every
+/// example (rows): a = (p e)_above Y (eqs. 11.4 and 12.3; `y[k * n + i]`). `tmp` holds the
+/// products p e.
+fn bursts_through_y(
+    tmp: &mut Vec<f32>,
+    p_above: &[f32],
+    e_above: &[f32],
+    y: &[f32],
+    n: usize,
+    a: &mut Vec<f32>,
+) {
+    let na = y.len() / n;
+    let len = e_above.len() / na;
+    tmp.clear();
+    tmp.extend(p_above.iter().zip(e_above).map(|(p, e)| p * e));
+    a.resize(len * n, 0.0);
+    gemm(len, na, n, 1.0, (tmp, na, 1), (y, n, 1), 0.0, a);
 }
 
 /// out[i] = sum over rows of v[row * n + i].
@@ -408,30 +442,14 @@ pub(crate) fn train_burstccn(
     let len = batch.len;
     let top = params.len() - 1;
     batch.event_rates(); // eq. 11.1
-                         // Eqs. 11.2 and 11.6 at the output.
-    for (((p, err), &e), &y) in batch.p[top]
-        .iter_mut()
-        .zip(batch.err[top].iter_mut())
-        .zip(&batch.e[top])
-        .zip(&batch.y)
-    {
-        *p = output_burst_probability(p_b, e, y);
-        *err = burst_error(*p, p_b, e);
-    }
+    batch.output_bursts(p_b); // eqs. 11.2, 11.6
+
     // Eqs. 11.4-11.6, top down: A_m = (P E)_{m+1} Y_m - E_{m+1} Q_m (y[k * n + i]).
     for m in (0..top).rev() {
         let (n, na) = (params[m].n, params[m + 1].n);
-        let tmp = &mut batch.tmp;
-        tmp.clear();
-        tmp.extend(
-            batch.p[m + 1]
-                .iter()
-                .zip(&batch.e[m + 1])
-                .map(|(p, e)| p * e),
-        );
         let a = &mut batch.a[m];
-        a.resize(len * n, 0.0);
-        gemm(len, na, n, 1.0, (tmp, na, 1), (&params[m].y, n, 1), 0.0, a);
+        let (p_above, e_above) = (&batch.p[m + 1], &batch.e[m + 1]);
+        bursts_through_y(&mut batch.tmp, p_above, e_above, &params[m].y, n, a);
         gemm(
             len,
             na,
@@ -453,7 +471,8 @@ pub(crate) fn train_burstccn(
         }
     }
     batch.update_feedforward(model, params, burst_steps(model)); // eq. 11.7
-                                                                 // Eqs. 11.11-11.12: Y <- Y - (eta_Y / len) E_{m+1}^T A_m, Q <- Q + (eta_Q / len) E_{m+1}^T A_m.
+
+    // Eqs. 11.11-11.12: Y <- Y - (eta_Y / len) E_{m+1}^T A_m, Q <- Q + (eta_Q / len) E_{m+1}^T A_m.
     let (eta_y, eta_q) = (b.eta_y as f32, b.eta_q as f32);
     let inv = 1.0 / len as f32;
     for (m, (p, q)) in params.iter_mut().zip(rule.q.iter_mut()).enumerate() {
@@ -497,31 +516,24 @@ pub(crate) fn train_burstprop(
     let (p_b, beta) = (b.p_baseline as f32, b.beta as f32);
     let len = batch.len;
     let top = params.len() - 1;
-    batch.event_rates(); // eq. 12.1
-                         // Eqs. 12.2 and 12.5 at the output: pbar = p_b, p moved by the teacher.
+    // Eq. 12.1; eqs. 12.2 and 12.5 at the output: pbar = p_b, p moved by the teacher.
+    batch.event_rates();
     batch.p_base[top].clear();
     batch.p_base[top].resize(batch.e[top].len(), p_b);
-    for (((p, err), &e), &y) in batch.p[top]
-        .iter_mut()
-        .zip(batch.err[top].iter_mut())
-        .zip(&batch.e[top])
-        .zip(&batch.y)
-    {
-        *p = output_burst_probability(p_b, e, y);
-        *err = burst_error(*p, p_b, e);
-    }
+    batch.output_bursts(p_b);
     // Eqs. 12.3-12.5, top down: a_m = (p e)_{m+1} Y_m without and with the teacher.
     for m in (0..top).rev() {
-        let (n, na) = (params[m].n, params[m + 1].n);
-        let y = &params[m].y;
-        for (probs, apical) in [(&batch.p_base, &mut batch.a_base), (&batch.p, &mut batch.a)] {
-            let tmp = &mut batch.tmp;
-            tmp.clear();
-            tmp.extend(probs[m + 1].iter().zip(&batch.e[m + 1]).map(|(p, e)| p * e));
-            let a = &mut apical[m];
-            a.resize(len * n, 0.0);
-            gemm(len, na, n, 1.0, (tmp, na, 1), (y, n, 1), 0.0, a);
-        }
+        let (n, y, e_above) = (params[m].n, &params[m].y, &batch.e[m + 1]);
+        let tmp = &mut batch.tmp;
+        bursts_through_y(
+            tmp,
+            &batch.p_base[m + 1],
+            e_above,
+            y,
+            n,
+            &mut batch.a_base[m],
+        );
+        bursts_through_y(tmp, &batch.p[m + 1], e_above, y, n, &mut batch.a[m]);
         batch.p_base[m].resize(len * n, 0.0);
         for i in 0..len * n {
             let e = batch.e[m][i];
